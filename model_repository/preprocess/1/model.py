@@ -32,7 +32,7 @@ class ImageRejected(Exception):
 def probe(data: bytes, max_pixels: int) -> None:
     """Reject what must not reach the decoder, from the header alone."""
     if not data:
-        raise ImageRejected("empty_image", "the image has 0 bytes")
+        raise ImageRejected("empty_file", "the image has 0 bytes")
     try:
         with Image.open(io.BytesIO(data)) as header:
             fmt, (width, height) = header.format or "", header.size

@@ -1,0 +1,48 @@
+"""Kafka clients for everything that is not the Faust worker: SDK, CLI, tests, benchmark."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from modstream.core.settings import Settings
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap, "acks": "all"}
+    if settings.producer_max_batch_size:
+        options["max_batch_size"] = settings.producer_max_batch_size
+    return options
+
+
+@asynccontextmanager
+async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(**producer_options(settings))
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+@asynccontextmanager
+async def kafka_consumer(
+    settings: Settings, *topics: str, group_id: str | None = None
+) -> AsyncIterator[AIOKafkaConsumer]:
+    # Always from the earliest offset: "latest" relies on end offsets, which Tansu
+    # (the local broker) reports wrongly; see ARCHITECTURE.md.
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        enable_auto_commit=group_id is not None,
+        session_timeout_ms=int(settings.broker_session_timeout * 1000),
+        heartbeat_interval_ms=max(100, int(settings.broker_session_timeout * 1000) // 3),
+    )
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()

@@ -1,0 +1,65 @@
+"""Every knob, from environment variables (prefix ``MODSTREAM_``); defaults fit the local stack."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODSTREAM_", env_file=".env", extra="ignore")
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    topic_uploads: str = "image.uploaded"
+    topic_decisions: str = "moderation.decisions"
+    topic_review_requests: str = "moderation.review-requests"
+    topic_dead_letter: str = "moderation.dead-letter"
+    topic_partitions: int = Field(4, ge=1)
+    topic_replication: int = Field(1, ge=1)
+    # Local-stack workaround (see ARCHITECTURE.md): Tansu answers end offsets wrongly for
+    # multi-record batches, so locally every batch holds one record. Production brokers:
+    # set 0 to keep the client's default batching.
+    producer_max_batch_size: int = 1
+    consumer_group: str = "modstream-worker"
+    broker_session_timeout: float = 3.0
+
+    # Object storage (S3 protocol)
+    s3_endpoint: str = "127.0.0.1:19000"
+    s3_access_key: SecretStr = SecretStr("modstream")
+    s3_secret_key: SecretStr = SecretStr("modstream-local-secret")
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    uploads_bucket: str = "uploads"
+
+    # Redis (dedupe by event id)
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    dedupe_ttl_seconds: int = 7 * 24 * 3600
+
+    # Triton
+    triton_grpc: str = "127.0.0.1:18001"
+    triton_http: str = "127.0.0.1:18000"
+    triton_metrics: str = "127.0.0.1:18002"
+    triton_model: str = "moderation"
+    inference_timeout: float = 60.0
+
+    # Worker
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    worker_concurrency: int = Field(64, ge=1)
+    worker_web_port: int = 0
+    thresholds_file: Path = PROJECT_ROOT / "config" / "thresholds.toml"
+
+    # Tracing: "none", "console" or "otlp" (OTLP/HTTP, configured by the OTEL_* variables)
+    trace_exporter: str = "none"
+
+    # Local stack
+    state_dir: Path = PROJECT_ROOT / ".modstream"
+    model_repository: Path = PROJECT_ROOT / "model_repository"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,115 @@
+"""The Faust application: consumes upload events and runs each through the pipeline.
+
+Many agent actors share the uploads stream, so many events are in flight at once and
+Triton's dynamic batcher sees concurrent requests to batch. Offsets are committed
+(at least once) only up to the last run of consecutive events whose decision is
+already on the decisions topic.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable
+
+import faust
+from faust.types import EventT
+
+from modstream.core.dedupe import DecidedEvents
+from modstream.core.inference import TritonScorer
+from modstream.core.logs import JsonFormatter
+from modstream.core.settings import Settings
+from modstream.core.storage import ObjectStore
+from modstream.core.tracing import configure_tracing
+from modstream.policy.thresholds import Thresholds
+from modstream.worker.pipeline import Delivery, Pipeline
+
+log = logging.getLogger("modstream.worker")
+
+
+class FaustPublisher:
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await self._app.producer.send_and_wait(topic, key.encode(), value, None, None, headers)
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.consumer_group,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        processing_guarantee="at_least_once",
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=max(0.1, settings.broker_session_timeout / 3),
+        producer_max_batch_size=settings.producer_max_batch_size or 16384,
+        producer_acks=-1,
+        topic_partitions=settings.topic_partitions,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+    )
+    uploads = app.topic(settings.topic_uploads, key_type=bytes, value_type=bytes)
+    pipeline: asyncio.Future[Pipeline] | None = None
+
+    def shared_pipeline() -> asyncio.Future[Pipeline]:
+        # Built on first use, inside Faust's event loop, once for all actors.
+        nonlocal pipeline
+        if pipeline is None:
+            pipeline = asyncio.ensure_future(_build_pipeline(settings, app))
+        return pipeline
+
+    @app.agent(uploads, concurrency=settings.worker_concurrency)
+    async def moderate(stream: faust.StreamT[bytes]) -> AsyncIterable[None]:
+        async for event in stream.events():
+            await (await shared_pipeline()).handle(_delivery(event))
+            yield None
+
+    return app
+
+
+async def _build_pipeline(settings: Settings, app: faust.App) -> Pipeline:
+    configure_tracing("modstream-worker", settings.trace_exporter)
+    thresholds = Thresholds.load(settings.thresholds_file)
+    scorer = TritonScorer(settings.triton_grpc, settings.triton_model, settings.inference_timeout)
+    log.info(
+        "pipeline ready",
+        extra={"thresholds": str(settings.thresholds_file), "policy_version": thresholds.version},
+    )
+    return Pipeline(
+        settings=settings,
+        store=ObjectStore(settings, pool_size=settings.worker_concurrency),
+        scorer=scorer,
+        decided=DecidedEvents(settings),
+        publisher=FaustPublisher(app),
+        thresholds=thresholds,
+    )
+
+
+def _delivery(event: EventT) -> Delivery:
+    message = event.message
+    headers = message.headers
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    return Delivery(
+        value=event.value,
+        headers=pairs,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+    )
+
+
+def configure_worker_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    ours = logging.getLogger("modstream")
+    ours.handlers[:] = [handler]
+    ours.setLevel(logging.INFO)
+    ours.propagate = False
+
+
+def run_worker(settings: Settings, loglevel: str = "warning") -> None:
+    """Run the worker in this process until it is stopped (SIGINT/SIGTERM)."""
+    configure_worker_logging()
+    app = create_app(settings)
+    app.finalize()
+    faust.Worker(app, loglevel=loglevel).execute_from_commandline()

@@ -1,0 +1,203 @@
+"""One upload event, start to finish: intake -> dedupe -> fetch -> infer -> decide -> publish.
+
+Read top to bottom, ``Pipeline.handle`` is the whole data flow of one image. Every
+way an event can fail ends in a record on a topic (a dead letter or an ``error``
+decision); an unreachable dependency is waited for, never turned into a decision.
+"""
+
+import asyncio
+import base64
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import redis.exceptions
+from opentelemetry import trace
+
+from modstream.core.dedupe import DecidedEvents
+from modstream.core.events import (
+    DeadLetter,
+    DecisionError,
+    ErrorReason,
+    ImageUploaded,
+    ModerationDecision,
+    Outcome,
+    ReviewRequest,
+)
+from modstream.core.inference import ImageRejected, InferenceUnavailable, Scores, TritonScorer
+from modstream.core.settings import Settings
+from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge, StorageUnavailable
+from modstream.core.tracing import KafkaHeaders, extract_context, inject_headers, tracer
+from modstream.policy.thresholds import Thresholds, decide
+from modstream.worker.intake import Malformed, parse_upload
+
+log = logging.getLogger("modstream.worker")
+T = TypeVar("T")
+TRANSIENT = (StorageUnavailable, InferenceUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+class Publisher(Protocol):
+    async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """Return once the broker has the record."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A Kafka record as the worker received it."""
+
+    value: bytes | None
+    headers: KafkaHeaders
+    topic: str
+    partition: int
+    offset: int
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ObjectStore,
+        scorer: TritonScorer,
+        decided: DecidedEvents,
+        publisher: Publisher,
+        thresholds: Thresholds,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.scorer = scorer
+        self.decided = decided
+        self.publisher = publisher
+        self.thresholds = thresholds
+        self.tracer = tracer("modstream.worker")
+
+    async def handle(self, delivery: Delivery) -> ModerationDecision | DeadLetter | None:
+        """Decide one event; None when it was already decided (a replay)."""
+        started = time.perf_counter()
+        with self.tracer.start_as_current_span("moderate", context=extract_context(delivery.headers)) as span:
+            event = parse_upload(delivery.value)
+            if isinstance(event, Malformed):
+                return await self._dead_letter(delivery, event)
+            span.set_attribute("modstream.event_id", event.event_id)
+            previous = await retrying(lambda: self.decided.decision_for(event.event_id), "redis")
+            if previous is not None:
+                log.info("already decided, skipping", extra={"event_id": event.event_id, "decision_id": previous})
+                return None
+            decision = await self._decide(event, started)
+            await self._publish(decision)
+            return decision
+
+    async def _decide(self, event: ImageUploaded, started: float) -> ModerationDecision:
+        with self.tracer.start_as_current_span("fetch"):
+            try:
+                image = await retrying(
+                    lambda: self.store.aget(event.bucket, event.key, self.settings.max_image_bytes), "object store"
+                )
+            except ObjectMissing as exc:
+                return self._error(event, started, ErrorReason.OBJECT_MISSING, str(exc))
+            except ObjectTooLarge as exc:
+                return self._error(event, started, ErrorReason.TOO_LARGE, str(exc))
+        if not image:
+            return self._error(event, started, ErrorReason.EMPTY_FILE, "the object has 0 bytes")
+        with self.tracer.start_as_current_span("inference"):
+            try:
+                scores: Scores = await retrying(lambda: self.scorer.score(image), "triton")
+            except ImageRejected as exc:
+                return self._error(event, started, exc.reason, exc.message)
+        with self.tracer.start_as_current_span("thresholds"):
+            verdict = decide(scores.by_label, self.thresholds)
+        return ModerationDecision(
+            event_id=event.event_id,
+            tenant=event.tenant,
+            bucket=event.bucket,
+            key=event.key,
+            decision=verdict.decision,
+            scores=scores.by_label,
+            triggered=verdict.triggered,
+            reasons=verdict.reasons,
+            model=scores.model,
+            policy_version=self.thresholds.version,
+            uploaded_at=event.occurred_at,
+            latency_ms=_ms_since(started),
+        )
+
+    def _error(self, event: ImageUploaded, started: float, reason: ErrorReason, message: str) -> ModerationDecision:
+        log.warning("image cannot be scored", extra={"event_id": event.event_id, "reason": reason.value, "detail": message})
+        return ModerationDecision(
+            event_id=event.event_id,
+            tenant=event.tenant,
+            bucket=event.bucket,
+            key=event.key,
+            decision=Outcome.ERROR,
+            reasons=[reason.value],
+            error=DecisionError(reason=reason, message=message),
+            policy_version=self.thresholds.version,
+            uploaded_at=event.occurred_at,
+            latency_ms=_ms_since(started),
+        )
+
+    async def _publish(self, decision: ModerationDecision) -> None:
+        with self.tracer.start_as_current_span("publish"):
+            headers = inject_headers()
+            topics = self.settings
+            await self.publisher.publish(topics.topic_decisions, decision.event_id, decision.to_bytes(), headers)
+            if decision.decision is Outcome.REVIEW and decision.model is not None:
+                request = ReviewRequest(
+                    decision_id=decision.decision_id,
+                    event_id=decision.event_id,
+                    tenant=decision.tenant,
+                    bucket=decision.bucket,
+                    key=decision.key,
+                    scores=decision.scores,
+                    triggered=decision.triggered,
+                    model=decision.model,
+                    policy_version=decision.policy_version,
+                )
+                await self.publisher.publish(topics.topic_review_requests, decision.event_id, request.to_bytes(), headers)
+        # Marked only once the decision is on the topic: a crash in between repeats, never loses.
+        await retrying(lambda: self.decided.mark(decision.event_id, decision.decision_id), "redis")
+        log.info(
+            "decided",
+            extra={"event_id": decision.event_id, "decision": decision.decision.value, "latency_ms": decision.latency_ms},
+        )
+
+    async def _dead_letter(self, delivery: Delivery, problem: Malformed) -> DeadLetter:
+        record = DeadLetter(
+            reason=problem.reason,
+            detail=problem.detail,
+            source_topic=delivery.topic,
+            partition=delivery.partition,
+            offset=delivery.offset,
+            event_id=problem.event_id,
+            payload_base64=base64.b64encode(delivery.value or b"").decode(),
+        )
+        log.warning(
+            "dead-lettered",
+            extra={"event_id": problem.event_id, "reason": problem.reason.value, "offset": delivery.offset},
+        )
+        key = problem.event_id or record.dead_letter_id
+        await self.publisher.publish(self.settings.topic_dead_letter, key, record.to_bytes(), inject_headers())
+        trace.get_current_span().set_attribute("modstream.dead_letter", problem.reason.value)
+        return record
+
+
+async def retrying(call: Callable[[], Awaitable[T]], dependency: str, cap: float = 10.0) -> T:
+    """Wait out an unreachable dependency with capped, jittered exponential backoff.
+
+    There is no attempt limit: while a dependency is down the partition stops here,
+    which is the backpressure we want, rather than turning an outage into decisions.
+    """
+    delay = 0.2
+    while True:
+        try:
+            return await call()
+        except TRANSIENT as exc:
+            log.warning("dependency unavailable, retrying", extra={"dependency": dependency, "error": str(exc)[:300]})
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(cap, delay * 2)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
