@@ -1,5 +1,7 @@
 """The four topics, their names and partition counts from settings; created when missing."""
 
+from contextlib import suppress
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -23,12 +25,11 @@ async def ensure_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [name for name in topic_names(settings) if name not in existing]
         if missing:
-            try:
+            # Another process may win the race; the topic is there either way.
+            with suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(n, settings.topic_partitions, settings.topic_replication) for n in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another process won the race; the topic is there either way
         return missing
     finally:
         await admin.close()

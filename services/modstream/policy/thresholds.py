@@ -45,9 +45,7 @@ class Thresholds(BaseModel):
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"{path}: not valid TOML: {exc}") from exc
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
+            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
             raise PolicyError(f"{path}: {problems}") from exc
 
     def unknown_labels(self, model_labels: list[str]) -> list[str]:

@@ -85,13 +85,13 @@ async def _build_pipeline(settings: Settings, app: faust.App) -> Pipeline:
     )
 
 
-def _delivery(event: EventT) -> Delivery:
+def _delivery(event: EventT[bytes]) -> Delivery:
     message = event.message
-    headers = message.headers
-    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    raw = message.headers
+    pairs = list(raw.items()) if isinstance(raw, dict) else [(h[0], h[1]) for h in raw or []]
     return Delivery(
         value=event.value,
-        headers=pairs,
+        headers=[(str(k), v) for k, v in pairs if isinstance(v, bytes)],
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,

@@ -124,7 +124,9 @@ class Pipeline:
         )
 
     def _error(self, event: ImageUploaded, started: float, reason: ErrorReason, message: str) -> ModerationDecision:
-        log.warning("image cannot be scored", extra={"event_id": event.event_id, "reason": reason.value, "detail": message})
+        log.warning(
+            "image cannot be scored", extra={"event_id": event.event_id, "reason": reason.value, "detail": message}
+        )
         return ModerationDecision(
             event_id=event.event_id,
             tenant=event.tenant,
@@ -155,12 +157,18 @@ class Pipeline:
                     model=decision.model,
                     policy_version=decision.policy_version,
                 )
-                await self.publisher.publish(topics.topic_review_requests, decision.event_id, request.to_bytes(), headers)
+                await self.publisher.publish(
+                    topics.topic_review_requests, decision.event_id, request.to_bytes(), headers
+                )
         # Marked only once the decision is on the topic: a crash in between repeats, never loses.
         await retrying(lambda: self.decided.mark(decision.event_id, decision.decision_id), "redis")
         log.info(
             "decided",
-            extra={"event_id": decision.event_id, "decision": decision.decision.value, "latency_ms": decision.latency_ms},
+            extra={
+                "event_id": decision.event_id,
+                "decision": decision.decision.value,
+                "latency_ms": decision.latency_ms,
+            },
         )
 
     async def _dead_letter(self, delivery: Delivery, problem: Malformed) -> DeadLetter:
