@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     # Worker
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     worker_concurrency: int = Field(64, ge=1)
-    worker_web_port: int = 0
+    # The worker's HTTP endpoint (health now, metrics later), on loopback; 0 turns it off.
+    worker_web_port: int = 16066
     thresholds_file: Path = PROJECT_ROOT / "config" / "thresholds.toml"
 
     # Tracing: "none", "console" or "otlp" (OTLP/HTTP, configured by the OTEL_* variables)

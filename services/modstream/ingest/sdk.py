@@ -82,7 +82,7 @@ class UploadClient:
                 metadata=metadata or {},
             )
             await self.store.aput(bucket, key, data, content_type)
-            await self._send(event)
+            await self.send(event)
         return event
 
     async def publish_upload_event(
@@ -104,10 +104,11 @@ class UploadClient:
             metadata=metadata or {},
         )
         with self._tracer.start_as_current_span("publish-upload"):
-            await self._send(event)
+            await self.send(event)
         return event
 
-    async def _send(self, event: ImageUploaded) -> None:
+    async def send(self, event: ImageUploaded) -> None:
+        """Publish an already-built upload event (its object must be in the bucket)."""
         await self._producer.send_and_wait(
             self.settings.topic_uploads, event.to_bytes(), key=event.event_id.encode(), headers=inject_headers()
         )

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterable
 
 import faust
 from faust.types import EventT
+from faust.web import Request, Response, View
 
 from modstream.core.dedupe import DecidedEvents
 from modstream.core.inference import TritonScorer
@@ -46,7 +47,10 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",
         value_serializer="raw",
-        web_enabled=False,
+        web_enabled=settings.worker_web_port > 0,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_port=settings.worker_web_port or 6066,
     )
     uploads = app.topic(settings.topic_uploads, key_type=bytes, value_type=bytes)
     pipeline: asyncio.Future[Pipeline] | None = None
@@ -63,6 +67,12 @@ def create_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             await (await shared_pipeline()).handle(_delivery(event))
             yield None
+
+    @app.page("/healthz")
+    async def healthz(web: View, request: Request) -> Response:
+        # Ready once the consumer has partitions to work on.
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+        return web.json({"status": "ok" if assigned else "starting", "assigned": assigned})
 
     return app
 
