@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     state_dir: Path = PROJECT_ROOT / ".modstream"
     model_repository: Path = PROJECT_ROOT / "model_repository"
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as the environment variables that recreate them in a child process."""
+        env = {}
+        for name, value in self.model_dump().items():
+            plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+            env[f"MODSTREAM_{name.upper()}"] = str(plain)
+        return env
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
