@@ -4,9 +4,8 @@ import io
 import random
 from pathlib import Path
 
-from PIL import Image
-
 from modstream.demo.samples import source_photos, variants
+from PIL import Image
 
 CACHE = Path(__file__).resolve().parents[1] / ".modstream" / "cache"
 
@@ -27,7 +26,9 @@ def varied_images(count: int, seed: int = 7) -> list[tuple[str, bytes]]:
         # Noise drawn small and scaled up: image-like smooth blobs, quick to encode.
         seed_size = (max(1, width // 16), max(1, height // 16))
         base = Image.effect_noise(seed_size, rng.uniform(10, 120)).convert("RGB").resize((width, height))
-        fmt, mode = rng.choice([("JPEG", "RGB"), ("PNG", "RGB"), ("WEBP", "RGB"), ("GIF", "P"), ("PNG", "L"), ("PNG", "RGBA")])
+        fmt, mode = rng.choice(
+            [("JPEG", "RGB"), ("PNG", "RGB"), ("WEBP", "RGB"), ("GIF", "P"), ("PNG", "L"), ("PNG", "RGBA")]
+        )
         options = {"compress_level": 1} if fmt == "PNG" else {}
         images.append((f"generated-{len(images)}.{fmt.lower()}", encode(base.convert(mode), fmt, **options)))
     return images[:count]
@@ -56,4 +57,3 @@ def html_named_jpg() -> bytes:
 def over_size(limit: int) -> bytes:
     """A valid JPEG padded past ``limit`` bytes (trailing data after the end marker)."""
     return encode(Image.new("RGB", (64, 64), "white"), "JPEG") + bytes(limit + 1)
-

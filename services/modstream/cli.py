@@ -1,6 +1,7 @@
 """``modstream``: one command for everything a person runs."""
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from modstream.core.schemas import stale_schemas, write_schemas
-from modstream.core.settings import get_settings
+from modstream.core.settings import Settings, get_settings
 
 app = typer.Typer(help="Streaming image moderation: Kafka, Faust, S3 and Triton.", no_args_is_help=True)
 stack_app = typer.Typer(help="The local stack: real servers on 127.0.0.1, no Docker.", no_args_is_help=True)
@@ -160,18 +161,121 @@ def schemas(check: Annotated[bool, typer.Option(help="fail if a schema file is o
         console.print(f"wrote {path}")
 
 
-def _prepare_stack(settings: object) -> None:
-    from modstream.core.settings import Settings
+@app.command()
+def demo(
+    images: Annotated[int, typer.Option(min=1, help="how many sample images to upload")] = 24,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for all decisions")] = 300.0,
+) -> None:
+    """The guided first run: stack, worker, sample uploads, and their decisions as they arrive."""
+    settings = get_settings()
+    stack_up(timeout=300.0, worker=True)
+    samples = _demo_files(settings, images)
+    console.rule("uploading sample images")
+    events = asyncio.run(_upload_with_progress(samples, "demo", concurrency=8))
+    console.rule("decisions, as the worker publishes them")
+    counts = asyncio.run(_show_decisions_for(settings, {e.event_id for e in events}, timeout))
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+    console.print(f"\n[bold]{sum(counts.values())} of {len(events)} images decided[/bold]: {summary}")
+    console.print(
+        "The stack and the worker keep running. Next:\n"
+        "  modstream upload PATH… --tenant acme    upload your own images\n"
+        "  modstream decisions --follow            watch decisions arrive\n"
+        "  modstream bench --images 500            measure throughput and latency\n"
+        "  modstream stack down                    stop everything"
+    )
+    if sum(counts.values()) < len(events):
+        err.print(f"[red]only {sum(counts.values())} of {len(events)} decisions within {timeout:.0f}s[/red]")
+        raise typer.Exit(1)
+
+
+def _demo_files(settings: Settings, count: int) -> list[Path]:
+    from modstream.demo.samples import write_samples
+
+    folder = settings.state_dir / "samples"
+    photos = write_samples(folder, settings.state_dir / "cache")[: max(1, count - 2)]
+    broken = folder / "broken"
+    broken.mkdir(exist_ok=True)
+    (broken / "truncated.jpg").write_bytes(photos[0].read_bytes()[:2048] if photos[0].suffix == ".jpg" else b"")
+    (broken / "not-an-image.jpg").write_text("<html><body>this is not a photo</body></html>")
+    return [*photos, broken / "truncated.jpg", broken / "not-an-image.jpg"][:count]
+
+
+async def _show_decisions_for(settings: Settings, event_ids: set[str], timeout: float) -> dict[str, int]:
+    from modstream.decisions.follow import read_decisions
+    from modstream.decisions.render import decision_cells, decisions_table
+
+    counts: dict[str, int] = {}
+    seen: set[str] = set()
+    table = decisions_table()
+
+    async def follow() -> None:
+        async for decision in read_decisions(settings, follow=True, event_ids=event_ids):
+            if decision.event_id in seen:
+                continue
+            seen.add(decision.event_id)
+            counts[decision.decision.value] = counts.get(decision.decision.value, 0) + 1
+            table.add_row(*decision_cells(decision))
+            live.refresh()
+            if seen == event_ids:
+                return
+
+    with Live(table, console=console, auto_refresh=False) as live, contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(follow(), timeout)
+    return counts
+
+
+@app.command()
+def bench(
+    images: Annotated[int, typer.Option(min=1, help="how many images to push through the pipeline")] = 500,
+    out: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
+) -> None:
+    """Throughput and latency of the served pipeline vs the raw model in-process, same images."""
+    from modstream.bench.run import run_bench, write_report
+    from modstream.demo.samples import source_photos, variants
+
+    settings = get_settings()
+    pool = [
+        data for name, photo in source_photos(settings.state_dir / "cache").items() for _, data in variants(name, photo)
+    ]
+    chosen = [pool[i % len(pool)] for i in range(images)]
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("decisions", total=images)
+        report = run_bench(
+            settings,
+            chosen,
+            settings.model_repository / "image_safety" / "1" / "model.onnx",
+            on_decided=lambda d: progress.advance(task),
+            on_stage=lambda stage: progress.console.print(stage),
+        )
+    path = write_report(report, out or Path("artifacts") / f"bench-{report['measured_at'].replace(':', '')}.json")
+    pipeline, raw = report["pipeline"], report["raw_model"]["best"]
+    table = Table("measure", "value")
+    table.add_row("images decided", f"{pipeline['decided']} / {pipeline['images']}")
+    table.add_row("pipeline throughput", f"{pipeline['images_per_second']} images/s")
+    table.add_row(
+        "latency p50 / p95 / p99",
+        f"{pipeline['latency_ms_p50']} / {pipeline['latency_ms_p95']} / {pipeline['latency_ms_p99']} ms",
+    )
+    table.add_row("Triton mean batch size", ", ".join(f"{m} {b}" for m, b in report["triton_mean_batch_size"].items()))
+    table.add_row("raw model in-process (best)", f"{raw['images_per_second']} images/s at batch {raw['batch_size']}")
+    table.add_row("pipeline / raw", f"{report['pipeline_vs_raw']}")
+    console.print(table)
+    console.print(f"report: {path}")
+
+
+def _prepare_stack(settings: Settings) -> None:
     from modstream.core.storage import ObjectStore
     from modstream.core.topics import ensure_topics
 
-    assert isinstance(settings, Settings)
     asyncio.run(ensure_topics(settings))
     ObjectStore(settings).ensure_bucket(settings.uploads_bucket)
 
 
-def _start_worker(settings: object, timeout: float) -> None:
-    raise NotImplementedError
+def _start_worker(settings: Settings, timeout: float) -> None:
+    from modstream.stack import start_worker
+
+    start_worker(settings, timeout=timeout)
 
 
 if __name__ == "__main__":

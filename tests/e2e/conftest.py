@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
+
 from tests.ports import free_port
 
 WORKER_MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -56,7 +56,9 @@ def wait_for_worker(port: int, process: subprocess.Popen[bytes], log_path: Path,
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"worker exited with {process.returncode}; log {log_path}:\n{log_path.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"worker exited with {process.returncode}; log {log_path}:\n{log_path.read_text()[-3000:]}"
+            )
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json().get("status") == "ok":
                 return

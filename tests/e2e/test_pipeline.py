@@ -6,11 +6,11 @@ import json
 import subprocess
 
 import pytest
-
 from modstream.core.events import DeadLetter, ImageUploaded, ModerationDecision, Outcome
 from modstream.core.kafka import kafka_consumer, kafka_producer
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.ingest.sdk import UploadClient
+
 from tests import images
 from tests.e2e.conftest import WORKER_MAX_IMAGE_BYTES
 
@@ -91,7 +91,9 @@ async def test_each_bad_input_gets_its_named_outcome_and_the_worker_goes_on(
     wrong_schema = json.dumps({"event_id": "wrong-schema-1", "tenant": "e2e", "hello": "world"}).encode()
 
     async with UploadClient(worker_settings) as client:
-        events = {name: await client.upload_image(data, "e2e", key=f"bad/{name}.jpg") for name, data in bad_images.items()}
+        events = {
+            name: await client.upload_image(data, "e2e", key=f"bad/{name}.jpg") for name, data in bad_images.items()
+        }
         events["object_missing"] = await client.publish_upload_event("e2e", "bad/never-uploaded.jpg")
         expected_reason["object_missing"] = "object_missing"
         async with kafka_producer(worker_settings) as producer:
@@ -107,13 +109,18 @@ async def test_each_bad_input_gets_its_named_outcome_and_the_worker_goes_on(
         decision = decisions.get(event.event_id)
         assert decision is not None, f"no decision for {name}"
         assert decision.decision is Outcome.ERROR, name
-        assert decision.error is not None and decision.error.reason.value == expected_reason[name], (name, decision.error)
+        assert decision.error is not None and decision.error.reason.value == expected_reason[name], (
+            name,
+            decision.error,
+        )
         assert decision.reasons == [expected_reason[name]]
         assert decision.scores == {} and decision.model is None
     for event in good:
         assert decisions[event.event_id].decision is not Outcome.ERROR
 
-    letters = [d for d in await dead_letters(worker_settings, wanted=2) if d.source_topic == worker_settings.topic_uploads]
+    letters = [
+        d for d in await dead_letters(worker_settings, wanted=2) if d.source_topic == worker_settings.topic_uploads
+    ]
     by_payload = {base64.b64decode(d.payload_base64): d for d in letters}
     assert by_payload[not_json].reason.value == "not_json"
     assert by_payload[wrong_schema].reason.value == "schema_mismatch"
@@ -132,4 +139,3 @@ async def test_replayed_event_is_not_decided_twice(worker_settings: Settings, wo
     after = await decisions_for(worker_settings, {event.event_id, marker.event_id}, timeout=120)
     assert [d.event_id for d in after].count(event.event_id) == 1
     assert [d.event_id for d in after].count(marker.event_id) == 1
-

@@ -49,7 +49,10 @@ def test_shipped_file_loads() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('version = "v"\n[labels.nsfw]\nreview_at = 0.9\nblock_at = 0.5\n', "labels.nsfw: Value error, review_at (0.9)"),
+        (
+            'version = "v"\n[labels.nsfw]\nreview_at = 0.9\nblock_at = 0.5\n',
+            "labels.nsfw: Value error, review_at (0.9)",
+        ),
         ('version = "v"\n[labels.nsfw]\nreview_at = -0.1\nblock_at = 0.5\n', "labels.nsfw.review_at"),
         ('version = "v"\n[labels.nsfw]\nreview_at = 0.1\nblock_at = 1.5\n', "labels.nsfw.block_at"),
         ("[labels.nsfw]\nreview_at = 0.1\nblock_at = 0.5\n", "version: Field required"),

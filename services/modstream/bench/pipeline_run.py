@@ -5,6 +5,7 @@ object store -> Triton -> decisions topic -> this process, for every event.
 """
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
@@ -71,10 +72,8 @@ async def run_pipeline(
             event = ImageUploaded.new(tenant="bench", bucket=settings.uploads_bucket, key=key, size_bytes=len(data))
             published[event.event_id] = time.perf_counter()
             await client.send(event)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(collector, timeout)
-        except TimeoutError:
-            pass
     finished = max(decided.values(), default=time.perf_counter())
     latencies = sorted((decided[e] - published[e]) * 1000 for e in decided)
     seconds = finished - started

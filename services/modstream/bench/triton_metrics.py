@@ -24,9 +24,7 @@ def read_counts(metrics_address: str) -> dict[tuple[str, str], float]:
     return parse_counts(response.text)
 
 
-def mean_batch_sizes(
-    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float]
-) -> dict[str, float]:
+def mean_batch_sizes(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float]) -> dict[str, float]:
     """Per model: images inferred / model executions between two readings."""
     sizes = {}
     for metric, model in after:
