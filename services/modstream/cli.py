@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from modstream.core.events import ImageUploaded
 from modstream.core.schemas import stale_schemas, write_schemas
 from modstream.core.settings import Settings, get_settings
 
@@ -107,7 +108,7 @@ def upload(
     console.print(f"uploaded {len(events)} images; follow their decisions with: modstream decisions --follow")
 
 
-async def _upload_with_progress(files: list[Path], tenant: str, concurrency: int) -> list[object]:
+async def _upload_with_progress(files: list[Path], tenant: str, concurrency: int) -> list[ImageUploaded]:
     from modstream.ingest.files import upload_files
     from modstream.ingest.sdk import UploadClient
 
