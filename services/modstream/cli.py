@@ -174,7 +174,8 @@ def demo(
     console.rule("uploading sample images")
     events = asyncio.run(_upload_with_progress(samples, "demo", concurrency=8))
     console.rule("decisions, as the worker publishes them")
-    counts = asyncio.run(_show_decisions_for(settings, {e.event_id for e in events}, timeout))
+    names = {e.event_id: e.metadata.get("filename", e.key) for e in events}
+    counts = asyncio.run(_show_decisions_for(settings, names, timeout))
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
     console.print(f"\n[bold]{sum(counts.values())} of {len(events)} images decided[/bold]: {summary}")
     console.print(
@@ -196,12 +197,14 @@ def _demo_files(settings: Settings, count: int) -> list[Path]:
     photos = write_samples(folder, settings.state_dir / "cache")[: max(1, count - 2)]
     broken = folder / "broken"
     broken.mkdir(exist_ok=True)
-    (broken / "truncated.jpg").write_bytes(photos[0].read_bytes()[:2048] if photos[0].suffix == ".jpg" else b"")
+    a_jpeg = next(p for p in write_samples(folder, settings.state_dir / "cache") if p.suffix == ".jpg")
+    (broken / "truncated.jpg").write_bytes(a_jpeg.read_bytes()[:4096])
     (broken / "not-an-image.jpg").write_text("<html><body>this is not a photo</body></html>")
     return [*photos, broken / "truncated.jpg", broken / "not-an-image.jpg"][:count]
 
 
-async def _show_decisions_for(settings: Settings, event_ids: set[str], timeout: float) -> dict[str, int]:
+async def _show_decisions_for(settings: Settings, names: dict[str, str], timeout: float) -> dict[str, int]:
+    """Show each event's decision as it arrives; ``names`` maps event ids to image names."""
     from modstream.decisions.follow import read_decisions
     from modstream.decisions.render import decision_cells, decisions_table
 
@@ -210,14 +213,14 @@ async def _show_decisions_for(settings: Settings, event_ids: set[str], timeout: 
     table = decisions_table()
 
     async def follow() -> None:
-        async for decision in read_decisions(settings, follow=True, event_ids=event_ids):
+        async for decision in read_decisions(settings, follow=True, event_ids=names):
             if decision.event_id in seen:
                 continue
             seen.add(decision.event_id)
             counts[decision.decision.value] = counts.get(decision.decision.value, 0) + 1
-            table.add_row(*decision_cells(decision))
+            table.add_row(*decision_cells(decision, names[decision.event_id]))
             live.refresh()
-            if seen == event_ids:
+            if seen == names.keys():
                 return
 
     with Live(table, console=console, auto_refresh=False) as live, contextlib.suppress(TimeoutError):

@@ -6,7 +6,7 @@ from rich.text import Text
 from modstream.core.events import ModerationDecision, Outcome
 
 STYLE = {Outcome.ALLOW: "green", Outcome.REVIEW: "yellow", Outcome.BLOCK: "bold red", Outcome.ERROR: "magenta"}
-COLUMNS = ("decided", "tenant", "key", "decision", "scores", "why", "model", "latency")
+COLUMNS = ("decided", "tenant", "image", "decision", "scores", "why", "model", "latency")
 
 
 def decisions_table() -> Table:
@@ -16,8 +16,9 @@ def decisions_table() -> Table:
     return table
 
 
-def decision_cells(decision: ModerationDecision) -> list[str | Text]:
-    scores = "  ".join(f"{label} {score:.2f}" for label, score in sorted(decision.scores.items()))
+def decision_cells(decision: ModerationDecision, image: str | None = None) -> list[str | Text]:
+    """``image`` names the image for people (a file name, say); the object key otherwise."""
+    scores = " ".join(f"{label} {score:.2f}" for label, score in sorted(decision.scores.items()))
     if decision.error is not None:
         why = f"{decision.error.reason.value}: {decision.error.message}"
     else:
@@ -26,7 +27,7 @@ def decision_cells(decision: ModerationDecision) -> list[str | Text]:
     return [
         decision.occurred_at.strftime("%H:%M:%S"),
         decision.tenant,
-        decision.key,
+        image or decision.key,
         Text(decision.decision.value, style=STYLE[decision.decision]),
         scores or "-",
         why,
