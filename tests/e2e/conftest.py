@@ -10,8 +10,6 @@ import pytest
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 
-from tests.ports import free_port
-
 WORKER_MAX_IMAGE_BYTES = 5 * 1024 * 1024
 
 
@@ -19,7 +17,6 @@ WORKER_MAX_IMAGE_BYTES = 5 * 1024 * 1024
 def worker_settings(stack_settings: Settings) -> Settings:
     settings = stack_settings.model_copy(
         update={
-            "worker_web_port": free_port(),
             "max_image_bytes": WORKER_MAX_IMAGE_BYTES,
             "consumer_group": "e2e-worker",
         }

@@ -1,0 +1,44 @@
+"""Session fixtures: the real servers, each on a free loopback port, stopped by PID at the end."""
+
+from collections.abc import Iterator
+
+import pytest
+from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.models.weights import install_default_weights
+from modstream.stack import start_stack, stop_stack
+
+from tests.ports import free_port
+
+SHARED_CACHE = PROJECT_ROOT / ".modstream" / "cache"
+
+
+def loopback_settings(state_dir: object, **overrides: object) -> Settings:
+    """Settings for a private stack: its own state folder and free ports for everything."""
+    ports: set[int] = set()
+    while len(ports) < 7:
+        ports.add(free_port())
+    kafka, s3, redis, http, grpc, metrics, web = sorted(ports)
+    values: dict[str, object] = {
+        "kafka_bootstrap": f"127.0.0.1:{kafka}",
+        "s3_endpoint": f"127.0.0.1:{s3}",
+        "redis_url": f"redis://127.0.0.1:{redis}/0",
+        "triton_http": f"127.0.0.1:{http}",
+        "triton_grpc": f"127.0.0.1:{grpc}",
+        "triton_metrics": f"127.0.0.1:{metrics}",
+        "worker_web_port": web,
+        "state_dir": state_dir,
+        "broker_session_timeout": 2.0,
+    }
+    return Settings(**{**values, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """All four servers: Tansu, nanio, Valkey and Triton serving the project's model repository."""
+    settings = loopback_settings(tmp_path_factory.mktemp("stack"))
+    install_default_weights(settings.model_repository, SHARED_CACHE)
+    try:
+        start_stack(settings, timeout=240)
+        yield settings
+    finally:
+        stop_stack(settings)

@@ -1,0 +1,205 @@
+"""Each edge adapter against its real server (from the session's local stack)."""
+
+import asyncio
+import io
+
+import numpy as np
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from modstream.bench.triton_metrics import mean_batch_sizes, read_counts
+from modstream.core.dedupe import DecidedEvents
+from modstream.core.events import ErrorReason
+from modstream.core.inference import ImageRejected, InferenceUnavailable, TritonScorer
+from modstream.core.kafka import kafka_consumer, kafka_producer
+from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge, StorageUnavailable
+from modstream.core.topics import ensure_topics, topic_names
+from modstream.core.tracing import extract_context, inject_headers
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from PIL import Image
+from pydantic import SecretStr
+
+from tests import images
+from tests.ports import free_port
+
+pytestmark = pytest.mark.integration
+LABELS = (PROJECT_ROOT / "model_repository" / "image_safety" / "labels.txt").read_text().split()
+
+
+def jpeg(width: int = 320, height: int = 240) -> bytes:
+    return images.encode(Image.effect_noise((width, height), 40).convert("RGB"), "JPEG")
+
+
+# --- object storage -------------------------------------------------------------------
+
+
+def test_storage_round_trip_and_named_failures(stack_settings: Settings) -> None:
+    store = ObjectStore(stack_settings)
+    store.ensure_bucket("adapter-test")
+    store.ensure_bucket("adapter-test")  # twice is fine
+    store.put("adapter-test", "a/b.jpg", b"\xff\xd8\xffdata", "image/jpeg")
+    assert store.get("adapter-test", "a/b.jpg", max_bytes=100) == b"\xff\xd8\xffdata"
+    with pytest.raises(ObjectMissing, match="NoSuchKey"):
+        store.get("adapter-test", "a/none.jpg", max_bytes=100)
+    with pytest.raises(ObjectMissing):
+        store.get("no-such-bucket", "a/b.jpg", max_bytes=100)
+    with pytest.raises(ObjectTooLarge, match="7 bytes, over the limit of 6"):
+        store.get("adapter-test", "a/b.jpg", max_bytes=6)
+
+
+def test_storage_wrong_secret_is_not_a_missing_object(stack_settings: Settings) -> None:
+    wrong = stack_settings.model_copy(update={"s3_secret_key": SecretStr("not-the-secret")})
+    with pytest.raises(StorageUnavailable):
+        ObjectStore(wrong).get("adapter-test", "a/b.jpg", max_bytes=100)
+
+
+def test_storage_down_is_unavailable() -> None:
+    down = Settings(s3_endpoint=f"127.0.0.1:{free_port()}")
+    with pytest.raises(StorageUnavailable):
+        ObjectStore(down, pool_size=1).get("uploads", "k", max_bytes=10)
+
+
+# --- Kafka ----------------------------------------------------------------------------
+
+
+async def test_topics_created_with_partitions_once(stack_settings: Settings) -> None:
+    settings = stack_settings.model_copy(
+        update={f"topic_{t}": f"adapter.{t}" for t in ("uploads", "decisions", "review_requests", "dead_letter")}
+        | {"topic_partitions": 3}
+    )
+    assert sorted(await ensure_topics(settings)) == sorted(topic_names(settings))
+    assert await ensure_topics(settings) == []
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topic_names(settings))
+    finally:
+        await admin.close()
+    assert {d["topic"]: len(d["partitions"]) for d in described} == {n: 3 for n in topic_names(settings)}
+
+
+async def test_trace_context_travels_in_kafka_headers(stack_settings: Settings) -> None:
+    provider = TracerProvider()
+    tracer = provider.get_tracer("test")
+    topic = "adapter.headers"
+    with tracer.start_as_current_span("producer") as span:
+        headers = inject_headers()
+        sent_trace = span.get_span_context().trace_id
+    async with kafka_producer(stack_settings) as producer:
+        await producer.send_and_wait(topic, b"payload", key=b"k", headers=headers)
+    async with kafka_consumer(stack_settings, topic) as consumer:
+        record = await asyncio.wait_for(consumer.getone(), 30)
+    context = extract_context(record.headers)
+    assert trace.get_current_span(context).get_span_context().trace_id == sent_trace
+    assert record.value == b"payload"
+
+
+# --- Redis ----------------------------------------------------------------------------
+
+
+async def test_decided_events_remember_the_decision(stack_settings: Settings) -> None:
+    decided = DecidedEvents(stack_settings, prefix="adapter-test:")
+    try:
+        assert await decided.decision_for("evt-1") is None
+        await decided.mark("evt-1", "dec-1")
+        assert await decided.decision_for("evt-1") == "dec-1"
+        assert await decided.decision_for("evt-2") is None
+    finally:
+        await decided.close()
+
+
+async def test_redis_down_raises_connection_error() -> None:
+    import redis.exceptions
+
+    decided = DecidedEvents(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    with pytest.raises(redis.exceptions.ConnectionError):
+        await decided.decision_for("evt")
+    await decided.close()
+
+
+# --- Triton ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def scorer(stack_settings: Settings) -> TritonScorer:
+    return TritonScorer(stack_settings.triton_grpc, stack_settings.triton_model, timeout=60)
+
+
+async def test_scores_for_every_label_with_the_version(scorer: TritonScorer) -> None:
+    scores = await scorer.score(jpeg())
+    assert list(scores.by_label) == LABELS
+    assert sum(scores.by_label.values()) == pytest.approx(1.0, abs=1e-4)  # the default model is a softmax
+    assert (scores.model.name, scores.model.version) == ("image_safety", "1")
+    await scorer.close()
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (images.html_named_jpg(), ErrorReason.NOT_AN_IMAGE),
+        (images.corrupt_jpeg(), ErrorReason.CORRUPT_IMAGE),
+        (images.truncated_png(), ErrorReason.CORRUPT_IMAGE),
+        (images.decompression_bomb(), ErrorReason.TOO_MANY_PIXELS),
+        (images.encode(Image.new("RGB", (8, 8)), "BMP"), ErrorReason.UNSUPPORTED_FORMAT),
+        (b"", ErrorReason.EMPTY_FILE),
+    ],
+)
+async def test_bad_images_are_rejected_with_a_reason(scorer: TritonScorer, data: bytes, reason: ErrorReason) -> None:
+    with pytest.raises(ImageRejected) as caught:
+        await scorer.score(data)
+    assert caught.value.reason is reason
+    assert caught.value.message
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("RGB", (1, 1), "white"),
+        Image.new("CMYK", (64, 48), (0, 128, 0, 0)),
+        Image.fromarray((np.arange(64 * 48) % 65535).astype(np.uint16).reshape(48, 64)),
+        Image.new("LA", (30, 30)),
+    ],
+    ids=["1x1", "cmyk-jpeg", "16-bit-png", "gray-alpha"],
+)
+async def test_unusual_but_valid_images_are_scored(scorer: TritonScorer, image: Image.Image) -> None:
+    fmt = "JPEG" if image.mode == "CMYK" else "PNG"
+    scores = await scorer.score(images.encode(image, fmt))
+    assert list(scores.by_label) == LABELS
+
+
+async def test_animated_gif_is_scored_by_its_first_frame(scorer: TritonScorer) -> None:
+    frames = [Image.new("P", (40, 40), color) for color in (1, 200)]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:])
+    animated = await scorer.score(out.getvalue())
+    first = await scorer.score(images.encode(frames[0], "GIF"))
+    assert animated.by_label == pytest.approx(first.by_label, abs=1e-5)
+
+
+async def test_concurrent_requests_are_batched_and_a_bad_one_fails_alone(
+    scorer: TritonScorer, stack_settings: Settings
+) -> None:
+    before = read_counts(stack_settings.triton_metrics)
+    good = [jpeg(200 + i, 150) for i in range(31)]
+    results = await asyncio.gather(
+        *(scorer.score(data) for data in [*good[:15], images.corrupt_jpeg(), *good[15:]]), return_exceptions=True
+    )
+    after = read_counts(stack_settings.triton_metrics)
+    assert isinstance(results[15], ImageRejected) and results[15].reason is ErrorReason.CORRUPT_IMAGE
+    assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 15)
+    assert mean_batch_sizes(before, after)["image_safety"] > 1.5
+
+
+async def test_triton_down_is_unavailable_not_a_rejection() -> None:
+    down = TritonScorer(f"127.0.0.1:{free_port()}", "moderation", timeout=5)
+    with pytest.raises(InferenceUnavailable):
+        await down.score(jpeg())
+    await down.close()
+
+
+async def test_unknown_model_is_unavailable(stack_settings: Settings) -> None:
+    missing = TritonScorer(stack_settings.triton_grpc, "no_such_model", timeout=5)
+    with pytest.raises(InferenceUnavailable):
+        await missing.score(jpeg())
+    await missing.close()
