@@ -37,6 +37,10 @@ class Layout:
         return self.root / "triton-backends"
 
     @property
+    def shm_record(self) -> Path:
+        return self.root / "triton-shm-regions.txt"
+
+    @property
     def cache(self) -> Path:
         return self.root / "cache"
 

@@ -56,6 +56,8 @@ def start_stack(
     launched = {s.name: _launch(s, layout, say) for s in servers}
     for server in servers:
         _wait_until_answering(server, launched[server.name], layout, timeout, say)
+        if server.name == "triton":
+            _remember_shm_regions(server, layout)
     return stack_status(settings, names)
 
 
@@ -76,11 +78,10 @@ def stop_stack(settings: Settings, only: Sequence[str] | None = None, timeout: f
         server = worker(settings, layout) if name == "worker" else SERVERS[name](settings, layout)
         process = _running(server, layout)
         if process is not None:
-            regions = _shm_regions_of(process) if name == "triton" else []
             _terminate(process, timeout)
-            for region in regions:
-                (SHM / region).unlink(missing_ok=True)
             stopped.append(name)
+        if name == "triton":
+            _remove_shm_regions(layout)
         layout.pid_file(name).unlink(missing_ok=True)
     return stopped
 
@@ -181,12 +182,31 @@ def _terminate(process: psutil.Process, timeout: float) -> None:
         psutil.wait_procs(alive, timeout=5)
 
 
-def _shm_regions_of(process: psutil.Process) -> list[str]:
-    """The shared-memory regions this Triton's Python stubs use (named in their arguments)."""
-    regions = []
+def _remember_shm_regions(server: Server, layout: Layout) -> None:
+    """Note the shared-memory regions of our Triton's Python stubs (named in their arguments).
+
+    A killed Triton leaves them in /dev/shm; written down now, ``down`` can remove
+    exactly ours later, even when the server is already gone.
+    """
+    process = _running(server, layout)
+    if process is None:
+        return
+    regions: set[str] = set()
     for child in process.children(recursive=True):
         try:
-            regions += [arg for arg in child.cmdline() if arg.startswith("triton_python_backend_shm_region_")]
+            regions.update(arg for arg in child.cmdline() if arg.startswith("triton_python_backend_shm_region_"))
         except psutil.Error:
             continue
-    return regions
+    record = layout.shm_record
+    known = set(record.read_text().split()) if record.is_file() else set()
+    record.write_text("\n".join(sorted(known | regions)) + "\n")
+
+
+def _remove_shm_regions(layout: Layout) -> None:
+    record = layout.shm_record
+    if not record.is_file():
+        return
+    for region in record.read_text().split():
+        if region.startswith("triton_python_backend_shm_region_"):
+            (SHM / region).unlink(missing_ok=True)
+    record.unlink()
