@@ -52,7 +52,9 @@ def to_pixels(data: bytes, max_pixels: int) -> torch.Tensor:
         encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
         image = decode_image(encoded, mode=ImageReadMode.RGB, apply_exif_orientation=True)
     except RuntimeError as exc:
-        raise ImageRejected("corrupt_image", f"decoding failed: {str(exc)[-160:]}") from exc
+        # torchvision prefixes the decoder's reason with its source location: keep the reason.
+        reason = str(exc).strip().rsplit(", ", 1)[-1][:200]
+        raise ImageRejected("corrupt_image", f"decoding failed: {reason}") from exc
     if image.ndim == 4:  # animated GIF: the first frame stands for the image
         image = image[0]
     if image.dtype == torch.uint16:  # 16-bit PNG

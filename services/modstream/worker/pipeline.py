@@ -72,6 +72,7 @@ class Pipeline:
         self.publisher = publisher
         self.thresholds = thresholds
         self.tracer = tracer("modstream.worker")
+        self._warned_unknown = False
 
     async def handle(self, delivery: Delivery) -> ModerationDecision | DeadLetter | None:
         """Decide one event; None when it was already decided (a replay)."""
@@ -107,6 +108,7 @@ class Pipeline:
             except ImageRejected as exc:
                 return self._error(event, started, exc.reason, exc.message)
         with self.tracer.start_as_current_span("thresholds"):
+            self._warn_once_about_unknown_labels(list(scores.by_label))
             verdict = decide(scores.by_label, self.thresholds)
         return ModerationDecision(
             event_id=event.event_id,
@@ -122,6 +124,15 @@ class Pipeline:
             uploaded_at=event.occurred_at,
             latency_ms=_ms_since(started),
         )
+
+    def _warn_once_about_unknown_labels(self, model_labels: list[str]) -> None:
+        unknown = self.thresholds.unknown_labels(model_labels)
+        if unknown and not self._warned_unknown:
+            self._warned_unknown = True
+            log.warning(
+                "thresholds name labels the model does not score; they can never trigger",
+                extra={"labels": unknown, "model_labels": model_labels, "policy_version": self.thresholds.version},
+            )
 
     def _error(self, event: ImageUploaded, started: float, reason: ErrorReason, message: str) -> ModerationDecision:
         log.warning(
@@ -143,8 +154,7 @@ class Pipeline:
     async def _publish(self, decision: ModerationDecision) -> None:
         with self.tracer.start_as_current_span("publish"):
             headers = inject_headers()
-            topics = self.settings
-            await self.publisher.publish(topics.topic_decisions, decision.event_id, decision.to_bytes(), headers)
+            await self.publisher.publish(self.settings.topic_decisions, decision.event_id, decision.to_bytes(), headers)
             if decision.decision is Outcome.REVIEW and decision.model is not None:
                 request = ReviewRequest(
                     decision_id=decision.decision_id,
@@ -158,7 +168,7 @@ class Pipeline:
                     policy_version=decision.policy_version,
                 )
                 await self.publisher.publish(
-                    topics.topic_review_requests, decision.event_id, request.to_bytes(), headers
+                    self.settings.topic_review_requests, decision.event_id, request.to_bytes(), headers
                 )
         # Marked only once the decision is on the topic: a crash in between repeats, never loses.
         await retrying(lambda: self.decided.mark(decision.event_id, decision.decision_id), "redis")

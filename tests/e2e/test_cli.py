@@ -1,0 +1,63 @@
+"""The README's first command does what it says: the demo, then the everyday commands."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from modstream.core.settings import Settings
+
+from tests.conftest import loopback_settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+
+def modstream(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modstream.cli", *args],
+        env={**os.environ, **settings.as_env(), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
+    settings = loopback_settings(tmp_path / "state", consumer_group="cli-test")
+    try:
+        demo = modstream(settings, "demo", "--images", "8")
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        assert "8 of 8 images decided" in demo.stdout
+        assert "not-an-image.jpg" in demo.stdout and "not_an_image" in demo.stdout
+        assert "modstream stack down" in demo.stdout
+
+        status = modstream(settings, "stack", "status")
+        assert status.returncode == 0, status.stdout
+        for server in ("kafka", "s3", "redis", "triton", "worker"):
+            assert server in status.stdout
+
+        photos = sorted((tmp_path / "state" / "samples").glob("*.jpg"))[:3]
+        upload = modstream(settings, "upload", *map(str, photos), "--tenant", "cli")
+        assert upload.returncode == 0, upload.stderr
+        assert "uploaded 3 images" in upload.stdout
+
+        deadline = time.monotonic() + 120
+        mine: list[dict[str, object]] = []
+        while len(mine) < 3 and time.monotonic() < deadline:
+            listed = modstream(settings, "decisions", "--json")
+            assert listed.returncode == 0, listed.stderr
+            mine = [d for d in map(json.loads, listed.stdout.splitlines()) if d["tenant"] == "cli"]
+        assert len(mine) == 3
+        assert all(d["decision"] in {"allow", "review", "block"} and d["model"] for d in mine)
+
+        missing = modstream(settings, "upload", str(tmp_path / "nothing-here"))
+        assert missing.returncode == 2 and "no such file or folder" in missing.stderr
+    finally:
+        down = modstream(settings, "stack", "down")
+    assert down.returncode == 0
+    assert "stopped: worker, kafka, s3, redis, triton" in down.stdout
+    assert modstream(settings, "stack", "status").returncode == 1

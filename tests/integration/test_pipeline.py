@@ -1,0 +1,98 @@
+"""The per-event pipeline in-process against the real servers: tracing and publication."""
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from modstream.core.dedupe import DecidedEvents
+from modstream.core.events import ModerationDecision, Outcome
+from modstream.core.inference import TritonScorer
+from modstream.core.kafka import kafka_consumer, kafka_producer
+from modstream.core.settings import Settings
+from modstream.core.storage import ObjectStore
+from modstream.core.topics import ensure_topics
+from modstream.core.tracing import extract_context
+from modstream.ingest.sdk import UploadClient
+from modstream.policy.thresholds import Thresholds
+from modstream.worker.pipeline import Delivery, Pipeline
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from PIL import Image
+
+from tests import images
+
+pytestmark = pytest.mark.integration
+
+
+class KafkaPublisher:
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await self._producer.send_and_wait(topic, value, key=key.encode(), headers=headers)
+
+
+@pytest.fixture(scope="module")
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    yield exporter
+
+
+@pytest.fixture
+def settings(stack_settings: Settings) -> Settings:
+    # Topics of its own: a worker of the end-to-end tests may consume the default ones.
+    names = {f"topic_{t}": f"pipeline-test.{t}" for t in ("uploads", "decisions", "review_requests", "dead_letter")}
+    return stack_settings.model_copy(update=names)
+
+
+async def test_one_trace_from_upload_through_every_stage_to_the_decision(
+    settings: Settings, spans: InMemorySpanExporter
+) -> None:
+    await ensure_topics(settings)
+    store = ObjectStore(settings)
+    store.ensure_bucket(settings.uploads_bucket)
+    async with UploadClient(settings) as client:
+        event = await client.upload_image(images.encode(Image.effect_noise((300, 200), 50).convert("RGB"), "PNG"), "t")
+    async with kafka_consumer(settings, settings.topic_uploads) as consumer:
+        record = await asyncio.wait_for(consumer.getone(), 30)
+
+    decided = DecidedEvents(settings, prefix="pipeline-test:")
+    async with kafka_producer(settings) as producer:
+        pipeline = Pipeline(
+            settings=settings,
+            store=store,
+            scorer=TritonScorer(settings.triton_grpc, settings.triton_model, 60),
+            decided=decided,
+            publisher=KafkaPublisher(producer),
+            thresholds=Thresholds.load(settings.thresholds_file),
+        )
+        delivery = Delivery(record.value, list(record.headers), record.topic, record.partition, record.offset)
+        decision = await pipeline.handle(delivery)
+        assert await pipeline.handle(delivery) is None  # the same event again: already decided
+    await decided.close()
+
+    assert isinstance(decision, ModerationDecision) and decision.event_id == event.event_id
+    assert decision.decision in {Outcome.ALLOW, Outcome.REVIEW, Outcome.BLOCK}
+    finished: dict[str, ReadableSpan] = {}
+    for span in spans.get_finished_spans():  # the first of each name: the replay adds a second "moderate"
+        finished.setdefault(span.name, span)
+    assert {"upload", "moderate", "fetch", "inference", "thresholds", "publish"} <= set(finished)
+    trace_id = finished["upload"].context.trace_id
+    assert {finished[n].context.trace_id for n in ("moderate", "fetch", "inference", "thresholds", "publish")} == {
+        trace_id
+    }
+    assert finished["moderate"].parent is not None
+    for stage in ("fetch", "inference", "thresholds", "publish"):
+        assert finished[stage].parent.span_id == finished["moderate"].context.span_id  # type: ignore[union-attr]
+
+    async with kafka_consumer(settings, settings.topic_decisions) as consumer:
+        published = await asyncio.wait_for(consumer.getone(), 30)
+    assert ModerationDecision.model_validate_json(published.value or b"") == decision
+    carried = trace.get_current_span(extract_context(published.headers)).get_span_context()
+    assert carried.trace_id == trace_id
