@@ -231,6 +231,7 @@ async def _show_decisions_for(settings: Settings, names: dict[str, str], timeout
 @app.command()
 def bench(
     images: Annotated[int, typer.Option(min=1, help="how many images to push through the pipeline")] = 500,
+    rate: Annotated[float, typer.Option(help="events per second; 0 publishes all at once")] = 0.0,
     out: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
 ) -> None:
     """Throughput and latency of the served pipeline vs the raw model in-process, same images."""
@@ -249,6 +250,7 @@ def bench(
             settings,
             chosen,
             settings.model_repository / "image_safety" / "1" / "model.onnx",
+            rate=rate,
             on_decided=lambda d: progress.advance(task),
             on_stage=lambda stage: progress.console.print(stage),
         )

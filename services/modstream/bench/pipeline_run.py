@@ -1,4 +1,7 @@
-"""The whole served pipeline under load: publish N upload events at once, time each decision.
+"""The whole served pipeline under load: publish N upload events, time each decision.
+
+Events go out all at once (throughput; latency then includes the queue) or at a steady
+``rate`` per second (latency at that load).
 
 Images are stored before the clock starts; the clock covers publish -> Kafka -> worker ->
 object store -> Triton -> decisions topic -> this process, for every event.
@@ -34,6 +37,7 @@ async def run_pipeline(
     images: list[bytes],
     *,
     timeout: float = 600.0,
+    rate: float = 0.0,
     on_decided: Callable[[ModerationDecision], None] = lambda d: None,
 ) -> PipelineResult:
     run = new_id()[:12]
@@ -68,7 +72,9 @@ async def run_pipeline(
         collector = asyncio.create_task(collect())
         await consuming.wait()
         started = time.perf_counter()
-        for key, data in zip(keys, images, strict=True):
+        for index, (key, data) in enumerate(zip(keys, images, strict=True)):
+            if rate > 0:  # a steady rate: latency without a queue of our own making
+                await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
             event = ImageUploaded.new(tenant="bench", bucket=settings.uploads_bucket, key=key, size_bytes=len(data))
             published[event.event_id] = time.perf_counter()
             await client.send(event)

@@ -21,12 +21,14 @@ def run_bench(
     images: list[bytes],
     onnx_file: Path,
     *,
+    rate: float = 0.0,
     on_decided: Callable[[ModerationDecision], None] = lambda d: None,
     on_stage: Callable[[str], None] = lambda stage: None,
 ) -> dict[str, Any]:
-    on_stage(f"pipeline: {len(images)} images through Kafka, the worker and Triton")
+    pace = f"at {rate:g} events/s" if rate > 0 else "all published at once"
+    on_stage(f"pipeline: {len(images)} images through Kafka, the worker and Triton, {pace}")
     before = triton_metrics.read_counts(settings.triton_metrics)
-    pipeline = asyncio.run(run_pipeline(settings, images, on_decided=on_decided))
+    pipeline = asyncio.run(run_pipeline(settings, images, rate=rate, on_decided=on_decided))
     after = triton_metrics.read_counts(settings.triton_metrics)
     # The baseline runs after the pipeline, never beside it: both would share the same cores.
     on_stage("raw model: onnxruntime in-process, batch sizes 1-64")
@@ -36,7 +38,7 @@ def run_bench(
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "pipeline": asdict(pipeline),
+        "pipeline": asdict(pipeline) | {"publish_rate": rate or "burst"},
         "triton_mean_batch_size": triton_metrics.mean_batch_sizes(before, after),
         "raw_model": {"by_batch_size": [asdict(r) for r in raw], "best": asdict(best)},
         "pipeline_vs_raw": round(pipeline.images_per_second / best.images_per_second, 3),

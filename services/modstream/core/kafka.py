@@ -38,6 +38,7 @@ async def kafka_consumer(
         group_id=group_id,
         auto_offset_reset="earliest",
         enable_auto_commit=group_id is not None,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         session_timeout_ms=int(settings.broker_session_timeout * 1000),
         heartbeat_interval_ms=max(100, int(settings.broker_session_timeout * 1000) // 3),
     )

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # set 0 to keep the client's default batching.
     producer_max_batch_size: int = 1
     consumer_group: str = "modstream-worker"
+    # How long a fetch may wait for records. Tansu answers only when this runs out, so
+    # it is short locally; against Kafka (which answers as soon as records arrive) 500.
+    consumer_fetch_max_wait_ms: int = Field(100, ge=1)
     broker_session_timeout: float = 3.0
 
     # Object storage (S3 protocol)

@@ -22,6 +22,7 @@ from modstream.core.storage import ObjectStore
 from modstream.core.tracing import configure_tracing
 from modstream.policy.thresholds import Thresholds
 from modstream.worker.pipeline import Delivery, Pipeline
+from modstream.worker.transport import App
 
 log = logging.getLogger("modstream.worker")
 
@@ -35,8 +36,9 @@ class FaustPublisher:
 
 
 def create_app(settings: Settings) -> faust.App:
-    app = faust.App(
+    app = App(
         settings.consumer_group,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         broker=f"kafka://{settings.kafka_bootstrap}",
         processing_guarantee="at_least_once",
         broker_session_timeout=settings.broker_session_timeout,
