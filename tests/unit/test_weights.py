@@ -3,7 +3,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from modstream.core.wheels import WheelError
 from modstream.models import weights
 

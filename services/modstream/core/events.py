@@ -105,10 +105,14 @@ class ErrorReason(StrEnum):
     REJECTED_BY_MODEL = "rejected_by_model"
 
 
-class Trigger(BaseModel):
-    """A label whose score reached a threshold."""
+class Part(BaseModel):
+    """A value inside a record."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Trigger(Part):
+    """A label whose score reached a threshold."""
 
     label: str
     score: float
@@ -116,29 +120,30 @@ class Trigger(BaseModel):
     level: Literal["review", "block"]
 
 
-class ModelRef(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ModelRef(Part):
     name: str
     version: str
 
 
-class DecisionError(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class DecisionError(Part):
     reason: ErrorReason
     message: str
 
 
-class ModerationDecision(Record):
-    """What to do with one uploaded image, and why."""
+class ImageRecord(Record):
+    """A record about one uploaded image, which it names by the upload's event id."""
 
-    event_type: Literal["moderation.decision"] = "moderation.decision"
-    decision_id: str = Field(default_factory=new_id)
     event_id: EventId
     tenant: Tenant
     bucket: BucketName
     key: ObjectKey
+
+
+class ModerationDecision(ImageRecord):
+    """What to do with one uploaded image, and why."""
+
+    event_type: Literal["moderation.decision"] = "moderation.decision"
+    decision_id: str = Field(default_factory=new_id)
     decision: Outcome
     scores: dict[str, float] = Field(default_factory=dict)
     triggered: list[Trigger] = Field(default_factory=list)
@@ -151,16 +156,12 @@ class ModerationDecision(Record):
     latency_ms: float = Field(ge=0, description="from the worker receiving the event to the decision")
 
 
-class ReviewRequest(Record):
+class ReviewRequest(ImageRecord):
     """An uncertain decision that a person must look at."""
 
     event_type: Literal["review.request"] = "review.request"
     request_id: str = Field(default_factory=new_id)
     decision_id: str
-    event_id: EventId
-    tenant: Tenant
-    bucket: BucketName
-    key: ObjectKey
     scores: dict[str, float]
     triggered: list[Trigger]
     model: ModelRef

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis.exceptions
 from opentelemetry import trace
@@ -110,19 +110,14 @@ class Pipeline:
         with self.tracer.start_as_current_span("thresholds"):
             self._warn_once_about_unknown_labels(list(scores.by_label))
             verdict = decide(scores.by_label, self.thresholds)
-        return ModerationDecision(
-            event_id=event.event_id,
-            tenant=event.tenant,
-            bucket=event.bucket,
-            key=event.key,
+        return self._decision(
+            event,
+            started,
             decision=verdict.decision,
             scores=scores.by_label,
             triggered=verdict.triggered,
             reasons=verdict.reasons,
             model=scores.model,
-            policy_version=self.thresholds.version,
-            uploaded_at=event.occurred_at,
-            latency_ms=_ms_since(started),
         )
 
     def _warn_once_about_unknown_labels(self, model_labels: list[str]) -> None:
@@ -138,17 +133,21 @@ class Pipeline:
         log.warning(
             "image cannot be scored", extra={"event_id": event.event_id, "reason": reason.value, "detail": message}
         )
-        return ModerationDecision(
-            event_id=event.event_id,
-            tenant=event.tenant,
-            bucket=event.bucket,
-            key=event.key,
+        return self._decision(
+            event,
+            started,
             decision=Outcome.ERROR,
             reasons=[reason.value],
             error=DecisionError(reason=reason, message=message),
+        )
+
+    def _decision(self, event: ImageUploaded, started: float, **outcome: Any) -> ModerationDecision:
+        return ModerationDecision(
+            **event.model_dump(include={"event_id", "tenant", "bucket", "key"}),
             policy_version=self.thresholds.version,
             uploaded_at=event.occurred_at,
             latency_ms=_ms_since(started),
+            **outcome,
         )
 
     async def _publish(self, decision: ModerationDecision) -> None:
@@ -157,15 +156,11 @@ class Pipeline:
             await self.publisher.publish(self.settings.topic_decisions, decision.event_id, decision.to_bytes(), headers)
             if decision.decision is Outcome.REVIEW and decision.model is not None:
                 request = ReviewRequest(
-                    decision_id=decision.decision_id,
-                    event_id=decision.event_id,
-                    tenant=decision.tenant,
-                    bucket=decision.bucket,
-                    key=decision.key,
-                    scores=decision.scores,
+                    **decision.model_dump(
+                        include={"decision_id", "event_id", "tenant", "bucket", "key", "scores", "policy_version"}
+                    ),
                     triggered=decision.triggered,
                     model=decision.model,
-                    policy_version=decision.policy_version,
                 )
                 await self.publisher.publish(
                     self.settings.topic_review_requests, decision.event_id, request.to_bytes(), headers
