@@ -1,0 +1,130 @@
+"""Review queues against a real Redis (Valkey): exactly-once claims, leases, idempotence."""
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis.asyncio as aioredis
+
+from modstream.core.events import Trigger
+from modstream.core.settings import Settings
+from modstream.review.jobs import ReviewJob
+from modstream.review.queue import LeaseLost, ReviewQueues
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def job(job_id: str, score: float = 0.5, queue: str = "q", age_seconds: float = 0) -> ReviewJob:
+    return ReviewJob(
+        job_id=job_id,
+        queue=queue,
+        decision_id=f"d-{job_id}",
+        tenant="t",
+        bucket="uploads",
+        key=f"k/{job_id}.jpg",
+        scores={"nsfw": score},
+        triggered=[Trigger(label="nsfw", score=score, threshold=0.4, level="review")],
+        reasons=["threshold"],
+        model=None,
+        policy_id="default",
+        policy_version="1",
+        uploaded_at=T0,
+        enqueued_at=T0 - timedelta(seconds=age_seconds),
+    )
+
+
+@pytest.fixture
+async def queues(stack_settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[ReviewQueues]:
+    client = aioredis.Redis.from_url(stack_settings.redis_url)
+    yield ReviewQueues(client, lease_seconds=30, prefix=f"test:{request.node.name}:")
+    await client.aclose()
+
+
+async def test_twenty_claimers_over_500_jobs_each_job_exactly_once(queues: ReviewQueues) -> None:
+    assert all(await asyncio.gather(*(queues.enqueue(job(f"j{i}", score=(i % 97) / 97)) for i in range(500))))
+    claimed: Counter[str] = Counter()
+
+    async def reviewer(name: str) -> None:
+        while (found := await queues.claim("q", name)) is not None:
+            claimed[found[0].job_id] += 1
+            await queues.close(found[0].job_id, name)
+
+    await asyncio.gather(*(reviewer(f"r{n}") for n in range(20)))
+    assert len(claimed) == 500 and set(claimed.values()) == {1}
+    (stats,) = await queues.stats()
+    assert (stats.pending, stats.in_review) == (0, 0)
+
+
+async def test_enqueue_is_idempotent_per_job_even_after_it_closed(queues: ReviewQueues) -> None:
+    assert await queues.enqueue(job("same"))
+    assert not await queues.enqueue(job("same", score=0.9))
+    found = await queues.claim("q", "alice")
+    assert found is not None
+    await queues.close("same", "alice")
+    assert not await queues.enqueue(job("same"))
+    assert await queues.claim("q", "bob") is None
+
+
+async def test_higher_priority_first_then_older_first(queues: ReviewQueues) -> None:
+    for item in [job("low", 0.45), job("high-new", 0.9), job("high-old", 0.9, age_seconds=60), job("mid", 0.6)]:
+        await queues.enqueue(item)
+    order = []
+    while (found := await queues.claim("q", "alice")) is not None:
+        order.append(found[0].job_id)
+    assert order == ["high-old", "high-new", "mid", "low"]
+
+
+async def test_an_expired_lease_returns_the_job_and_the_late_reviewer_loses_it(queues: ReviewQueues) -> None:
+    await queues.enqueue(job("j"))
+    now = T0.timestamp()
+    first = await queues.claim("q", "alice", now=now)
+    assert first is not None and first[1].expires_at == first[1].claimed_at + timedelta(seconds=30)
+    assert await queues.claim("q", "bob", now=now + 10) is None  # still alice's
+    (stats,) = await queues.stats(now=now + 10)
+    assert (stats.pending, stats.in_review) == (0, 1)
+    again = await queues.claim("q", "bob", now=now + 31)  # alice's lease ran out
+    assert again is not None and again[0].job_id == "j"
+    with pytest.raises(LeaseLost):
+        await queues.close("j", "alice", now=now + 32)
+    await queues.close("j", "bob", now=now + 32)
+    found = await queues.job("j")
+    assert found is not None and found[2] == "closed"
+
+
+async def test_release_gives_the_job_back_only_from_its_holder(queues: ReviewQueues) -> None:
+    await queues.enqueue(job("j"))
+    assert await queues.claim("q", "alice") is not None
+    assert not await queues.release("j", "bob")
+    assert await queues.release("j", "alice")
+    found = await queues.job("j")
+    assert found is not None and found[1] is None and found[2] == "pending"
+    again = await queues.claim("q", "bob")
+    assert again is not None and again[1].reviewer == "bob"
+
+
+async def test_extend_keeps_a_held_lease_alive(queues: ReviewQueues) -> None:
+    await queues.enqueue(job("j"))
+    now = T0.timestamp()
+    assert await queues.claim("q", "alice", now=now) is not None
+    await queues.extend("j", "alice", seconds=60, now=now + 20)
+    assert await queues.claim("q", "bob", now=now + 45) is None
+    with pytest.raises(LeaseLost):
+        await queues.extend("j", "bob", seconds=60, now=now + 46)
+
+
+async def test_stats_and_depth_history(queues: ReviewQueues) -> None:
+    await queues.enqueue(job("a", age_seconds=120))
+    await queues.enqueue(job("b"))
+    await queues.enqueue(job("c", queue="gore"))
+    now = T0.timestamp()
+    stats = {s.name: s for s in await queues.stats(now=now)}
+    assert stats["q"].pending == 2 and stats["q"].oldest_age_seconds == 120.0
+    assert stats["gore"].pending == 1
+    await queues.record_depths(now=now)
+    await queues.claim("q", "alice", now=now + 60)
+    await queues.record_depths(now=now + 60)
+    history = await queues.depth_history(since=now - 1)
+    assert [depth for _, depth in history["q"]] == [2, 1]
