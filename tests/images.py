@@ -57,3 +57,12 @@ def html_named_jpg() -> bytes:
 def over_size(limit: int) -> bytes:
     """A valid JPEG padded past ``limit`` bytes (trailing data after the end marker)."""
     return encode(Image.new("RGB", (64, 64), "white"), "JPEG") + bytes(limit + 1)
+
+
+def png_with_bad_crc() -> bytes:
+    """A 1x1 PNG whose IDAT checksum is wrong: once enough to crash torchvision's decoder."""
+    data = bytearray(encode(Image.new("RGB", (1, 1), "white"), "PNG"))
+    idat = data.index(b"IDAT")
+    length = int.from_bytes(data[idat - 4 : idat], "big")
+    data[idat + 4 + length] ^= 0xFF  # first byte of the chunk's CRC
+    return bytes(data)

@@ -203,3 +203,12 @@ async def test_unknown_model_is_unavailable(stack_settings: Settings) -> None:
     with pytest.raises(InferenceUnavailable):
         await missing.score(jpeg())
     await missing.close()
+
+
+async def test_a_png_with_a_bad_checksum_does_not_take_the_model_down(scorer: TritonScorer) -> None:
+    try:
+        await scorer.score(images.png_with_bad_crc())
+    except ImageRejected as rejected:
+        assert rejected.reason is ErrorReason.CORRUPT_IMAGE
+    scores = await scorer.score(jpeg())  # the preprocess model still answers
+    assert list(scores.by_label) == LABELS

@@ -14,7 +14,7 @@ from modstream.core.storage import ObjectStore
 from modstream.core.topics import ensure_topics
 from modstream.core.tracing import extract_context
 from modstream.ingest.sdk import UploadClient
-from modstream.policy.thresholds import Thresholds
+from modstream.policy.watcher import PolicyStore
 from modstream.worker.pipeline import Delivery, Pipeline
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -70,7 +70,7 @@ async def test_one_trace_from_upload_through_every_stage_to_the_decision(
             scorer=TritonScorer(settings.triton_grpc, settings.triton_model, 60),
             decided=decided,
             publisher=KafkaPublisher(producer),
-            thresholds=Thresholds.load(settings.thresholds_file),
+            policies=PolicyStore(settings.policies_dir, model_labels=None),
         )
         delivery = Delivery(record.value, list(record.headers), record.topic, record.partition, record.offset)
         decision = await pipeline.handle(delivery)
@@ -82,13 +82,11 @@ async def test_one_trace_from_upload_through_every_stage_to_the_decision(
     finished: dict[str, ReadableSpan] = {}
     for span in spans.get_finished_spans():  # the first of each name: the replay adds a second "moderate"
         finished.setdefault(span.name, span)
-    assert {"upload", "moderate", "fetch", "inference", "thresholds", "publish"} <= set(finished)
+    assert {"upload", "moderate", "fetch", "inference", "policy", "publish"} <= set(finished)
     trace_id = finished["upload"].context.trace_id
-    assert {finished[n].context.trace_id for n in ("moderate", "fetch", "inference", "thresholds", "publish")} == {
-        trace_id
-    }
+    assert {finished[n].context.trace_id for n in ("moderate", "fetch", "inference", "policy", "publish")} == {trace_id}
     assert finished["moderate"].parent is not None
-    for stage in ("fetch", "inference", "thresholds", "publish"):
+    for stage in ("fetch", "inference", "policy", "publish"):
         assert finished[stage].parent.span_id == finished["moderate"].context.span_id  # type: ignore[union-attr]
 
     async with kafka_consumer(settings, settings.topic_decisions) as consumer:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
-
 from modstream.core.events import Trigger
 from modstream.core.settings import Settings
 from modstream.review.jobs import ReviewJob

@@ -75,6 +75,7 @@ def test_decision_serialises_every_field() -> None:
         key=event.key,
         decision=Outcome.ALLOW,
         scores={"sfw": 0.9},
+        policy_id="default",
         policy_version="p1",
         uploaded_at=event.occurred_at,
         latency_ms=12.5,

@@ -1,5 +1,8 @@
 """Encoded image bytes -> 3x224x224 float32 RGB pixels (0-255), for the classifier.
 
+Pillow decodes (EXIF orientation applied, first frame of an animation, 16-bit scaled
+to 8, transparency on white); torch resizes.
+
 Each request is checked and decoded on its own: a bad image fails its own request
 with an error whose message carries a reason code as ``[modstream:<code>]``; the
 other requests of the batch are answered normally.
@@ -7,21 +10,18 @@ other requests of the batch are answered normally.
 
 import io
 import json
-import warnings
 
 import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
-from PIL import Image
-from torchvision.io import ImageReadMode, decode_image
+from PIL import Image, ImageOps
 from torchvision.transforms.v2 import functional as tvf
 
 SIZE = 224
 DECODABLE = {"JPEG", "PNG", "GIF", "WEBP"}
-# Pillow is used only to read the header (format, width, height), never to decode:
-# its own bomb guard is off because this model enforces its configured limit.
+# Pillow's own bomb guard is off: this model enforces its configured limit from the
+# header, before decoding, and answers with a reason instead of an exception.
 Image.MAX_IMAGE_PIXELS = None
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities")
 
 
 class ImageRejected(Exception):
@@ -49,18 +49,34 @@ def probe(data: bytes, max_pixels: int) -> None:
 def to_pixels(data: bytes, max_pixels: int) -> torch.Tensor:
     probe(data, max_pixels)
     try:
-        encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-        image = decode_image(encoded, mode=ImageReadMode.RGB, apply_exif_orientation=True)
-    except RuntimeError as exc:
-        # torchvision prefixes the decoder's reason with its source location: keep the reason.
-        reason = str(exc).strip().rsplit(", ", 1)[-1][:200]
-        raise ImageRejected("corrupt_image", f"decoding failed: {reason}") from exc
-    if image.ndim == 4:  # animated GIF: the first frame stands for the image
-        image = image[0]
-    if image.dtype == torch.uint16:  # 16-bit PNG
-        image = (image.to(torch.float32) / 257.0).round().to(torch.uint8)
-    resized = tvf.resize(image, [SIZE, SIZE], antialias=True)
-    return resized.to(torch.float32)
+        rgb = decode_rgb(data)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageRejected("corrupt_image", f"decoding failed: {str(exc)[:200]}") from exc
+    pixels = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)
+    return tvf.resize(pixels, [SIZE, SIZE], antialias=True).to(torch.float32)
+
+
+def decode_rgb(data: bytes) -> Image.Image:
+    """Decode with Pillow, which raises on bad input.
+
+    torchvision's decoders were the first choice, but libpng errors inside them
+    (e.g. an IDAT CRC mismatch) crash the whole process, taking the model down for
+    every request after one hostile file.
+    """
+    with Image.open(io.BytesIO(data)) as image:
+        # JPEG only: decode at a reduced DCT scale, still at least twice the target size.
+        image.draft("RGB", (2 * SIZE, 2 * SIZE))
+        image.load()
+        oriented = ImageOps.exif_transpose(image)
+    if oriented.mode in ("I", "I;16", "I;16B", "I;16L"):
+        # 16-bit grayscale: keep the top 8 bits.
+        wide = np.asarray(oriented).astype(np.uint32)
+        oriented = Image.fromarray((wide >> 8).clip(0, 255).astype(np.uint8))
+    if oriented.mode in ("RGBA", "LA", "PA") or "transparency" in oriented.info:
+        # Transparent pixels are shown on white, as a viewer would show them.
+        rgba = oriented.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    return oriented.convert("RGB")
 
 
 class TritonPythonModel:

@@ -150,21 +150,50 @@ class ModerationDecision(ImageRecord):
     reasons: list[str] = Field(default_factory=list)
     error: DecisionError | None = None
     model: ModelRef | None = None
+    policy_id: str
     policy_version: str
-    source: Literal["automatic"] = "automatic"
+    source: Literal["automatic", "human"] = "automatic"
+    review_queue: str | None = Field(default=None, description="the human review queue it was sent to, if any")
+    reviewer: str | None = Field(default=None, description="who decided, for human decisions")
+    review_seconds: float | None = Field(default=None, ge=0, description="time the reviewer spent on it")
     uploaded_at: datetime
-    latency_ms: float = Field(ge=0, description="from the worker receiving the event to the decision")
+    latency_ms: float = Field(ge=0, description="from receiving the event (or the review) to the decision")
 
 
 class ReviewRequest(ImageRecord):
-    """An uncertain decision that a person must look at."""
+    """An automatic decision that a person must look at: uncertain, or an audit sample."""
 
     event_type: Literal["review.request"] = "review.request"
     request_id: str = Field(default_factory=new_id)
     decision_id: str
+    decision: Outcome
+    queue: str
     scores: dict[str, float]
     triggered: list[Trigger]
+    reasons: list[str]
     model: ModelRef
+    policy_id: str
+    policy_version: str
+    uploaded_at: datetime
+
+
+class ReviewVerdict(ImageRecord):
+    """What a reviewer decided, with what they saw: for quality measurement and retraining."""
+
+    event_type: Literal["review.verdict"] = "review.verdict"
+    verdict_id: str = Field(default_factory=new_id)
+    job_id: str
+    queue: str
+    verdict: Literal["approve", "remove"]
+    corrected_labels: list[str] | None = None
+    note: str | None = None
+    reviewer: str
+    review_seconds: float = Field(ge=0)
+    automatic_decision_id: str
+    human_decision_id: str
+    scores: dict[str, float]
+    model: ModelRef | None
+    policy_id: str
     policy_version: str
 
 

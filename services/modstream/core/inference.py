@@ -17,6 +17,11 @@ from modstream.core.events import ErrorReason, ModelRef
 
 _REASON = re.compile(r"\[modstream:([a-z_]+)\]\s*(.*)", re.DOTALL)
 _OUTPUTS = ("SCORES", "LABELS", "MODEL_VERSION")
+# A valid 1x1 PNG: the cheapest request that makes the model name its labels.
+_PROBE = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+    "0000000c49444154789c63f8ffff3f0005fe02fe0def46b80000000049454e44ae426082"
+)
 
 
 class ImageRejected(Exception):
@@ -66,6 +71,10 @@ class TritonScorer:
             by_label={label.decode(): float(s) for label, s in zip(labels[0], scores[0], strict=True)},
             model=ModelRef(name=name, version=number),
         )
+
+    async def labels(self) -> list[str]:
+        """The serving model's label names, asked of Triton with a 1x1 probe image."""
+        return list((await self.score(_PROBE)).by_label)
 
     async def is_ready(self) -> bool:
         try:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from modstream.core.events import DeadLetter, ImageUploaded, ModerationDecision, ReviewRequest
+from modstream.core.events import DeadLetter, ImageUploaded, ModerationDecision, ReviewRequest, ReviewVerdict
 from modstream.core.settings import PROJECT_ROOT
 
 SCHEMA_DIR = PROJECT_ROOT / "schemas"
@@ -16,6 +16,7 @@ RECORDS: dict[str, tuple[type[BaseModel], Literal["validation", "serialization"]
     "image.uploaded": (ImageUploaded, "validation"),
     "moderation.decision": (ModerationDecision, "serialization"),
     "review.request": (ReviewRequest, "serialization"),
+    "review.verdict": (ReviewVerdict, "serialization"),
     "dead-letter": (DeadLetter, "serialization"),
 }
 

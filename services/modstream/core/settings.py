@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     topic_decisions: str = "moderation.decisions"
     topic_review_requests: str = "moderation.review-requests"
     topic_dead_letter: str = "moderation.dead-letter"
+    topic_review_verdicts: str = "moderation.review-verdicts"
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
     # Local-stack workaround (see ARCHITECTURE.md): Tansu answers end offsets wrongly for
@@ -54,7 +55,13 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(64, ge=1)
     # The worker's HTTP endpoint (health now, metrics later), on loopback; 0 turns it off.
     worker_web_port: int = 16066
-    thresholds_file: Path = PROJECT_ROOT / "config" / "thresholds.toml"
+    policies_dir: Path = PROJECT_ROOT / "config" / "policies"
+    policy_refresh_seconds: float = Field(2.0, gt=0)
+
+    # Human review
+    review_lease_seconds: float = Field(300.0, gt=0)
+    dashboard_port: int = 18080
+    dashboard_users_file: Path | None = None  # default: <state_dir>/dashboard-users.toml
 
     # Tracing: "none", "console" or "otlp" (OTLP/HTTP, configured by the OTEL_* variables)
     trace_exporter: str = "none"
@@ -67,6 +74,8 @@ class Settings(BaseSettings):
         """These settings as the environment variables that recreate them in a child process."""
         env = {}
         for name, value in self.model_dump().items():
+            if value is None:
+                continue  # unset stays unset
             plain = value.get_secret_value() if isinstance(value, SecretStr) else value
             env[f"MODSTREAM_{name.upper()}"] = str(plain)
         return env

@@ -1,4 +1,4 @@
-"""The four topics, their names and partition counts from settings; created when missing."""
+"""The topics, their names and partition counts from settings; created when missing."""
 
 from contextlib import suppress
 
@@ -14,6 +14,7 @@ def topic_names(settings: Settings) -> list[str]:
         settings.topic_decisions,
         settings.topic_review_requests,
         settings.topic_dead_letter,
+        settings.topic_review_verdicts,
     ]
 
 

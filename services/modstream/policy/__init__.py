@@ -1,1 +1,1 @@
-"""Decision policy: from label scores to allow, review or block. Pure logic, no I/O but loading its file."""
+"""Decision policy: versioned per-tenant policies, the decision rule, and live reloading."""

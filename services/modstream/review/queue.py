@@ -174,7 +174,7 @@ class ReviewQueues:
 
     async def job(self, job_id: str) -> tuple[ReviewJob, Lease | None, str] | None:
         """The job, its lease if leased, and its status (pending, leased or closed)."""
-        fields = await self._redis.hgetall(f"{self._prefix}job:{job_id}")
+        fields = await self._redis.hgetall(f"{self._prefix}job:{job_id}")  # type: ignore[misc]
         if not fields:
             return None
         values = {k.decode(): v.decode() for k, v in fields.items()}
@@ -215,7 +215,7 @@ class ReviewQueues:
 
     async def depth_history(self, since: float) -> dict[str, list[tuple[datetime, int]]]:
         history: dict[str, list[tuple[datetime, int]]] = {}
-        for name in sorted(m.decode() for m in await self._redis.smembers(f"{self._prefix}queues")):
+        for name in sorted(m.decode() for m in await self._redis.smembers(f"{self._prefix}queues")):  # type: ignore[misc]
             samples = await self._redis.zrangebyscore(f"{self._prefix}depth:{name}", since, "+inf")
             history[name] = [(_time(float(t)), int(d)) for t, d in (s.decode().split(":") for s in samples)]
         return history

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterable
 
 import faust
+import redis.asyncio as aioredis
 from faust.types import EventT
 from faust.web import Request, Response, View
 
@@ -20,8 +21,9 @@ from modstream.core.logs import JsonFormatter
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.tracing import configure_tracing
-from modstream.policy.thresholds import Thresholds
-from modstream.worker.pipeline import Delivery, Pipeline
+from modstream.policy.watcher import PolicyStore
+from modstream.review.audit import AuditLog
+from modstream.worker.pipeline import Delivery, Pipeline, retrying
 from modstream.worker.transport import App
 
 log = logging.getLogger("modstream.worker")
@@ -70,6 +72,15 @@ def create_app(settings: Settings) -> faust.App:
             await (await shared_pipeline()).handle(_delivery(event))
             yield None
 
+    audit = AuditLog(aioredis.Redis.from_url(settings.redis_url))
+
+    @app.timer(interval=settings.policy_refresh_seconds)  # type: ignore[untyped-decorator]
+    async def refresh_policies() -> None:
+        if pipeline is not None and pipeline.done():
+            changed = pipeline.result().policies.refresh()
+            if changed:
+                await audit.append("worker", "policy_change", **changed)
+
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
         # Ready once the consumer has partitions to work on.
@@ -81,19 +92,18 @@ def create_app(settings: Settings) -> faust.App:
 
 async def _build_pipeline(settings: Settings, app: faust.App) -> Pipeline:
     configure_tracing("modstream-worker", settings.trace_exporter)
-    thresholds = Thresholds.load(settings.thresholds_file)
     scorer = TritonScorer(settings.triton_grpc, settings.triton_model, settings.inference_timeout)
-    log.info(
-        "pipeline ready",
-        extra={"thresholds": str(settings.thresholds_file), "policy_version": thresholds.version},
-    )
+    # Policies are checked against the labels of the model Triton actually serves.
+    labels = await retrying(scorer.labels, "triton")
+    policies = PolicyStore(settings.policies_dir, labels)
+    log.info("pipeline ready", extra={"model_labels": labels, "policies": policies.current.versions})
     return Pipeline(
         settings=settings,
         store=ObjectStore(settings, pool_size=settings.worker_concurrency),
         scorer=scorer,
         decided=DecidedEvents(settings),
         publisher=FaustPublisher(app),
-        thresholds=thresholds,
+        policies=policies,
     )
 
 

@@ -31,7 +31,8 @@ from modstream.core.inference import ImageRejected, InferenceUnavailable, Scores
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge, StorageUnavailable
 from modstream.core.tracing import KafkaHeaders, extract_context, inject_headers, tracer
-from modstream.policy.thresholds import Thresholds, decide
+from modstream.policy.engine import Policy, evaluate
+from modstream.policy.watcher import PolicyStore
 from modstream.worker.intake import Malformed, parse_upload
 
 log = logging.getLogger("modstream.worker")
@@ -63,16 +64,15 @@ class Pipeline:
         scorer: TritonScorer,
         decided: DecidedEvents,
         publisher: Publisher,
-        thresholds: Thresholds,
+        policies: PolicyStore,
     ) -> None:
         self.settings = settings
         self.store = store
         self.scorer = scorer
         self.decided = decided
         self.publisher = publisher
-        self.thresholds = thresholds
+        self.policies = policies
         self.tracer = tracer("modstream.worker")
-        self._warned_unknown = False
 
     async def handle(self, delivery: Delivery) -> ModerationDecision | DeadLetter | None:
         """Decide one event; None when it was already decided (a replay)."""
@@ -107,9 +107,8 @@ class Pipeline:
                 scores: Scores = await retrying(lambda: self.scorer.score(image), "triton")
             except ImageRejected as exc:
                 return self._error(event, started, exc.reason, exc.message)
-        with self.tracer.start_as_current_span("thresholds"):
-            self._warn_once_about_unknown_labels(list(scores.by_label))
-            verdict = decide(scores.by_label, self.thresholds)
+        with self.tracer.start_as_current_span("policy"):
+            verdict = evaluate(scores.by_label, self._policy(event), content_id=event.event_id)
         return self._decision(
             event,
             started,
@@ -117,17 +116,12 @@ class Pipeline:
             scores=scores.by_label,
             triggered=verdict.triggered,
             reasons=verdict.reasons,
+            review_queue=verdict.review_queue,
             model=scores.model,
         )
 
-    def _warn_once_about_unknown_labels(self, model_labels: list[str]) -> None:
-        unknown = self.thresholds.unknown_labels(model_labels)
-        if unknown and not self._warned_unknown:
-            self._warned_unknown = True
-            log.warning(
-                "thresholds name labels the model does not score; they can never trigger",
-                extra={"labels": unknown, "model_labels": model_labels, "policy_version": self.thresholds.version},
-            )
+    def _policy(self, event: ImageUploaded) -> Policy:
+        return self.policies.current.for_tenant(event.tenant)
 
     def _error(self, event: ImageUploaded, started: float, reason: ErrorReason, message: str) -> ModerationDecision:
         log.warning(
@@ -142,9 +136,11 @@ class Pipeline:
         )
 
     def _decision(self, event: ImageUploaded, started: float, **outcome: Any) -> ModerationDecision:
+        policy = self._policy(event)
         return ModerationDecision(
             **event.model_dump(include={"event_id", "tenant", "bucket", "key"}),
-            policy_version=self.thresholds.version,
+            policy_id=policy.id,
+            policy_version=policy.version,
             uploaded_at=event.occurred_at,
             latency_ms=_ms_since(started),
             **outcome,
@@ -154,11 +150,24 @@ class Pipeline:
         with self.tracer.start_as_current_span("publish"):
             headers = inject_headers()
             await self.publisher.publish(self.settings.topic_decisions, decision.event_id, decision.to_bytes(), headers)
-            if decision.decision is Outcome.REVIEW and decision.model is not None:
+            if decision.review_queue is not None and decision.model is not None:
                 request = ReviewRequest(
                     **decision.model_dump(
-                        include={"decision_id", "event_id", "tenant", "bucket", "key", "scores", "policy_version"}
+                        include={
+                            "decision_id",
+                            "event_id",
+                            "tenant",
+                            "bucket",
+                            "key",
+                            "decision",
+                            "scores",
+                            "reasons",
+                            "policy_id",
+                            "policy_version",
+                            "uploaded_at",
+                        }
                     ),
+                    queue=decision.review_queue,
                     triggered=decision.triggered,
                     model=decision.model,
                 )

@@ -1,0 +1,182 @@
+"""The policy engine: the decision rule (table-driven), audit sampling, loading, reloading."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from modstream.core.events import Outcome
+from modstream.core.settings import PROJECT_ROOT
+from modstream.policy.engine import AUDIT_QUEUE, Policy, evaluate, in_audit_sample
+from modstream.policy.loader import PolicyError, load_policies
+from modstream.policy.watcher import PolicyStore
+
+P = Policy.model_validate(
+    {
+        "id": "p",
+        "version": "1",
+        "labels": {
+            "nsfw": {"review_at": 0.4, "block_at": 0.85, "queue": "sexual"},
+            "nsfl": {"review_at": 0.35, "block_at": 0.8, "queue": "gore"},
+        },
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("scores", "decision", "triggered", "queue"),
+    [
+        ({"nsfw": 0.0, "nsfl": 0.0, "sfw": 1.0}, Outcome.ALLOW, [], None),
+        ({"nsfw": 0.3999, "nsfl": 0.3499}, Outcome.ALLOW, [], None),
+        ({"nsfw": 0.4, "nsfl": 0.0}, Outcome.REVIEW, [("nsfw", 0.4, "review")], "sexual"),  # exactly review_at
+        ({"nsfw": 0.8499, "nsfl": 0.0}, Outcome.REVIEW, [("nsfw", 0.4, "review")], "sexual"),
+        ({"nsfw": 0.85, "nsfl": 0.0}, Outcome.BLOCK, [("nsfw", 0.85, "block")], None),  # exactly block_at
+        ({"nsfw": 0.5, "nsfl": 0.6}, Outcome.REVIEW, [("nsfl", 0.35, "review"), ("nsfw", 0.4, "review")], "gore"),
+        ({"nsfw": 0.5, "nsfl": 0.9}, Outcome.BLOCK, [("nsfl", 0.8, "block")], None),  # block wins over review
+        ({"nsfw": 1.0, "nsfl": 0.95}, Outcome.BLOCK, [("nsfw", 0.85, "block"), ("nsfl", 0.8, "block")], None),
+        ({"sfw": 0.0}, Outcome.ALLOW, [], None),  # a label without a rule never triggers
+        ({}, Outcome.ALLOW, [], None),
+    ],
+)
+def test_decision_rule(
+    scores: dict[str, float], decision: Outcome, triggered: list[tuple[str, float, str]], queue: str | None
+) -> None:
+    verdict = evaluate(scores, P, content_id="c")
+    assert verdict.decision is decision
+    assert [(t.label, t.threshold, t.level) for t in verdict.triggered] == triggered
+    assert all(t.score == scores[t.label] for t in verdict.triggered)
+    assert verdict.reasons == (["threshold"] if triggered else [])
+    assert verdict.review_queue == queue  # the highest triggering label's queue
+
+
+def test_audit_sample_is_deterministic_and_near_the_rate() -> None:
+    ids = [f"event-{i}" for i in range(20_000)]
+    sampled = [i for i in ids if in_audit_sample(i, 0.05)]
+    assert 0.04 < len(sampled) / len(ids) < 0.06
+    assert sampled == [i for i in ids if in_audit_sample(i, 0.05)]
+    assert not any(in_audit_sample(i, 0.0) for i in ids[:1000])
+    assert all(in_audit_sample(i, 1.0) for i in ids[:1000])
+
+
+def test_audit_samples_automatic_decisions_but_never_changes_them() -> None:
+    always = P.model_copy(update={"audit_sample_rate": 1.0})
+    allow = evaluate({"nsfw": 0.1}, always, content_id="c")
+    block = evaluate({"nsfw": 0.9}, always, content_id="c")
+    review = evaluate({"nsfw": 0.5}, always, content_id="c")
+    assert (allow.decision, allow.reasons, allow.review_queue) == (Outcome.ALLOW, ["audit_sample"], AUDIT_QUEUE)
+    assert (block.decision, block.reasons, block.review_queue) == (
+        Outcome.BLOCK,
+        ["threshold", "audit_sample"],
+        AUDIT_QUEUE,
+    )
+    assert (review.reasons, review.review_queue) == (["threshold"], "sexual")  # already going to a person
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+DEFAULT = """
+id: default
+version: "d1"
+audit_sample_rate: 0.01
+labels:
+  nsfw: {review_at: 0.4, block_at: 0.85, queue: sexual}
+  nsfl: {review_at: 0.35, block_at: 0.8, queue: gore}
+"""
+
+
+def test_tenant_override_changes_only_what_it_names(tmp_path: Path) -> None:
+    write(tmp_path, "default.yaml", DEFAULT)
+    write(tmp_path, "tenants/kids.yaml", 'version: "k1"\nlabels:\n  nsfw: {review_at: 0.1}\n')
+    policies = load_policies(tmp_path, ["nsfl", "nsfw", "sfw"])
+    kids = policies.for_tenant("kids")
+    assert (kids.id, kids.version, kids.audit_sample_rate) == ("tenant:kids", "k1", 0.01)
+    assert kids.labels["nsfw"].model_dump() == {"review_at": 0.1, "block_at": 0.85, "queue": "sexual"}
+    assert kids.labels["nsfl"] == policies.default.labels["nsfl"]
+    assert policies.for_tenant("someone-else") is policies.default
+    assert policies.versions == {"default": "d1", "kids": "k1"}
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "tenant", "field"),
+    [
+        (
+            "default.yaml",
+            DEFAULT.replace("review_at: 0.4", "review_at: 0.9"),
+            "default",
+            "labels.nsfw: Value error, review_at (0.9)",
+        ),
+        ("default.yaml", DEFAULT.replace("block_at: 0.85", "block_at: 1.5"), "default", "labels.nsfw.block_at"),
+        ("default.yaml", DEFAULT.replace("review_at: 0.35", "review_at: -0.1"), "default", "labels.nsfl.review_at"),
+        ("default.yaml", DEFAULT.replace("nsfl:", "gore:"), "default", "labels.gore: the model has no label 'gore'"),
+        ("default.yaml", DEFAULT.replace('version: "d1"', ""), "default", "version: Field required"),
+        (
+            "default.yaml",
+            DEFAULT.replace("audit_sample_rate: 0.01", "audit_sample_rate: 2"),
+            "default",
+            "audit_sample_rate",
+        ),
+        ("default.yaml", "labels: [unclosed", "default", "not valid YAML"),
+        (
+            "tenants/kids.yaml",
+            'version: "k"\nlabels:\n  nsfw: {review_at: 0.95}\n',
+            "kids",
+            "labels.nsfw: Value error, review_at (0.95)",
+        ),
+        (
+            "tenants/kids.yaml",
+            'version: "k"\nlabels:\n  weapons: {review_at: 0.1, block_at: 0.2}\n',
+            "kids",
+            "labels.weapons: the model has no label",
+        ),
+        ("tenants/kids.yaml", 'version: "k"\nlabels:\n  nsfw: {queue: "Not A Queue"}\n', "kids", "labels.nsfw.queue"),
+        ("tenants/Bad Name.yaml", 'version: "k"\n', "'Bad Name'", "not a valid tenant id"),
+    ],
+)
+def test_a_bad_policy_is_refused_naming_file_tenant_and_field(
+    tmp_path: Path, file: str, text: str, tenant: str, field: str
+) -> None:
+    write(tmp_path, "default.yaml", DEFAULT)
+    path = write(tmp_path, file, text)
+    with pytest.raises(PolicyError) as caught:
+        load_policies(tmp_path, ["nsfl", "nsfw", "sfw"])
+    message = str(caught.value)
+    assert message.startswith(f"{path}: tenant {tenant}")
+    assert field in message
+
+
+def test_the_shipped_policies_load_against_the_default_models_labels() -> None:
+    labels = (PROJECT_ROOT / "model_repository" / "image_safety" / "labels.txt").read_text().split()
+    policies = load_policies(PROJECT_ROOT / "config" / "policies", labels)
+    assert policies.default.id == "default" and "kids" in policies.tenants
+
+
+def test_a_changed_policy_is_picked_up_and_an_invalid_one_keeps_the_old(tmp_path: Path) -> None:
+    default = write(tmp_path, "default.yaml", DEFAULT)
+    store = PolicyStore(tmp_path, ["nsfl", "nsfw", "sfw"])
+    assert store.refresh() is None  # nothing changed
+
+    bump(default, DEFAULT.replace('"d1"', '"d2"').replace("review_at: 0.4", "review_at: 0.3"))
+    assert store.refresh() == {"default": "d2"}
+    assert store.current.default.labels["nsfw"].review_at == 0.3
+
+    bump(default, DEFAULT.replace('"d1"', '"d3"').replace("block_at: 0.85", "block_at: 7"))
+    assert store.refresh() is None
+    assert store.current.default.version == "d2"  # the broken file is not used
+
+    tenant = write(tmp_path, "tenants/kids.yaml", 'version: "k1"\n')
+    bump(default, DEFAULT.replace('"d1"', '"d4"'))
+    assert store.refresh() == {"default": "d4", "kids": "k1"}
+    tenant.unlink()
+    assert store.refresh() == {"kids": "(removed)"}
+
+
+def bump(path: Path, text: str) -> None:
+    """Rewrite a file so that its modification time surely changes."""
+    path.write_text(text)
+    later = time.time_ns() + 10_000_000
+    os.utime(path, ns=(later, later))
