@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.core.storage import ObjectStore
 from modstream.models.weights import install_default_weights
 from modstream.stack import start_stack, stop_stack
 
@@ -39,6 +40,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
     install_default_weights(settings.model_repository, SHARED_CACHE)
     try:
         start_stack(settings, timeout=240)
+        ObjectStore(settings).ensure_bucket(settings.uploads_bucket)
         yield settings
     finally:
         stop_stack(settings)

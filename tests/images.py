@@ -66,3 +66,7 @@ def png_with_bad_crc() -> bytes:
     length = int.from_bytes(data[idat - 4 : idat], "big")
     data[idat + 4 + length] ^= 0xFF  # first byte of the chunk's CRC
     return bytes(data)
+
+
+def encode_noise_png(width: int = 96, height: int = 64) -> bytes:
+    return encode(Image.effect_noise((width, height), 50).convert("RGB"), "PNG")

@@ -18,6 +18,8 @@ from modstream.core.settings import Settings, get_settings
 app = typer.Typer(help="Streaming image moderation: Kafka, Faust, S3 and Triton.", no_args_is_help=True)
 stack_app = typer.Typer(help="The local stack: real servers on 127.0.0.1, no Docker.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+dashboard_app = typer.Typer(help="The reviewer dashboard and its users.")
+app.add_typer(dashboard_app, name="dashboard")
 console = Console()
 err = Console(stderr=True)
 
@@ -146,6 +148,58 @@ async def _print_decisions(follow: bool, as_json: bool) -> None:
         async for decision in read_decisions(settings, follow=follow):
             table.add_row(*decision_cells(decision))
             live.refresh()
+
+
+@dashboard_app.callback(invoke_without_command=True)
+def dashboard(
+    ctx: typer.Context,
+    port: Annotated[int | None, typer.Option(help="port on 127.0.0.1 (default MODSTREAM_DASHBOARD_PORT)")] = None,
+) -> None:
+    """Serve the reviewer dashboard on 127.0.0.1 (and feed review requests into the queues)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from modstream.review.web.server import run_dashboard, users_file
+
+    settings = get_settings()
+    if not users_file(settings).is_file():
+        err.print("no dashboard users yet: add one with `modstream dashboard add-user NAME --role admin`")
+        raise typer.Exit(2)
+    console.print(f"dashboard on http://127.0.0.1:{port or settings.dashboard_port}/")
+    run_dashboard(settings, port=port)
+
+
+@dashboard_app.command("add-user")
+def dashboard_add_user(
+    name: str,
+    role: Annotated[str, typer.Option(help="reviewer or admin")] = "reviewer",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+) -> None:
+    """Add a dashboard user (or set their role and password); the password is stored hashed."""
+    from modstream.review.web.server import users_file
+    from modstream.review.web.users import add_user
+
+    if role not in ("reviewer", "admin"):
+        err.print("role must be reviewer or admin")
+        raise typer.Exit(2)
+    if len(password) < 8:
+        err.print("use a password of 8 characters or more")
+        raise typer.Exit(2)
+    path = users_file(get_settings())
+    add_user(path, name, role, password)  # type: ignore[arg-type]
+    console.print(f"{name} ({role}) saved in {path}")
+
+
+@dashboard_app.command("token")
+def dashboard_token(name: str) -> None:
+    """Mint an API token for a dashboard user (shown once; the previous one stops working)."""
+    from modstream.review.web.server import users_file
+    from modstream.review.web.users import mint_token
+
+    try:
+        print(mint_token(users_file(get_settings()), name))
+    except KeyError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from exc
 
 
 @app.command()

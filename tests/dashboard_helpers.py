@@ -1,0 +1,75 @@
+"""Shared by the dashboard tests: a real review service, seeded jobs, logged-in clients."""
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from modstream.core.events import ModelRef, Trigger
+from modstream.core.settings import Settings
+from modstream.core.storage import ObjectStore
+from modstream.review.jobs import ReviewJob
+from modstream.review.service import ReviewService
+from modstream.review.web.app import create_app
+from modstream.review.web.users import add_user, mint_token
+
+from tests import images
+
+PASSWORDS = {"rita": "rita-password", "remy": "remy-password", "ada": "ada-password"}
+
+
+def make_users(path: Path) -> dict[str, str]:
+    """Reviewers rita and remy, admin ada; returns an API token per user."""
+    for name, password in PASSWORDS.items():
+        add_user(path, name, "admin" if name == "ada" else "reviewer", password)
+    return {name: mint_token(path, name) for name in PASSWORDS}
+
+
+async def seed_job(
+    settings: Settings, service: ReviewService, job_id: str, queue: str, score: float = 0.6
+) -> ReviewJob:
+    key = f"review-test/{job_id}.png"
+    ObjectStore(settings).put(settings.uploads_bucket, key, images.encode_noise_png(), "image/png")
+    job = ReviewJob(
+        job_id=job_id,
+        queue=queue,
+        decision_id=f"auto-{job_id}",
+        tenant="t",
+        bucket=settings.uploads_bucket,
+        key=key,
+        scores={"nsfl": 0.1, "nsfw": score, "sfw": 0.9 - score},
+        triggered=[Trigger(label="nsfw", score=score, threshold=0.4, level="review")],
+        reasons=["threshold"],
+        model=ModelRef(name="image_safety", version="1"),
+        policy_id="default",
+        policy_version="test",
+        uploaded_at=datetime.now(UTC),
+        enqueued_at=datetime.now(UTC),
+    )
+    assert await service.queues.enqueue(job)
+    return job
+
+
+@asynccontextmanager
+async def dashboard(service: ReviewService, users_file: Path) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(service, users_file, run_feeds=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        yield client
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+async def log_in(client: httpx.AsyncClient, name: str) -> str:
+    """Sign in through the login form; returns the session's CSRF token."""
+    form = await client.get("/login")
+    response = await client.post(
+        "/login", data={"username": name, "password": PASSWORDS[name], "csrf": csrf_of(form.text)}
+    )
+    assert response.status_code == 303, response.text
+    return csrf_of((await client.get("/")).text)
