@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -7,18 +8,30 @@ from pathlib import Path
 
 import httpx
 import pytest
-from modstream.core.settings import Settings
+from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectStore
 
 WORKER_MAX_IMAGE_BYTES = 5 * 1024 * 1024
 
 
+REVIEW_TENANT = "review-e2e"
+REVIEW_QUEUE = "e2e-review"
+
+
 @pytest.fixture(scope="session")
-def worker_settings(stack_settings: Settings) -> Settings:
+def worker_settings(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    # The shipped policies, plus one tenant whose policy sends every safe-looking image
+    # to review: the sample photos then take the human-review path for real.
+    policies = tmp_path_factory.mktemp("policies")
+    shutil.copytree(PROJECT_ROOT / "config" / "policies", policies, dirs_exist_ok=True)
+    (policies / "tenants" / f"{REVIEW_TENANT}.yaml").write_text(
+        f'version: "e2e-1"\nlabels:\n  sfw: {{review_at: 0.5, block_at: 1.0, queue: {REVIEW_QUEUE}}}\n'
+    )
     settings = stack_settings.model_copy(
         update={
             "max_image_bytes": WORKER_MAX_IMAGE_BYTES,
             "consumer_group": "e2e-worker",
+            "policies_dir": policies,
         }
     )
     ObjectStore(settings).ensure_bucket(settings.uploads_bucket)
