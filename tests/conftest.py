@@ -16,9 +16,9 @@ SHARED_CACHE = PROJECT_ROOT / ".modstream" / "cache"
 def loopback_settings(state_dir: object, **overrides: object) -> Settings:
     """Settings for a private stack: its own state folder and free ports for everything."""
     ports: set[int] = set()
-    while len(ports) < 7:
+    while len(ports) < 8:
         ports.add(free_port())
-    kafka, s3, redis, http, grpc, metrics, web = sorted(ports)
+    kafka, s3, redis, http, grpc, metrics, web, dashboard = sorted(ports)
     values: dict[str, object] = {
         "kafka_bootstrap": f"127.0.0.1:{kafka}",
         "s3_endpoint": f"127.0.0.1:{s3}",
@@ -27,6 +27,7 @@ def loopback_settings(state_dir: object, **overrides: object) -> Settings:
         "triton_grpc": f"127.0.0.1:{grpc}",
         "triton_metrics": f"127.0.0.1:{metrics}",
         "worker_web_port": web,
+        "dashboard_port": dashboard,
         "state_dir": state_dir,
         "broker_session_timeout": 2.0,
     }

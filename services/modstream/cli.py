@@ -28,9 +28,10 @@ err = Console(stderr=True)
 def stack_up(
     timeout: Annotated[float, typer.Option(help="seconds to wait for each server")] = 180.0,
     worker: Annotated[bool, typer.Option(help="also start a worker in the background")] = False,
+    dashboard: Annotated[bool, typer.Option(help="also start the reviewer dashboard in the background")] = False,
 ) -> None:
     """Start Kafka (Tansu), S3 (nanio), Redis (Valkey) and Triton, then create topics and bucket."""
-    from modstream.stack import StackError, start_stack
+    from modstream.stack import StackError, start_service, start_stack
 
     settings = get_settings()
     try:
@@ -38,9 +39,10 @@ def stack_up(
             start_stack(settings, timeout=timeout, on_event=lambda server, msg: status.update(f"{server}: {msg}"))
             status.update("creating topics and the uploads bucket…")
             _prepare_stack(settings)
-            if worker:
-                status.update("starting a worker…")
-                _start_worker(settings, timeout)
+            for name, wanted in (("worker", worker), ("dashboard", dashboard)):
+                if wanted:
+                    status.update(f"starting the {name}…")
+                    start_service(settings, name, timeout)
     except StackError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
@@ -67,7 +69,7 @@ def stack_status() -> None:
         answers = "[green]yes[/green]" if s.answering else ("[yellow]no[/yellow]" if s.running else "[red]down[/red]")
         table.add_row(s.name, s.address, str(s.pid or "-"), answers, str(s.log_path))
     console.print(table)
-    if not all(s.answering for s in statuses if s.name != "worker"):
+    if not all(s.answering for s in statuses if s.name not in ("worker", "dashboard")):
         raise typer.Exit(1)
 
 
@@ -79,7 +81,9 @@ def worker(
     """Run the stream worker: upload events in, decisions out."""
     settings = get_settings()
     if detach:
-        _start_worker(settings, timeout=60.0)
+        from modstream.stack import start_service
+
+        start_service(settings, "worker", timeout=60.0)
         console.print(f"worker running in the background; log: {settings.state_dir / 'logs' / 'worker.log'}")
         return
     from modstream.core.topics import ensure_topics
@@ -223,7 +227,8 @@ def demo(
 ) -> None:
     """The guided first run: stack, worker, sample uploads, and their decisions as they arrive."""
     settings = get_settings()
-    stack_up(timeout=300.0, worker=True)
+    password = _demo_admin(settings)
+    stack_up(timeout=300.0, worker=True, dashboard=True)
     samples = _demo_files(settings, images)
     console.rule("uploading sample images")
     events = asyncio.run(_upload_with_progress(samples, "demo", concurrency=8))
@@ -232,8 +237,11 @@ def demo(
     counts = asyncio.run(_show_decisions_for(settings, names, timeout))
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
     console.print(f"\n[bold]{sum(counts.values())} of {len(events)} images decided[/bold]: {summary}")
+    dashboard_url = f"http://127.0.0.1:{settings.dashboard_port}/"
+    login = f"user admin, password {password}" if password else "your dashboard users"
+    console.print(f"Reviewer dashboard: {dashboard_url} ({login})")
     console.print(
-        "The stack and the worker keep running. Next:\n"
+        "The stack, the worker and the dashboard keep running. Next:\n"
         "  modstream upload PATH… --tenant acme    upload your own images\n"
         "  modstream decisions --follow            watch decisions arrive\n"
         "  modstream bench --images 500            measure throughput and latency\n"
@@ -242,6 +250,20 @@ def demo(
     if sum(counts.values()) < len(events):
         err.print(f"[red]only {sum(counts.values())} of {len(events)} decisions within {timeout:.0f}s[/red]")
         raise typer.Exit(1)
+
+
+def _demo_admin(settings: Settings) -> str | None:
+    """A first dashboard admin with a random password, unless there are users already."""
+    import secrets
+
+    from modstream.review.web.server import users_file
+    from modstream.review.web.users import add_user
+
+    if users_file(settings).is_file():
+        return None
+    password = secrets.token_urlsafe(12)
+    add_user(users_file(settings), "admin", "admin", password)
+    return password
 
 
 def _demo_files(settings: Settings, count: int) -> list[Path]:
@@ -330,12 +352,6 @@ def _prepare_stack(settings: Settings) -> None:
 
     asyncio.run(ensure_topics(settings))
     ObjectStore(settings).ensure_bucket(settings.uploads_bucket)
-
-
-def _start_worker(settings: Settings, timeout: float) -> None:
-    from modstream.stack import start_worker
-
-    start_worker(settings, timeout=timeout)
 
 
 if __name__ == "__main__":

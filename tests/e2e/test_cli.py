@@ -37,7 +37,8 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
 
         status = modstream(settings, "stack", "status")
         assert status.returncode == 0, status.stdout
-        for server in ("kafka", "s3", "redis", "triton", "worker"):
+        assert "Reviewer dashboard: http://127.0.0.1:" in demo.stdout and "user admin, password" in demo.stdout
+        for server in ("kafka", "s3", "redis", "triton", "worker", "dashboard"):
             assert server in status.stdout
 
         photos = sorted((tmp_path / "state" / "samples").glob("*.jpg"))[:3]
@@ -59,5 +60,5 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
     finally:
         down = modstream(settings, "stack", "down")
     assert down.returncode == 0
-    assert "stopped: worker, kafka, s3, redis, triton" in down.stdout
+    assert "stopped: worker, dashboard, kafka, s3, redis, triton" in down.stdout
     assert modstream(settings, "stack", "status").returncode == 1

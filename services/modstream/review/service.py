@@ -33,13 +33,16 @@ class ReviewService:
         self.audit_log = AuditLog(self.redis)
         self.counts = DecisionCounts(self.redis)
         self.store = ObjectStore(settings)
-        self._producer = AIOKafkaProducer(**producer_options(settings))
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        # Made here, not in __init__: aiokafka binds to the event loop that is running.
+        self._producer = AIOKafkaProducer(**producer_options(self.settings))
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
         await self.redis.aclose()
 
     async def queue_stats(self) -> list[QueueStats]:
@@ -96,6 +99,8 @@ class ReviewService:
             human_decision_id=decision.decision_id,
             policy_version=job.policy_version,
         )
+        if self._producer is None:
+            raise RuntimeError("ReviewService.start() was not called")
         headers = inject_headers()
         key = job.job_id.encode()
         await self._producer.send_and_wait(self.settings.topic_decisions, decision.to_bytes(), key=key, headers=headers)

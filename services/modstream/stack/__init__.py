@@ -4,9 +4,9 @@ from modstream.stack.supervisor import (
     ServerStatus,
     StackError,
     stack_status,
+    start_service,
     start_stack,
-    start_worker,
     stop_stack,
 )
 
-__all__ = ["ServerStatus", "StackError", "stack_status", "start_stack", "start_worker", "stop_stack"]
+__all__ = ["ServerStatus", "StackError", "stack_status", "start_service", "start_stack", "stop_stack"]

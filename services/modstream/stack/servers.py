@@ -56,7 +56,7 @@ class Server:
     @property
     def executable(self) -> str:
         """What identifies our process in its command line (never signal someone else's PID)."""
-        return self.argv[0] if self.name != "worker" else "modstream.cli"
+        return "modstream.cli" if self.name in SERVICES else self.argv[0]
 
 
 def package_file(package: str, *parts: str) -> Path:
@@ -183,7 +183,19 @@ def worker(settings: Settings, layout: Layout) -> Server:
     )
 
 
+def dashboard(settings: Settings, layout: Layout) -> Server:
+    return Server(
+        name="dashboard",
+        address=f"127.0.0.1:{settings.dashboard_port}",
+        argv=[sys.executable, "-m", "modstream.cli", "dashboard"],
+        env=settings.as_env(),
+        answers=partial(probes.http_answers, f"http://127.0.0.1:{settings.dashboard_port}/login", want_ok=True),
+    )
+
+
 SERVERS = {"kafka": kafka, "s3": s3, "redis": redis, "triton": triton}
+# Our own processes, started after the servers and stopped before them.
+SERVICES = {"worker": worker, "dashboard": dashboard}
 
 
 def link_triton_backend(layout: Layout) -> Path:

@@ -17,7 +17,7 @@ import psutil
 
 from modstream.core.settings import Settings
 from modstream.models.weights import install_default_weights
-from modstream.stack.servers import SERVERS, Layout, Server, link_triton_backend, worker
+from modstream.stack.servers import SERVERS, SERVICES, Layout, Server, link_triton_backend
 
 Progress = Callable[[str, str], None]
 SHM = Path("/dev/shm")
@@ -61,21 +61,21 @@ def start_stack(
     return stack_status(settings, names)
 
 
-def start_worker(settings: Settings, timeout: float = 90.0) -> ServerStatus:
-    """A worker in the background, managed like the servers (``stack down`` stops it)."""
+def start_service(settings: Settings, name: str, timeout: float = 90.0) -> ServerStatus:
+    """The worker or the dashboard in the background, managed like the servers."""
     layout = Layout(settings.state_dir)
-    server = worker(settings, layout)
+    server = SERVICES[name](settings, layout)
     _wait_until_answering(server, _launch(server, layout, lambda s, m: None), layout, timeout, lambda s, m: None)
     return _status(server, layout)
 
 
 def stop_stack(settings: Settings, only: Sequence[str] | None = None, timeout: float = 15.0) -> list[str]:
-    """Stop (by PID) what runs; returns the names stopped. The worker goes first."""
+    """Stop (by PID) what runs; returns the names stopped. Our services go first."""
     layout = Layout(settings.state_dir)
-    names = list(only or ["worker", *SERVERS])
+    names = list(only or [*SERVICES, *SERVERS])
     stopped = []
     for name in names:
-        server = worker(settings, layout) if name == "worker" else SERVERS[name](settings, layout)
+        server = (SERVICES | SERVERS)[name](settings, layout)
         process = _running(server, layout)
         if process is not None:
             _terminate(process, timeout)
@@ -90,7 +90,7 @@ def stack_status(settings: Settings, only: Sequence[str] | None = None) -> list[
     layout = Layout(settings.state_dir)
     servers = [SERVERS[name](settings, layout) for name in (only or SERVERS)]
     if only is None:
-        servers.append(worker(settings, layout))
+        servers += [make(settings, layout) for make in SERVICES.values()]
     return [_status(server, layout) for server in servers]
 
 
