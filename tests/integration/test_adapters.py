@@ -65,7 +65,10 @@ def test_storage_down_is_unavailable() -> None:
 
 async def test_topics_created_with_partitions_once(stack_settings: Settings) -> None:
     settings = stack_settings.model_copy(
-        update={f"topic_{t}": f"adapter.{t}" for t in ("uploads", "decisions", "review_requests", "dead_letter")}
+        update={
+            f"topic_{t}": f"adapter.{t}"
+            for t in ("uploads", "decisions", "review_requests", "dead_letter", "review_verdicts")
+        }
         | {"topic_partitions": 3}
     )
     assert sorted(await ensure_topics(settings)) == sorted(topic_names(settings))
