@@ -15,6 +15,7 @@ P = Policy.model_validate(
     {
         "id": "p",
         "version": "1",
+        "ignore": ["sfw"],
         "labels": {
             "nsfw": {"review_at": 0.4, "block_at": 0.85, "queue": "sexual"},
             "nsfl": {"review_at": 0.35, "block_at": 0.8, "queue": "gore"},
@@ -34,8 +35,7 @@ P = Policy.model_validate(
         ({"nsfw": 0.5, "nsfl": 0.6}, Outcome.REVIEW, [("nsfl", 0.35, "review"), ("nsfw", 0.4, "review")], "gore"),
         ({"nsfw": 0.5, "nsfl": 0.9}, Outcome.BLOCK, [("nsfl", 0.8, "block")], None),  # block wins over review
         ({"nsfw": 1.0, "nsfl": 0.95}, Outcome.BLOCK, [("nsfw", 0.85, "block"), ("nsfl", 0.8, "block")], None),
-        ({"sfw": 0.0}, Outcome.ALLOW, [], None),  # a label without a rule never triggers
-        ({}, Outcome.ALLOW, [], None),
+        ({"nsfw": 0.1, "nsfl": 0.1, "sfw": 0.0}, Outcome.ALLOW, [], None),  # an ignored label never triggers
     ],
 )
 def test_decision_rule(
@@ -60,9 +60,9 @@ def test_audit_sample_is_deterministic_and_near_the_rate() -> None:
 
 def test_audit_samples_automatic_decisions_but_never_changes_them() -> None:
     always = P.model_copy(update={"audit_sample_rate": 1.0})
-    allow = evaluate({"nsfw": 0.1}, always, content_id="c")
-    block = evaluate({"nsfw": 0.9}, always, content_id="c")
-    review = evaluate({"nsfw": 0.5}, always, content_id="c")
+    allow = evaluate({"nsfw": 0.1, "nsfl": 0.0}, always, content_id="c")
+    block = evaluate({"nsfw": 0.9, "nsfl": 0.0}, always, content_id="c")
+    review = evaluate({"nsfw": 0.5, "nsfl": 0.0}, always, content_id="c")
     assert (allow.decision, allow.reasons, allow.review_queue) == (Outcome.ALLOW, ["audit_sample"], AUDIT_QUEUE)
     assert (block.decision, block.reasons, block.review_queue) == (
         Outcome.BLOCK,
@@ -70,6 +70,32 @@ def test_audit_samples_automatic_decisions_but_never_changes_them() -> None:
         AUDIT_QUEUE,
     )
     assert (review.reasons, review.review_queue) == (["threshold"], "sexual")  # already going to a person
+
+
+@pytest.mark.parametrize(
+    ("scores", "decision", "reasons", "queue"),
+    [
+        # a new model brings a label the policy does not know
+        (
+            {"nsfw": 0.1, "nsfl": 0.1, "sfw": 0.7, "weapons": 0.1},
+            Outcome.REVIEW,
+            ["unknown_label:weapons"],
+            "labels-changed",
+        ),
+        # a new model drops a label the policy has rules for
+        ({"nsfw": 0.1, "sfw": 0.9}, Outcome.REVIEW, ["missing_label:nsfl"], "labels-changed"),
+        ({}, Outcome.REVIEW, ["missing_label:nsfl", "missing_label:nsfw"], "labels-changed"),
+        # a known label over its review threshold keeps its own queue, with the drift reason added
+        ({"nsfw": 0.5, "sfw": 0.5}, Outcome.REVIEW, ["threshold", "missing_label:nsfl"], "sexual"),
+        # a block from a known label stands
+        ({"nsfw": 0.9, "weapons": 0.1}, Outcome.BLOCK, ["threshold"], None),
+    ],
+)
+def test_label_drift_between_model_and_policy_goes_to_review(
+    scores: dict[str, float], decision: Outcome, reasons: list[str], queue: str | None
+) -> None:
+    verdict = evaluate(scores, P, content_id="never-sampled")
+    assert (verdict.decision, verdict.reasons, verdict.review_queue) == (decision, reasons, queue)
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -83,6 +109,7 @@ DEFAULT = """
 id: default
 version: "d1"
 audit_sample_rate: 0.01
+ignore: [sfw]
 labels:
   nsfw: {review_at: 0.4, block_at: 0.85, queue: sexual}
   nsfl: {review_at: 0.35, block_at: 0.8, queue: gore}
@@ -135,6 +162,12 @@ def test_tenant_override_changes_only_what_it_names(tmp_path: Path) -> None:
         ),
         ("tenants/kids.yaml", 'version: "k"\nlabels:\n  nsfw: {queue: "Not A Queue"}\n', "kids", "labels.nsfw.queue"),
         ("tenants/Bad Name.yaml", 'version: "k"\n', "'Bad Name'", "not a valid tenant id"),
+        (
+            "default.yaml",
+            DEFAULT.replace("ignore: [sfw]", "ignore: [sfw, gore]"),
+            "default",
+            "the model has no label 'gore'",
+        ),
     ],
 )
 def test_a_bad_policy_is_refused_naming_file_tenant_and_field(
@@ -180,3 +213,14 @@ def bump(path: Path, text: str) -> None:
     path.write_text(text)
     later = time.time_ns() + 10_000_000
     os.utime(path, ns=(later, later))
+
+
+def test_the_store_notes_a_new_label_set_once(tmp_path: Path) -> None:
+    write(tmp_path, "default.yaml", DEFAULT)
+    store = PolicyStore(tmp_path, ["nsfl", "nsfw", "sfw"])
+    assert not store.observe_model_labels(["sfw", "nsfw", "nsfl"])
+    assert store.observe_model_labels(["nsfl", "nsfw", "sfw", "weapons"])
+    assert not store.observe_model_labels(["nsfl", "nsfw", "sfw", "weapons"])
+    # policy files are now checked against the new labels: a rule for "weapons" is accepted
+    bump(tmp_path / "default.yaml", DEFAULT.replace('"d1"', '"d2"') + "  weapons: {review_at: 0.5, block_at: 0.9}\n")
+    assert store.refresh() == {"default": "d2"}

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from modstream.core.events import Outcome, Trigger
 
 AUDIT_QUEUE = "audit"
+LABELS_CHANGED_QUEUE = "labels-changed"
 
 
 class LabelRule(BaseModel):
@@ -37,6 +38,10 @@ class Policy(BaseModel):
     version: str = Field(min_length=1)
     audit_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     labels: dict[str, LabelRule]
+    ignore: list[str] = Field(default_factory=list, description="model labels that never trigger, on purpose")
+
+    def known_labels(self) -> set[str]:
+        return set(self.labels) | set(self.ignore)
 
 
 class Verdict(BaseModel):
@@ -66,10 +71,23 @@ def evaluate(scores: dict[str, float], policy: Policy, content_id: str) -> Verdi
         decision = Outcome.REVIEW if triggered else Outcome.ALLOW
     reasons = ["threshold"] if triggered else []
     queue = policy.labels[triggered[0].label].queue if decision is Outcome.REVIEW else None
-    if queue is None and in_audit_sample(content_id, policy.audit_sample_rate):
+    drift = label_drift(scores, policy)
+    if drift and decision is not Outcome.BLOCK:
+        # The model and the policy disagree on the labels: a person decides until the
+        # policy is updated (a block from the labels both know still stands).
+        decision, reasons, queue = Outcome.REVIEW, [*reasons, *drift], queue or LABELS_CHANGED_QUEUE
+    elif queue is None and in_audit_sample(content_id, policy.audit_sample_rate):
         reasons.append("audit_sample")
         queue = AUDIT_QUEUE
     return Verdict(decision=decision, triggered=triggered, reasons=reasons, review_queue=queue)
+
+
+def label_drift(scores: dict[str, float], policy: Policy) -> list[str]:
+    """Reasons the model's labels and the policy's do not match: labels it does not know,
+    and labels it has rules for that the model no longer scores."""
+    unknown = sorted(set(scores) - policy.known_labels())
+    missing = sorted(set(policy.labels) - set(scores))
+    return [f"unknown_label:{label}" for label in unknown] + [f"missing_label:{label}" for label in missing]
 
 
 def in_audit_sample(content_id: str, rate: float) -> bool:

@@ -81,10 +81,11 @@ def _validated(raw: dict[str, Any], path: Path, tenant: str, model_labels: Seque
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
         raise PolicyError(f"{path}: tenant {tenant}: {problems}") from exc
     if model_labels is not None:
-        unknown = sorted(set(policy.labels) - set(model_labels))
+        unknown = sorted((set(policy.labels) | set(policy.ignore)) - set(model_labels))
         if unknown:
+            field = f"labels.{unknown[0]}" if unknown[0] in policy.labels else "ignore"
             raise PolicyError(
-                f"{path}: tenant {tenant}: labels.{unknown[0]}: the model has no label {unknown[0]!r} "
+                f"{path}: tenant {tenant}: {field}: the model has no label {unknown[0]!r} "
                 f"(its labels: {', '.join(model_labels)})"
             )
     return policy

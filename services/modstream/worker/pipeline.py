@@ -108,6 +108,7 @@ class Pipeline:
             except ImageRejected as exc:
                 return self._error(event, started, exc.reason, exc.message)
         with self.tracer.start_as_current_span("policy"):
+            self.policies.observe_model_labels(list(scores.by_label))
             verdict = evaluate(scores.by_label, self._policy(event), content_id=event.event_id)
         return self._decision(
             event,
