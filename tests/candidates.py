@@ -1,0 +1,64 @@
+"""Candidate models for the lifecycle tests, derived honestly from the default classifier.
+
+Each is a real ONNX graph that onnxruntime runs: the default model with a changed output
+head, or broken in a named way.
+"""
+
+from pathlib import Path
+
+import onnx
+from modstream.core.settings import PROJECT_ROOT
+from onnx import TensorProto, helper
+
+DEFAULT = PROJECT_ROOT / "model_repository" / "image_safety" / "1" / "model.onnx"
+DEFAULT_LABELS = ["nsfl", "nsfw", "sfw"]
+
+
+def write_labels(path: Path, labels: list[str]) -> Path:
+    path.write_text("\n".join(labels) + "\n")
+    return path
+
+
+def same_model(folder: Path) -> tuple[Path, Path]:
+    """The default model again: a redeploy of the same weights as a new version."""
+    target = folder / "same.onnx"
+    target.write_bytes(DEFAULT.read_bytes())
+    return target, write_labels(folder / "same-labels.txt", DEFAULT_LABELS)
+
+
+def with_explicit_label(folder: Path) -> tuple[Path, Path]:
+    """The default model with a fourth output, ``explicit`` = nsfl + nsfw."""
+    model = onnx.load(str(DEFAULT))
+    graph = model.graph
+    scores = graph.output[0].name
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    graph.initializer.extend(
+        [
+            helper.make_tensor("head_starts", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("head_ends", TensorProto.INT64, [1], [2]),
+            helper.make_tensor("head_axes", TensorProto.INT64, [1], [1]),
+        ]
+    )
+    reduce = (
+        helper.make_node("ReduceSum", ["head_pair", "head_axes"], ["head_explicit"], keepdims=1)
+        if opset >= 13
+        else helper.make_node("ReduceSum", ["head_pair"], ["head_explicit"], axes=[1], keepdims=1)
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Slice", [scores, "head_starts", "head_ends", "head_axes"], ["head_pair"]),
+            reduce,
+            helper.make_node("Concat", [scores, "head_explicit"], ["scores4"], axis=1),
+        ]
+    )
+    graph.output.pop()
+    graph.output.append(helper.make_tensor_value_info("scores4", TensorProto.FLOAT, ["batch_size", 4]))
+    target = folder / "explicit.onnx"
+    onnx.save(model, str(target))
+    return target, write_labels(folder / "explicit-labels.txt", [*DEFAULT_LABELS, "explicit"])
+
+
+def corrupt(folder: Path) -> tuple[Path, Path]:
+    target = folder / "corrupt.onnx"
+    target.write_bytes(DEFAULT.read_bytes()[: 1 << 20])
+    return target, write_labels(folder / "corrupt-labels.txt", DEFAULT_LABELS)
