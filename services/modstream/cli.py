@@ -14,14 +14,12 @@ from rich.table import Table
 from modstream.core.events import ImageUploaded
 from modstream.core.schemas import stale_schemas, write_schemas
 from modstream.core.settings import Settings, get_settings
+from modstream.models.commands import model_app
 
 app = typer.Typer(help="Streaming image moderation: Kafka, Faust, S3 and Triton.", no_args_is_help=True)
 stack_app = typer.Typer(help="The local stack: real servers on 127.0.0.1, no Docker.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 dashboard_app = typer.Typer(help="The reviewer dashboard and its users.")
-model_app = typer.Typer(
-    help="The classifier in the Triton model repository: list, deploy, roll back.", no_args_is_help=True
-)
 app.add_typer(model_app, name="model")
 app.add_typer(dashboard_app, name="dashboard")
 console = Console()
@@ -208,68 +206,6 @@ def dashboard_token(name: str) -> None:
     except KeyError as exc:
         err.print(str(exc))
         raise typer.Exit(2) from exc
-
-
-@model_app.command("list")
-def model_list() -> None:
-    """Every classifier version on disk, its labels, Triton's state of it, and which serves."""
-    from modstream.models.control import TritonControl
-    from modstream.models.lifecycle import describe
-    from modstream.models.repository import Repository
-
-    settings = get_settings()
-    triton = TritonControl(settings.triton_http)
-    try:
-        rows = describe(Repository(settings.model_repository), triton)
-    except Exception as exc:  # Triton down: still show the repository
-        err.print(f"[yellow]Triton at {settings.triton_http} did not answer ({type(exc).__name__}); disk only[/yellow]")
-        rows = describe(Repository(settings.model_repository), None)
-    table = Table("version", "labels", "in Triton", "serving")
-    for row in rows:
-        table.add_row(str(row.version), ", ".join(row.labels), row.triton, "yes" if row.serving else "")
-    console.print(table)
-
-
-@model_app.command("deploy")
-def model_deploy(
-    onnx_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the candidate ONNX model")],
-    labels: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="labels file, one per output position")],
-) -> None:
-    """Check a candidate, add it as the next version and make it serve, without stopping traffic."""
-    from modstream.models.candidate import CandidateRefused
-    from modstream.models.control import TritonControl
-    from modstream.models.lifecycle import DeployFailed, deploy
-    from modstream.models.repository import Repository
-
-    settings = get_settings()
-    try:
-        switch = deploy(
-            Repository(settings.model_repository), TritonControl(settings.triton_http), onnx_file, labels, console.print
-        )
-    except (CandidateRefused, DeployFailed) as exc:
-        err.print(f"[red]not deployed: {exc}[/red]")
-        raise typer.Exit(1) from exc
-    console.print(
-        f"[green]version {switch.serving} serves[/green] (was {switch.previous}; undo: modstream model rollback)"
-    )
-
-
-@model_app.command("rollback")
-def model_rollback(
-    to: Annotated[int | None, typer.Option(help="the version to serve (default: the one before)")] = None,
-) -> None:
-    """Make the previous (or the given) version serve again."""
-    from modstream.models.control import TritonControl
-    from modstream.models.lifecycle import DeployFailed, rollback
-    from modstream.models.repository import Repository
-
-    settings = get_settings()
-    try:
-        switch = rollback(Repository(settings.model_repository), TritonControl(settings.triton_http), console.print, to)
-    except DeployFailed as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
-    console.print(f"[green]version {switch.serving} serves[/green] (was {switch.previous})")
 
 
 @app.command()

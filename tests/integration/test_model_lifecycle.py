@@ -65,7 +65,7 @@ def test_a_version_triton_cannot_load_leaves_the_serving_one_untouched(private_s
     version = repository.add_version(model, read_label_file(labels))
     (version.path / "model.onnx").write_bytes(b"damaged after the check")  # what the check could not see
     with pytest.raises(lifecycle.DeployFailed, match=f"could not load image_safety version {version.number}"):
-        lifecycle._serve(repository, triton, version.number, lambda message: None)
+        lifecycle.serve(repository, triton, version.number, lambda message: None)
     repository.remove_version(version.number)
     assert repository.serving() == 1
     assert triton.ready_versions("image_safety") == {1}

@@ -197,6 +197,25 @@ class ReviewVerdict(ImageRecord):
     policy_version: str
 
 
+class ShadowScore(ImageRecord):
+    """A candidate model's scores for an image, beside the serving model's.
+
+    Written while a shadow runs; it changes no decision. ``shadow_decision`` is what
+    the same policy would have decided from the candidate's scores.
+    """
+
+    event_type: Literal["model.shadow"] = "model.shadow"
+    shadow_id: str = Field(default_factory=new_id)
+    serving_model: ModelRef
+    serving_scores: dict[str, float]
+    serving_decision: Outcome
+    shadow_model: ModelRef
+    shadow_scores: dict[str, float]
+    shadow_decision: Outcome
+    policy_id: str
+    policy_version: str
+
+
 class DeadLetterReason(StrEnum):
     NOT_JSON = "not_json"
     SCHEMA_MISMATCH = "schema_mismatch"

@@ -2,11 +2,19 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import BaseModel, ValidationError
 
 from modstream.core.settings import Settings
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class Publisher(Protocol):
+    async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """Return once the broker has the record."""
 
 
 def producer_options(settings: Settings) -> dict[str, Any]:
@@ -47,3 +55,27 @@ async def kafka_consumer(
         yield consumer
     finally:
         await consumer.stop()
+
+
+async def read_records(
+    settings: Settings, topic: str, record_type: type[R], follow: bool, idle_seconds: float = 3.0
+) -> AsyncIterator[R]:
+    """Every record of ``record_type`` from the start of ``topic``; with ``follow``, wait
+    for more forever.
+
+    Without ``follow`` it stops once nothing new arrived for ``idle_seconds`` (end
+    offsets cannot be trusted on the local broker, so "the end" is a quiet moment).
+    Records of other types are skipped.
+    """
+    async with kafka_consumer(settings, topic) as consumer:
+        while True:
+            batches = await consumer.getmany(timeout_ms=int(idle_seconds * 1000))
+            if not batches and not follow:
+                return
+            for batch in batches.values():
+                for record in batch:
+                    try:
+                        parsed = record_type.model_validate_json(record.value or b"")
+                    except ValidationError:
+                        continue
+                    yield parsed

@@ -6,7 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from modstream.core.events import DeadLetter, ImageUploaded, ModerationDecision, ReviewRequest, ReviewVerdict
+from modstream.core.events import (
+    DeadLetter,
+    ImageUploaded,
+    ModerationDecision,
+    ReviewRequest,
+    ReviewVerdict,
+    ShadowScore,
+)
 from modstream.core.settings import PROJECT_ROOT
 
 SCHEMA_DIR = PROJECT_ROOT / "schemas"
@@ -18,6 +25,7 @@ RECORDS: dict[str, tuple[type[BaseModel], Literal["validation", "serialization"]
     "review.request": (ReviewRequest, "serialization"),
     "review.verdict": (ReviewVerdict, "serialization"),
     "dead-letter": (DeadLetter, "serialization"),
+    "model.shadow": (ShadowScore, "serialization"),
 }
 
 

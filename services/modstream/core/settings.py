@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     topic_review_requests: str = "moderation.review-requests"
     topic_dead_letter: str = "moderation.dead-letter"
     topic_review_verdicts: str = "moderation.review-verdicts"
+    topic_shadow: str = "moderation.model-shadow"
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
     # Local-stack workaround (see ARCHITECTURE.md): Tansu answers end offsets wrongly for
@@ -48,6 +49,9 @@ class Settings(BaseSettings):
     triton_http: str = "127.0.0.1:18000"
     triton_metrics: str = "127.0.0.1:18002"
     triton_model: str = "moderation"
+    # The ensemble that runs a candidate beside the serving model (`modstream model shadow`).
+    triton_shadow_model: str = "moderation_shadow"
+    shadow_max_in_flight: int = Field(16, ge=1)
     inference_timeout: float = 60.0
 
     # Worker

@@ -15,6 +15,7 @@ def topic_names(settings: Settings) -> list[str]:
         settings.topic_review_requests,
         settings.topic_dead_letter,
         settings.topic_review_verdicts,
+        settings.topic_shadow,
     ]
 
 

@@ -2,10 +2,8 @@
 
 from collections.abc import AsyncIterator, Container
 
-from pydantic import ValidationError
-
 from modstream.core.events import ModerationDecision
-from modstream.core.kafka import kafka_consumer
+from modstream.core.kafka import read_records
 from modstream.core.settings import Settings
 
 
@@ -16,22 +14,9 @@ async def read_decisions(
     idle_seconds: float = 3.0,
     event_ids: Container[str] | None = None,
 ) -> AsyncIterator[ModerationDecision]:
-    """Every decision from the start of the topic; with ``follow``, wait for more forever.
-
-    Without ``follow`` it stops once nothing new arrived for ``idle_seconds`` (end
-    offsets cannot be trusted on the local broker, so "the end" is a quiet moment).
-    Records that are not decisions are skipped; ``event_ids`` keeps only those events.
-    """
-    async with kafka_consumer(settings, settings.topic_decisions) as consumer:
-        while True:
-            batches = await consumer.getmany(timeout_ms=int(idle_seconds * 1000))
-            if not batches and not follow:
-                return
-            for records in batches.values():
-                for record in records:
-                    try:
-                        decision = ModerationDecision.model_validate_json(record.value or b"")
-                    except ValidationError:
-                        continue
-                    if event_ids is None or decision.event_id in event_ids:
-                        yield decision
+    """Every decision from the start of the topic (see ``read_records``); ``event_ids``
+    keeps only those events."""
+    records = read_records(settings, settings.topic_decisions, ModerationDecision, follow, idle_seconds)
+    async for decision in records:
+        if event_ids is None or decision.event_id in event_ids:
+            yield decision

@@ -19,6 +19,11 @@ class TritonControl:
         if response.status_code != 200:
             raise TritonControlError(_error_of(response))
 
+    def unload(self, model: str) -> None:
+        response = self._client.post(f"/v2/repository/models/{model}/unload")
+        if response.status_code != 200:
+            raise TritonControlError(_error_of(response))
+
     def index(self) -> list[dict[str, str]]:
         """Every model and version Triton knows, with its state (READY, UNAVAILABLE, …) and reason."""
         response = self._client.post("/v2/repository/index", json={})

@@ -28,36 +28,40 @@ class Switch:
     serving: int
 
 
-def deploy(repository: Repository, triton: TritonControl, onnx_file: Path, labels_file: Path, say: Say) -> Switch:
+def add(repository: Repository, onnx_file: Path, labels_file: Path, say: Say) -> Version:
+    """Check a candidate and write it as the next version; it does not serve yet."""
     labels = read_label_file(labels_file)
     say(f"checking {onnx_file.name} against {len(labels)} labels")
     check_candidate(onnx_file, labels)
-    previous = repository.serving()
     version = repository.add_version(onnx_file, labels)
     say(f"written as version {version.number}")
+    return version
+
+
+def deploy(repository: Repository, triton: TritonControl, onnx_file: Path, labels_file: Path, say: Say) -> Switch:
+    version = add(repository, onnx_file, labels_file, say)
     try:
-        _serve(repository, triton, version.number, say)
+        return serve(repository, triton, version.number, say)
     except DeployFailed:
         repository.remove_version(version.number)
         raise
-    return Switch(previous=previous, serving=version.number)
 
 
 def rollback(repository: Repository, triton: TritonControl, say: Say, to: int | None = None) -> Switch:
-    current = repository.serving()
-    numbers = [v.number for v in repository.versions()]
     if to is None:
-        older = [n for n in numbers if n < current]
+        current = repository.serving()
+        older = [v.number for v in repository.versions() if v.number < current]
         if not older:
             raise DeployFailed(f"version {current} is the oldest; there is nothing to roll back to")
         to = older[-1]
-    if to not in numbers:
-        raise DeployFailed(f"there is no version {to} (versions: {numbers})")
-    _serve(repository, triton, to, say)
-    return Switch(previous=current, serving=to)
+    return serve(repository, triton, to, say)
 
 
-def _serve(repository: Repository, triton: TritonControl, number: int, say: Say) -> None:
+def serve(repository: Repository, triton: TritonControl, number: int, say: Say) -> Switch:
+    """Make version ``number`` serve; if Triton cannot load it, the previous one goes on."""
+    numbers = [v.number for v in repository.versions()]
+    if number not in numbers:
+        raise DeployFailed(f"there is no version {number} (versions: {numbers})")
     previous = repository.serving()
     repository.pin(number)
     say(f"asking Triton to load {repository.model} version {number}")
@@ -70,6 +74,7 @@ def _serve(repository: Repository, triton: TritonControl, number: int, say: Say)
         triton.load(repository.model)
         raise DeployFailed(f"Triton could not load {repository.model} version {number}: {exc}") from exc
     say(f"version {number} is serving")
+    return Switch(previous=previous, serving=number)
 
 
 @dataclass(frozen=True)
@@ -78,22 +83,30 @@ class VersionRow:
     labels: list[str]
     triton: str
     serving: bool
+    shadow: bool
 
 
 def describe(repository: Repository, triton: TritonControl | None) -> list[VersionRow]:
     """Every version on disk, with Triton's view of it and which one serves."""
-    states: dict[int, str] = {}
-    if triton is not None:
-        for entry in triton.index():
-            if entry.get("name") == repository.model and entry.get("version"):
-                states[int(entry["version"])] = entry.get("state", "") + (
-                    f" ({entry['reason']})" if entry.get("reason") else ""
-                )
-    serving = repository.serving()
-    return [_row(v, states, serving) for v in repository.versions()]
+    index = triton.index() if triton is not None else []
+    serving, shadowed = repository.serving(), repository.shadowed()
+    states = _states(index, repository.model)
+    shadow_state = _states(index, repository.shadow().model).get(shadowed or 0, "not loaded")
+    return [
+        VersionRow(
+            v.number,
+            v.labels,
+            shadow_state if v.number == shadowed else states.get(v.number, "not loaded"),
+            serving=v.number == serving,
+            shadow=v.number == shadowed,
+        )
+        for v in repository.versions()
+    ]
 
 
-def _row(version: Version, states: dict[int, str], serving: int) -> VersionRow:
-    return VersionRow(
-        version.number, version.labels, states.get(version.number, "not loaded"), version.number == serving
-    )
+def _states(index: list[dict[str, str]], model: str) -> dict[int, str]:
+    return {
+        int(entry["version"]): entry.get("state", "") + (f" ({entry['reason']})" if entry.get("reason") else "")
+        for entry in index
+        if entry.get("name") == model and entry.get("version")
+    }

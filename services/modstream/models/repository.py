@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+SHADOW_SUFFIX = "_shadow"
 _POLICY = re.compile(r"\nversion_policy: \{ specific: \{ versions: \[ (\d+) \] \} \}\n")
 
 
@@ -40,6 +41,15 @@ class Repository:
         if pinned:
             return int(pinned.group(1))
         return max((v.number for v in self.versions()), default=0)
+
+    def shadow(self) -> "Repository":
+        """Where a version under shadow lives: a copy under its own model name."""
+        return Repository(self.root, self.model + SHADOW_SUFFIX)
+
+    def shadowed(self) -> int | None:
+        """The version under shadow, if one is set up."""
+        shadow = self.shadow()
+        return shadow.serving() if shadow.config.is_file() else None
 
     def add_version(self, onnx_file: Path, labels: list[str]) -> Version:
         """Copy a checked candidate in as the next version (written aside, then renamed)."""

@@ -24,6 +24,7 @@ from modstream.core.tracing import configure_tracing
 from modstream.policy.watcher import PolicyStore
 from modstream.review.audit import AuditLog
 from modstream.worker.pipeline import Delivery, Pipeline, retrying
+from modstream.worker.shadow import Shadow
 from modstream.worker.transport import App
 
 log = logging.getLogger("modstream.worker")
@@ -97,13 +98,16 @@ async def _build_pipeline(settings: Settings, app: faust.App) -> Pipeline:
     labels = await retrying(scorer.labels, "triton")
     policies = PolicyStore(settings.policies_dir, labels)
     log.info("pipeline ready", extra={"model_labels": labels, "policies": policies.current.versions})
+    publisher = FaustPublisher(app)
+    shadow_scorer = TritonScorer(settings.triton_grpc, settings.triton_shadow_model, settings.inference_timeout)
     return Pipeline(
         settings=settings,
         store=ObjectStore(settings, pool_size=settings.worker_concurrency),
         scorer=scorer,
         decided=DecidedEvents(settings),
-        publisher=FaustPublisher(app),
+        publisher=publisher,
         policies=policies,
+        shadow=Shadow(shadow_scorer, publisher, settings.topic_shadow, settings.shadow_max_in_flight),
     )
 
 

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import redis.exceptions
 from opentelemetry import trace
@@ -28,21 +28,18 @@ from modstream.core.events import (
     ReviewRequest,
 )
 from modstream.core.inference import ImageRejected, InferenceUnavailable, Scores, TritonScorer
+from modstream.core.kafka import Publisher
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge, StorageUnavailable
 from modstream.core.tracing import KafkaHeaders, extract_context, inject_headers, tracer
 from modstream.policy.engine import Policy, evaluate
 from modstream.policy.watcher import PolicyStore
 from modstream.worker.intake import Malformed, parse_upload
+from modstream.worker.shadow import Shadow
 
 log = logging.getLogger("modstream.worker")
 T = TypeVar("T")
 TRANSIENT = (StorageUnavailable, InferenceUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-
-
-class Publisher(Protocol):
-    async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        """Return once the broker has the record."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +62,7 @@ class Pipeline:
         decided: DecidedEvents,
         publisher: Publisher,
         policies: PolicyStore,
+        shadow: Shadow | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -72,6 +70,7 @@ class Pipeline:
         self.decided = decided
         self.publisher = publisher
         self.policies = policies
+        self.shadow = shadow
         self.tracer = tracer("modstream.worker")
 
     async def handle(self, delivery: Delivery) -> ModerationDecision | DeadLetter | None:
@@ -109,7 +108,10 @@ class Pipeline:
                 return self._error(event, started, exc.reason, exc.message)
         with self.tracer.start_as_current_span("policy"):
             self.policies.observe_model_labels(list(scores.by_label))
-            verdict = evaluate(scores.by_label, self._policy(event), content_id=event.event_id)
+            policy = self._policy(event)
+            verdict = evaluate(scores.by_label, policy, content_id=event.event_id)
+        if self.shadow is not None:
+            await self.shadow.submit(event, image, scores, verdict, policy)
         return self._decision(
             event,
             started,
