@@ -8,10 +8,17 @@ from pathlib import Path
 
 import onnx
 from modstream.core.settings import PROJECT_ROOT
+from modstream.models.weights import install_default_weights
 from onnx import TensorProto, helper
 
-DEFAULT = PROJECT_ROOT / "model_repository" / "image_safety" / "1" / "model.onnx"
 DEFAULT_LABELS = ["nsfl", "nsfw", "sfw"]
+
+
+def default_model() -> Path:
+    """The default classifier's ONNX file, installed into the project's repository if missing."""
+    from tests.conftest import SHARED_CACHE
+
+    return install_default_weights(PROJECT_ROOT / "model_repository", SHARED_CACHE)
 
 
 def write_labels(path: Path, labels: list[str]) -> Path:
@@ -22,13 +29,13 @@ def write_labels(path: Path, labels: list[str]) -> Path:
 def same_model(folder: Path) -> tuple[Path, Path]:
     """The default model again: a redeploy of the same weights as a new version."""
     target = folder / "same.onnx"
-    target.write_bytes(DEFAULT.read_bytes())
+    target.write_bytes(default_model().read_bytes())
     return target, write_labels(folder / "same-labels.txt", DEFAULT_LABELS)
 
 
 def with_explicit_label(folder: Path) -> tuple[Path, Path]:
     """The default model with a fourth output, ``explicit`` = nsfl + nsfw."""
-    model = onnx.load(str(DEFAULT))
+    model = onnx.load(str(default_model()))
     graph = model.graph
     scores = graph.output[0].name
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
@@ -58,7 +65,20 @@ def with_explicit_label(folder: Path) -> tuple[Path, Path]:
     return target, write_labels(folder / "explicit-labels.txt", [*DEFAULT_LABELS, "explicit"])
 
 
+def squared(folder: Path) -> tuple[Path, Path]:
+    """The default model with every score squared: same labels, lower and sharper scores."""
+    model = onnx.load(str(default_model()))
+    graph = model.graph
+    scores = graph.output[0].name
+    graph.node.append(helper.make_node("Mul", [scores, scores], ["squared"]))
+    graph.output.pop()
+    graph.output.append(helper.make_tensor_value_info("squared", TensorProto.FLOAT, ["batch_size", 3]))
+    target = folder / "squared.onnx"
+    onnx.save(model, str(target))
+    return target, write_labels(folder / "squared-labels.txt", DEFAULT_LABELS)
+
+
 def corrupt(folder: Path) -> tuple[Path, Path]:
     target = folder / "corrupt.onnx"
-    target.write_bytes(DEFAULT.read_bytes()[: 1 << 20])
+    target.write_bytes(default_model().read_bytes()[: 1 << 20])
     return target, write_labels(folder / "corrupt-labels.txt", DEFAULT_LABELS)

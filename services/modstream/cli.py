@@ -314,12 +314,10 @@ def bench(
 ) -> None:
     """Throughput and latency of the served pipeline vs the raw model in-process, same images."""
     from modstream.bench.run import run_bench, write_report
-    from modstream.demo.samples import source_photos, variants
+    from modstream.demo.samples import sample_images
 
     settings = get_settings()
-    pool = [
-        data for name, photo in source_photos(settings.state_dir / "cache").items() for _, data in variants(name, photo)
-    ]
+    pool = sample_images(settings.state_dir / "cache")
     chosen = [pool[i % len(pool)] for i in range(images)]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:

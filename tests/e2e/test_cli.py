@@ -1,29 +1,15 @@
 """The README's first command does what it says: the demo, then the everyday commands."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from modstream.core.settings import Settings
 
+from tests.commands import modstream
 from tests.conftest import loopback_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-
-
-def modstream(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modstream.cli", *args],
-        env={**os.environ, **settings.as_env(), "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:

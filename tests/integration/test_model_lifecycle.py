@@ -1,30 +1,56 @@
-"""Deploy and roll back classifier versions on a real Triton, with traffic flowing."""
+"""Deploy, roll back and shadow classifier versions on a real Triton, with traffic flowing."""
 
 import asyncio
+import json
 import shutil
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
-from modstream.core.events import ModerationDecision, Outcome
-from modstream.core.kafka import kafka_consumer
+from modstream.core.events import ImageRecord, ModerationDecision, Outcome, ShadowScore
+from modstream.core.inference import TritonScorer
+from modstream.core.kafka import read_records
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectStore
 from modstream.ingest.sdk import UploadClient
 from modstream.models import lifecycle
 from modstream.models.candidate import CandidateRefused, check_candidate, read_label_file
+from modstream.models.compare import compare
 from modstream.models.control import TritonControl
 from modstream.models.repository import Repository
+from modstream.models.shadow_run import start_shadow, stop_shadow
+from modstream.policy.engine import evaluate
+from modstream.policy.loader import load_policies
 from modstream.stack import start_service, start_stack, stop_stack
 
 from tests import candidates, images
+from tests.commands import modstream
 from tests.conftest import loopback_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+R = TypeVar("R", bound=ImageRecord)
+
+
+async def collect(settings: Settings, topic: str, kind: type[R], event_ids: list[str]) -> dict[str, R]:
+    """The first record of ``kind`` for each of ``event_ids`` (waits up to two minutes for all)."""
+    found: dict[str, R] = {}
+    with suppress(TimeoutError):
+        async with asyncio.timeout(120):
+            async for record in read_records(settings, topic, kind, follow=True):
+                if record.event_id in event_ids:
+                    found.setdefault(record.event_id, record)
+                if len(found) == len(set(event_ids)):
+                    break
+    missing = set(event_ids) - set(found)
+    assert not missing, f"{len(missing)} of {len(set(event_ids))} events have no {kind.__name__} on {topic}"
+    return found
 
 
 def copy_repository(target: Path) -> Path:
     """The project's model repository, copied so versions can be added and pinned freely."""
+    candidates.default_model()
     shutil.copytree(PROJECT_ROOT / "model_repository", target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
 
@@ -96,16 +122,7 @@ async def test_deploy_then_roll_back_under_continuous_load(private_stack: Settin
     stop.set()
     await uploads
 
-    decisions: dict[str, ModerationDecision] = {}
-    async with kafka_consumer(private_stack, private_stack.topic_decisions) as consumer:
-        for _ in range(240):
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for record in batch:
-                    decision = ModerationDecision.model_validate_json(record.value or b"")
-                    decisions.setdefault(decision.event_id, decision)
-            if set(uploaded) <= set(decisions):
-                break
-    assert set(uploaded) <= set(decisions), f"{len(set(uploaded) - set(decisions))} uploads without a decision"
+    decisions = await collect(private_stack, private_stack.topic_decisions, ModerationDecision, uploaded)
     ours = sorted((decisions[e] for e in uploaded), key=lambda d: d.occurred_at)
     assert not [d for d in ours if d.decision is Outcome.ERROR]
     versions = [d.model.version for d in ours if d.model]
@@ -119,3 +136,68 @@ async def test_deploy_then_roll_back_under_continuous_load(private_stack: Settin
         else:
             assert "explicit" not in decision.scores
     print(f"{len(ours)} uploads, versions in order: {[(v, versions.count(v)) for v in ('1', '2')]}")
+
+
+async def upload_all(settings: Settings, photos: list[bytes]) -> list[str]:
+    async with UploadClient(settings) as client:
+        return [(await client.upload_image(photo, "lifecycle")).event_id for photo in photos]
+
+
+async def test_shadow_changes_no_decision_and_compare_matches_a_hand_computation(private_stack: Settings) -> None:
+    repository = Repository(private_stack.model_repository)
+    triton = TritonControl(private_stack.triton_http)
+    photos = [data for _, data in images.varied_images(8, seed=11)]
+    before_ids = await upload_all(private_stack, photos)
+    before = await collect(private_stack, private_stack.topic_decisions, ModerationDecision, before_ids)
+
+    model, labels = candidates.squared(private_stack.state_dir)
+    candidate = lifecycle.add(repository, model, labels, lambda m: None)
+    start_shadow(repository, triton, private_stack.triton_model, candidate.number, lambda m: None)
+    await asyncio.sleep(3)  # workers look for a shadow every 2 s
+    during_ids = await upload_all(private_stack, photos)
+    during = await collect(private_stack, private_stack.topic_decisions, ModerationDecision, during_ids)
+    shadows = await collect(private_stack, private_stack.topic_shadow, ShadowScore, during_ids)
+
+    # The same images decide the same way, by the same serving version, while the shadow runs.
+    for old_id, new_id in zip(before_ids, during_ids, strict=True):
+        old, new = before[old_id], during[new_id]
+        assert (new.decision, new.model) == (old.decision, old.model)
+        assert new.scores == pytest.approx(old.scores, abs=1e-5)
+
+    # By hand: the shadow's own scores, asked of Triton directly, against the decisions' scores.
+    direct = TritonScorer(private_stack.triton_grpc, private_stack.triton_shadow_model, 60)
+    shadow_scores = [(await direct.score(photo)).by_label for photo in photos]
+    await direct.close()
+    policy = load_policies(private_stack.policies_dir, candidates.DEFAULT_LABELS).for_tenant("lifecycle")
+    agree = 0
+    for event_id, scores in zip(during_ids, shadow_scores, strict=True):
+        served = during[event_id]
+        assert scores == pytest.approx({k: v * v for k, v in served.scores.items()}, abs=1e-5)  # what squared is
+        assert shadows[event_id].shadow_scores == pytest.approx(scores, abs=1e-5)
+        agree += served.decision is evaluate(scores, policy, content_id=event_id).decision
+    (result,) = compare(shadows.values())
+    assert (result.serving.version, result.shadow.version) == ("1", str(candidate.number))
+    assert result.images == len(photos)
+    assert result.agreement == pytest.approx(agree / len(photos))
+    served_scores = [during[event_id].scores for event_id in during_ids]
+    for difference in result.labels:
+        pairs = [(s[difference.label], d[difference.label]) for s, d in zip(shadow_scores, served_scores, strict=True)]
+        assert difference.mean_difference == pytest.approx(sum(a - b for a, b in pairs) / len(pairs), abs=1e-5)
+        assert difference.mean_absolute == pytest.approx(sum(abs(a - b) for a, b in pairs) / len(pairs), abs=1e-5)
+        assert difference.max_absolute == pytest.approx(max(abs(a - b) for a, b in pairs), abs=1e-5)
+    assert [d.label for d in result.labels] == sorted(candidates.DEFAULT_LABELS)
+
+    # The command prints the same numbers (over every shadow record on the topic: only these).
+    printed = modstream(private_stack, "model", "compare", "--json", "--idle", "2")
+    assert printed.returncode == 0, printed.stderr
+    (line,) = printed.stdout.splitlines()
+    assert json.loads(line)["agreement"] == pytest.approx(result.agreement)
+    print(f"shadow agreement {result.agreement:.1%} over {result.images} images; {result.labels}")
+
+    stop_shadow(repository, triton, private_stack.triton_model, lambda m: None)
+    await asyncio.sleep(3)
+    (after_id,) = await upload_all(private_stack, photos[:1])
+    await collect(private_stack, private_stack.topic_decisions, ModerationDecision, [after_id])
+    late = [r async for r in read_records(private_stack, private_stack.topic_shadow, ShadowScore, False, 2.0)]
+    assert after_id not in {r.event_id for r in late}
+    assert repository.shadowed() is None and repository.serving() == 1

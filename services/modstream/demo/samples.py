@@ -35,6 +35,11 @@ def source_photos(cache_dir: Path) -> dict[str, bytes]:
     return {name: read_member(wheel, f"skimage/data/{name}") for name in PHOTOS}
 
 
+def sample_images(cache_dir: Path) -> list[bytes]:
+    """Every photo in every variant: the image pool for benchmarks."""
+    return [data for name, photo in source_photos(cache_dir).items() for _, data in variants(name, photo)]
+
+
 def variants(name: str, data: bytes) -> Iterator[tuple[str, bytes]]:
     """One photo in the formats and modes uploads come in."""
     stem = Path(name).stem

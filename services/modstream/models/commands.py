@@ -161,6 +161,7 @@ def model_compare(
 
 def as_plain(comparison: Comparison) -> dict[str, object]:
     plain = asdict(comparison)
+    plain["serving"], plain["shadow"] = comparison.serving.model_dump(), comparison.shadow.model_dump()
     plain["outcomes"] = [
         {"serving": serving.value, "shadow": shadow.value, "images": n}
         for (serving, shadow), n in comparison.outcomes.items()
@@ -185,3 +186,41 @@ def _print_comparison(c: Comparison) -> None:
         )
     outcomes = ", ".join(f"{a.value}→{b.value}: {n}" for (a, b), n in sorted(c.outcomes.items()))
     console.print(f"decisions (serving→shadow): {outcomes}")
+
+
+@model_app.command("perf", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def model_perf(
+    context: typer.Context,
+    model: Annotated[
+        str | None, typer.Option(help="the Triton model to measure (default: the serving ensemble)")
+    ] = None,
+    images: Annotated[int, typer.Option(help="how many sample photos to send, in turn")] = 16,
+) -> None:
+    """Measure a model on the running stack with Triton's perf_analyzer (installed on first use).
+
+    Extra options go to perf_analyzer as they are, e.g. --concurrency-range 1:16:2.
+    """
+    import subprocess
+
+    from modstream.bench import perf_analyzer
+    from modstream.demo.samples import sample_images
+
+    settings = get_settings()
+    tools = settings.state_dir / "tools" / "perf_analyzer"
+    console.print(f"perf_analyzer in {tools} (installed on first use: two wheels from PyPI, libb64 from Debian)")
+    try:
+        binary = perf_analyzer.installed(tools)
+    except perf_analyzer.ToolMissing as exc:
+        err.print(f"[red]could not install perf_analyzer: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    photos = sample_images(settings.state_dir / "cache")[:images]
+    data_file = perf_analyzer.write_input(photos, tools / "input.json")
+    report = Path("artifacts") / "perf-analyzer.csv"
+    report.parent.mkdir(exist_ok=True)
+    extra = context.args or ["--concurrency-range", "1:8:2", "--measurement-interval", "5000"]
+    args = perf_analyzer.command(binary, settings.triton_grpc, model or settings.triton_model, data_file, report, extra)
+    console.print(" ".join(args))
+    done = subprocess.run(args, env={**perf_analyzer.environment(binary)}, check=False)
+    if done.returncode == 0:
+        console.print(f"numbers also written to {report}")
+    raise typer.Exit(done.returncode)

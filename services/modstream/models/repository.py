@@ -52,7 +52,13 @@ class Repository:
         return shadow.serving() if shadow.config.is_file() else None
 
     def add_version(self, onnx_file: Path, labels: list[str]) -> Version:
-        """Copy a checked candidate in as the next version (written aside, then renamed)."""
+        """Copy a checked candidate in as the next version (written aside, then renamed).
+
+        Unpinned, Triton serves the highest version at its next load: pin what serves
+        now first, so that adding a version never changes what serves.
+        """
+        if not _POLICY.search(self.config.read_text()) and self.versions():
+            self.pin(self.serving())
         number = max((v.number for v in self.versions()), default=0) + 1
         staging = self.folder / f".incoming-{number}"
         shutil.rmtree(staging, ignore_errors=True)

@@ -31,6 +31,7 @@ class Shadow:
         self._check_every = check_every
         self._active = False
         self._checked_at = float("-inf")
+        self._checking = asyncio.Lock()
         self._in_flight: set[asyncio.Task[None]] = set()
         self.skipped = 0
 
@@ -50,13 +51,14 @@ class Shadow:
     async def _is_active(self) -> bool:
         # One readiness question every few seconds is how a started or stopped shadow
         # reaches running workers without a restart.
-        now = time.monotonic()
-        if now - self._checked_at >= self._check_every:
-            self._checked_at = now
-            active = await self._scorer.is_ready()
-            if active != self._active:
-                log.info("shadow model %s", "found: shadowing" if active else "gone: not shadowing")
-            self._active = active
+        # Actors that arrive during a check wait for its answer rather than read the old one.
+        async with self._checking:
+            if time.monotonic() - self._checked_at >= self._check_every:
+                active = await self._scorer.is_ready()
+                self._checked_at = time.monotonic()
+                if active != self._active:
+                    log.info("shadow model %s", "found: shadowing" if active else "gone: not shadowing")
+                self._active = active
         return self._active
 
     async def _compare(
