@@ -201,3 +201,18 @@ async def test_shadow_changes_no_decision_and_compare_matches_a_hand_computation
     late = [r async for r in read_records(private_stack, private_stack.topic_shadow, ShadowScore, False, 2.0)]
     assert after_id not in {r.event_id for r in late}
     assert repository.shadowed() is None and repository.serving() == 1
+
+
+def test_model_commands_report_state_and_refusals(private_stack: Settings, tmp_path: Path) -> None:
+    listed = modstream(private_stack, "model", "list")
+    assert listed.returncode == 0, listed.stderr
+    (serving_row,) = [line for line in listed.stdout.splitlines() if "serving" in line]
+    assert "│ 1 " in serving_row and "READY" in serving_row
+
+    model, labels = candidates.corrupt(tmp_path)
+    refused = modstream(private_stack, "model", "deploy", str(model), "--labels", str(labels))
+    assert refused.returncode == 1 and "onnxruntime cannot load it" in refused.stderr
+    assert modstream(private_stack, "model", "shadow").returncode == 2  # neither a version nor --stop
+    missing = modstream(private_stack, "model", "rollback", "--to", "99")
+    assert missing.returncode == 1 and "there is no version 99" in missing.stderr
+    assert Repository(private_stack.model_repository).serving() == 1

@@ -11,6 +11,7 @@ the CPU is enough). Everything lands in one tools folder under the state folder.
 import base64
 import json
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -45,8 +46,17 @@ def installed(tools: Path) -> Path:
 
 
 def input_data(images: list[bytes]) -> dict[str, object]:
-    """perf_analyzer's --input-data for the ensemble: one request per image, bytes as base64."""
-    return {"data": [{"IMAGE": {"b64": base64.b64encode(image).decode(), "shape": [1]}} for image in images]}
+    """perf_analyzer's --input-data for the ensemble: one request per image.
+
+    ``b64`` holds the tensor as Triton lays it out, so each BYTES element carries its
+    4-byte little-endian length first.
+    """
+    return {
+        "data": [
+            {"IMAGE": {"b64": base64.b64encode(struct.pack("<I", len(image)) + image).decode(), "shape": [1]}}
+            for image in images
+        ]
+    }
 
 
 def command(binary: Path, grpc: str, model: str, data_file: Path, report: Path, extra: list[str]) -> list[str]:

@@ -41,7 +41,8 @@ def _change(action: Callable[[Settings, Repository, TritonControl], T]) -> T:
         triton.close()
 
 
-def _switched(switch: Switch, undo: str) -> None:
+def _switched(switch: Switch) -> None:
+    undo = f"modstream model rollback --to {switch.previous}"
     console.print(f"[green]version {switch.serving} serves[/green] (was {switch.previous}; undo: {undo})")
 
 
@@ -78,7 +79,7 @@ def model_deploy(
 
     if not shadow:
         switch = _change(lambda _, repo, triton: lifecycle.deploy(repo, triton, onnx_file, labels, console.print))
-        _switched(switch, "modstream model rollback")
+        _switched(switch)
         return
 
     def add_and_shadow(settings: Settings, repo: Repository, triton: TritonControl) -> None:
@@ -100,7 +101,7 @@ def model_rollback(
     """Make the previous (or the given) version serve again."""
     from modstream.models.lifecycle import rollback
 
-    _switched(_change(lambda _, repo, triton: rollback(repo, triton, console.print, to)), "modstream model rollback")
+    _switched(_change(lambda _, repo, triton: rollback(repo, triton, console.print, to)))
 
 
 @model_app.command("shadow")
@@ -132,7 +133,7 @@ def model_promote() -> None:
     from modstream.models.shadow_run import promote
 
     switch = _change(lambda settings, repo, triton: promote(repo, triton, settings.triton_model, console.print))
-    _switched(switch, "modstream model rollback")
+    _switched(switch)
 
 
 @model_app.command("compare")
@@ -181,9 +182,7 @@ def _print_comparison(c: Comparison) -> None:
         )
     console.print(table)
     if c.only_serving or c.only_shadow:
-        console.print(
-            f"labels only the serving model has: {c.only_serving or '-'}; only the shadow: {c.only_shadow or '-'}"
-        )
+        console.print(f"labels only in serving: {c.only_serving or '-'}; only in the shadow: {c.only_shadow or '-'}")
     outcomes = ", ".join(f"{a.value}→{b.value}: {n}" for (a, b), n in sorted(c.outcomes.items()))
     console.print(f"decisions (serving→shadow): {outcomes}")
 

@@ -43,6 +43,8 @@ class Shadow:
             return
         if len(self._in_flight) >= self._max_in_flight:
             self.skipped += 1
+            if self.skipped % 100 == 1:
+                log.warning("shadow busy: %d images not shadowed so far (MODSTREAM_SHADOW_MAX_IN_FLIGHT)", self.skipped)
             return
         task = asyncio.create_task(self._compare(event, image, serving, verdict, policy))
         self._in_flight.add(task)
