@@ -78,6 +78,28 @@ def squared(folder: Path) -> tuple[Path, Path]:
     return target, write_labels(folder / "squared-labels.txt", DEFAULT_LABELS)
 
 
+def small_input(folder: Path) -> tuple[Path, Path]:
+    """A real, tiny classifier built for 128x128 images: mean colour -> 3 scores."""
+    pixels = helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 3, 128, 128])
+    scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 3])
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["pixels"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["colour"]),
+            helper.make_node("Softmax", ["colour"], ["scores"], axis=1),
+        ],
+        "small_input",
+        [pixels],
+        [scores],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    target = folder / "small-input.onnx"
+    onnx.save(model, str(target))
+    return target, write_labels(folder / "small-input-labels.txt", DEFAULT_LABELS)
+
+
 def corrupt(folder: Path) -> tuple[Path, Path]:
     target = folder / "corrupt.onnx"
     target.write_bytes(default_model().read_bytes()[: 1 << 20])

@@ -67,7 +67,7 @@ async def test_topics_created_with_partitions_once(stack_settings: Settings) -> 
     settings = stack_settings.model_copy(
         update={
             f"topic_{t}": f"adapter.{t}"
-            for t in ("uploads", "decisions", "review_requests", "dead_letter", "review_verdicts")
+            for t in ("uploads", "decisions", "review_requests", "dead_letter", "review_verdicts", "shadow")
         }
         | {"topic_partitions": 3}
     )

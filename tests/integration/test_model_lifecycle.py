@@ -79,6 +79,9 @@ def test_broken_candidates_are_refused_before_the_repository(tmp_path: Path) -> 
         check_candidate(model, read_label_file(candidates.write_labels(tmp_path / "two.txt", ["nsfl", "nsfw"])))
     with pytest.raises(CandidateRefused, match="duplicates"):
         read_label_file(candidates.write_labels(tmp_path / "dup.txt", ["nsfl", "nsfl", "sfw"]))
+    small, labels = candidates.small_input(tmp_path)
+    with pytest.raises(CandidateRefused, match=r"input shape is \['batch', 3, 128, 128\]"):
+        check_candidate(small, read_label_file(labels))
     explicit, _ = candidates.with_explicit_label(tmp_path)
     with pytest.raises(CandidateRefused, match="names 3 labels"):  # a labels file that does not match
         check_candidate(explicit, candidates.DEFAULT_LABELS)
