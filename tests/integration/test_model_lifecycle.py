@@ -19,7 +19,7 @@ from modstream.models import lifecycle
 from modstream.models.candidate import CandidateRefused, check_candidate, read_label_file
 from modstream.models.compare import compare
 from modstream.models.control import TritonControl
-from modstream.models.repository import Repository
+from modstream.models.repository import SHADOW_SUFFIX, Repository
 from modstream.models.shadow_run import start_shadow, stop_shadow
 from modstream.policy.engine import evaluate
 from modstream.policy.loader import load_policies
@@ -168,7 +168,7 @@ async def test_shadow_changes_no_decision_and_compare_matches_a_hand_computation
         assert new.scores == pytest.approx(old.scores, abs=1e-5)
 
     # By hand: the shadow's own scores, asked of Triton directly, against the decisions' scores.
-    direct = TritonScorer(private_stack.triton_grpc, private_stack.triton_shadow_model, 60)
+    direct = TritonScorer(private_stack.triton_grpc, private_stack.triton_model + SHADOW_SUFFIX, 60)
     shadow_scores = [(await direct.score(photo)).by_label for photo in photos]
     await direct.close()
     policy = load_policies(private_stack.policies_dir, candidates.DEFAULT_LABELS).for_tenant("lifecycle")
@@ -211,6 +211,9 @@ def test_model_commands_report_state_and_refusals(private_stack: Settings, tmp_p
     assert listed.returncode == 0, listed.stderr
     (serving_row,) = [line for line in listed.stdout.splitlines() if "serving" in line]
     assert "│ 1 " in serving_row and "READY" in serving_row
+    assert "other models in Triton" in listed.stdout and "preprocess" in listed.stdout
+    unknown = modstream(private_stack, "model", "rollback", "--name", "nonesuch")
+    assert unknown.returncode == 1 and "there is no model 'nonesuch'" in unknown.stderr
 
     model, labels = candidates.corrupt(tmp_path)
     refused = modstream(private_stack, "model", "deploy", str(model), "--labels", str(labels))

@@ -49,8 +49,7 @@ class Settings(BaseSettings):
     triton_http: str = "127.0.0.1:18000"
     triton_metrics: str = "127.0.0.1:18002"
     triton_model: str = "moderation"
-    # The ensemble that runs a candidate beside the serving model (`modstream model shadow`).
-    triton_shadow_model: str = "moderation_shadow"
+    # Shadow requests (`modstream model shadow`) a worker keeps in flight; more are skipped.
     shadow_max_in_flight: int = Field(16, ge=1)
     inference_timeout: float = 60.0
 

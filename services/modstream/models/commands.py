@@ -26,14 +26,20 @@ model_app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
+ModelName = Annotated[str, typer.Option("--name", help="the classifier model in the repository")]
+DEFAULT_MODEL = "image_safety"
 
 
-def _change(action: Callable[[Settings, Repository, TritonControl], T]) -> T:
+def _change(name: str, action: Callable[[Settings, Repository, TritonControl], T]) -> T:
     """Run a change against the repository and Triton; a refusal ends the command with its reason."""
     settings = get_settings()
+    repository = Repository(settings.model_repository, name)
+    if not repository.config.is_file():
+        err.print(f"[red]there is no model {name!r} in {settings.model_repository}[/red]")
+        raise typer.Exit(1)
     triton = TritonControl(settings.triton_http)
     try:
-        return action(settings, Repository(settings.model_repository), triton)
+        return action(settings, repository, triton)
     except (CandidateRefused, DeployFailed) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
@@ -47,25 +53,33 @@ def _switched(switch: Switch) -> None:
 
 
 @model_app.command("list")
-def model_list() -> None:
-    """Every classifier version on disk, its labels, Triton's state of it, and which serves or shadows."""
+def model_list(name: ModelName = DEFAULT_MODEL) -> None:
+    """Every classifier version on disk, its labels, Triton's state of it, and which serves or shadows;
+    then the other models Triton knows."""
     from modstream.models.lifecycle import describe
 
     settings = get_settings()
-    repository = Repository(settings.model_repository)
+    repository = Repository(settings.model_repository, name)
     triton = TritonControl(settings.triton_http)
     try:
-        rows = describe(repository, triton)
+        index = triton.index()
     except Exception as exc:  # Triton down: still show the repository
         err.print(f"[yellow]Triton at {settings.triton_http} did not answer ({type(exc).__name__}); disk only[/yellow]")
-        rows = describe(repository, None)
+        index = []
     finally:
         triton.close()
-    table = Table("version", "labels", "in Triton", "role")
-    for row in rows:
+    table = Table("version", "labels", "in Triton", "role", title=f"{name} in {settings.model_repository}")
+    for row in describe(repository, index):
         role = "serving" if row.serving else "shadow" if row.shadow else ""
         table.add_row(str(row.version), ", ".join(row.labels), row.triton, role)
     console.print(table)
+    others = [e for e in index if e.get("name") not in (repository.model, repository.shadow().model)]
+    if others:
+        table = Table("model", "version", "state", title="other models in Triton")
+        for entry in others:
+            state = entry.get("state", "") + (f" ({entry['reason']})" if entry.get("reason") else "")
+            table.add_row(entry.get("name", ""), entry.get("version", ""), state)
+        console.print(table)
 
 
 @model_app.command("deploy")
@@ -73,12 +87,13 @@ def model_deploy(
     onnx_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the candidate ONNX model")],
     labels: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="labels file, one per output position")],
     shadow: Annotated[bool, typer.Option(help="shadow it beside the serving version instead of serving it")] = False,
+    name: ModelName = DEFAULT_MODEL,
 ) -> None:
     """Check a candidate, add it as the next version and make it serve (or shadow), without stopping traffic."""
     from modstream.models import lifecycle, shadow_run
 
     if not shadow:
-        switch = _change(lambda _, repo, triton: lifecycle.deploy(repo, triton, onnx_file, labels, console.print))
+        switch = _change(name, lambda _, repo, triton: lifecycle.deploy(repo, triton, onnx_file, labels, console.print))
         _switched(switch)
         return
 
@@ -90,24 +105,26 @@ def model_deploy(
             repo.remove_version(version.number)
             raise
 
-    _change(add_and_shadow)
+    _change(name, add_and_shadow)
     console.print("compare with: modstream model compare; then: modstream model promote, or model shadow --stop")
 
 
 @model_app.command("rollback")
 def model_rollback(
     to: Annotated[int | None, typer.Option(help="the version to serve (default: the one before)")] = None,
+    name: ModelName = DEFAULT_MODEL,
 ) -> None:
     """Make the previous (or the given) version serve again."""
     from modstream.models.lifecycle import rollback
 
-    _switched(_change(lambda _, repo, triton: rollback(repo, triton, console.print, to)))
+    _switched(_change(name, lambda _, repo, triton: rollback(repo, triton, console.print, to)))
 
 
 @model_app.command("shadow")
 def model_shadow(
     version: Annotated[int | None, typer.Argument(help="the version to run beside the serving one")] = None,
     stop: Annotated[bool, typer.Option("--stop", help="stop the running shadow")] = False,
+    name: ModelName = DEFAULT_MODEL,
 ) -> None:
     """Score live traffic with another version too, without changing any decision."""
     from modstream.models import shadow_run
@@ -115,24 +132,19 @@ def model_shadow(
     if stop == (version is not None):
         err.print("give either a VERSION to shadow or --stop")
         raise typer.Exit(2)
+    ensemble = get_settings().triton_model
     if version is None:
-        _change(
-            lambda settings, repo, triton: shadow_run.stop_shadow(repo, triton, settings.triton_model, console.print)
-        )
+        _change(name, lambda _, repo, triton: shadow_run.stop_shadow(repo, triton, ensemble, console.print))
         return
-    _change(
-        lambda settings, repo, triton: shadow_run.start_shadow(
-            repo, triton, settings.triton_model, version, console.print
-        )
-    )
+    _change(name, lambda _, repo, triton: shadow_run.start_shadow(repo, triton, ensemble, version, console.print))
 
 
 @model_app.command("promote")
-def model_promote() -> None:
+def model_promote(name: ModelName = DEFAULT_MODEL) -> None:
     """Make the version under shadow serve, and stop the shadow."""
     from modstream.models.shadow_run import promote
 
-    switch = _change(lambda settings, repo, triton: promote(repo, triton, settings.triton_model, console.print))
+    switch = _change(name, lambda settings, repo, triton: promote(repo, triton, settings.triton_model, console.print))
     _switched(switch)
 
 

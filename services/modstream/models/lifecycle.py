@@ -86,9 +86,8 @@ class VersionRow:
     shadow: bool
 
 
-def describe(repository: Repository, triton: TritonControl | None) -> list[VersionRow]:
-    """Every version on disk, with Triton's view of it and which one serves."""
-    index = triton.index() if triton is not None else []
+def describe(repository: Repository, index: list[dict[str, str]]) -> list[VersionRow]:
+    """Every version on disk, with Triton's view of it (from its repository index) and its role."""
     serving, shadowed = repository.serving(), repository.shadowed()
     states = _states(index, repository.model)
     shadow_state = _states(index, repository.shadow().model).get(shadowed or 0, "not loaded")

@@ -21,6 +21,7 @@ from modstream.core.logs import JsonFormatter
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.tracing import configure_tracing
+from modstream.models.repository import SHADOW_SUFFIX
 from modstream.policy.watcher import PolicyStore
 from modstream.review.audit import AuditLog
 from modstream.worker.pipeline import Delivery, Pipeline, retrying
@@ -99,7 +100,8 @@ async def _build_pipeline(settings: Settings, app: faust.App) -> Pipeline:
     policies = PolicyStore(settings.policies_dir, labels)
     log.info("pipeline ready", extra={"model_labels": labels, "policies": policies.current.versions})
     publisher = FaustPublisher(app)
-    shadow_scorer = TritonScorer(settings.triton_grpc, settings.triton_shadow_model, settings.inference_timeout)
+    shadow_model = settings.triton_model + SHADOW_SUFFIX  # set up by `modstream model shadow`
+    shadow_scorer = TritonScorer(settings.triton_grpc, shadow_model, settings.inference_timeout)
     return Pipeline(
         settings=settings,
         store=ObjectStore(settings, pool_size=settings.worker_concurrency),
