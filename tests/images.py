@@ -70,3 +70,23 @@ def png_with_bad_crc() -> bytes:
 
 def encode_noise_png(width: int = 96, height: int = 64) -> bytes:
     return encode(Image.effect_noise((width, height), 50).convert("RGB"), "PNG")
+
+
+def svg_named_jpg() -> bytes:
+    return (
+        b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+        b'<rect width="64" height="64" fill="red"/></svg>'
+    )
+
+
+def exif_rotated_jpeg(upright: Image.Image) -> bytes:
+    """``upright`` stored turned on its side, with EXIF orientation 6 saying how to turn it back."""
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what a phone camera writes
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    return encode(stored, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def a_photo() -> Image.Image:
+    data = next(iter(source_photos(CACHE).values()))
+    return Image.open(io.BytesIO(data)).convert("RGB")

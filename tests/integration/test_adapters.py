@@ -141,6 +141,7 @@ async def test_scores_for_every_label_with_the_version(scorer: TritonScorer) -> 
     ("data", "reason"),
     [
         (images.html_named_jpg(), ErrorReason.NOT_AN_IMAGE),
+        (images.svg_named_jpg(), ErrorReason.NOT_AN_IMAGE),
         (images.corrupt_jpeg(), ErrorReason.CORRUPT_IMAGE),
         (images.truncated_png(), ErrorReason.CORRUPT_IMAGE),
         (images.decompression_bomb(), ErrorReason.TOO_MANY_PIXELS),
@@ -169,6 +170,15 @@ async def test_unusual_but_valid_images_are_scored(scorer: TritonScorer, image: 
     fmt = "JPEG" if image.mode == "CMYK" else "PNG"
     scores = await scorer.score(images.encode(image, fmt))
     assert list(scores.by_label) == LABELS
+
+
+async def test_exif_rotation_is_applied_before_scoring(scorer: TritonScorer) -> None:
+    upright = images.a_photo()
+    as_shot = await scorer.score(images.exif_rotated_jpeg(upright))
+    turned_back = await scorer.score(images.encode(upright, "JPEG", quality=95))
+    ignored = await scorer.score(images.encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95))
+    assert as_shot.by_label == pytest.approx(turned_back.by_label, abs=0.01)
+    assert max(abs(ignored.by_label[k] - turned_back.by_label[k]) for k in LABELS) > 0.01
 
 
 async def test_animated_gif_is_scored_by_its_first_frame(scorer: TritonScorer) -> None:
