@@ -29,6 +29,8 @@ def worker_settings(stack_settings: Settings, tmp_path_factory: pytest.TempPathF
             "max_image_bytes": WORKER_MAX_IMAGE_BYTES,
             "consumer_group": "e2e-worker",
             "policies_dir": policies,
+            # Only the tenants these tests use: any other is refused at intake.
+            "tenants": ["e2e", REVIEW_TENANT, "reload-e2e"],
         }
     )
     ObjectStore(settings).ensure_bucket(settings.uploads_bucket)

@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import hashlib
 import json
 import subprocess
 
@@ -96,9 +97,15 @@ async def test_each_bad_input_gets_its_named_outcome_and_the_worker_goes_on(
         }
         events["object_missing"] = await client.publish_upload_event("e2e", "bad/never-uploaded.jpg")
         expected_reason["object_missing"] = "object_missing"
-        async with kafka_producer(worker_settings) as producer:
+        stored = events["corrupt_image"]
+        huge = ImageUploaded.new(tenant="e2e", bucket=stored.bucket, key=stored.key, metadata={"x": "y" * 2_000_000})
+        other_bucket = ImageUploaded.new(tenant="e2e", bucket="not-allowed", key=stored.key)
+        stranger = ImageUploaded.new(tenant="nobody-we-know", bucket=stored.bucket, key=stored.key)
+        async with kafka_producer(worker_settings, max_request_size=4_000_000) as producer:
             await producer.send_and_wait(worker_settings.topic_uploads, not_json)
             await producer.send_and_wait(worker_settings.topic_uploads, wrong_schema)
+            for refused in (huge, other_bucket, stranger):
+                await producer.send_and_wait(worker_settings.topic_uploads, refused.to_bytes())
         # Good images after the bad ones: the worker must still be deciding.
         good = [await client.upload_image(data, "e2e") for _, data in images.varied_images(5, seed=99)]
 
@@ -119,9 +126,17 @@ async def test_each_bad_input_gets_its_named_outcome_and_the_worker_goes_on(
         assert decisions[event.event_id].decision is not Outcome.ERROR
 
     letters = [
-        d for d in await dead_letters(worker_settings, wanted=2) if d.source_topic == worker_settings.topic_uploads
+        d for d in await dead_letters(worker_settings, wanted=5) if d.source_topic == worker_settings.topic_uploads
     ]
-    by_payload = {base64.b64decode(d.payload_base64): d for d in letters}
+    by_payload = {base64.b64decode(d.payload_base64): d for d in letters if not d.payload_truncated}
+    (too_large,) = [d for d in letters if d.payload_sha256 == hashlib.sha256(huge.to_bytes()).hexdigest()]
+    assert (too_large.reason.value, too_large.payload_truncated) == ("event_too_large", True)
+    assert too_large.payload_bytes == len(huge.to_bytes()) > 2_000_000
+    assert by_payload[other_bucket.to_bytes()].reason.value == "bucket_not_allowed"
+    assert by_payload[other_bucket.to_bytes()].event_id == other_bucket.event_id
+    assert by_payload[stranger.to_bytes()].reason.value == "unknown_tenant"
+    refused_ids = {huge.event_id, other_bucket.event_id, stranger.event_id}
+    assert await decisions_for(worker_settings, refused_ids, timeout=5) == []  # refused: never decided
     assert by_payload[not_json].reason.value == "not_json"
     assert by_payload[wrong_schema].reason.value == "schema_mismatch"
     assert by_payload[wrong_schema].event_id == "wrong-schema-1"

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from modstream.core.events import DeadLetterReason, ImageUploaded, ModerationDecision, Outcome
 from modstream.core.schemas import RECORDS, SCHEMA_DIR, render, stale_schemas
-from modstream.worker.intake import Malformed, parse_upload
+from modstream.worker.intake import Admission, Malformed, admit, parse_upload
 from pydantic import ValidationError
 
 
@@ -100,3 +100,29 @@ def test_schema_drift_is_detected(tmp_path: Path) -> None:
     edited["properties"].pop("latency_ms")
     (directory / "moderation.decision.schema.json").write_text(json.dumps(edited))
     assert stale_schemas(directory) == ["moderation.decision"]
+
+
+ADMISSION = Admission(max_event_bytes=4096, buckets={"uploads"}, tenants={"acme"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (json.dumps(upload(metadata={"x": "y" * 5000})).encode(), DeadLetterReason.EVENT_TOO_LARGE),
+        (json.dumps(upload(bucket="elsewhere")).encode(), DeadLetterReason.BUCKET_NOT_ALLOWED),
+        (json.dumps(upload(tenant="stranger")).encode(), DeadLetterReason.UNKNOWN_TENANT),
+        (json.dumps(upload(key="../etc/passwd")).encode(), DeadLetterReason.SCHEMA_MISMATCH),
+        (b"{not json", DeadLetterReason.NOT_JSON),
+    ],
+    ids=["2mb-like", "bucket", "tenant", "dot-dot-key", "not-json"],
+)
+def test_admission_refuses_with_a_reason(raw: bytes, reason: DeadLetterReason) -> None:
+    refused = admit(raw, ADMISSION)
+    assert isinstance(refused, Malformed) and refused.reason is reason, refused
+    assert refused.detail
+
+
+def test_admission_accepts_what_is_allowed_and_any_tenant_when_none_are_listed() -> None:
+    assert isinstance(admit(json.dumps(upload()).encode(), ADMISSION), ImageUploaded)
+    open_tenants = Admission(max_event_bytes=4096, buckets={"uploads"})
+    assert isinstance(admit(json.dumps(upload(tenant="stranger")).encode(), open_tenants), ImageUploaded)

@@ -220,10 +220,17 @@ class DeadLetterReason(StrEnum):
     NOT_JSON = "not_json"
     SCHEMA_MISMATCH = "schema_mismatch"
     UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    EVENT_TOO_LARGE = "event_too_large"
+    BUCKET_NOT_ALLOWED = "bucket_not_allowed"
+    UNKNOWN_TENANT = "unknown_tenant"
 
 
 class DeadLetter(Record):
-    """An event that can never succeed, kept whole with the reason."""
+    """An event that can never succeed, kept with the reason.
+
+    The payload is kept whole unless it is over the event size limit; then its first
+    bytes, its size and its sha256 are kept, and the original stays at its offset.
+    """
 
     event_type: Literal["dead-letter"] = "dead-letter"
     dead_letter_id: str = Field(default_factory=new_id)
@@ -234,3 +241,6 @@ class DeadLetter(Record):
     offset: int | None = None
     event_id: str | None = Field(default=None, description="when the payload had one")
     payload_base64: str
+    payload_bytes: int = Field(ge=0, description="the size of the whole payload")
+    payload_sha256: str
+    payload_truncated: bool = False

@@ -25,8 +25,8 @@ def producer_options(settings: Settings) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(**producer_options(settings))
+async def kafka_producer(settings: Settings, **options: Any) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(**producer_options(settings) | options)
     await producer.start()
     try:
         yield producer

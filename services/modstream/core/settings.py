@@ -1,5 +1,6 @@
 """Every knob, from environment variables (prefix ``MODSTREAM_``); defaults fit the local stack."""
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,6 +56,12 @@ class Settings(BaseSettings):
 
     # Worker
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    # Refused at intake (dead letter) before any storage call: events over this size, events
+    # naming a bucket not listed (empty: only the uploads bucket), and, when the list is set,
+    # tenants not listed (unset: any tenant; those without a policy file get the default).
+    max_event_bytes: int = Field(64 * 1024, ge=1024)
+    allowed_buckets: list[str] = Field(default_factory=list)
+    tenants: list[str] | None = None
     worker_concurrency: int = Field(64, ge=1)
     # The worker's HTTP endpoint (health now, metrics later), on loopback; 0 turns it off.
     worker_web_port: int = 16066
@@ -80,7 +87,7 @@ class Settings(BaseSettings):
             if value is None:
                 continue  # unset stays unset
             plain = value.get_secret_value() if isinstance(value, SecretStr) else value
-            env[f"MODSTREAM_{name.upper()}"] = str(plain)
+            env[f"MODSTREAM_{name.upper()}"] = json.dumps(plain) if isinstance(plain, list) else str(plain)
         return env
 
 

@@ -7,6 +7,7 @@ decision); an unreachable dependency is waited for, never turned into a decision
 
 import asyncio
 import base64
+import hashlib
 import logging
 import random
 import time
@@ -34,7 +35,7 @@ from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge, S
 from modstream.core.tracing import KafkaHeaders, extract_context, inject_headers, tracer
 from modstream.policy.engine import Policy, evaluate
 from modstream.policy.watcher import PolicyStore
-from modstream.worker.intake import Malformed, parse_upload
+from modstream.worker.intake import Admission, Malformed, admit
 from modstream.worker.shadow import Shadow
 
 log = logging.getLogger("modstream.worker")
@@ -71,13 +72,18 @@ class Pipeline:
         self.publisher = publisher
         self.policies = policies
         self.shadow = shadow
+        self.admission = Admission(
+            max_event_bytes=settings.max_event_bytes,
+            buckets=frozenset(settings.allowed_buckets or [settings.uploads_bucket]),
+            tenants=None if settings.tenants is None else frozenset(settings.tenants),
+        )
         self.tracer = tracer("modstream.worker")
 
     async def handle(self, delivery: Delivery) -> ModerationDecision | DeadLetter | None:
         """Decide one event; None when it was already decided (a replay)."""
         started = time.perf_counter()
         with self.tracer.start_as_current_span("moderate", context=extract_context(delivery.headers)) as span:
-            event = parse_upload(delivery.value)
+            event = admit(delivery.value, self.admission)
             if isinstance(event, Malformed):
                 return await self._dead_letter(delivery, event)
             span.set_attribute("modstream.event_id", event.event_id)
@@ -189,6 +195,7 @@ class Pipeline:
         )
 
     async def _dead_letter(self, delivery: Delivery, problem: Malformed) -> DeadLetter:
+        payload = delivery.value or b""
         record = DeadLetter(
             reason=problem.reason,
             detail=problem.detail,
@@ -196,7 +203,10 @@ class Pipeline:
             partition=delivery.partition,
             offset=delivery.offset,
             event_id=problem.event_id,
-            payload_base64=base64.b64encode(delivery.value or b"").decode(),
+            payload_base64=base64.b64encode(payload[: self.settings.max_event_bytes]).decode(),
+            payload_bytes=len(payload),
+            payload_sha256=hashlib.sha256(payload).hexdigest(),
+            payload_truncated=len(payload) > self.settings.max_event_bytes,
         )
         log.warning(
             "dead-lettered",
