@@ -311,6 +311,9 @@ def bench(
     images: Annotated[int, typer.Option(min=1, help="how many images to push through the pipeline")] = 500,
     rate: Annotated[float, typer.Option(help="events per second; 0 publishes all at once")] = 0.0,
     out: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
+    soak: Annotated[
+        int, typer.Option(help="instead: this many events at once (e.g. 20000); lost, duplicates, memory")
+    ] = 0,
 ) -> None:
     """Throughput and latency of the served pipeline vs the raw model in-process, same images."""
     from modstream.bench.run import run_bench, write_report
@@ -318,6 +321,9 @@ def bench(
 
     settings = get_settings()
     pool = sample_images(settings.state_dir / "cache")
+    if soak:
+        _soak(settings, pool, soak, out)
+        return
     chosen = [pool[i % len(pool)] for i in range(images)]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
@@ -344,6 +350,36 @@ def bench(
     table.add_row("pipeline / raw", f"{report['pipeline_vs_raw']}")
     console.print(table)
     console.print(f"report: {path}")
+
+
+def _soak(settings: Settings, pool: list[bytes], events: int, out: Path | None) -> None:
+    from modstream.bench.run import write_report
+    from modstream.bench.soak import NotRunning, run_soak
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("decisions", total=events)
+            report = asyncio.run(run_soak(settings, pool, events, on_decided=lambda d: progress.advance(task)))
+    except NotRunning as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    path = write_report(report, out or Path("artifacts") / f"soak-{report['measured_at'].replace(':', '')}.json")
+    table = Table("measure", "value")
+    counts = f"{report['decided']} / {report['lost']} / {report['duplicates']}"
+    table.add_row("events decided / lost / decided twice", counts)
+    table.add_row("throughput", f"{report['images_per_second']} images/s over {report['seconds']} s")
+    for name in ("worker", "triton"):
+        rss = report[f"{name}_rss_mb"]
+        table.add_row(
+            f"{name} RSS (MB)",
+            f"start {rss['start']}, end {rss['end']}, peak {rss['peak']}; "
+            f"mean 1st half {rss['mean_first_half']}, 2nd half {rss['mean_second_half']}",
+        )
+    console.print(table)
+    console.print(f"report: {path}")
+    if report["lost"]:
+        raise typer.Exit(1)
 
 
 def _prepare_stack(settings: Settings) -> None:

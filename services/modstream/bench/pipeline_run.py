@@ -24,6 +24,7 @@ from modstream.ingest.sdk import UploadClient, sniff_content_type
 class PipelineResult:
     images: int
     decided: int
+    duplicates: int  # decisions beyond the first for an event (at-least-once delivery)
     seconds: float
     images_per_second: float
     latency_ms_p50: float
@@ -38,8 +39,11 @@ async def run_pipeline(
     *,
     timeout: float = 600.0,
     rate: float = 0.0,
+    events: int | None = None,
     on_decided: Callable[[ModerationDecision], None] = lambda d: None,
 ) -> PipelineResult:
+    """One event per image, or ``events`` events cycling over the stored images."""
+    total = events or len(images)
     run = new_id()[:12]
     async with UploadClient(settings) as client:
         keys = [f"bench/{run}/{i}" for i in range(len(images))]
@@ -53,18 +57,22 @@ async def run_pipeline(
         published: dict[str, float] = {}
         decided: dict[str, float] = {}
         outcomes: dict[str, int] = {}
+        duplicates = 0
         consuming = asyncio.Event()
 
         async def collect() -> None:
+            nonlocal duplicates
             async with kafka_consumer(settings, settings.topic_decisions) as consumer:
                 consuming.set()
-                while len(decided) < len(images):
+                while len(decided) < total:
                     batches = await consumer.getmany(timeout_ms=1000)
                     now = time.perf_counter()
                     for records in batches.values():
                         for record in records:
                             decision = ModerationDecision.model_validate_json(record.value or b"")
-                            if decision.event_id in published and decision.event_id not in decided:
+                            if decision.event_id in decided:
+                                duplicates += 1
+                            elif decision.event_id in published:
                                 decided[decision.event_id] = now
                                 outcomes[decision.decision.value] = outcomes.get(decision.decision.value, 0) + 1
                                 on_decided(decision)
@@ -72,9 +80,10 @@ async def run_pipeline(
         collector = asyncio.create_task(collect())
         await consuming.wait()
         started = time.perf_counter()
-        for index, (key, data) in enumerate(zip(keys, images, strict=True)):
+        for index in range(total):
             if rate > 0:  # a steady rate: latency without a queue of our own making
                 await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
+            key, data = keys[index % len(keys)], images[index % len(images)]
             event = ImageUploaded.new(tenant="bench", bucket=settings.uploads_bucket, key=key, size_bytes=len(data))
             published[event.event_id] = time.perf_counter()
             await client.send(event)
@@ -84,8 +93,9 @@ async def run_pipeline(
     latencies = sorted((decided[e] - published[e]) * 1000 for e in decided)
     seconds = finished - started
     return PipelineResult(
-        images=len(images),
+        images=total,
         decided=len(decided),
+        duplicates=duplicates,
         seconds=round(seconds, 3),
         images_per_second=round(len(decided) / seconds, 2) if seconds > 0 else 0.0,
         latency_ms_p50=_percentile(latencies, 50),
