@@ -1,20 +1,31 @@
 """Every knob, from environment variables (prefix ``MODSTREAM_``); defaults fit the local stack."""
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MODSTREAM_", env_file=".env", extra="ignore")
+    # Secrets may also come as files named like the variables (e.g. a mounted Kubernetes
+    # Secret): MODSTREAM_SECRETS_DIR=/run/secrets/modstream holds modstream_s3_secret_key, …
+    model_config = SettingsConfigDict(
+        env_prefix="MODSTREAM_", env_file=".env", extra="ignore", secrets_dir=os.environ.get("MODSTREAM_SECRETS_DIR")
+    )
 
-    # Kafka
+    # Kafka (the local stack is plaintext; production brokers take TLS and SASL)
     kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None  # default: the system's trusted CAs
     topic_uploads: str = "image.uploaded"
     topic_decisions: str = "moderation.decisions"
     topic_review_requests: str = "moderation.review-requests"
@@ -37,7 +48,8 @@ class Settings(BaseSettings):
     s3_endpoint: str = "127.0.0.1:19000"
     s3_access_key: SecretStr = SecretStr("modstream")
     s3_secret_key: SecretStr = SecretStr("modstream-local-secret")
-    s3_secure: bool = False
+    s3_secure: bool = False  # TLS to the object store
+    s3_ca_file: Path | None = None  # default: the system's trusted CAs
     s3_region: str = "us-east-1"
     uploads_bucket: str = "uploads"
 
@@ -79,6 +91,17 @@ class Settings(BaseSettings):
     # Local stack
     state_dir: Path = PROJECT_ROOT / ".modstream"
     model_repository: Path = PROJECT_ROOT / "model_repository"
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"MODSTREAM_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "MODSTREAM_KAFKA_SASL_USERNAME and MODSTREAM_KAFKA_SASL_PASSWORD"
+            )
+        return self
 
     def as_env(self) -> dict[str, str]:
         """These settings as the environment variables that recreate them in a child process."""

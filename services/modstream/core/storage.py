@@ -49,6 +49,8 @@ class ObjectStore:
             region=settings.s3_region,
             http_client=urllib3.PoolManager(
                 maxsize=pool_size,
+                cert_reqs="CERT_REQUIRED" if settings.s3_secure else "CERT_NONE",
+                ca_certs=str(settings.s3_ca_file) if settings.s3_ca_file else None,
                 timeout=urllib3.Timeout(connect=5, read=30),
                 retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
             ),

@@ -10,10 +10,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from modstream.core.events import ModerationDecision, ReviewRequest
+from modstream.core.kafka import kafka_consumer
 from modstream.core.settings import Settings
 from modstream.review.jobs import ReviewJob
 from modstream.review.service import ReviewService
@@ -72,18 +72,7 @@ def _count(service: ReviewService) -> Handler:
 
 
 async def _consume(settings: Settings, topic: str, group: str, handle: Handler, stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
-        session_timeout_ms=int(settings.broker_session_timeout * 1000),
-        heartbeat_interval_ms=max(100, int(settings.broker_session_timeout * 1000) // 3),
-    )
-    await consumer.start()
-    try:
+    async with kafka_consumer(settings, topic, group_id=group, auto_commit=False) as consumer:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
@@ -97,8 +86,6 @@ async def _consume(settings: Settings, topic: str, group: str, handle: Handler, 
                         )
             if batches:
                 await consumer.commit()
-    finally:
-        await consumer.stop()
 
 
 async def _sample_depths(service: ReviewService, stop: asyncio.Event) -> None:

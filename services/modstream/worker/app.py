@@ -17,6 +17,7 @@ from faust.web import Request, Response, View
 
 from modstream.core.dedupe import DecidedEvents
 from modstream.core.inference import TritonScorer
+from modstream.core.kafka import connection_options
 from modstream.core.logs import JsonFormatter
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> faust.App:
         settings.consumer_group,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=broker_credentials(settings),
         processing_guarantee="at_least_once",
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=max(0.1, settings.broker_session_timeout / 3),
@@ -111,6 +113,21 @@ async def _build_pipeline(settings: Settings, app: faust.App) -> Pipeline:
         policies=policies,
         shadow=Shadow(shadow_scorer, publisher, settings.topic_shadow, settings.shadow_max_in_flight),
     )
+
+
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """The same TLS and SASL settings the other Kafka clients use (``core.kafka``), in Faust's terms."""
+    options = connection_options(settings)
+    if "sasl_mechanism" in options:
+        return faust.SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            ssl_context=options.get("ssl_context"),
+            mechanism=options["sasl_mechanism"],
+        )
+    if "ssl_context" in options:
+        return faust.SSLCredentials(options["ssl_context"])
+    return None
 
 
 def _delivery(event: EventT[bytes]) -> Delivery:
