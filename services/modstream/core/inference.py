@@ -78,7 +78,7 @@ class TritonScorer:
 
     async def is_ready(self) -> bool:
         try:
-            return bool(await self._client.is_model_ready(self._model))
+            return bool(await self._client.is_model_ready(self._model, client_timeout=5.0))
         except InferenceServerException:
             return False
 

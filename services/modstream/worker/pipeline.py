@@ -40,6 +40,9 @@ from modstream.worker.shadow import Shadow
 
 log = logging.getLogger("modstream.worker")
 T = TypeVar("T")
+# Failures of one call, while Triton itself answers ready, before the image counts as poison
+# (about 40 s of backoff: a restarting Triton is not ready, so it is waited for without limit).
+POISON_ATTEMPTS = 8
 TRANSIENT = (StorageUnavailable, InferenceUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
@@ -109,9 +112,16 @@ class Pipeline:
             return self._error(event, started, ErrorReason.EMPTY_FILE, "the object has 0 bytes")
         with self.tracer.start_as_current_span("inference"):
             try:
-                scores: Scores = await retrying(lambda: self.scorer.score(image), "triton")
+                scores: Scores = await retrying(
+                    lambda: self.scorer.score(image),
+                    "triton",
+                    give_up_after=POISON_ATTEMPTS,
+                    still_up=self.scorer.is_ready,
+                )
             except ImageRejected as exc:
                 return self._error(event, started, exc.reason, exc.message)
+            except GaveUp as exc:
+                return self._error(event, started, ErrorReason.REJECTED_BY_MODEL, str(exc))
         with self.tracer.start_as_current_span("policy"):
             self.policies.observe_model_labels(list(scores.by_label))
             policy = self._policy(event)
@@ -218,17 +228,32 @@ class Pipeline:
         return record
 
 
-async def retrying(call: Callable[[], Awaitable[T]], dependency: str, cap: float = 10.0) -> T:
+class GaveUp(Exception):
+    """The dependency is up, yet this one call keeps failing: poison, not an outage."""
+
+
+async def retrying(
+    call: Callable[[], Awaitable[T]],
+    dependency: str,
+    cap: float = 10.0,
+    give_up_after: int | None = None,
+    still_up: Callable[[], Awaitable[bool]] | None = None,
+) -> T:
     """Wait out an unreachable dependency with capped, jittered exponential backoff.
 
-    There is no attempt limit: while a dependency is down the partition stops here,
-    which is the backpressure we want, rather than turning an outage into decisions.
+    While a dependency is down there is no attempt limit: the partition stops here, which
+    is the backpressure we want, rather than turning an outage into decisions. With
+    ``give_up_after`` and ``still_up``, a call that failed that many times while the
+    dependency says it is up raises ``GaveUp``, so one poison input cannot hold a slot forever.
     """
-    delay = 0.2
+    delay, failures = 0.2, 0
     while True:
         try:
             return await call()
         except TRANSIENT as exc:
+            failures += 1
+            if give_up_after is not None and still_up is not None and failures >= give_up_after and await still_up():
+                raise GaveUp(f"{dependency} is up but failed this {failures} times: {str(exc)[:300]}") from exc
             log.warning("dependency unavailable, retrying", extra={"dependency": dependency, "error": str(exc)[:300]})
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(cap, delay * 2)
