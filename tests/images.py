@@ -87,6 +87,5 @@ def exif_rotated_jpeg(upright: Image.Image) -> bytes:
     return encode(stored, "JPEG", quality=95, exif=exif.tobytes())
 
 
-def a_photo() -> Image.Image:
-    data = next(iter(source_photos(CACHE).values()))
-    return Image.open(io.BytesIO(data)).convert("RGB")
+def photos() -> list[Image.Image]:
+    return [Image.open(io.BytesIO(data)).convert("RGB") for data in source_photos(CACHE).values()]
