@@ -5,6 +5,7 @@ import contextlib
 from pathlib import Path
 from typing import Annotated
 
+import psutil
 import typer
 from rich.console import Console
 from rich.live import Live
@@ -208,6 +209,44 @@ def dashboard_token(name: str) -> None:
         raise typer.Exit(2) from exc
 
 
+@model_app.command("perf", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def model_perf(
+    context: typer.Context,
+    model: Annotated[
+        str | None, typer.Option(help="the Triton model to measure (default: the serving ensemble)")
+    ] = None,
+    images: Annotated[int, typer.Option(help="how many sample photos to send, in turn")] = 16,
+) -> None:
+    """Measure a model on the running stack with Triton's perf_analyzer (installed on first use).
+
+    Extra options go to perf_analyzer as they are, e.g. --concurrency-range 1:16:2.
+    """
+    import subprocess
+
+    from modstream.bench import perf_analyzer
+    from modstream.demo.samples import sample_images
+
+    settings = get_settings()
+    tools = settings.state_dir / "tools" / "perf_analyzer"
+    console.print(f"perf_analyzer in {tools} (installed on first use: two wheels from PyPI, libb64 from Debian)")
+    try:
+        binary = perf_analyzer.installed(tools)
+    except perf_analyzer.ToolMissing as exc:
+        err.print(f"[red]could not install perf_analyzer: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    photos = sample_images(settings.state_dir / "cache")[:images]
+    data_file = perf_analyzer.write_input(photos, tools / "input.json")
+    report = Path("artifacts") / "perf-analyzer.csv"
+    report.parent.mkdir(exist_ok=True)
+    extra = context.args or ["--concurrency-range", "1:8:2", "--measurement-interval", "5000"]
+    args = perf_analyzer.command(binary, settings.triton_grpc, model or settings.triton_model, data_file, report, extra)
+    console.print(" ".join(args))
+    done = subprocess.run(args, env={**perf_analyzer.environment(binary)}, check=False)
+    if done.returncode == 0:
+        console.print(f"numbers also written to {report}")
+    raise typer.Exit(done.returncode)
+
+
 @app.command()
 def schemas(check: Annotated[bool, typer.Option(help="fail if a schema file is out of date")] = False) -> None:
     """Write the JSON Schema of every record type to schemas/ (from the event models)."""
@@ -354,16 +393,19 @@ def bench(
 
 def _soak(settings: Settings, pool: list[bytes], events: int, out: Path | None) -> None:
     from modstream.bench.run import write_report
-    from modstream.bench.soak import NotRunning, run_soak
+    from modstream.bench.soak import run_soak
+    from modstream.stack import stack_status
 
+    running = {s.name: s.pid for s in stack_status(settings) if s.running and s.pid}
+    if not {"worker", "triton"} <= running.keys():
+        err.print("[red]the soak needs a running worker and Triton: modstream stack up --worker[/red]")
+        raise typer.Exit(1)
+    worker, triton = psutil.Process(running["worker"]), psutil.Process(running["triton"])
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    try:
-        with Progress(*columns, console=console) as progress:
-            task = progress.add_task("decisions", total=events)
-            report = asyncio.run(run_soak(settings, pool, events, on_decided=lambda d: progress.advance(task)))
-    except NotRunning as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("decisions", total=events)
+        soaking = run_soak(settings, pool, events, worker, triton, on_decided=lambda d: progress.advance(task))
+        report = asyncio.run(soaking)
     path = write_report(report, out or Path("artifacts") / f"soak-{report['measured_at'].replace(':', '')}.json")
     table = Table("measure", "value")
     counts = f"{report['decided']} / {report['lost']} / {report['duplicates']}"

@@ -18,13 +18,8 @@ import psutil
 from modstream.bench.pipeline_run import run_pipeline
 from modstream.core.events import ModerationDecision
 from modstream.core.settings import Settings
-from modstream.stack.servers import Layout
 
 SAMPLE_SECONDS = 5.0
-
-
-class NotRunning(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -32,14 +27,6 @@ class MemorySample:
     seconds: float
     worker_mb: float
     triton_mb: float
-
-
-def running_process(settings: Settings, name: str) -> psutil.Process:
-    pid_file = Layout(settings.state_dir).pid_file(name)
-    try:
-        return psutil.Process(int(pid_file.read_text()))
-    except (OSError, ValueError, psutil.NoSuchProcess) as exc:
-        raise NotRunning(f"no running {name} (start it with: modstream stack up --worker)") from exc
 
 
 def _mb(process: psutil.Process) -> float:
@@ -52,9 +39,10 @@ async def run_soak(
     settings: Settings,
     images: list[bytes],
     events: int,
+    worker: psutil.Process,
+    triton: psutil.Process,
     on_decided: Callable[[ModerationDecision], None] = lambda d: None,
 ) -> dict[str, Any]:
-    worker, triton = running_process(settings, "worker"), running_process(settings, "triton")
     samples: list[MemorySample] = []
     started = time.monotonic()
 
