@@ -92,8 +92,28 @@ def worker(
     from modstream.core.topics import ensure_topics
     from modstream.worker.app import run_worker
 
+    _check_uploads_bucket(settings)
     asyncio.run(ensure_topics(settings))
     run_worker(settings, loglevel)
+
+
+def _check_uploads_bucket(settings: Settings) -> None:
+    """Refuse to start on a configuration mistake; an object store that is down is waited for later."""
+    from modstream.core.storage import ObjectMissing, ObjectStore, StorageDenied, StorageUnavailable
+
+    try:
+        ObjectStore(settings, pool_size=1).check_bucket(settings.uploads_bucket)
+    except StorageDenied as exc:
+        err.print(
+            f"[red]the object store at {settings.s3_endpoint} refused the credentials "
+            f"(MODSTREAM_S3_ACCESS_KEY / MODSTREAM_S3_SECRET_KEY): {exc}[/red]"
+        )
+        raise typer.Exit(2) from exc
+    except ObjectMissing as exc:
+        err.print(f"[red]{exc}: create it, or set MODSTREAM_UPLOADS_BUCKET[/red]")
+        raise typer.Exit(2) from exc
+    except StorageUnavailable as exc:
+        err.print(f"[yellow]the object store does not answer yet ({exc}); the worker will wait for it[/yellow]")
 
 
 @app.command()

@@ -5,6 +5,8 @@ import time
 from pathlib import Path
 
 import pytest
+from modstream.core.settings import Settings
+from pydantic import SecretStr
 
 from tests.commands import modstream
 from tests.conftest import loopback_settings
@@ -48,3 +50,13 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
     assert down.returncode == 0
     assert "stopped: worker, dashboard, kafka, s3, redis, triton" in down.stdout
     assert modstream(settings, "stack", "status").returncode == 1
+
+
+def test_worker_refuses_to_start_on_wrong_credentials_or_a_missing_bucket(stack_settings: Settings) -> None:
+    wrong_secret = stack_settings.model_copy(update={"s3_secret_key": SecretStr("not-the-secret")})
+    refused = modstream(wrong_secret, "worker", timeout=60)
+    assert refused.returncode == 2
+    assert "refused the credentials (MODSTREAM_S3_ACCESS_KEY / MODSTREAM_S3_SECRET_KEY)" in refused.stderr
+    no_bucket = stack_settings.model_copy(update={"uploads_bucket": "never-created"})
+    missing = modstream(no_bucket, "worker", timeout=60)
+    assert missing.returncode == 2 and "s3://never-created: the bucket does not exist" in missing.stderr

@@ -13,7 +13,7 @@ from modstream.core.events import ErrorReason
 from modstream.core.inference import ImageRejected, InferenceUnavailable, TritonScorer
 from modstream.core.kafka import kafka_consumer, kafka_producer
 from modstream.core.settings import PROJECT_ROOT, Settings
-from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge, StorageUnavailable
+from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge, StorageDenied, StorageUnavailable
 from modstream.core.topics import ensure_topics, topic_names
 from modstream.core.tracing import extract_context, inject_headers
 from opentelemetry import trace
@@ -61,8 +61,12 @@ def test_a_60_mb_file_is_refused_without_being_read(stack_settings: Settings) ->
 
 def test_storage_wrong_secret_is_not_a_missing_object(stack_settings: Settings) -> None:
     wrong = stack_settings.model_copy(update={"s3_secret_key": SecretStr("not-the-secret")})
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StorageDenied):  # a kind of StorageUnavailable: retried while running
         ObjectStore(wrong).get("adapter-test", "a/b.jpg", max_bytes=100)
+    with pytest.raises(StorageDenied):
+        ObjectStore(wrong).check_bucket(stack_settings.uploads_bucket)
+    with pytest.raises(ObjectMissing, match="the bucket does not exist"):
+        ObjectStore(stack_settings).check_bucket("no-such-bucket")
 
 
 def test_storage_down_is_unavailable() -> None:

@@ -16,6 +16,7 @@ from minio.error import S3Error
 from modstream.core.settings import Settings
 
 MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchObject"}
+DENIED_CODES = {"AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId"}
 
 
 class ObjectMissing(Exception):
@@ -30,6 +31,11 @@ class ObjectTooLarge(Exception):
 
 class StorageUnavailable(Exception):
     """The object store did not answer; worth retrying."""
+
+
+class StorageDenied(StorageUnavailable):
+    """The object store refused our credentials: retried while running (someone may be
+    fixing them), but a reason to refuse to start."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,12 @@ class ObjectStore:
                 retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
             ),
         )
+
+    def check_bucket(self, bucket: str) -> None:
+        """Raise unless the bucket exists and our credentials may use it."""
+        with _storage_errors(bucket, ""):
+            if not self._client.bucket_exists(bucket):
+                raise ObjectMissing(f"s3://{bucket}: the bucket does not exist")
 
     def ensure_bucket(self, bucket: str) -> None:
         with _storage_errors(bucket, ""):
@@ -95,6 +107,8 @@ def _storage_errors(bucket: str, key: str) -> Iterator[None]:
     except S3Error as exc:
         if exc.code in MISSING_CODES:
             raise ObjectMissing(f"{where}: {exc.code}") from exc
+        if exc.code in DENIED_CODES:
+            raise StorageDenied(f"{where}: {exc.code}: {exc.message}") from exc
         raise StorageUnavailable(f"{where}: {exc.code}: {exc.message}") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise StorageUnavailable(f"{where}: {type(exc).__name__}: {exc}") from exc
