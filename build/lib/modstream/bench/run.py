@@ -1,0 +1,52 @@
+"""``modstream bench``: the served pipeline and the raw in-process model, same images, same run."""
+
+import asyncio
+import json
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modstream.bench import raw_model, triton_metrics
+from modstream.bench.pipeline_run import run_pipeline
+from modstream.core.events import ModerationDecision
+from modstream.core.settings import Settings
+
+
+def run_bench(
+    settings: Settings,
+    images: list[bytes],
+    onnx_file: Path,
+    *,
+    rate: float = 0.0,
+    on_decided: Callable[[ModerationDecision], None] = lambda d: None,
+    on_stage: Callable[[str], None] = lambda stage: None,
+) -> dict[str, Any]:
+    pace = f"at {rate:g} events/s" if rate > 0 else "all published at once"
+    on_stage(f"pipeline: {len(images)} images through Kafka, the worker and Triton, {pace}")
+    before = triton_metrics.read_counts(settings.triton_metrics)
+    pipeline = asyncio.run(run_pipeline(settings, images, rate=rate, on_decided=on_decided))
+    after = triton_metrics.read_counts(settings.triton_metrics)
+    # The baseline runs after the pipeline, never beside it: both would share the same cores.
+    on_stage("raw model: onnxruntime in-process, batch sizes 1-64")
+    unique = list(dict.fromkeys(images))[:64]
+    raw = raw_model.measure(onnx_file, unique)
+    best = max(raw, key=lambda r: r.images_per_second)
+    return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "pipeline": asdict(pipeline) | {"publish_rate": rate or "burst"},
+        "triton_mean_batch_size": triton_metrics.mean_batch_sizes(before, after),
+        "raw_model": {"by_batch_size": [asdict(r) for r in raw], "best": asdict(best)},
+        "pipeline_vs_raw": round(pipeline.images_per_second / best.images_per_second, 3),
+        "settings": {"worker_concurrency": settings.worker_concurrency, "partitions": settings.topic_partitions},
+    }
+
+
+def write_report(report: dict[str, Any], out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return out

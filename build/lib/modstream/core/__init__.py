@@ -1,0 +1,1 @@
+"""Ground floor: events, settings, topics and the adapters every service shares."""

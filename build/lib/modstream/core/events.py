@@ -1,0 +1,246 @@
+"""The wire contract: one pydantic model per record type that travels on Kafka.
+
+Every record carries its own id, type, schema version and timestamp, so a consumer
+can deduplicate, route and upgrade without looking at the topic it came from.
+JSON Schemas in ``schemas/`` are generated from these models (``modstream schemas``).
+"""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import uuid4
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+SCHEMA_VERSION: Literal[1] = 1
+
+EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
+Tenant = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+# S3 bucket naming rules (lowercase, 3-63 chars) and a key that is a plain relative path.
+BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+
+
+def _plain_relative_path(key: str) -> str:
+    # Keys end up in URLs and file paths: refuse anything that could climb out.
+    if key.startswith("/") or ".." in key.split("/"):
+        raise ValueError("object key must be a relative path without '..' segments")
+    return key
+
+
+ObjectKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f\\]+$"),
+    AfterValidator(_plain_relative_path),
+]
+
+
+def new_id() -> str:
+    return uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Record(BaseModel):
+    # Schemas describe what is on the wire, where every field is always present.
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    occurred_at: datetime = Field(default_factory=utcnow)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class ImageUploaded(Record):
+    """A platform stored an image and asks for a decision on it.
+
+    It comes from outside, so its identity fields have no defaults: an event
+    without an id could never be deduplicated. Producers build one with ``new``.
+    """
+
+    event_type: Literal["image.uploaded"]
+    schema_version: Literal[1]
+    event_id: EventId
+    occurred_at: datetime
+    tenant: Tenant
+    bucket: BucketName
+    key: ObjectKey
+    content_type: str | None = None
+    size_bytes: int | None = Field(default=None, ge=0)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def new(cls, *, tenant: str, bucket: str, key: str, **optional: Any) -> "ImageUploaded":
+        return cls(
+            event_type="image.uploaded",
+            schema_version=SCHEMA_VERSION,
+            event_id=new_id(),
+            occurred_at=utcnow(),
+            tenant=tenant,
+            bucket=bucket,
+            key=key,
+            **optional,
+        )
+
+
+class Outcome(StrEnum):
+    ALLOW = "allow"
+    REVIEW = "review"
+    BLOCK = "block"
+    ERROR = "error"
+
+
+class ErrorReason(StrEnum):
+    """Why an image could not be scored. These never succeed on retry."""
+
+    OBJECT_MISSING = "object_missing"
+    EMPTY_FILE = "empty_file"
+    TOO_LARGE = "too_large"
+    NOT_AN_IMAGE = "not_an_image"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    CORRUPT_IMAGE = "corrupt_image"
+    TOO_MANY_PIXELS = "too_many_pixels"
+    REJECTED_BY_MODEL = "rejected_by_model"
+
+
+class Part(BaseModel):
+    """A value inside a record."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Trigger(Part):
+    """A label whose score reached a threshold."""
+
+    label: str
+    score: float
+    threshold: float
+    level: Literal["review", "block"]
+
+
+class ModelRef(Part):
+    name: str
+    version: str
+
+
+class DecisionError(Part):
+    reason: ErrorReason
+    message: str
+
+
+class ImageRecord(Record):
+    """A record about one uploaded image, which it names by the upload's event id."""
+
+    event_id: EventId
+    tenant: Tenant
+    bucket: BucketName
+    key: ObjectKey
+
+
+class ModerationDecision(ImageRecord):
+    """What to do with one uploaded image, and why."""
+
+    event_type: Literal["moderation.decision"] = "moderation.decision"
+    decision_id: str = Field(default_factory=new_id)
+    decision: Outcome
+    scores: dict[str, float] = Field(default_factory=dict)
+    triggered: list[Trigger] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    error: DecisionError | None = None
+    model: ModelRef | None = None
+    policy_id: str
+    policy_version: str
+    source: Literal["automatic", "human"] = "automatic"
+    review_queue: str | None = Field(default=None, description="the human review queue it was sent to, if any")
+    reviewer: str | None = Field(default=None, description="who decided, for human decisions")
+    review_seconds: float | None = Field(default=None, ge=0, description="time the reviewer spent on it")
+    uploaded_at: datetime
+    latency_ms: float = Field(ge=0, description="from receiving the event (or the review) to the decision")
+
+
+class ReviewRequest(ImageRecord):
+    """An automatic decision that a person must look at: uncertain, or an audit sample."""
+
+    event_type: Literal["review.request"] = "review.request"
+    request_id: str = Field(default_factory=new_id)
+    decision_id: str
+    decision: Outcome
+    queue: str
+    scores: dict[str, float]
+    triggered: list[Trigger]
+    reasons: list[str]
+    model: ModelRef
+    policy_id: str
+    policy_version: str
+    uploaded_at: datetime
+
+
+class ReviewVerdict(ImageRecord):
+    """What a reviewer decided, with what they saw: for quality measurement and retraining."""
+
+    event_type: Literal["review.verdict"] = "review.verdict"
+    verdict_id: str = Field(default_factory=new_id)
+    job_id: str
+    queue: str
+    verdict: Literal["approve", "remove"]
+    corrected_labels: list[str] | None = None
+    note: str | None = None
+    reviewer: str
+    review_seconds: float = Field(ge=0)
+    automatic_decision_id: str
+    human_decision_id: str
+    scores: dict[str, float]
+    model: ModelRef | None
+    policy_id: str
+    policy_version: str
+
+
+class ShadowScore(ImageRecord):
+    """A candidate model's scores for an image, beside the serving model's.
+
+    Written while a shadow runs; it changes no decision. ``shadow_decision`` is what
+    the same policy would have decided from the candidate's scores.
+    """
+
+    event_type: Literal["model.shadow"] = "model.shadow"
+    shadow_id: str = Field(default_factory=new_id)
+    serving_model: ModelRef
+    serving_scores: dict[str, float]
+    serving_decision: Outcome
+    shadow_model: ModelRef
+    shadow_scores: dict[str, float]
+    shadow_decision: Outcome
+    policy_id: str
+    policy_version: str
+
+
+class DeadLetterReason(StrEnum):
+    NOT_JSON = "not_json"
+    SCHEMA_MISMATCH = "schema_mismatch"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    EVENT_TOO_LARGE = "event_too_large"
+    BUCKET_NOT_ALLOWED = "bucket_not_allowed"
+    UNKNOWN_TENANT = "unknown_tenant"
+
+
+class DeadLetter(Record):
+    """An event that can never succeed, kept with the reason.
+
+    The payload is kept whole unless it is over the event size limit; then its first
+    bytes, its size and its sha256 are kept, and the original stays at its offset.
+    """
+
+    event_type: Literal["dead-letter"] = "dead-letter"
+    dead_letter_id: str = Field(default_factory=new_id)
+    reason: DeadLetterReason
+    detail: str
+    source_topic: str
+    partition: int | None = None
+    offset: int | None = None
+    event_id: str | None = Field(default=None, description="when the payload had one")
+    payload_base64: str
+    payload_bytes: int = Field(ge=0, description="the size of the whole payload")
+    payload_sha256: str
+    payload_truncated: bool = False

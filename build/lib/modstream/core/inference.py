@@ -1,0 +1,103 @@
+"""Scores for encoded image bytes, from Triton over gRPC.
+
+The worker never decodes images: it sends the bytes as they were uploaded and the
+ensemble decodes, resizes and classifies them server-side, where requests from many
+events form one batch. Label names and the classifier version come back with every
+answer, so nothing here knows which model is deployed.
+"""
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import tritonclient.grpc.aio as triton
+from tritonclient.utils import InferenceServerException
+
+from modstream.core.events import ErrorReason, ModelRef
+
+_REASON = re.compile(r"\[modstream:([a-z_]+)\]\s*(.*)", re.DOTALL)
+_OUTPUTS = ("SCORES", "LABELS", "MODEL_VERSION")
+# A valid 1x1 PNG: the cheapest request that makes the model name its labels.
+_PROBE = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+    "0000000c49444154789c63f8ffff3f0005fe02fe0def46b80000000049454e44ae426082"
+)
+
+
+class ImageRejected(Exception):
+    """Triton looked at this image and will never score it."""
+
+    def __init__(self, reason: ErrorReason, message: str) -> None:
+        super().__init__(f"{reason.value}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+class InferenceUnavailable(Exception):
+    """Triton, or the model, is not there right now; worth retrying."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    by_label: dict[str, float]
+    model: ModelRef
+
+
+class TritonScorer:
+    def __init__(self, url: str, model: str, timeout: float) -> None:
+        self._client = triton.InferenceServerClient(url)
+        self._model = model
+        self._timeout = timeout
+
+    async def score(self, image: bytes) -> Scores:
+        request = triton.InferInput("IMAGE", [1, 1], "BYTES")
+        request.set_data_from_numpy(np.array([[image]], dtype=np.object_))
+        try:
+            result = await self._client.infer(
+                self._model,
+                [request],
+                outputs=[triton.InferRequestedOutput(name) for name in _OUTPUTS],
+                client_timeout=self._timeout,
+            )
+        except InferenceServerException as exc:
+            raise classify_failure(exc) from exc
+        scores = result.as_numpy("SCORES")
+        labels = result.as_numpy("LABELS")
+        version = result.as_numpy("MODEL_VERSION")
+        if scores is None or labels is None or version is None:
+            raise InferenceUnavailable(f"{self._model} answered without {_OUTPUTS}")
+        name, _, number = version[0][0].decode().partition(":")
+        return Scores(
+            by_label={label.decode(): float(s) for label, s in zip(labels[0], scores[0], strict=True)},
+            model=ModelRef(name=name, version=number),
+        )
+
+    async def labels(self) -> list[str]:
+        """The serving model's label names, asked of Triton with a 1x1 probe image."""
+        return list((await self.score(_PROBE)).by_label)
+
+    async def is_ready(self) -> bool:
+        try:
+            return bool(await self._client.is_model_ready(self._model, client_timeout=5.0))
+        except InferenceServerException:
+            return False
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def classify_failure(exc: InferenceServerException) -> Exception:
+    """Tell a bad image (final) from a missing server or model (retry).
+
+    Only the preprocess model's tagged rejections are final; anything else is
+    retried, because turning an outage into error decisions would lose events.
+    """
+    message = exc.message() or str(exc)
+    found = _REASON.search(message)
+    if found:
+        try:
+            reason = ErrorReason(found.group(1))
+        except ValueError:
+            reason = ErrorReason.REJECTED_BY_MODEL
+        return ImageRejected(reason, found.group(2).strip())
+    return InferenceUnavailable(f"{exc.status() or 'no status'}: {message}")

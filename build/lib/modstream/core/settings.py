@@ -1,0 +1,119 @@
+"""Every knob, from environment variables (prefix ``MODSTREAM_``); defaults fit the local stack."""
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+class Settings(BaseSettings):
+    # Secrets may also come as files named like the variables (e.g. a mounted Kubernetes
+    # Secret): MODSTREAM_SECRETS_DIR=/run/secrets/modstream holds modstream_s3_secret_key, …
+    model_config = SettingsConfigDict(
+        env_prefix="MODSTREAM_", env_file=".env", extra="ignore", secrets_dir=os.environ.get("MODSTREAM_SECRETS_DIR")
+    )
+
+    # Kafka (the local stack is plaintext; production brokers take TLS and SASL)
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None  # default: the system's trusted CAs
+    topic_uploads: str = "image.uploaded"
+    topic_decisions: str = "moderation.decisions"
+    topic_review_requests: str = "moderation.review-requests"
+    topic_dead_letter: str = "moderation.dead-letter"
+    topic_review_verdicts: str = "moderation.review-verdicts"
+    topic_shadow: str = "moderation.model-shadow"
+    topic_partitions: int = Field(4, ge=1)
+    topic_replication: int = Field(1, ge=1)
+    # Local-stack workaround (see ARCHITECTURE.md): Tansu answers end offsets wrongly for
+    # multi-record batches, so locally every batch holds one record. Production brokers:
+    # set 0 to keep the client's default batching.
+    producer_max_batch_size: int = 1
+    consumer_group: str = "modstream-worker"
+    # How long a fetch may wait for records. Tansu answers only when this runs out, so
+    # it is short locally; against Kafka (which answers as soon as records arrive) 500.
+    consumer_fetch_max_wait_ms: int = Field(100, ge=1)
+    broker_session_timeout: float = 3.0
+
+    # Object storage (S3 protocol)
+    s3_endpoint: str = "127.0.0.1:19000"
+    s3_access_key: SecretStr = SecretStr("modstream")
+    s3_secret_key: SecretStr = SecretStr("modstream-local-secret")
+    s3_secure: bool = False  # TLS to the object store
+    s3_ca_file: Path | None = None  # default: the system's trusted CAs
+    s3_region: str = "us-east-1"
+    uploads_bucket: str = "uploads"
+
+    # Redis (dedupe by event id)
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    dedupe_ttl_seconds: int = 7 * 24 * 3600
+
+    # Triton
+    triton_grpc: str = "127.0.0.1:18001"
+    triton_http: str = "127.0.0.1:18000"
+    triton_metrics: str = "127.0.0.1:18002"
+    triton_model: str = "moderation"
+    # Shadow requests (`modstream model shadow`) a worker keeps in flight; more are skipped.
+    shadow_max_in_flight: int = Field(16, ge=1)
+    inference_timeout: float = 60.0
+
+    # Worker
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    # Refused at intake (dead letter) before any storage call: events over this size, events
+    # naming a bucket not listed (empty: only the uploads bucket), and, when the list is set,
+    # tenants not listed (unset: any tenant; those without a policy file get the default).
+    max_event_bytes: int = Field(64 * 1024, ge=1024)
+    allowed_buckets: list[str] = Field(default_factory=list)
+    tenants: list[str] | None = None
+    worker_concurrency: int = Field(64, ge=1)
+    # The worker's HTTP endpoint (health now, metrics later), on loopback; 0 turns it off.
+    worker_web_port: int = 16066
+    policies_dir: Path = PROJECT_ROOT / "config" / "policies"
+    policy_refresh_seconds: float = Field(2.0, gt=0)
+
+    # Human review
+    review_lease_seconds: float = Field(300.0, gt=0)
+    dashboard_port: int = 18080
+    dashboard_users_file: Path | None = None  # default: <state_dir>/dashboard-users.toml
+
+    # Tracing: "none", "console" or "otlp" (OTLP/HTTP, configured by the OTEL_* variables)
+    trace_exporter: str = "none"
+
+    # Local stack
+    state_dir: Path = PROJECT_ROOT / ".modstream"
+    model_repository: Path = PROJECT_ROOT / "model_repository"
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"MODSTREAM_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "MODSTREAM_KAFKA_SASL_USERNAME and MODSTREAM_KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as the environment variables that recreate them in a child process."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue  # unset stays unset
+            plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+            env[f"MODSTREAM_{name.upper()}"] = json.dumps(plain) if isinstance(plain, list) else str(plain)
+        return env
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Reading decisions back: follow the decisions topic and show each decision to a person."""

@@ -1,0 +1,22 @@
+"""Decisions as they appear on the decisions topic."""
+
+from collections.abc import AsyncIterator, Container
+
+from modstream.core.events import ModerationDecision
+from modstream.core.kafka import read_records
+from modstream.core.settings import Settings
+
+
+async def read_decisions(
+    settings: Settings,
+    *,
+    follow: bool,
+    idle_seconds: float = 3.0,
+    event_ids: Container[str] | None = None,
+) -> AsyncIterator[ModerationDecision]:
+    """Every decision from the start of the topic (see ``read_records``); ``event_ids``
+    keeps only those events."""
+    records = read_records(settings, settings.topic_decisions, ModerationDecision, follow, idle_seconds)
+    async for decision in records:
+        if event_ids is None or decision.event_id in event_ids:
+            yield decision

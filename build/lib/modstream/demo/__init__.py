@@ -1,0 +1,1 @@
+"""The guided first run: the whole pipeline on the local stack with sample photos."""

@@ -1,0 +1,1 @@
+"""The model repository: installing weights (and, later, deploying and rolling back versions)."""

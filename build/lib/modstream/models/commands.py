@@ -1,0 +1,199 @@
+"""``modstream model …``: the classifier in the Triton model repository, changed while traffic flows."""
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modstream.core.events import ShadowScore
+from modstream.core.settings import Settings, get_settings
+from modstream.models.candidate import CandidateRefused
+from modstream.models.compare import Comparison, compare
+from modstream.models.control import TritonControl
+from modstream.models.lifecycle import DeployFailed, Switch
+from modstream.models.repository import Repository
+
+model_app = typer.Typer(
+    help="The classifier in the Triton model repository: list, deploy, shadow, compare, roll back.",
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+ModelName = Annotated[str, typer.Option("--name", help="the classifier model in the repository")]
+DEFAULT_MODEL = "image_safety"
+
+
+def _change(name: str, action: Callable[[Settings, Repository, TritonControl], T]) -> T:
+    """Run a change against the repository and Triton; a refusal ends the command with its reason."""
+    settings = get_settings()
+    repository = Repository(settings.model_repository, name)
+    if not repository.config.is_file():
+        err.print(f"[red]there is no model {name!r} in {settings.model_repository}[/red]")
+        raise typer.Exit(1)
+    triton = TritonControl(settings.triton_http)
+    try:
+        return action(settings, repository, triton)
+    except (CandidateRefused, DeployFailed) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        triton.close()
+
+
+def _switched(switch: Switch) -> None:
+    undo = f"modstream model rollback --to {switch.previous}"
+    console.print(f"[green]version {switch.serving} serves[/green] (was {switch.previous}; undo: {undo})")
+
+
+@model_app.command("list")
+def model_list(name: ModelName = DEFAULT_MODEL) -> None:
+    """Every classifier version on disk, its labels, Triton's state of it, and which serves or shadows;
+    then the other models Triton knows."""
+    from modstream.models.lifecycle import describe
+
+    settings = get_settings()
+    repository = Repository(settings.model_repository, name)
+    triton = TritonControl(settings.triton_http)
+    try:
+        index = triton.index()
+    except Exception as exc:  # Triton down: still show the repository
+        err.print(f"[yellow]Triton at {settings.triton_http} did not answer ({type(exc).__name__}); disk only[/yellow]")
+        index = []
+    finally:
+        triton.close()
+    table = Table("version", "labels", "in Triton", "role", title=f"{name} in {settings.model_repository}")
+    for row in describe(repository, index):
+        role = "serving" if row.serving else "shadow" if row.shadow else ""
+        table.add_row(str(row.version), ", ".join(row.labels), row.triton, role)
+    console.print(table)
+    others = [e for e in index if e.get("name") not in (repository.model, repository.shadow().model)]
+    if others:
+        table = Table("model", "version", "state", title="other models in Triton")
+        for entry in others:
+            state = entry.get("state", "") + (f" ({entry['reason']})" if entry.get("reason") else "")
+            table.add_row(entry.get("name", ""), entry.get("version", ""), state)
+        console.print(table)
+
+
+@model_app.command("deploy")
+def model_deploy(
+    onnx_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the candidate ONNX model")],
+    labels: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="labels file, one per output position")],
+    shadow: Annotated[bool, typer.Option(help="shadow it beside the serving version instead of serving it")] = False,
+    name: ModelName = DEFAULT_MODEL,
+) -> None:
+    """Check a candidate, add it as the next version and make it serve (or shadow), without stopping traffic."""
+    from modstream.models import lifecycle, shadow_run
+
+    if not shadow:
+        switch = _change(name, lambda _, repo, triton: lifecycle.deploy(repo, triton, onnx_file, labels, console.print))
+        _switched(switch)
+        return
+
+    def add_and_shadow(settings: Settings, repo: Repository, triton: TritonControl) -> None:
+        version = lifecycle.add(repo, onnx_file, labels, console.print)
+        try:
+            shadow_run.start_shadow(repo, triton, settings.triton_model, version.number, console.print)
+        except DeployFailed:
+            repo.remove_version(version.number)
+            raise
+
+    _change(name, add_and_shadow)
+    console.print("compare with: modstream model compare; then: modstream model promote, or model shadow --stop")
+
+
+@model_app.command("rollback")
+def model_rollback(
+    to: Annotated[int | None, typer.Option(help="the version to serve (default: the one before)")] = None,
+    name: ModelName = DEFAULT_MODEL,
+) -> None:
+    """Make the previous (or the given) version serve again."""
+    from modstream.models.lifecycle import rollback
+
+    _switched(_change(name, lambda _, repo, triton: rollback(repo, triton, console.print, to)))
+
+
+@model_app.command("shadow")
+def model_shadow(
+    version: Annotated[int | None, typer.Argument(help="the version to run beside the serving one")] = None,
+    stop: Annotated[bool, typer.Option("--stop", help="stop the running shadow")] = False,
+    name: ModelName = DEFAULT_MODEL,
+) -> None:
+    """Score live traffic with another version too, without changing any decision."""
+    from modstream.models import shadow_run
+
+    if stop == (version is not None):
+        err.print("give either a VERSION to shadow or --stop")
+        raise typer.Exit(2)
+    ensemble = get_settings().triton_model
+    if version is None:
+        _change(name, lambda _, repo, triton: shadow_run.stop_shadow(repo, triton, ensemble, console.print))
+        return
+    _change(name, lambda _, repo, triton: shadow_run.start_shadow(repo, triton, ensemble, version, console.print))
+
+
+@model_app.command("promote")
+def model_promote(name: ModelName = DEFAULT_MODEL) -> None:
+    """Make the version under shadow serve, and stop the shadow."""
+    from modstream.models.shadow_run import promote
+
+    switch = _change(name, lambda settings, repo, triton: promote(repo, triton, settings.triton_model, console.print))
+    _switched(switch)
+
+
+@model_app.command("compare")
+def model_compare(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON, one comparison per line")] = False,
+    idle: Annotated[float, typer.Option(help="seconds without new shadow records that end the reading")] = 3.0,
+) -> None:
+    """Per label score differences and the decision agreement rate over the shadowed traffic."""
+    from modstream.core.kafka import read_records
+
+    settings = get_settings()
+
+    async def collect() -> list[ShadowScore]:
+        return [r async for r in read_records(settings, settings.topic_shadow, ShadowScore, False, idle)]
+
+    comparisons = compare(asyncio.run(collect()))
+    if not comparisons:
+        err.print("no shadow records yet (start one with: modstream model shadow VERSION)")
+        raise typer.Exit(1)
+    for comparison in comparisons:
+        if as_json:
+            print(json.dumps(as_plain(comparison)))
+        else:
+            _print_comparison(comparison)
+
+
+def as_plain(comparison: Comparison) -> dict[str, object]:
+    plain = asdict(comparison)
+    plain["serving"], plain["shadow"] = comparison.serving.model_dump(), comparison.shadow.model_dump()
+    plain["outcomes"] = [
+        {"serving": serving.value, "shadow": shadow.value, "images": n}
+        for (serving, shadow), n in comparison.outcomes.items()
+    ]
+    return plain
+
+
+def _print_comparison(c: Comparison) -> None:
+    console.print(
+        f"[bold]shadow {c.shadow.name}:{c.shadow.version} vs serving {c.serving.name}:{c.serving.version}[/bold]"
+        f" — {c.images} images, decisions agree on {c.agreement:.1%}"
+    )
+    table = Table("label", "images", "mean shadow − serving", "mean |difference|", "max |difference|")
+    for d in c.labels:
+        table.add_row(
+            d.label, str(d.images), f"{d.mean_difference:+.4f}", f"{d.mean_absolute:.4f}", f"{d.max_absolute:.4f}"
+        )
+    console.print(table)
+    if c.only_serving or c.only_shadow:
+        console.print(f"labels only in serving: {c.only_serving or '-'}; only in the shadow: {c.only_shadow or '-'}")
+    outcomes = ", ".join(f"{a.value}→{b.value}: {n}" for (a, b), n in sorted(c.outcomes.items()))
+    console.print(f"decisions (serving→shadow): {outcomes}")

@@ -1,0 +1,1 @@
+"""Decision policy: versioned per-tenant policies, the decision rule, and live reloading."""

@@ -1,0 +1,98 @@
+"""The decision rule: label scores + a policy -> allow, review or block, and why. Pure.
+
+``block`` if any label reaches its ``block_at``; else ``review`` if any reaches its
+``review_at``; else ``allow`` (reaching means score >= threshold). A share of automatic
+``allow`` and ``block`` decisions is also sent to review as an audit sample, chosen by
+a hash of the content id, so the same item is always sampled or never.
+"""
+
+import hashlib
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from modstream.core.events import Outcome, Trigger
+
+AUDIT_QUEUE = "audit"
+LABELS_CHANGED_QUEUE = "labels-changed"
+
+
+class LabelRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    review_at: float = Field(ge=0.0, le=1.0)
+    block_at: float = Field(ge=0.0, le=1.0)
+    queue: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.review_at > self.block_at:
+            raise ValueError(f"review_at ({self.review_at}) is above block_at ({self.block_at})")
+        return self
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    audit_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    labels: dict[str, LabelRule]
+    ignore: list[str] = Field(default_factory=list, description="model labels that never trigger, on purpose")
+
+    def known_labels(self) -> set[str]:
+        return set(self.labels) | set(self.ignore)
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    decision: Outcome
+    triggered: list[Trigger]
+    reasons: list[str]
+    review_queue: str | None = Field(description="where a person must look at it; None when nobody must")
+
+
+def evaluate(scores: dict[str, float], policy: Policy, content_id: str) -> Verdict:
+    triggered: list[Trigger] = []
+    for label, rule in policy.labels.items():
+        score = scores.get(label)
+        if score is None:
+            continue
+        if score >= rule.block_at:
+            triggered.append(Trigger(label=label, score=score, threshold=rule.block_at, level="block"))
+        elif score >= rule.review_at:
+            triggered.append(Trigger(label=label, score=score, threshold=rule.review_at, level="review"))
+    triggered.sort(key=lambda t: t.score, reverse=True)
+    blocking = [t for t in triggered if t.level == "block"]
+    if blocking:
+        decision, triggered = Outcome.BLOCK, blocking
+    else:
+        decision = Outcome.REVIEW if triggered else Outcome.ALLOW
+    reasons = ["threshold"] if triggered else []
+    queue = policy.labels[triggered[0].label].queue if decision is Outcome.REVIEW else None
+    drift = label_drift(scores, policy)
+    if drift and decision is not Outcome.BLOCK:
+        # The model and the policy disagree on the labels: a person decides until the
+        # policy is updated (a block from the labels both know still stands).
+        decision, reasons, queue = Outcome.REVIEW, [*reasons, *drift], queue or LABELS_CHANGED_QUEUE
+    elif queue is None and in_audit_sample(content_id, policy.audit_sample_rate):
+        reasons.append("audit_sample")
+        queue = AUDIT_QUEUE
+    return Verdict(decision=decision, triggered=triggered, reasons=reasons, review_queue=queue)
+
+
+def label_drift(scores: dict[str, float], policy: Policy) -> list[str]:
+    """Reasons the model's labels and the policy's do not match: labels it does not know,
+    and labels it has rules for that the model no longer scores."""
+    unknown = sorted(set(scores) - policy.known_labels())
+    missing = sorted(set(policy.labels) - set(scores))
+    return [f"unknown_label:{label}" for label in unknown] + [f"missing_label:{label}" for label in missing]
+
+
+def in_audit_sample(content_id: str, rate: float) -> bool:
+    """Whether this content falls in the audit sample: stable across runs and workers."""
+    if rate <= 0.0:
+        return False
+    point = int.from_bytes(hashlib.sha256(content_id.encode()).digest()[:8], "big") / 2**64
+    return point < rate

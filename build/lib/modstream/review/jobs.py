@@ -1,0 +1,78 @@
+"""Review jobs, leases and verdicts: plain values and the queue's ordering rule, no I/O."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modstream.core.events import ModelRef, Trigger
+
+
+class Verdict(StrEnum):
+    APPROVE = "approve"
+    REMOVE = "remove"
+
+
+class ReviewJob(BaseModel):
+    """One image waiting for (or under) human review. Its id is the upload's event id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    queue: str
+    decision_id: str
+    tenant: str
+    bucket: str
+    key: str
+    scores: dict[str, float]
+    triggered: list[Trigger]
+    reasons: list[str]
+    model: ModelRef | None
+    policy_id: str
+    policy_version: str
+    uploaded_at: datetime
+    enqueued_at: datetime
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def priority(self) -> float:
+        """The highest triggering score (0 when an audit sample triggered nothing)."""
+        return max((t.score for t in self.triggered), default=0.0)
+
+
+class Lease(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    reviewer: str
+    claimed_at: datetime
+    expires_at: datetime
+
+
+class QueueStats(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    pending: int
+    in_review: int
+    oldest_age_seconds: float | None
+
+
+class VerdictInput(BaseModel):
+    """What a reviewer decided about a job."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    verdict: Verdict
+    corrected_labels: list[str] | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+def order_score(priority: float, enqueued_epoch: float) -> float:
+    """Sorted-set score: higher priority first, then older first (lower score pops first).
+
+    Priority is kept to 1e-4; the enqueue time (seconds) breaks ties. Both fit in a
+    double without loss: at most 10,001 priority steps x 1e10 + ~2e9 seconds.
+    """
+    step = round((1.0 - min(max(priority, 0.0), 1.0)) * 10_000)
+    return step * 1e10 + enqueued_epoch

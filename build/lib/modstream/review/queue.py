@@ -1,0 +1,229 @@
+"""Review queues in Redis: idempotent enqueue, leased claims, release, close.
+
+Every state change is one Lua script, so it is atomic on the server: two reviewers can
+never hold the same job, and a job is never both pending and leased. A job moves
+pending -> leased -> closed, or back to pending when its lease is released or expires
+(expired leases are returned by whichever call next touches that queue).
+
+Keys (prefix ``review:``): ``job:{id}`` hash; ``pending:{queue}`` zset ordered by
+priority then age; ``age:{queue}`` zset by enqueue time; ``leases:{queue}`` zset by
+lease expiry; ``queues`` set of queue names; ``depth:{queue}`` zset of depth samples.
+The scripts address keys they compute, so they assume a single Redis, not a cluster.
+"""
+
+import time
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from modstream.review.jobs import Lease, QueueStats, ReviewJob, order_score
+
+
+class LeaseLost(Exception):
+    """The reviewer does not (or no longer) hold a live lease on the job."""
+
+
+_RETURN_EXPIRED = """
+local function return_expired(prefix, queue, now)
+  local leases = prefix .. 'leases:' .. queue
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do
+    local job = prefix .. 'job:' .. id
+    redis.call('HSET', job, 'status', 'pending', 'reviewer', '')
+    redis.call('ZADD', prefix .. 'pending:' .. queue, redis.call('HGET', job, 'order'), id)
+    redis.call('ZADD', prefix .. 'age:' .. queue, redis.call('HGET', job, 'enqueued'), id)
+    redis.call('ZREM', leases, id)
+  end
+end
+"""
+
+_ENQUEUE = """
+local prefix, id, queue = ARGV[1], ARGV[2], ARGV[3]
+local job = prefix .. 'job:' .. id
+if redis.call('EXISTS', job) == 1 then return 0 end
+redis.call('HSET', job, 'data', ARGV[4], 'status', 'pending', 'queue', queue, 'order', ARGV[5],
+           'enqueued', ARGV[6], 'reviewer', '')
+redis.call('ZADD', prefix .. 'pending:' .. queue, ARGV[5], id)
+redis.call('ZADD', prefix .. 'age:' .. queue, ARGV[6], id)
+redis.call('SADD', prefix .. 'queues', queue)
+return 1
+"""
+
+_CLAIM = (
+    _RETURN_EXPIRED
+    + """
+local prefix, queue, reviewer, now, expires = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+return_expired(prefix, queue, now)
+local popped = redis.call('ZPOPMIN', prefix .. 'pending:' .. queue)
+if #popped == 0 then return nil end
+local id = popped[1]
+redis.call('ZREM', prefix .. 'age:' .. queue, id)
+redis.call('ZADD', prefix .. 'leases:' .. queue, expires, id)
+local job = prefix .. 'job:' .. id
+redis.call('HSET', job, 'status', 'leased', 'reviewer', reviewer, 'claimed', now, 'expires', expires)
+return {id, redis.call('HGET', job, 'data')}
+"""
+)
+
+# Shared check: the caller holds a live lease on this job. Returns the job key or nil.
+_HELD = """
+local function held(prefix, id, reviewer, now)
+  local job = prefix .. 'job:' .. id
+  local status, who, expires = unpack(redis.call('HMGET', job, 'status', 'reviewer', 'expires'))
+  if status ~= 'leased' or who ~= reviewer or tonumber(expires) < tonumber(now) then return nil end
+  return job
+end
+"""
+
+_RELEASE = (
+    _HELD
+    + """
+local prefix, id, reviewer, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local job = held(prefix, id, reviewer, now)
+if not job then return 0 end
+local queue = redis.call('HGET', job, 'queue')
+redis.call('HSET', job, 'status', 'pending', 'reviewer', '')
+redis.call('ZREM', prefix .. 'leases:' .. queue, id)
+redis.call('ZADD', prefix .. 'pending:' .. queue, redis.call('HGET', job, 'order'), id)
+redis.call('ZADD', prefix .. 'age:' .. queue, redis.call('HGET', job, 'enqueued'), id)
+return 1
+"""
+)
+
+# Extends a held lease: a verdict keeps the job while its decision is being published.
+_EXTEND = (
+    _HELD
+    + """
+local prefix, id, reviewer, now, expires = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local job = held(prefix, id, reviewer, now)
+if not job then return 0 end
+redis.call('HSET', job, 'expires', expires)
+redis.call('ZADD', prefix .. 'leases:' .. redis.call('HGET', job, 'queue'), expires, id)
+return 1
+"""
+)
+
+_CLOSE = (
+    _HELD
+    + """
+local prefix, id, reviewer, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local job = held(prefix, id, reviewer, now)
+if not job then return 0 end
+redis.call('HSET', job, 'status', 'closed', 'closed', now)
+redis.call('ZREM', prefix .. 'leases:' .. redis.call('HGET', job, 'queue'), id)
+return 1
+"""
+)
+
+_STATS = (
+    _RETURN_EXPIRED
+    + """
+local prefix, now = ARGV[1], ARGV[2]
+local out = {}
+for _, queue in ipairs(redis.call('SMEMBERS', prefix .. 'queues')) do
+  return_expired(prefix, queue, now)
+  local oldest = redis.call('ZRANGE', prefix .. 'age:' .. queue, 0, 0, 'WITHSCORES')
+  table.insert(out, {queue, redis.call('ZCARD', prefix .. 'pending:' .. queue),
+                     redis.call('ZCARD', prefix .. 'leases:' .. queue), oldest[2] or ''})
+end
+return out
+"""
+)
+
+
+class ReviewQueues:
+    def __init__(self, client: "aioredis.Redis", *, lease_seconds: float, prefix: str = "review:") -> None:
+        self._redis = client
+        self._prefix = prefix
+        self.lease_seconds = lease_seconds
+        self._enqueue = client.register_script(_ENQUEUE)
+        self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
+        self._extend = client.register_script(_EXTEND)
+        self._close = client.register_script(_CLOSE)
+        self._stats = client.register_script(_STATS)
+
+    async def enqueue(self, job: ReviewJob) -> bool:
+        """Add the job unless a job with its id was ever enqueued; True when added."""
+        enqueued = job.enqueued_at.timestamp()
+        order = order_score(job.priority, enqueued)
+        args = [self._prefix, job.job_id, job.queue, job.model_dump_json(), repr(order), repr(enqueued)]
+        return bool(await self._enqueue(args=args))
+
+    async def claim(self, queue: str, reviewer: str, now: float | None = None) -> tuple[ReviewJob, Lease] | None:
+        """Lease the next job of the queue to this reviewer; None when the queue is empty."""
+        now = time.time() if now is None else now
+        expires = now + self.lease_seconds
+        found = await self._claim(args=[self._prefix, queue, reviewer, repr(now), repr(expires)])
+        if not found:
+            return None
+        job = ReviewJob.model_validate_json(found[1])
+        return job, Lease(job_id=job.job_id, reviewer=reviewer, claimed_at=_time(now), expires_at=_time(expires))
+
+    async def release(self, job_id: str, reviewer: str, now: float | None = None) -> bool:
+        """Give a held job back to its queue (a skip); False when the reviewer did not hold it."""
+        return bool(await self._release(args=[self._prefix, job_id, reviewer, repr(_now(now))]))
+
+    async def extend(self, job_id: str, reviewer: str, seconds: float, now: float | None = None) -> None:
+        now = _now(now)
+        if not await self._extend(args=[self._prefix, job_id, reviewer, repr(now), repr(now + seconds)]):
+            raise LeaseLost(f"{reviewer} does not hold a live lease on job {job_id}")
+
+    async def close(self, job_id: str, reviewer: str, now: float | None = None) -> None:
+        if not await self._close(args=[self._prefix, job_id, reviewer, repr(_now(now))]):
+            raise LeaseLost(f"{reviewer} does not hold a live lease on job {job_id}")
+
+    async def job(self, job_id: str) -> tuple[ReviewJob, Lease | None, str] | None:
+        """The job, its lease if leased, and its status (pending, leased or closed)."""
+        fields = await self._redis.hgetall(f"{self._prefix}job:{job_id}")  # type: ignore[misc]
+        if not fields:
+            return None
+        values = {k.decode(): v.decode() for k, v in fields.items()}
+        job = ReviewJob.model_validate_json(values["data"])
+        lease = None
+        if values["status"] == "leased":
+            lease = Lease(
+                job_id=job_id,
+                reviewer=values["reviewer"],
+                claimed_at=_time(float(values["claimed"])),
+                expires_at=_time(float(values["expires"])),
+            )
+        return job, lease, values["status"]
+
+    async def stats(self, now: float | None = None) -> list[QueueStats]:
+        now = _now(now)
+        rows = await self._stats(args=[self._prefix, repr(now)])
+        return sorted(
+            (
+                QueueStats(
+                    name=name.decode(),
+                    pending=int(pending),
+                    in_review=int(leased),
+                    oldest_age_seconds=round(now - float(oldest), 1) if oldest else None,
+                )
+                for name, pending, leased, oldest in rows
+            ),
+            key=lambda s: s.name,
+        )
+
+    async def record_depths(self, now: float | None = None, keep_seconds: float = 7 * 86400) -> None:
+        """One depth sample per queue, for the depth-over-time page."""
+        now = _now(now)
+        for stats in await self.stats(now):
+            key = f"{self._prefix}depth:{stats.name}"
+            await self._redis.zadd(key, {f"{now:.0f}:{stats.pending}": now})
+            await self._redis.zremrangebyscore(key, "-inf", now - keep_seconds)
+
+    async def depth_history(self, since: float) -> dict[str, list[tuple[datetime, int]]]:
+        history: dict[str, list[tuple[datetime, int]]] = {}
+        for name in sorted(m.decode() for m in await self._redis.smembers(f"{self._prefix}queues")):  # type: ignore[misc]
+            samples = await self._redis.zrangebyscore(f"{self._prefix}depth:{name}", since, "+inf")
+            history[name] = [(_time(float(t)), int(d)) for t, d in (s.decode().split(":") for s in samples)]
+        return history
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def _time(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)

@@ -1,0 +1,131 @@
+"""What reviewers do, as one service: claim, skip, decide, and what admins read.
+
+Every action lands in the audit log. A verdict becomes a final ``moderation.decision``
+(``source: human``) and a ``review.verdict`` event, both published before the job is
+closed, while the reviewer's lease is held (and extended for the publish): a crash
+in between leaves the job open to be decided again, never a lost verdict.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+
+from modstream.core.events import ModerationDecision, Outcome, ReviewVerdict
+from modstream.core.kafka import producer_options
+from modstream.core.settings import Settings
+from modstream.core.storage import ObjectStore
+from modstream.core.tracing import inject_headers
+from modstream.review.audit import AuditEntry, AuditLog
+from modstream.review.jobs import Lease, QueueStats, ReviewJob, VerdictInput
+from modstream.review.queue import LeaseLost, ReviewQueues
+from modstream.review.stats import DecisionCounts, HourCounts
+
+PUBLISH_GRACE_SECONDS = 60.0
+OUTCOME = {"approve": Outcome.ALLOW, "remove": Outcome.BLOCK}
+
+
+class ReviewService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = aioredis.Redis.from_url(settings.redis_url)
+        self.queues = ReviewQueues(self.redis, lease_seconds=settings.review_lease_seconds)
+        self.audit_log = AuditLog(self.redis)
+        self.counts = DecisionCounts(self.redis)
+        self.store = ObjectStore(settings)
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        # Made here, not in __init__: aiokafka binds to the event loop that is running.
+        self._producer = AIOKafkaProducer(**producer_options(self.settings))
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+        await self.redis.aclose()
+
+    async def queue_stats(self) -> list[QueueStats]:
+        return await self.queues.stats()
+
+    async def claim_next(self, queue: str, reviewer: str) -> tuple[ReviewJob, Lease] | None:
+        claimed = await self.queues.claim(queue, reviewer)
+        if claimed is not None:
+            await self.audit(reviewer, "claim", job=claimed[0].job_id, queue=queue)
+        return claimed
+
+    async def job(self, job_id: str) -> tuple[ReviewJob, Lease | None, str] | None:
+        return await self.queues.job(job_id)
+
+    async def skip(self, job_id: str, reviewer: str) -> bool:
+        released = await self.queues.release(job_id, reviewer)
+        if released:
+            await self.audit(reviewer, "release", job=job_id)
+        return released
+
+    async def submit(self, job_id: str, reviewer: str, verdict: VerdictInput) -> ModerationDecision:
+        """Publish the reviewer's verdict as the final decision and close the job."""
+        found = await self.queues.job(job_id)
+        lease = found[1] if found else None
+        if found is None or lease is None or lease.reviewer != reviewer:
+            raise LeaseLost(f"{reviewer} does not hold a live lease on job {job_id}")
+        job = found[0]
+        await self.queues.extend(job_id, reviewer, PUBLISH_GRACE_SECONDS)
+        seconds = round((datetime.now(UTC) - lease.claimed_at).total_seconds(), 2)
+        decision = ModerationDecision(
+            **job.model_dump(include={"tenant", "bucket", "key", "scores", "triggered", "model"}),
+            event_id=job.job_id,
+            decision=OUTCOME[verdict.verdict.value],
+            reasons=["human_review"],
+            policy_id=job.policy_id,
+            policy_version=job.policy_version,
+            source="human",
+            review_queue=job.queue,
+            reviewer=reviewer,
+            review_seconds=seconds,
+            uploaded_at=job.uploaded_at,
+            latency_ms=seconds * 1000,
+        )
+        record = ReviewVerdict(
+            **job.model_dump(include={"tenant", "bucket", "key", "queue", "scores", "model", "policy_id"}),
+            event_id=job.job_id,
+            job_id=job.job_id,
+            verdict=verdict.verdict.value,
+            corrected_labels=verdict.corrected_labels,
+            note=verdict.note,
+            reviewer=reviewer,
+            review_seconds=seconds,
+            automatic_decision_id=job.decision_id,
+            human_decision_id=decision.decision_id,
+            policy_version=job.policy_version,
+        )
+        if self._producer is None:
+            raise RuntimeError("ReviewService.start() was not called")
+        headers = inject_headers()
+        key = job.job_id.encode()
+        await self._producer.send_and_wait(self.settings.topic_decisions, decision.to_bytes(), key=key, headers=headers)
+        await self._producer.send_and_wait(
+            self.settings.topic_review_verdicts, record.to_bytes(), key=key, headers=headers
+        )
+        await self.queues.close(job_id, reviewer)
+        await self.audit(reviewer, "verdict", job=job_id, verdict=verdict.verdict.value, seconds=seconds)
+        return decision
+
+    async def image(self, job: ReviewJob) -> bytes:
+        """The image under review, from object storage (callers check access first)."""
+        return await self.store.aget(job.bucket, job.key, self.settings.max_image_bytes)
+
+    async def audit(self, actor: str, action: str, **details: object) -> None:
+        await self.audit_log.append(actor, action, **details)
+
+    async def audit_entries(
+        self, *, actor: str | None = None, action: str | None = None, limit: int = 200
+    ) -> list[AuditEntry]:
+        return await self.audit_log.entries(actor=actor, action=action, limit=limit)
+
+    async def hourly_counts(self, hours: int = 24) -> list[HourCounts]:
+        return await self.counts.hourly(hours)
+
+    async def depth_history(self, hours: int = 24) -> dict[str, list[tuple[datetime, int]]]:
+        since = datetime.now(UTC) - timedelta(hours=hours)
+        return await self.queues.depth_history(since.timestamp())

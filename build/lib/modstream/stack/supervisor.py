@@ -1,0 +1,212 @@
+"""Start, watch and stop the local servers as plain processes, tracked by PID files.
+
+Processes outlive the command that started them (their own session, output to a log
+file). A PID file is trusted only while its process still runs the expected binary,
+so a reused PID is never signalled.
+"""
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from modstream.core.settings import Settings
+from modstream.models.weights import install_default_weights
+from modstream.stack.servers import SERVERS, SERVICES, Layout, Server, link_triton_backend
+
+Progress = Callable[[str, str], None]
+SHM = Path("/dev/shm")
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    name: str
+    address: str
+    pid: int | None
+    running: bool
+    answering: bool
+    log_path: Path
+
+
+def start_stack(
+    settings: Settings,
+    only: Sequence[str] | None = None,
+    timeout: float = 180.0,
+    on_event: Progress | None = None,
+) -> list[ServerStatus]:
+    """Start the servers not already running and wait until each answers."""
+    say = on_event or (lambda server, message: None)
+    layout = Layout(settings.state_dir)
+    names = list(only or SERVERS)
+    if "triton" in names:
+        say("triton", "checking the model weights")
+        install_default_weights(settings.model_repository, layout.cache)
+        link_triton_backend(layout)
+    servers = [SERVERS[name](settings, layout) for name in names]
+    # Launch all first, then wait: Triton's ~10 s start overlaps the others'.
+    launched = {s.name: _launch(s, layout, say) for s in servers}
+    for server in servers:
+        _wait_until_answering(server, launched[server.name], layout, timeout, say)
+        if server.name == "triton":
+            _remember_shm_regions(server, layout)
+    return stack_status(settings, names)
+
+
+def start_service(settings: Settings, name: str, timeout: float = 90.0) -> ServerStatus:
+    """The worker or the dashboard in the background, managed like the servers."""
+    layout = Layout(settings.state_dir)
+    server = SERVICES[name](settings, layout)
+    _wait_until_answering(server, _launch(server, layout, lambda s, m: None), layout, timeout, lambda s, m: None)
+    return _status(server, layout)
+
+
+def stop_stack(settings: Settings, only: Sequence[str] | None = None, timeout: float = 15.0) -> list[str]:
+    """Stop (by PID) what runs; returns the names stopped. Our services go first."""
+    layout = Layout(settings.state_dir)
+    names = list(only or [*SERVICES, *SERVERS])
+    stopped = []
+    for name in names:
+        server = (SERVICES | SERVERS)[name](settings, layout)
+        process = _running(server, layout)
+        if process is not None:
+            _terminate(process, timeout)
+            stopped.append(name)
+        if name == "triton":
+            _remove_shm_regions(layout)
+        layout.pid_file(name).unlink(missing_ok=True)
+    return stopped
+
+
+def stack_status(settings: Settings, only: Sequence[str] | None = None) -> list[ServerStatus]:
+    layout = Layout(settings.state_dir)
+    servers = [SERVERS[name](settings, layout) for name in (only or SERVERS)]
+    if only is None:
+        servers += [make(settings, layout) for make in SERVICES.values()]
+    return [_status(server, layout) for server in servers]
+
+
+def _status(server: Server, layout: Layout) -> ServerStatus:
+    process = _running(server, layout)
+    return ServerStatus(
+        name=server.name,
+        address=server.address,
+        pid=process.pid if process else None,
+        running=process is not None,
+        answering=server.answers(),
+        log_path=layout.log_file(server.name),
+    )
+
+
+def _launch(server: Server, layout: Layout, say: Progress) -> subprocess.Popen[bytes] | None:
+    """Start the server unless ours already runs; None when it was already running."""
+    if _running(server, layout) is not None:
+        say(server.name, "already running")
+        return None
+    if server.answers():
+        raise StackError(
+            f"{server.name}: something else already answers on {server.address}; "
+            f"stop it or choose another address (settings: MODSTREAM_*)"
+        )
+    for folder in (layout.pid_file(server.name).parent, layout.log_file(server.name).parent):
+        folder.mkdir(parents=True, exist_ok=True)
+    data = layout.data_dir(server.name)
+    data.mkdir(parents=True, exist_ok=True)
+    say(server.name, f"starting on {server.address}")
+    with layout.log_file(server.name).open("ab") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(server.argv)}\n".encode())
+        log.flush()
+        process = subprocess.Popen(
+            server.argv,
+            cwd=data,
+            env={**os.environ, **server.env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    layout.pid_file(server.name).write_text(str(process.pid))
+    return process
+
+
+def _wait_until_answering(
+    server: Server, process: subprocess.Popen[bytes] | None, layout: Layout, timeout: float, say: Progress
+) -> None:
+    deadline = time.monotonic() + timeout
+    say(server.name, f"waiting for it to answer on {server.address}")
+    while time.monotonic() < deadline:
+        if server.answers():
+            say(server.name, "ready")
+            return
+        if process is not None and process.poll() is not None:
+            layout.pid_file(server.name).unlink(missing_ok=True)
+            raise StackError(_failure(server, layout, f"exited with code {process.returncode}"))
+        time.sleep(0.3)
+    raise StackError(_failure(server, layout, f"did not answer within {timeout:.0f} s"))
+
+
+def _failure(server: Server, layout: Layout, what: str) -> str:
+    log = layout.log_file(server.name)
+    lines = log.read_text(errors="replace").splitlines()[-20:] if log.is_file() else []
+    tail = "\n".join(f"    {line}" for line in lines)
+    return f"{server.name} ({server.address}) {what}. Its log: {log}\n{tail}"
+
+
+def _running(server: Server, layout: Layout) -> psutil.Process | None:
+    pid_file = layout.pid_file(server.name)
+    try:
+        process = psutil.Process(int(pid_file.read_text().strip()))
+        alive = process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        ours = alive and server.executable in " ".join(process.cmdline())
+    except (FileNotFoundError, ValueError, psutil.Error):
+        return None
+    return process if ours else None
+
+
+def _terminate(process: psutil.Process, timeout: float) -> None:
+    """SIGTERM the server's whole process group (Triton's backend stubs too), then SIGKILL."""
+    group = os.getpgid(process.pid)
+    members = [process, *process.children(recursive=True)]
+    os.killpg(group, signal.SIGTERM)
+    _, alive = psutil.wait_procs(members, timeout=timeout)
+    if alive:
+        os.killpg(group, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=5)
+
+
+def _remember_shm_regions(server: Server, layout: Layout) -> None:
+    """Note the shared-memory regions of our Triton's Python stubs (named in their arguments).
+
+    A killed Triton leaves them in /dev/shm; written down now, ``down`` can remove
+    exactly ours later, even when the server is already gone.
+    """
+    process = _running(server, layout)
+    if process is None:
+        return
+    regions: set[str] = set()
+    for child in process.children(recursive=True):
+        try:
+            regions.update(arg for arg in child.cmdline() if arg.startswith("triton_python_backend_shm_region_"))
+        except psutil.Error:
+            continue
+    record = layout.shm_record
+    known = set(record.read_text().split()) if record.is_file() else set()
+    record.write_text("\n".join(sorted(known | regions)) + "\n")
+
+
+def _remove_shm_regions(layout: Layout) -> None:
+    record = layout.shm_record
+    if not record.is_file():
+        return
+    for region in record.read_text().split():
+        if region.startswith("triton_python_backend_shm_region_"):
+            (SHM / region).unlink(missing_ok=True)
+    record.unlink()

@@ -1,0 +1,160 @@
+"""The Faust application: consumes upload events and runs each through the pipeline.
+
+Many agent actors share the uploads stream, so many events are in flight at once and
+Triton's dynamic batcher sees concurrent requests to batch. Offsets are committed
+(at least once) only up to the last run of consecutive events whose decision is
+already on the decisions topic.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable
+
+import faust
+import redis.asyncio as aioredis
+from faust.types import EventT
+from faust.web import Request, Response, View
+
+from modstream.core.dedupe import DecidedEvents
+from modstream.core.inference import TritonScorer
+from modstream.core.kafka import connection_options
+from modstream.core.logs import JsonFormatter
+from modstream.core.settings import Settings
+from modstream.core.storage import ObjectStore
+from modstream.core.tracing import configure_tracing
+from modstream.models.repository import SHADOW_SUFFIX
+from modstream.policy.watcher import PolicyStore
+from modstream.review.audit import AuditLog
+from modstream.worker.pipeline import Delivery, Pipeline, retrying
+from modstream.worker.shadow import Shadow
+from modstream.worker.transport import App
+
+log = logging.getLogger("modstream.worker")
+
+
+class FaustPublisher:
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await self._app.producer.send_and_wait(topic, key.encode(), value, None, None, headers)
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = App(
+        settings.consumer_group,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=broker_credentials(settings),
+        processing_guarantee="at_least_once",
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=max(0.1, settings.broker_session_timeout / 3),
+        producer_max_batch_size=settings.producer_max_batch_size or 16384,
+        producer_acks=-1,
+        topic_partitions=settings.topic_partitions,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=settings.worker_web_port > 0,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_port=settings.worker_web_port or 6066,
+    )
+    uploads = app.topic(settings.topic_uploads, key_type=bytes, value_type=bytes)
+    pipeline: asyncio.Future[Pipeline] | None = None
+
+    def shared_pipeline() -> asyncio.Future[Pipeline]:
+        # Built on first use, inside Faust's event loop, once for all actors.
+        nonlocal pipeline
+        if pipeline is None:
+            pipeline = asyncio.ensure_future(_build_pipeline(settings, app))
+        return pipeline
+
+    @app.agent(uploads, concurrency=settings.worker_concurrency)
+    async def moderate(stream: faust.StreamT[bytes]) -> AsyncIterable[None]:
+        async for event in stream.events():
+            await (await shared_pipeline()).handle(_delivery(event))
+            yield None
+
+    audit = AuditLog(aioredis.Redis.from_url(settings.redis_url))
+
+    @app.timer(interval=settings.policy_refresh_seconds)  # type: ignore[untyped-decorator]
+    async def refresh_policies() -> None:
+        if pipeline is not None and pipeline.done():
+            changed = pipeline.result().policies.refresh()
+            if changed:
+                await audit.append("worker", "policy_change", **changed)
+
+    @app.page("/healthz")
+    async def healthz(web: View, request: Request) -> Response:
+        # Ready once the consumer has partitions to work on.
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+        return web.json({"status": "ok" if assigned else "starting", "assigned": assigned})
+
+    return app
+
+
+async def _build_pipeline(settings: Settings, app: faust.App) -> Pipeline:
+    configure_tracing("modstream-worker", settings.trace_exporter)
+    scorer = TritonScorer(settings.triton_grpc, settings.triton_model, settings.inference_timeout)
+    # Policies are checked against the labels of the model Triton actually serves.
+    labels = await retrying(scorer.labels, "triton")
+    policies = PolicyStore(settings.policies_dir, labels)
+    log.info("pipeline ready", extra={"model_labels": labels, "policies": policies.current.versions})
+    publisher = FaustPublisher(app)
+    shadow_model = settings.triton_model + SHADOW_SUFFIX  # set up by `modstream model shadow`
+    shadow_scorer = TritonScorer(settings.triton_grpc, shadow_model, settings.inference_timeout)
+    return Pipeline(
+        settings=settings,
+        store=ObjectStore(settings, pool_size=settings.worker_concurrency),
+        scorer=scorer,
+        decided=DecidedEvents(settings),
+        publisher=publisher,
+        policies=policies,
+        shadow=Shadow(shadow_scorer, publisher, settings.topic_shadow, settings.shadow_max_in_flight),
+    )
+
+
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """The same TLS and SASL settings the other Kafka clients use (``core.kafka``), in Faust's terms."""
+    options = connection_options(settings)
+    if "sasl_mechanism" in options:
+        return faust.SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            ssl_context=options.get("ssl_context"),
+            mechanism=options["sasl_mechanism"],
+        )
+    if "ssl_context" in options:
+        return faust.SSLCredentials(options["ssl_context"])
+    return None
+
+
+def _delivery(event: EventT[bytes]) -> Delivery:
+    message = event.message
+    raw = message.headers
+    pairs = list(raw.items()) if isinstance(raw, dict) else [(h[0], h[1]) for h in raw or []]
+    return Delivery(
+        value=event.value,
+        headers=[(str(k), v) for k, v in pairs if isinstance(v, bytes)],
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+    )
+
+
+def configure_worker_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    ours = logging.getLogger("modstream")
+    ours.handlers[:] = [handler]
+    ours.setLevel(logging.INFO)
+    ours.propagate = False
+
+
+def run_worker(settings: Settings, loglevel: str = "warning") -> None:
+    """Run the worker in this process until it is stopped (SIGINT/SIGTERM)."""
+    configure_worker_logging()
+    app = create_app(settings)
+    app.finalize()
+    faust.Worker(app, loglevel=loglevel).execute_from_commandline()

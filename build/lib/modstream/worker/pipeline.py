@@ -1,0 +1,263 @@
+"""One upload event, start to finish: intake -> dedupe -> fetch -> infer -> decide -> publish.
+
+Read top to bottom, ``Pipeline.handle`` is the whole data flow of one image. Every
+way an event can fail ends in a record on a topic (a dead letter or an ``error``
+decision); an unreachable dependency is waited for, never turned into a decision.
+"""
+
+import asyncio
+import base64
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis.exceptions
+from opentelemetry import trace
+
+from modstream.core.dedupe import DecidedEvents
+from modstream.core.events import (
+    DeadLetter,
+    DecisionError,
+    ErrorReason,
+    ImageUploaded,
+    ModerationDecision,
+    Outcome,
+    ReviewRequest,
+)
+from modstream.core.inference import ImageRejected, InferenceUnavailable, Scores, TritonScorer
+from modstream.core.kafka import Publisher
+from modstream.core.settings import Settings
+from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge, StorageUnavailable
+from modstream.core.tracing import KafkaHeaders, extract_context, inject_headers, tracer
+from modstream.policy.engine import Policy, evaluate
+from modstream.policy.watcher import PolicyStore
+from modstream.worker.intake import Admission, Malformed, admit
+from modstream.worker.shadow import Shadow
+
+log = logging.getLogger("modstream.worker")
+T = TypeVar("T")
+# Failures of one call, while Triton itself answers ready, before the image counts as poison
+# (about 40 s of backoff: a restarting Triton is not ready, so it is waited for without limit).
+POISON_ATTEMPTS = 8
+TRANSIENT = (StorageUnavailable, InferenceUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A Kafka record as the worker received it."""
+
+    value: bytes | None
+    headers: KafkaHeaders
+    topic: str
+    partition: int
+    offset: int
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ObjectStore,
+        scorer: TritonScorer,
+        decided: DecidedEvents,
+        publisher: Publisher,
+        policies: PolicyStore,
+        shadow: Shadow | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.scorer = scorer
+        self.decided = decided
+        self.publisher = publisher
+        self.policies = policies
+        self.shadow = shadow
+        self.admission = Admission(
+            max_event_bytes=settings.max_event_bytes,
+            buckets=frozenset(settings.allowed_buckets or [settings.uploads_bucket]),
+            tenants=None if settings.tenants is None else frozenset(settings.tenants),
+        )
+        self.tracer = tracer("modstream.worker")
+
+    async def handle(self, delivery: Delivery) -> ModerationDecision | DeadLetter | None:
+        """Decide one event; None when it was already decided (a replay)."""
+        started = time.perf_counter()
+        with self.tracer.start_as_current_span("moderate", context=extract_context(delivery.headers)) as span:
+            event = admit(delivery.value, self.admission)
+            if isinstance(event, Malformed):
+                return await self._dead_letter(delivery, event)
+            span.set_attribute("modstream.event_id", event.event_id)
+            previous = await retrying(lambda: self.decided.decision_for(event.event_id), "redis")
+            if previous is not None:
+                log.info("already decided, skipping", extra={"event_id": event.event_id, "decision_id": previous})
+                return None
+            decision = await self._decide(event, started)
+            await self._publish(decision)
+            return decision
+
+    async def _decide(self, event: ImageUploaded, started: float) -> ModerationDecision:
+        with self.tracer.start_as_current_span("fetch"):
+            try:
+                image = await retrying(
+                    lambda: self.store.aget(event.bucket, event.key, self.settings.max_image_bytes), "object store"
+                )
+            except ObjectMissing as exc:
+                return self._error(event, started, ErrorReason.OBJECT_MISSING, str(exc))
+            except ObjectTooLarge as exc:
+                return self._error(event, started, ErrorReason.TOO_LARGE, str(exc))
+        if not image:
+            return self._error(event, started, ErrorReason.EMPTY_FILE, "the object has 0 bytes")
+        with self.tracer.start_as_current_span("inference"):
+            try:
+                scores: Scores = await retrying(
+                    lambda: self.scorer.score(image),
+                    "triton",
+                    give_up_after=POISON_ATTEMPTS,
+                    still_up=self.scorer.is_ready,
+                )
+            except ImageRejected as exc:
+                return self._error(event, started, exc.reason, exc.message)
+            except GaveUp as exc:
+                return self._error(event, started, ErrorReason.REJECTED_BY_MODEL, str(exc))
+        with self.tracer.start_as_current_span("policy"):
+            self.policies.observe_model_labels(list(scores.by_label))
+            policy = self._policy(event)
+            verdict = evaluate(scores.by_label, policy, content_id=event.event_id)
+        if self.shadow is not None:
+            await self.shadow.submit(event, image, scores, verdict, policy)
+        return self._decision(
+            event,
+            started,
+            decision=verdict.decision,
+            scores=scores.by_label,
+            triggered=verdict.triggered,
+            reasons=verdict.reasons,
+            review_queue=verdict.review_queue,
+            model=scores.model,
+        )
+
+    def _policy(self, event: ImageUploaded) -> Policy:
+        return self.policies.current.for_tenant(event.tenant)
+
+    def _error(self, event: ImageUploaded, started: float, reason: ErrorReason, message: str) -> ModerationDecision:
+        log.warning(
+            "image cannot be scored", extra={"event_id": event.event_id, "reason": reason.value, "detail": message}
+        )
+        return self._decision(
+            event,
+            started,
+            decision=Outcome.ERROR,
+            reasons=[reason.value],
+            error=DecisionError(reason=reason, message=message),
+        )
+
+    def _decision(self, event: ImageUploaded, started: float, **outcome: Any) -> ModerationDecision:
+        policy = self._policy(event)
+        return ModerationDecision(
+            **event.model_dump(include={"event_id", "tenant", "bucket", "key"}),
+            policy_id=policy.id,
+            policy_version=policy.version,
+            uploaded_at=event.occurred_at,
+            latency_ms=_ms_since(started),
+            **outcome,
+        )
+
+    async def _publish(self, decision: ModerationDecision) -> None:
+        with self.tracer.start_as_current_span("publish"):
+            headers = inject_headers()
+            await self.publisher.publish(self.settings.topic_decisions, decision.event_id, decision.to_bytes(), headers)
+            if decision.review_queue is not None and decision.model is not None:
+                request = ReviewRequest(
+                    **decision.model_dump(
+                        include={
+                            "decision_id",
+                            "event_id",
+                            "tenant",
+                            "bucket",
+                            "key",
+                            "decision",
+                            "scores",
+                            "reasons",
+                            "policy_id",
+                            "policy_version",
+                            "uploaded_at",
+                        }
+                    ),
+                    queue=decision.review_queue,
+                    triggered=decision.triggered,
+                    model=decision.model,
+                )
+                await self.publisher.publish(
+                    self.settings.topic_review_requests, decision.event_id, request.to_bytes(), headers
+                )
+        # Marked only once the decision is on the topic: a crash in between repeats, never loses.
+        await retrying(lambda: self.decided.mark(decision.event_id, decision.decision_id), "redis")
+        log.info(
+            "decided",
+            extra={
+                "event_id": decision.event_id,
+                "decision": decision.decision.value,
+                "latency_ms": decision.latency_ms,
+            },
+        )
+
+    async def _dead_letter(self, delivery: Delivery, problem: Malformed) -> DeadLetter:
+        payload = delivery.value or b""
+        record = DeadLetter(
+            reason=problem.reason,
+            detail=problem.detail,
+            source_topic=delivery.topic,
+            partition=delivery.partition,
+            offset=delivery.offset,
+            event_id=problem.event_id,
+            payload_base64=base64.b64encode(payload[: self.settings.max_event_bytes]).decode(),
+            payload_bytes=len(payload),
+            payload_sha256=hashlib.sha256(payload).hexdigest(),
+            payload_truncated=len(payload) > self.settings.max_event_bytes,
+        )
+        log.warning(
+            "dead-lettered",
+            extra={"event_id": problem.event_id, "reason": problem.reason.value, "offset": delivery.offset},
+        )
+        key = problem.event_id or record.dead_letter_id
+        await self.publisher.publish(self.settings.topic_dead_letter, key, record.to_bytes(), inject_headers())
+        trace.get_current_span().set_attribute("modstream.dead_letter", problem.reason.value)
+        return record
+
+
+class GaveUp(Exception):
+    """The dependency is up, yet this one call keeps failing: poison, not an outage."""
+
+
+async def retrying(
+    call: Callable[[], Awaitable[T]],
+    dependency: str,
+    cap: float = 10.0,
+    give_up_after: int | None = None,
+    still_up: Callable[[], Awaitable[bool]] | None = None,
+) -> T:
+    """Wait out an unreachable dependency with capped, jittered exponential backoff.
+
+    While a dependency is down there is no attempt limit: the partition stops here, which
+    is the backpressure we want, rather than turning an outage into decisions. With
+    ``give_up_after`` and ``still_up``, a call that failed that many times while the
+    dependency says it is up raises ``GaveUp``, so one poison input cannot hold a slot forever.
+    """
+    delay, failures = 0.2, 0
+    while True:
+        try:
+            return await call()
+        except TRANSIENT as exc:
+            failures += 1
+            if give_up_after is not None and still_up is not None and failures >= give_up_after and await still_up():
+                raise GaveUp(f"{dependency} is up but failed this {failures} times: {str(exc)[:300]}") from exc
+            log.warning("dependency unavailable, retrying", extra={"dependency": dependency, "error": str(exc)[:300]})
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(cap, delay * 2)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
