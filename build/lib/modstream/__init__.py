@@ -1,1 +1,0 @@
-"""modstream: streaming image moderation."""

@@ -1,1 +1,0 @@
-"""Ground floor: events, settings, topics and the adapters every service shares."""

@@ -1,1 +1,0 @@
-"""The guided first run: the whole pipeline on the local stack with sample photos."""

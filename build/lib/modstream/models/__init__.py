@@ -1,1 +1,0 @@
-"""The model repository: installing weights (and, later, deploying and rolling back versions)."""

@@ -1,1 +1,0 @@
-"""Decision policy: versioned per-tenant policies, the decision rule, and live reloading."""

@@ -1,1 +1,0 @@
-"""Human review: queues of uncertain decisions, reviewer verdicts, the audit log and the dashboard."""
