@@ -264,7 +264,7 @@ def model_perf(
     tools = settings.state_dir / "tools" / "perf_analyzer"
     console.print(f"perf_analyzer in {tools} (installed on first use: two wheels from PyPI, libb64 from Debian)")
     try:
-        binary = perf_analyzer.installed(tools)
+        binary = perf_analyzer.installed(tools, settings.state_dir / "cache")
     except perf_analyzer.ToolMissing as exc:
         err.print(f"[red]could not install perf_analyzer: {exc}[/red]")
         raise typer.Exit(1) from exc

