@@ -68,17 +68,18 @@ async def run_soak(
         "seconds": result.seconds,
         "images_per_second": result.images_per_second,
         "outcomes": result.outcomes,
-        "worker_rss_mb": {"start": samples[0].worker_mb, "end": samples[-1].worker_mb, **_spread(samples, "worker")},
-        "triton_rss_mb": {"start": samples[0].triton_mb, "end": samples[-1].triton_mb, **_spread(samples, "triton")},
+        "worker_rss_mb": _summary([s.worker_mb for s in samples]),
+        "triton_rss_mb": _summary([s.triton_mb for s in samples]),
         "samples": [asdict(s) for s in samples],
     }
 
 
-def _spread(samples: list[MemorySample], which: str) -> dict[str, float]:
-    values = [s.worker_mb if which == "worker" else s.triton_mb for s in samples]
+def _summary(values: list[float]) -> dict[str, float]:
     half = len(values) // 2
     # The second half against the first: a leak keeps climbing after the warm-up.
     return {
+        "start": values[0],
+        "end": values[-1],
         "peak": max(values),
         "mean_first_half": round(sum(values[:half]) / max(half, 1), 1),
         "mean_second_half": round(sum(values[half:]) / max(len(values) - half, 1), 1),

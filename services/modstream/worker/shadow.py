@@ -82,8 +82,3 @@ class Shadow:
             await self._publisher.publish(self._topic, event.event_id, record.to_bytes(), [])
         except Exception as exc:  # whatever goes wrong here must not reach the decision
             log.warning("shadow scoring failed", extra={"event_id": event.event_id, "error": str(exc)[:300]})
-
-    async def close(self) -> None:
-        for task in list(self._in_flight):
-            task.cancel()
-        await asyncio.gather(*self._in_flight, return_exceptions=True)
