@@ -3,9 +3,6 @@
 import re
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
-
 INPUT_SHAPE = (3, 224, 224)  # what the preprocess model gives: 0-255 RGB floats
 LABEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -31,6 +28,10 @@ def read_label_file(path: Path) -> list[str]:
 def check_candidate(onnx_file: Path, labels: list[str]) -> None:
     """Refuse a model that would not load, would not take the preprocess output, or would
     not give one score per label; a trial run on a batch of two proves it."""
+    # Imported here: every `modstream` command loads this module, few need onnxruntime.
+    import numpy as np
+    import onnxruntime as ort
+
     try:
         session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad files

@@ -16,7 +16,7 @@ from modstream.core.settings import Settings, get_settings
 from modstream.models.candidate import CandidateRefused
 from modstream.models.compare import Comparison, compare
 from modstream.models.control import TritonControl
-from modstream.models.lifecycle import DeployFailed, Switch
+from modstream.models.lifecycle import DeployFailed, Switch, describe, state_of
 from modstream.models.repository import Repository
 
 model_app = typer.Typer(
@@ -56,8 +56,6 @@ def _switched(switch: Switch) -> None:
 def model_list(name: ModelName = DEFAULT_MODEL) -> None:
     """Every classifier version on disk, its labels, Triton's state of it, and which serves or shadows;
     then the other models Triton knows."""
-    from modstream.models.lifecycle import describe
-
     settings = get_settings()
     repository = Repository(settings.model_repository, name)
     triton = TritonControl(settings.triton_http)
@@ -77,8 +75,7 @@ def model_list(name: ModelName = DEFAULT_MODEL) -> None:
     if others:
         table = Table("model", "version", "state", title="other models in Triton")
         for entry in others:
-            state = entry.get("state", "") + (f" ({entry['reason']})" if entry.get("reason") else "")
-            table.add_row(entry.get("name", ""), entry.get("version", ""), state)
+            table.add_row(entry.get("name", ""), entry.get("version", ""), state_of(entry))
         console.print(table)
 
 

@@ -105,7 +105,10 @@ def describe(repository: Repository, index: list[dict[str, str]]) -> list[Versio
 
 def _states(index: list[dict[str, str]], model: str) -> dict[int, str]:
     return {
-        int(entry["version"]): entry.get("state", "") + (f" ({entry['reason']})" if entry.get("reason") else "")
-        for entry in index
-        if entry.get("name") == model and entry.get("version")
+        int(entry["version"]): state_of(entry) for entry in index if entry.get("name") == model and entry.get("version")
     }
+
+
+def state_of(entry: dict[str, str]) -> str:
+    """An entry of Triton's repository index as its state, with the reason when it has one."""
+    return entry.get("state", "") + (f" ({entry['reason']})" if entry.get("reason") else "")
