@@ -1,8 +1,8 @@
 """A worker killed with SIGKILL mid-stream loses nothing and double-actions nothing."""
 
 import asyncio
-import os
-import signal
+import subprocess
+from pathlib import Path
 
 import pytest
 from modstream.core.events import ReviewRequest
@@ -10,32 +10,28 @@ from modstream.core.kafka import read_records
 from modstream.core.settings import Settings
 from modstream.review.intake import run_feeds
 from modstream.review.service import ReviewService
-from modstream.stack import start_service, stop_stack
-from modstream.stack.servers import Layout
 
 from tests.faults.conftest import REVIEW_TENANT, DecisionLog, publish_events
+from tests.workers import spawn_worker, stop_worker
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 EVENTS = 5000
 
 
-def kill_worker(settings: Settings) -> int:
-    pid = int(Layout(settings.state_dir).pid_file("worker").read_text())
-    os.kill(pid, signal.SIGKILL)
-    return pid
-
-
-async def test_sigkill_mid_stream_then_restart(fault_stack: Settings) -> None:
+async def test_sigkill_mid_stream_then_restart(fault_stack: Settings, tmp_path: Path) -> None:
     event_ids = await publish_events(fault_stack, EVENTS, tenants=("faults", REVIEW_TENANT))
     decisions = DecisionLog(fault_stack)
     review = ReviewService(fault_stack)
     stop_review = asyncio.Event()
     review_feeds = asyncio.create_task(run_feeds(fault_stack, review, stop_review))
+    worker: subprocess.Popen[bytes] | None = None
     try:
-        start_service(fault_stack, "worker", timeout=120)
+        worker = spawn_worker(fault_stack, tmp_path / "worker.log", timeout=120)
         before_kill = await decisions.wait_for(event_ids, EVENTS // 3, timeout=300)
-        kill_worker(fault_stack)
-        start_service(fault_stack, "worker", timeout=120)
+        worker.kill()
+        # Reaped before the restart: a dying process still holds its PID and web port.
+        worker.wait(timeout=30)
+        worker = spawn_worker(fault_stack, tmp_path / "worker.log", timeout=120)
         decided = await decisions.wait_for(event_ids, EVENTS, timeout=600)
         assert decided == EVENTS, f"{EVENTS - decided} of {EVENTS} events have no decision"
 
@@ -58,4 +54,5 @@ async def test_sigkill_mid_stream_then_restart(fault_stack: Settings) -> None:
         stop_review.set()
         await review_feeds
         await decisions.close()
-        stop_stack(fault_stack, only=["worker"])
+        if worker is not None:
+            stop_worker(worker)
