@@ -7,6 +7,10 @@ from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectStore
 from modstream.models.weights import install_default_weights
 from modstream.stack import start_stack, stop_stack
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.ports import free_port
 
@@ -16,9 +20,9 @@ SHARED_CACHE = PROJECT_ROOT / ".modstream" / "cache"
 def loopback_settings(state_dir: object, **overrides: object) -> Settings:
     """Settings for a private stack: its own state folder and free ports for everything."""
     ports: set[int] = set()
-    while len(ports) < 8:
+    while len(ports) < 9:
         ports.add(free_port())
-    kafka, s3, redis, http, grpc, metrics, web, dashboard = sorted(ports)
+    kafka, s3, redis, http, grpc, metrics, web, dashboard, dashboard_metrics = sorted(ports)
     values: dict[str, object] = {
         "kafka_bootstrap": f"127.0.0.1:{kafka}",
         "s3_endpoint": f"127.0.0.1:{s3}",
@@ -28,10 +32,21 @@ def loopback_settings(state_dir: object, **overrides: object) -> Settings:
         "triton_metrics": f"127.0.0.1:{metrics}",
         "worker_web_port": web,
         "dashboard_port": dashboard,
+        "dashboard_metrics_port": dashboard_metrics,
         "state_dir": state_dir,
         "broker_session_timeout": 2.0,
     }
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def spans() -> InMemorySpanExporter:
+    """Every span this test process makes (a process has one tracer provider, set once)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
 
 
 @pytest.fixture(scope="session")

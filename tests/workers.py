@@ -10,12 +10,14 @@ import httpx
 from modstream.core.settings import Settings
 
 
-def spawn_worker(settings: Settings, log_path: Path, timeout: float = 90.0) -> subprocess.Popen[bytes]:
+def spawn_worker(
+    settings: Settings, log_path: Path, timeout: float = 90.0, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """A real ``modstream worker`` process, returned once it has partitions to work on."""
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "modstream.cli", "worker"],
-            env={**os.environ, **settings.as_env()},
+            env={**os.environ, **settings.as_env(), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

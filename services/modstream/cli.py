@@ -194,9 +194,9 @@ async def _print_decisions(follow: bool, as_json: bool) -> None:
 @dashboard_app.callback(invoke_without_command=True)
 def dashboard(
     ctx: typer.Context,
-    port: Annotated[int | None, typer.Option(help="port on 127.0.0.1 (default MODSTREAM_DASHBOARD_PORT)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default MODSTREAM_DASHBOARD_PORT)")] = None,
 ) -> None:
-    """Serve the reviewer dashboard on 127.0.0.1 (and feed review requests into the queues)."""
+    """Serve the reviewer dashboard on MODSTREAM_BIND_HOST (and feed review requests into the queues)."""
     if ctx.invoked_subcommand is not None:
         return
     from modstream.review.web.server import run_dashboard, users_file
@@ -205,7 +205,7 @@ def dashboard(
     if not users_file(settings).is_file():
         err.print("no dashboard users yet: add one with `modstream dashboard add-user NAME --role admin`")
         raise typer.Exit(2)
-    console.print(f"dashboard on http://127.0.0.1:{port or settings.dashboard_port}/")
+    console.print(f"dashboard on http://{settings.bind_host}:{port or settings.dashboard_port}/")
     run_dashboard(settings, port=port)
 
 

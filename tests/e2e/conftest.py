@@ -6,6 +6,7 @@ import pytest
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectStore
 
+from tests.otlp import OtlpReceiver
 from tests.workers import spawn_worker, stop_worker
 
 WORKER_MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -13,6 +14,8 @@ WORKER_MAX_IMAGE_BYTES = 5 * 1024 * 1024
 
 REVIEW_TENANT = "review-e2e"
 REVIEW_QUEUE = "e2e-review"
+TRACED_TENANT = "traced-e2e"  # reviews everything too, in a queue of its own
+TRACED_QUEUE = "e2e-traced"
 
 
 @pytest.fixture(scope="session")
@@ -21,16 +24,18 @@ def worker_settings(stack_settings: Settings, tmp_path_factory: pytest.TempPathF
     # to review: the sample photos then take the human-review path for real.
     policies = tmp_path_factory.mktemp("policies")
     shutil.copytree(PROJECT_ROOT / "config" / "policies", policies, dirs_exist_ok=True)
-    (policies / "tenants" / f"{REVIEW_TENANT}.yaml").write_text(
-        f'version: "e2e-1"\nlabels:\n  sfw: {{review_at: 0.5, block_at: 1.0, queue: {REVIEW_QUEUE}}}\n'
-    )
+    for tenant, queue in ((REVIEW_TENANT, REVIEW_QUEUE), (TRACED_TENANT, TRACED_QUEUE)):
+        (policies / "tenants" / f"{tenant}.yaml").write_text(
+            f'version: "e2e-1"\nlabels:\n  sfw: {{review_at: 0.5, block_at: 1.0, queue: {queue}}}\n'
+        )
     settings = stack_settings.model_copy(
         update={
             "max_image_bytes": WORKER_MAX_IMAGE_BYTES,
             "consumer_group": "e2e-worker",
             "policies_dir": policies,
             # Only the tenants these tests use: any other is refused at intake.
-            "tenants": ["e2e", REVIEW_TENANT, "reload-e2e"],
+            "tenants": ["e2e", REVIEW_TENANT, TRACED_TENANT, "reload-e2e"],
+            "trace_exporter": "otlp",
         }
     )
     ObjectStore(settings).ensure_bucket(settings.uploads_bucket)
@@ -38,9 +43,22 @@ def worker_settings(stack_settings: Settings, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture(scope="session")
-def worker(worker_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
-    """A real worker process (``modstream worker``), stopped by PID at the end."""
-    process = spawn_worker(worker_settings, tmp_path_factory.mktemp("worker") / "worker.log")
+def otlp() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def worker(
+    worker_settings: Settings, otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real worker process (``modstream worker``), stopped by PID at the end.
+
+    It sends its spans over OTLP, configured only by the standard variables, to a receiver
+    in this process.
+    """
+    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    process = spawn_worker(worker_settings, tmp_path_factory.mktemp("worker") / "worker.log", env=tracing)
     try:
         yield process
     finally:

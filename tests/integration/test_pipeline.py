@@ -1,7 +1,6 @@
 """The per-event pipeline in-process against the real servers: tracing and publication."""
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -17,8 +16,7 @@ from modstream.ingest.sdk import UploadClient
 from modstream.policy.watcher import PolicyStore
 from modstream.worker.pipeline import Delivery, Pipeline
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from PIL import Image
 
@@ -33,15 +31,6 @@ class KafkaPublisher:
 
     async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         await self._producer.send_and_wait(topic, value, key=key.encode(), headers=headers)
-
-
-@pytest.fixture(scope="module")
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    yield exporter
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     allowed_buckets: list[str] = Field(default_factory=list)
     tenants: list[str] | None = None
     worker_concurrency: int = Field(64, ge=1)
-    # The worker's HTTP endpoint (health now, metrics later), on loopback; 0 turns it off.
+    # The worker's HTTP endpoint (/healthz, /metrics); 0 turns it off.
     worker_web_port: int = 16066
     policies_dir: Path = PROJECT_ROOT / "config" / "policies"
     policy_refresh_seconds: float = Field(2.0, gt=0)
@@ -83,10 +83,19 @@ class Settings(BaseSettings):
     # Human review
     review_lease_seconds: float = Field(300.0, gt=0)
     dashboard_port: int = 18080
+    # Prometheus metrics of the dashboard, on a port of their own: the dashboard's is public.
+    dashboard_metrics_port: int = 18081
     dashboard_users_file: Path | None = None  # default: <state_dir>/dashboard-users.toml
 
-    # Tracing: "none", "console" or "otlp" (OTLP/HTTP, configured by the OTEL_* variables)
-    trace_exporter: str = "none"
+    # Where the worker's, the dashboard's and the metrics endpoints listen. Loopback
+    # locally; a container sets 0.0.0.0 so that its ports can be published.
+    bind_host: str = "127.0.0.1"
+
+    # Tracing: "none", "console" or "otlp" (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT). The
+    # standard OTEL_TRACES_EXPORTER sets it too; MODSTREAM_TRACE_EXPORTER wins when both are set.
+    trace_exporter: Literal["none", "console", "otlp"] = Field(
+        "none", validation_alias=AliasChoices("MODSTREAM_TRACE_EXPORTER", "OTEL_TRACES_EXPORTER", "trace_exporter")
+    )
 
     # Local stack
     state_dir: Path = PROJECT_ROOT / ".modstream"

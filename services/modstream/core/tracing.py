@@ -1,5 +1,6 @@
 """OpenTelemetry tracing, with W3C trace context carried in Kafka message headers."""
 
+import os
 from collections.abc import Sequence
 
 from opentelemetry import context, propagate, trace
@@ -13,11 +14,16 @@ _configured = False
 
 
 def configure_tracing(service: str, exporter: str) -> None:
-    """Install a tracer provider once per process; ``exporter`` is none, console or otlp."""
+    """Install a tracer provider once per process; ``exporter`` is none, console or otlp.
+
+    OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, when set, name the service instead;
+    the OTLP exporter reads its endpoint, headers and timeouts from OTEL_EXPORTER_OTLP_*.
+    """
     global _configured
     if _configured or exporter == "none":
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    named = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    provider = TracerProvider(resource=Resource.create({} if named else {"service.name": service}))
     provider.add_span_processor(BatchSpanProcessor(_exporter(exporter)))
     trace.set_tracer_provider(provider)
     _configured = True
@@ -44,6 +50,11 @@ def inject_headers() -> list[tuple[str, bytes]]:
     return [(k, v.encode()) for k, v in carrier.items()]
 
 
+def trace_carrier(headers: KafkaHeaders | None) -> dict[str, str]:
+    """The trace context among Kafka headers, to keep with a record that outlives its message."""
+    fields = propagate.get_global_textmap().fields
+    return {k: v.decode(errors="replace") for k, v in (headers or []) if k in fields and isinstance(v, bytes)}
+
+
 def extract_context(headers: KafkaHeaders | None) -> context.Context:
-    carrier = {k: v.decode(errors="replace") for k, v in (headers or []) if isinstance(v, bytes)}
-    return propagate.extract(carrier)
+    return propagate.extract(trace_carrier(headers))

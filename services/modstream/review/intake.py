@@ -15,15 +15,19 @@ from pydantic import ValidationError
 from modstream.core.events import ModerationDecision, ReviewRequest
 from modstream.core.kafka import kafka_consumer
 from modstream.core.settings import Settings
+from modstream.core.tracing import KafkaHeaders, trace_carrier
+from modstream.review import gauges
 from modstream.review.jobs import ReviewJob
 from modstream.review.service import ReviewService
 
 log = logging.getLogger("modstream.review")
 DEPTH_SAMPLE_SECONDS = 60.0
-Handler = Callable[[bytes], Awaitable[None]]
+Handler = Callable[[bytes, KafkaHeaders], Awaitable[None]]
 
 
-def job_for(request: ReviewRequest, now: datetime | None = None) -> ReviewJob:
+def job_for(
+    request: ReviewRequest, now: datetime | None = None, trace_context: dict[str, str] | None = None
+) -> ReviewJob:
     return ReviewJob(
         **request.model_dump(
             include={
@@ -43,6 +47,7 @@ def job_for(request: ReviewRequest, now: datetime | None = None) -> ReviewJob:
         ),
         job_id=request.event_id,
         enqueued_at=now or datetime.now(UTC),
+        trace_context=trace_context or {},
     )
 
 
@@ -51,21 +56,22 @@ async def run_feeds(settings: Settings, service: ReviewService, stop: asyncio.Ev
     await asyncio.gather(
         _consume(settings, settings.topic_review_requests, "modstream-review-intake", _enqueue(service), stop),
         _consume(settings, settings.topic_decisions, "modstream-review-stats", _count(service), stop),
-        _sample_depths(service, stop),
+        _every(DEPTH_SAMPLE_SECONDS, service.queues.record_depths, stop),
+        _every(gauges.REFRESH_SECONDS, lambda: _refresh_gauges(service), stop),
     )
 
 
 def _enqueue(service: ReviewService) -> Handler:
-    async def handle(value: bytes) -> None:
+    async def handle(value: bytes, headers: KafkaHeaders) -> None:
         request = ReviewRequest.model_validate_json(value)
-        if await service.queues.enqueue(job_for(request)):
+        if await service.queues.enqueue(job_for(request, trace_context=trace_carrier(headers))):
             log.info("review job queued", extra={"event_id": request.event_id, "queue": request.queue})
 
     return handle
 
 
 def _count(service: ReviewService) -> Handler:
-    async def handle(value: bytes) -> None:
+    async def handle(value: bytes, headers: KafkaHeaders) -> None:
         await service.counts.record(ModerationDecision.model_validate_json(value))
 
     return handle
@@ -78,7 +84,7 @@ async def _consume(settings: Settings, topic: str, group: str, handle: Handler, 
             for records in batches.values():
                 for record in records:
                     try:
-                        await handle(record.value or b"")
+                        await handle(record.value or b"", list(record.headers or []))
                     except ValidationError as exc:
                         log.error(
                             "unreadable record skipped",
@@ -88,8 +94,12 @@ async def _consume(settings: Settings, topic: str, group: str, handle: Handler, 
                 await consumer.commit()
 
 
-async def _sample_depths(service: ReviewService, stop: asyncio.Event) -> None:
+async def _refresh_gauges(service: ReviewService) -> None:
+    gauges.remember(await service.queues.stats())
+
+
+async def _every(seconds: float, call: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
     while not stop.is_set():
-        await service.queues.record_depths()
+        await call()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), DEPTH_SAMPLE_SECONDS)
+            await asyncio.wait_for(stop.wait(), seconds)

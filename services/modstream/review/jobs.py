@@ -33,6 +33,8 @@ class ReviewJob(BaseModel):
     uploaded_at: datetime
     enqueued_at: datetime
     metadata: dict[str, str] = Field(default_factory=dict)
+    # The upload's trace (W3C headers of the review request): the verdict continues it.
+    trace_context: dict[str, str] = Field(default_factory=dict)
 
     @property
     def priority(self) -> float:

@@ -10,12 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from opentelemetry import propagate
 
+from modstream.core import metrics
 from modstream.core.events import ModerationDecision, Outcome, ReviewVerdict
 from modstream.core.kafka import producer_options
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
-from modstream.core.tracing import inject_headers
+from modstream.core.tracing import inject_headers, tracer
 from modstream.review.audit import AuditEntry, AuditLog
 from modstream.review.jobs import Lease, QueueStats, ReviewJob, VerdictInput
 from modstream.review.queue import LeaseLost, ReviewQueues
@@ -101,12 +103,14 @@ class ReviewService:
         )
         if self._producer is None:
             raise RuntimeError("ReviewService.start() was not called")
-        headers = inject_headers()
-        key = job.job_id.encode()
-        await self._producer.send_and_wait(self.settings.topic_decisions, decision.to_bytes(), key=key, headers=headers)
-        await self._producer.send_and_wait(
-            self.settings.topic_review_verdicts, record.to_bytes(), key=key, headers=headers
-        )
+        # A span of the upload's own trace, when the job kept it.
+        with tracer("modstream.review").start_as_current_span("verdict", context=propagate.extract(job.trace_context)):
+            headers = inject_headers()
+            outputs = ((self.settings.topic_decisions, decision), (self.settings.topic_review_verdicts, record))
+            for topic, value in outputs:
+                await self._producer.send_and_wait(topic, value.to_bytes(), key=job.job_id.encode(), headers=headers)
+                metrics.records_published.add(1, {"topic": topic})
+        metrics.verdicts.add(1, {"queue": job.queue, "verdict": verdict.verdict.value})
         await self.queues.close(job_id, reviewer)
         await self.audit(reviewer, "verdict", job=job_id, verdict=verdict.verdict.value, seconds=seconds)
         return decision

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from faust.types import EventT
 from faust.web import Request, Response, View
 
+from modstream.core import metrics
 from modstream.core.dedupe import DecidedEvents
 from modstream.core.inference import TritonScorer
 from modstream.core.kafka import connection_options
@@ -38,6 +39,7 @@ class FaustPublisher:
 
     async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         await self._app.producer.send_and_wait(topic, key.encode(), value, None, None, headers)
+        metrics.records_published.add(1, {"topic": topic})
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -56,8 +58,8 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=settings.worker_web_port > 0,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
+        web_bind=settings.bind_host,
+        web_host=settings.bind_host,
         web_port=settings.worker_web_port or 6066,
     )
     uploads = app.topic(settings.topic_uploads, key_type=bytes, value_type=bytes)
@@ -90,6 +92,11 @@ def create_app(settings: Settings) -> faust.App:
         # Ready once the consumer has partitions to work on.
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
         return web.json({"status": "ok" if assigned else "starting", "assigned": assigned})
+
+    @app.page("/metrics")
+    async def prometheus(web: View, request: Request) -> Response:
+        # Passed as a header: aiohttp refuses a charset inside content_type.
+        return web.bytes(metrics.render(), headers={"content-type": metrics.CONTENT_TYPE})
 
     return app
 
@@ -155,6 +162,7 @@ def configure_worker_logging() -> None:
 def run_worker(settings: Settings, loglevel: str = "warning") -> None:
     """Run the worker in this process until it is stopped (SIGINT/SIGTERM)."""
     configure_worker_logging()
+    metrics.configure_metrics("modstream-worker")
     app = create_app(settings)
     app.finalize()
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()

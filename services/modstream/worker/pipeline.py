@@ -7,17 +7,19 @@ decision); an unreachable dependency is waited for, never turned into a decision
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis.exceptions
 from opentelemetry import trace
 
+from modstream.core import metrics
 from modstream.core.dedupe import DecidedEvents
 from modstream.core.events import (
     DeadLetter,
@@ -85,6 +87,7 @@ class Pipeline:
     async def handle(self, delivery: Delivery) -> ModerationDecision | DeadLetter | None:
         """Decide one event; None when it was already decided (a replay)."""
         started = time.perf_counter()
+        metrics.events_consumed.add(1, {"topic": delivery.topic})
         with self.tracer.start_as_current_span("moderate", context=extract_context(delivery.headers)) as span:
             event = admit(delivery.value, self.admission)
             if isinstance(event, Malformed):
@@ -99,7 +102,7 @@ class Pipeline:
             return decision
 
     async def _decide(self, event: ImageUploaded, started: float) -> ModerationDecision:
-        with self.tracer.start_as_current_span("fetch"):
+        with self._stage("fetch"):
             try:
                 image = await retrying(
                     lambda: self.store.aget(event.bucket, event.key, self.settings.max_image_bytes), "object store"
@@ -110,7 +113,7 @@ class Pipeline:
                 return self._error(event, started, ErrorReason.TOO_LARGE, str(exc))
         if not image:
             return self._error(event, started, ErrorReason.EMPTY_FILE, "the object has 0 bytes")
-        with self.tracer.start_as_current_span("inference"):
+        with self._stage("inference"):
             try:
                 scores: Scores = await retrying(
                     lambda: self.scorer.score(image),
@@ -122,7 +125,7 @@ class Pipeline:
                 return self._error(event, started, exc.reason, exc.message)
             except GaveUp as exc:
                 return self._error(event, started, ErrorReason.REJECTED_BY_MODEL, str(exc))
-        with self.tracer.start_as_current_span("policy"):
+        with self._stage("policy"):
             self.policies.observe_model_labels(list(scores.by_label))
             policy = self._policy(event)
             verdict = evaluate(scores.by_label, policy, content_id=event.event_id)
@@ -138,6 +141,16 @@ class Pipeline:
             review_queue=verdict.review_queue,
             model=scores.model,
         )
+
+    @contextlib.contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        """A span of the event's trace and a sample of the stage's latency histogram."""
+        started = time.perf_counter()
+        try:
+            with self.tracer.start_as_current_span(name):
+                yield
+        finally:
+            metrics.stage_duration.record(time.perf_counter() - started, {"stage": name})
 
     def _policy(self, event: ImageUploaded) -> Policy:
         return self.policies.current.for_tenant(event.tenant)
@@ -166,7 +179,7 @@ class Pipeline:
         )
 
     async def _publish(self, decision: ModerationDecision) -> None:
-        with self.tracer.start_as_current_span("publish"):
+        with self._stage("publish"):
             headers = inject_headers()
             await self.publisher.publish(self.settings.topic_decisions, decision.event_id, decision.to_bytes(), headers)
             if decision.review_queue is not None and decision.model is not None:
@@ -195,6 +208,7 @@ class Pipeline:
                 )
         # Marked only once the decision is on the topic: a crash in between repeats, never loses.
         await retrying(lambda: self.decided.mark(decision.event_id, decision.decision_id), "redis")
+        _count(decision)
         log.info(
             "decided",
             extra={
@@ -225,6 +239,7 @@ class Pipeline:
         key = problem.event_id or record.dead_letter_id
         await self.publisher.publish(self.settings.topic_dead_letter, key, record.to_bytes(), inject_headers())
         trace.get_current_span().set_attribute("modstream.dead_letter", problem.reason.value)
+        metrics.errors.add(1, {"reason": problem.reason.value})
         return record
 
 
@@ -255,8 +270,18 @@ async def retrying(
             if give_up_after is not None and still_up is not None and failures >= give_up_after and await still_up():
                 raise GaveUp(f"{dependency} is up but failed this {failures} times: {str(exc)[:300]}") from exc
             log.warning("dependency unavailable, retrying", extra={"dependency": dependency, "error": str(exc)[:300]})
+            metrics.dependency_retries.add(1, {"dependency": dependency})
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(cap, delay * 2)
+
+
+def _count(decision: ModerationDecision) -> None:
+    outcome = decision.decision.value
+    metrics.decisions.add(1, {"outcome": outcome, "source": decision.source})
+    for trigger in decision.triggered:
+        metrics.decision_labels.add(1, {"outcome": outcome, "label": trigger.label})
+    if decision.error is not None:
+        metrics.errors.add(1, {"reason": decision.error.reason.value})
 
 
 def _ms_since(started: float) -> float:

@@ -1,0 +1,35 @@
+"""Review queue depth and age as metrics gauges.
+
+Gauges are read at scrape time, on the metrics server's thread, which must not wait for
+Redis; so the feeds refresh a snapshot in the event loop and the gauges read that.
+"""
+
+from collections.abc import Iterable
+
+from modstream.core.metrics import observe_gauge
+from modstream.review.jobs import QueueStats
+
+REFRESH_SECONDS = 5.0
+_latest: list[QueueStats] = []
+
+
+def remember(stats: list[QueueStats]) -> None:
+    global _latest
+    _latest = stats
+
+
+def _pending() -> Iterable[tuple[float, dict[str, str]]]:
+    return [(s.pending, {"queue": s.name}) for s in _latest]
+
+
+def _in_review() -> Iterable[tuple[float, dict[str, str]]]:
+    return [(s.in_review, {"queue": s.name}) for s in _latest]
+
+
+def _oldest_age() -> Iterable[tuple[float, dict[str, str]]]:
+    return [(s.oldest_age_seconds or 0.0, {"queue": s.name}) for s in _latest]
+
+
+observe_gauge("modstream.review.queue.pending", "{job}", "Jobs waiting in a review queue", _pending)
+observe_gauge("modstream.review.queue.in_review", "{job}", "Jobs a reviewer holds now", _in_review)
+observe_gauge("modstream.review.queue.oldest_age", "s", "Age of the oldest waiting job (0: none)", _oldest_age)

@@ -1,0 +1,123 @@
+"""Traces and metrics of the real worker process: one trace per upload, counts that add up."""
+
+import asyncio
+import subprocess
+
+import httpx
+import pytest
+from modstream.core.events import Outcome, ReviewRequest
+from modstream.core.kafka import kafka_consumer
+from modstream.core.settings import Settings
+from modstream.core.tracing import extract_context, trace_carrier
+from modstream.ingest.sdk import UploadClient
+from modstream.review.intake import job_for
+from modstream.review.jobs import Verdict, VerdictInput
+from modstream.review.service import ReviewService
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests import images
+from tests.e2e.conftest import TRACED_QUEUE, TRACED_TENANT
+from tests.e2e.test_pipeline import decisions_for
+from tests.otlp import OtlpReceiver
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+WORKER_STAGES = {"moderate", "fetch", "inference", "policy", "publish"}
+
+
+async def first_record(
+    settings: Settings, topic: str, key: str, timeout: float = 60
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    async with kafka_consumer(settings, topic) as consumer:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                for record in batch:
+                    if record.key == key.encode():
+                        return record.value or b"", list(record.headers or [])
+    raise AssertionError(f"no record for {key} on {topic} within {timeout} s")
+
+
+async def test_one_trace_from_the_upload_through_the_worker_to_the_human_verdict(
+    worker_settings: Settings, worker: subprocess.Popen[bytes], otlp: OtlpReceiver, spans: InMemorySpanExporter
+) -> None:
+    spans.clear()
+    async with UploadClient(worker_settings) as client:
+        event = await client.upload_image(images.encode_noise_png(320, 240), TRACED_TENANT)
+    (upload,) = [s for s in spans.get_finished_spans() if s.name == "upload"]
+    trace_id = upload.context.trace_id
+
+    value, headers = await first_record(worker_settings, worker_settings.topic_review_requests, event.event_id)
+    request = ReviewRequest.model_validate_json(value)
+    review = ReviewService(worker_settings)
+    await review.start()
+    try:
+        await review.queues.enqueue(job_for(request, trace_context=trace_carrier(headers)))
+        claimed = await review.claim_next(TRACED_QUEUE, "tracy")
+        assert claimed is not None and claimed[0].job_id == event.event_id
+        human = await review.submit(event.event_id, "tracy", VerdictInput(verdict=Verdict.APPROVE))
+    finally:
+        await review.stop()
+
+    for _ in range(50):  # the worker exports in batches, every 200 ms here
+        worker_spans = otlp.in_trace(trace_id)
+        if {span.name for _, span in worker_spans} >= WORKER_STAGES:
+            break
+        await asyncio.sleep(0.2)
+    assert {span.name for _, span in worker_spans} >= WORKER_STAGES
+    assert {service for service, _ in worker_spans} == {"modstream-worker"}
+    by_name = {span.name: span for _, span in worker_spans}
+    assert by_name["moderate"].parent_span_id == upload.context.span_id.to_bytes(8, "big")
+    for stage in WORKER_STAGES - {"moderate"}:
+        assert by_name[stage].parent_span_id == by_name["moderate"].span_id
+
+    (verdict,) = [s for s in spans.get_finished_spans() if s.name == "verdict"]
+    assert verdict.context.trace_id == trace_id
+    assert verdict.parent is not None and verdict.parent.span_id == int.from_bytes(by_name["publish"].span_id, "big")
+
+    # Consumers of the verdicts topic continue the same trace from the record's headers.
+    _, verdict_headers = await first_record(worker_settings, worker_settings.topic_review_verdicts, event.event_id)
+    assert trace.get_current_span(extract_context(verdict_headers)).get_span_context().trace_id == trace_id
+    assert human.source == "human"
+
+
+def scrape(settings: Settings) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The worker's metrics now: (sample name, labels) -> value."""
+    text = httpx.get(f"http://127.0.0.1:{settings.worker_web_port}/metrics", timeout=10).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
+
+
+async def test_worker_metrics_count_every_event_decision_and_stage(
+    worker_settings: Settings, worker: subprocess.Popen[bytes]
+) -> None:
+    uploads = worker_settings.topic_uploads
+    before = scrape(worker_settings)
+    async with UploadClient(worker_settings) as client:
+        events = [await client.upload_image(images.encode_noise_png(64 + i, 64), "e2e") for i in range(6)]
+    decided = await decisions_for(worker_settings, {e.event_id for e in events}, timeout=120)
+    assert len(decided) == len(events)
+    await asyncio.sleep(0.5)  # the counters are updated right after the publish
+    after = scrape(worker_settings)
+
+    def grew(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert grew("modstream_events_consumed_total", topic=uploads) == len(events)
+    outcomes = {d.decision.value for d in decided}
+    assert sum(grew("modstream_decisions_total", outcome=o, source="automatic") for o in outcomes) == len(events)
+    assert grew("modstream_records_published_total", topic=worker_settings.topic_decisions) == len(events)
+    for stage in ("fetch", "inference", "policy", "publish"):
+        assert grew("modstream_stage_duration_seconds_count", stage=stage) == len(events), stage
+        assert grew("modstream_stage_duration_seconds_sum", stage=stage) > 0, stage
+    triggered = sum(len(d.triggered) for d in decided)
+    assert sum(grew("modstream_decision_labels_total", outcome=o) for o in outcomes) == triggered
+    assert grew("modstream_errors_total") == sum(d.decision is Outcome.ERROR for d in decided)
