@@ -1,11 +1,16 @@
 """The README's first command does what it says: the demo, then the everyday commands."""
 
+import asyncio
 import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+import redis.asyncio as aioredis
 from modstream.core.settings import Settings
+from modstream.review.queue import ReviewQueues
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from tests.commands import modstream
@@ -28,6 +33,7 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
         assert "Reviewer dashboard: http://127.0.0.1:" in demo.stdout and "user admin, password" in demo.stdout
         for server in ("kafka", "s3", "redis", "triton", "worker", "dashboard"):
             assert server in status.stdout
+        assert_queue_gauges_match_the_queues(settings)
 
         photos = sorted((tmp_path / "state" / "samples").glob("*.jpg"))[:3]
         upload = modstream(settings, "upload", *map(str, photos), "--tenant", "cli")
@@ -50,6 +56,33 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
     assert down.returncode == 0
     assert "stopped: worker, dashboard, kafka, s3, redis, triton" in down.stdout
     assert modstream(settings, "stack", "status").returncode == 1
+
+
+def assert_queue_gauges_match_the_queues(settings: Settings) -> None:
+    """The dashboard's metrics port shows each review queue's depth as Redis holds it."""
+
+    async def pending_by_queue() -> dict[str, float]:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            queues = ReviewQueues(client, lease_seconds=settings.review_lease_seconds)
+            return {s.name: s.pending for s in await queues.stats()}
+        finally:
+            await client.aclose()
+
+    deadline = time.monotonic() + 30
+    while True:  # the gauges are refreshed every 5 s, and the intake may still be enqueueing
+        text = httpx.get(f"http://127.0.0.1:{settings.dashboard_metrics_port}/metrics", timeout=10).text
+        gauges = {
+            sample.labels["queue"]: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "modstream_review_queue_pending"
+        }
+        expected = asyncio.run(pending_by_queue())
+        if (gauges == expected and expected) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert gauges == expected and sum(expected.values()) > 0
 
 
 def test_worker_refuses_to_start_on_wrong_credentials_or_a_missing_bucket(stack_settings: Settings) -> None:
