@@ -131,6 +131,21 @@ def _check_uploads_bucket(settings: Settings) -> None:
 
 
 @app.command()
+def init() -> None:
+    """Prepare the servers for a first run: topics, the uploads bucket, the default model's weights.
+
+    Safe to run again: what exists is left as it is. The container stack runs it once at start.
+    """
+    from modstream.models.weights import install_default_weights
+
+    settings = get_settings()
+    weights = install_default_weights(settings.model_repository, settings.state_dir / "cache")
+    console.print(f"default model weights: {weights}")
+    _prepare_stack(settings)
+    console.print(f"topics on {settings.kafka_bootstrap} and bucket s3://{settings.uploads_bucket}: ready")
+
+
+@app.command()
 def upload(
     paths: Annotated[list[Path], typer.Argument(help="image files or folders")],
     tenant: Annotated[str, typer.Option(help="the platform tenant the images belong to")] = "demo",
@@ -213,7 +228,16 @@ def dashboard(
 def dashboard_add_user(
     name: str,
     role: Annotated[str, typer.Option(help="reviewer or admin")] = "reviewer",
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="MODSTREAM_NEW_USER_PASSWORD",
+            help="asked for when not given (or taken from MODSTREAM_NEW_USER_PASSWORD, for scripts)",
+        ),
+    ] = "",
 ) -> None:
     """Add a dashboard user (or set their role and password); the password is stored hashed."""
     from modstream.review.web.server import users_file

@@ -55,6 +55,8 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
+        # Faust's own table data, which it would otherwise put in the working directory.
+        datadir=str(settings.state_dir / "faust"),
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=settings.worker_web_port > 0,

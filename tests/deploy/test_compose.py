@@ -1,0 +1,138 @@
+"""docker-compose.yml, checked without a Docker engine: the Compose specification's schema,
+pinned images, health checks and start order, and no secret in the file."""
+
+import json
+import re
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from modstream.core.settings import PROJECT_ROOT
+from modstream.core.wheels import fetch_wheel, read_member
+
+from tests.conftest import SHARED_CACHE
+
+# The Compose specification's schema as check-jsonschema (a maintained validator) vendors it.
+SCHEMA_WHEEL = ("check-jsonschema", "0.39.0")
+SCHEMA_MEMBER = "check_jsonschema/builtin_schemas/vendor/compose-spec.json"
+COMPOSE_FILES = ["docker-compose.yml", "docker-compose.gpu.yml"]
+VARIABLE = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$\$")
+
+
+def env_example() -> dict[str, str]:
+    lines = (PROJECT_ROOT / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's variable substitution: ${X}, ${X:-default}, ${X:?error}, and $$ for a literal $."""
+
+    def value(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.group("name", "op", "arg")
+        if name in env and (env[name] or op not in (":-", ":?")):
+            return env[name]
+        if op and op.endswith("?"):
+            raise AssertionError(f"${{{name}}} is required: {arg}")
+        return arg if op else ""
+
+    return VARIABLE.sub(value, text)
+
+
+def load(name: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(interpolate((PROJECT_ROOT / name).read_text(), env or env_example()))
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def compose_schema() -> dict[str, Any]:
+    wheel = fetch_wheel(*SCHEMA_WHEEL, SHARED_CACHE)
+    schema: dict[str, Any] = json.loads(read_member(wheel, SCHEMA_MEMBER))
+    return schema
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_files_follow_the_compose_specification(name: str, compose_schema: dict[str, Any]) -> None:
+    validator = jsonschema.validators.validator_for(compose_schema)(compose_schema)
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(load(name))]
+    assert errors == []
+
+
+def test_the_schema_check_catches_a_mistake(compose_schema: dict[str, Any]) -> None:
+    broken = load("docker-compose.yml")
+    broken["services"]["worker"]["healthcheck"]["interval"] = ["10s"]
+    broken["services"]["worker"]["depends_on"]["kafka"]["condition"] = "service_ready"
+    validator = jsonschema.validators.validator_for(compose_schema)(compose_schema)
+    assert len(list(validator.iter_errors(broken))) >= 2
+
+
+def test_every_image_is_pinned_by_tag() -> None:
+    for name in COMPOSE_FILES:
+        for service, spec in load(name)["services"].items():
+            image = spec.get("image", "")
+            if not image:
+                continue  # an override that changes other keys
+            tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
+            assert tag and tag != "latest", f"{name}: {service} uses {image!r}"
+    for dockerfile in ["Dockerfile", *map(str, PROJECT_ROOT.glob("deploy/*/Dockerfile"))]:
+        for line in (PROJECT_ROOT / dockerfile).read_text().splitlines():
+            if line.startswith("FROM "):
+                image = line.split()[1]
+                assert re.search(r":[\w.-]+$", image) and not image.endswith(":latest"), f"{dockerfile}: {line}"
+
+
+def test_every_service_has_a_health_check_and_starts_after_healthy_dependencies() -> None:
+    services = load("docker-compose.yml")["services"]
+    one_shot = {name for name, spec in services.items() if spec.get("restart") == "no"}
+    assert one_shot == {"init", "cli"}
+    for name, spec in services.items():
+        if name not in one_shot:
+            assert spec.get("healthcheck", {}).get("test"), f"{name} has no health check"
+        for dependency, how in spec.get("depends_on", {}).items():
+            expected = "service_completed_successfully" if dependency in one_shot else "service_healthy"
+            assert how["condition"] == expected, f"{name} -> {dependency}"
+    for name in ("worker", "dashboard", "triton"):
+        assert services[name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
+
+
+def test_the_worker_scales_and_data_lives_in_named_volumes() -> None:
+    compose = load("docker-compose.yml")
+    worker = compose["services"]["worker"]
+    # `--scale worker=N` needs no fixed name and no host port.
+    assert "container_name" not in worker and "ports" not in worker
+    for name, spec in compose["services"].items():
+        for mount in spec.get("volumes", []):
+            source = mount.split(":")[0]
+            assert source.startswith("./") or source in compose["volumes"], f"{name}: {mount}"
+        for port in spec.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+    for data in ("kafka-data", "minio-data", "redis-data", "models"):
+        assert data in compose["volumes"]
+
+
+def test_no_secret_is_written_in_the_compose_file() -> None:
+    text = (PROJECT_ROOT / "docker-compose.yml").read_text()
+    example = env_example()
+    for key, value in example.items():
+        if any(word in key for word in ("PASSWORD", "SECRET")):
+            assert value not in text, key
+            assert f"${{{key}:?" in text, f"{key} must come from .env, refusing to start without it"
+    with pytest.raises(AssertionError, match="MINIO_ROOT_PASSWORD"):
+        load("docker-compose.yml", {k: v for k, v in example.items() if k != "MINIO_ROOT_PASSWORD"})
+    assert ".env" in (PROJECT_ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_the_containers_point_the_services_at_each_other() -> None:
+    compose = load("docker-compose.yml")
+    env = compose["services"]["worker"]["environment"]
+    assert env["MODSTREAM_KAFKA_BOOTSTRAP"] == "kafka:9092" and env["MODSTREAM_S3_ENDPOINT"] == "minio:9000"
+    assert env["MODSTREAM_REDIS_URL"] == f"redis://:{env_example()['REDIS_PASSWORD']}@redis:6379/0"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+    # Real Kafka refuses session timeouts under 6 s (the local broker's default is 3).
+    assert float(env["MODSTREAM_BROKER_SESSION_TIMEOUT"]) >= 6
+    scrape = yaml.safe_load((PROJECT_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
+    assert jobs["modstream-worker"]["dns_sd_configs"][0]["names"] == ["worker"]
+    assert jobs["modstream-dashboard"]["static_configs"][0]["targets"] == ["dashboard:18081"]
