@@ -2,19 +2,26 @@
 
 import asyncio
 import json
+import shutil
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from modstream.core.settings import Settings
+from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.core.storage import ObjectStore
+from modstream.core.topics import ensure_topics
+from modstream.models.weights import SHA256 as WEIGHTS_SHA256
+from modstream.models.weights import sha256_of
 from modstream.review.queue import ReviewQueues
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from tests.commands import modstream
-from tests.conftest import loopback_settings
+from tests.conftest import SHARED_CACHE, loopback_settings
+
+SHARED_STATE = SHARED_CACHE.parent  # init reads the downloaded wheels from <state>/cache
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -93,3 +100,20 @@ def test_worker_refuses_to_start_on_wrong_credentials_or_a_missing_bucket(stack_
     no_bucket = stack_settings.model_copy(update={"uploads_bucket": "never-created"})
     missing = modstream(no_bucket, "worker", timeout=60)
     assert missing.returncode == 2 and "s3://never-created: the bucket does not exist" in missing.stderr
+
+
+def test_init_prepares_topics_bucket_and_weights_and_can_run_again(stack_settings: Settings, tmp_path: Path) -> None:
+    """What the container stack's one-shot `init` service runs, on a fresh repository and names."""
+    repository = tmp_path / "model_repository"
+    shutil.copytree(PROJECT_ROOT / "model_repository", repository, ignore=shutil.ignore_patterns("*.onnx"))
+    names = {f"topic_{t}": f"init-test.{t}" for t in ("uploads", "decisions", "review_requests", "dead_letter")}
+    settings = stack_settings.model_copy(
+        update={**names, "uploads_bucket": "init-test", "model_repository": repository, "state_dir": SHARED_STATE}
+    )
+    first = modstream(settings, "init")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert sha256_of(repository / "image_safety" / "1" / "model.onnx") == WEIGHTS_SHA256
+    ObjectStore(settings).check_bucket("init-test")
+    assert asyncio.run(ensure_topics(settings)) == []  # all there already
+    again = modstream(settings, "init")
+    assert again.returncode == 0 and "ready" in again.stdout, again.stderr
