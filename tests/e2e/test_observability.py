@@ -14,6 +14,7 @@ from modstream.review.intake import job_for
 from modstream.review.jobs import Verdict, VerdictInput
 from modstream.review.service import ReviewService
 from opentelemetry import trace
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -39,10 +40,30 @@ async def first_record(
     raise AssertionError(f"no record for {key} on {topic} within {timeout} s")
 
 
+def counted(reader: InMemoryMetricReader, name: str, **attributes: str) -> float:
+    """A counter's value for these attributes, as recorded in this process."""
+    data = reader.get_metrics_data()
+    return sum(
+        point.value
+        for resource in (data.resource_metrics if data else [])
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+        if isinstance(point, NumberDataPoint) and dict(point.attributes or {}) == attributes
+    )
+
+
 async def test_one_trace_from_the_upload_through_the_worker_to_the_human_verdict(
-    worker_settings: Settings, worker: subprocess.Popen[bytes], otlp: OtlpReceiver, spans: InMemorySpanExporter
+    worker_settings: Settings,
+    worker: subprocess.Popen[bytes],
+    otlp: OtlpReceiver,
+    spans: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
 ) -> None:
     spans.clear()
+    verdicts_before = counted(metric_reader, "modstream.review.verdicts", queue=TRACED_QUEUE, verdict="approve")
+    human_before = counted(metric_reader, "modstream.decisions", outcome="allow", source="human")
     async with UploadClient(worker_settings) as client:
         event = await client.upload_image(images.encode_noise_png(320, 240), TRACED_TENANT)
     (upload,) = [s for s in spans.get_finished_spans() if s.name == "upload"]
@@ -80,6 +101,10 @@ async def test_one_trace_from_the_upload_through_the_worker_to_the_human_verdict
     _, verdict_headers = await first_record(worker_settings, worker_settings.topic_review_verdicts, event.event_id)
     assert trace.get_current_span(extract_context(verdict_headers)).get_span_context().trace_id == trace_id
     assert human.source == "human"
+    # The verdict is counted where it happened (here: the review service runs in this process).
+    verdicts = counted(metric_reader, "modstream.review.verdicts", queue=TRACED_QUEUE, verdict="approve")
+    assert verdicts - verdicts_before == 1
+    assert counted(metric_reader, "modstream.decisions", outcome="allow", source="human") - human_before == 1
 
 
 def scrape(settings: Settings) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

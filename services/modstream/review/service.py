@@ -111,6 +111,7 @@ class ReviewService:
                 await self._producer.send_and_wait(topic, value.to_bytes(), key=job.job_id.encode(), headers=headers)
                 metrics.records_published.add(1, {"topic": topic})
         metrics.verdicts.add(1, {"queue": job.queue, "verdict": verdict.verdict.value})
+        metrics.decisions.add(1, {"outcome": decision.decision.value, "source": "human"})
         await self.queues.close(job_id, reviewer)
         await self.audit(reviewer, "verdict", job=job_id, verdict=verdict.verdict.value, seconds=seconds)
         return decision
