@@ -43,6 +43,7 @@ def settings(stack_settings: Settings) -> Settings:
 async def test_one_trace_from_upload_through_every_stage_to_the_decision(
     settings: Settings, spans: InMemorySpanExporter
 ) -> None:
+    spans.clear()  # the exporter serves the whole session
     await ensure_topics(settings)
     store = ObjectStore(settings)
     store.ensure_bucket(settings.uploads_bucket)
