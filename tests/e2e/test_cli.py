@@ -26,14 +26,15 @@ from tests.conftest import SHARED_CACHE, loopback_settings
 SHARED_STATE = SHARED_CACHE.parent  # init reads the downloaded wheels from <state>/cache
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+DEMO_IMAGES = 8
 
 
 def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
     settings = loopback_settings(tmp_path / "state", consumer_group="cli-test")
     try:
-        demo = modstream(settings, "demo", "--images", "8")
+        demo = modstream(settings, "demo", "--images", str(DEMO_IMAGES))
         assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-        assert "8 of 8 images decided" in demo.stdout
+        assert f"{DEMO_IMAGES} of {DEMO_IMAGES} images decided" in demo.stdout
         assert "not-an-image.jpg" in demo.stdout and "not_an_image" in demo.stdout
         assert "modstream stack down" in demo.stdout
 
@@ -68,7 +69,7 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
 
 
 def assert_queue_gauges_match_the_queues(settings: Settings) -> None:
-    """The dashboard's metrics port shows each review queue's depth as Redis holds it."""
+    """The dashboard's metrics port shows each review queue's depth as Redis holds it, and what its feeds read."""
 
     async def pending_by_queue(add_job: bool = False) -> dict[str, float]:
         client = aioredis.Redis.from_url(settings.redis_url)
@@ -102,17 +103,19 @@ def assert_queue_gauges_match_the_queues(settings: Settings) -> None:
     deadline = time.monotonic() + 30
     while True:  # the gauges are refreshed every 5 s, and the intake may still be enqueueing
         text = httpx.get(f"http://127.0.0.1:{settings.dashboard_metrics_port}/metrics", timeout=10).text
-        gauges = {
-            sample.labels["queue"]: sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == "modstream_review_queue_pending"
-        }
+        samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+        gauges = {s.labels["queue"]: s.value for s in samples if s.name == "modstream_review_queue_pending"}
+        decisions_read = sum(
+            s.value
+            for s in samples
+            if s.name == "modstream_events_consumed_total" and s.labels["topic"] == settings.topic_decisions
+        )
         expected = asyncio.run(pending_by_queue())
-        if gauges == expected or time.monotonic() > deadline:
+        if (gauges == expected and decisions_read >= DEMO_IMAGES) or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert gauges == expected and expected["metrics-check"] == 1
+    assert decisions_read >= DEMO_IMAGES  # its feeds count the decisions topic's records
 
 
 def test_worker_refuses_to_start_on_wrong_credentials_or_a_missing_bucket(stack_settings: Settings) -> None:

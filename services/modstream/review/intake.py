@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from modstream.core import metrics
 from modstream.core.events import ModerationDecision, ReviewRequest
 from modstream.core.kafka import kafka_consumer
 from modstream.core.settings import Settings
@@ -83,6 +84,7 @@ async def _consume(settings: Settings, topic: str, group: str, handle: Handler, 
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
+                    metrics.events_consumed.add(1, {"topic": topic})
                     try:
                         await handle(record.value or b"", list(record.headers or []))
                     except ValidationError as exc:
