@@ -5,8 +5,7 @@ import subprocess
 
 import httpx
 import pytest
-from modstream.core.events import Outcome, ReviewRequest
-from modstream.core.kafka import kafka_consumer
+from modstream.core.events import Outcome, ReviewRequest, ReviewVerdict
 from modstream.core.settings import Settings
 from modstream.core.tracing import extract_context, trace_carrier
 from modstream.ingest.sdk import UploadClient
@@ -20,24 +19,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import images
 from tests.e2e.conftest import TRACED_QUEUE, TRACED_TENANT
-from tests.e2e.test_pipeline import decisions_for
 from tests.otlp import OtlpReceiver
+from tests.records import R, RecordLog, decisions_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 WORKER_STAGES = {"moderate", "fetch", "inference", "policy", "publish"}
 
 
-async def first_record(
-    settings: Settings, topic: str, key: str, timeout: float = 60
-) -> tuple[bytes, list[tuple[str, bytes]]]:
-    async with kafka_consumer(settings, topic) as consumer:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for record in batch:
-                    if record.key == key.encode():
-                        return record.value or b"", list(record.headers or [])
-    raise AssertionError(f"no record for {key} on {topic} within {timeout} s")
+async def first_with_headers(
+    settings: Settings, topic: str, kind: type[R], event_id: str
+) -> tuple[R, list[tuple[str, bytes]]]:
+    async with RecordLog(settings, topic, kind) as log:
+        assert await log.wait_for([event_id]) == 1, f"no {kind.__name__} for {event_id} on {topic}"
+        return log.first(event_id), log.headers(event_id)
 
 
 def counted(reader: InMemoryMetricReader, name: str, **attributes: str) -> float:
@@ -69,8 +63,9 @@ async def test_one_trace_from_the_upload_through_the_worker_to_the_human_verdict
     (upload,) = [s for s in spans.get_finished_spans() if s.name == "upload"]
     trace_id = upload.context.trace_id
 
-    value, headers = await first_record(worker_settings, worker_settings.topic_review_requests, event.event_id)
-    request = ReviewRequest.model_validate_json(value)
+    request, headers = await first_with_headers(
+        worker_settings, worker_settings.topic_review_requests, ReviewRequest, event.event_id
+    )
     review = ReviewService(worker_settings)
     await review.start()
     try:
@@ -98,7 +93,9 @@ async def test_one_trace_from_the_upload_through_the_worker_to_the_human_verdict
     assert verdict.parent is not None and verdict.parent.span_id == int.from_bytes(by_name["publish"].span_id, "big")
 
     # Consumers of the verdicts topic continue the same trace from the record's headers.
-    _, verdict_headers = await first_record(worker_settings, worker_settings.topic_review_verdicts, event.event_id)
+    _, verdict_headers = await first_with_headers(
+        worker_settings, worker_settings.topic_review_verdicts, ReviewVerdict, event.event_id
+    )
     assert trace.get_current_span(extract_context(verdict_headers)).get_span_context().trace_id == trace_id
     assert human.source == "human"
     # The verdict is counted where it happened (here: the review service runs in this process).

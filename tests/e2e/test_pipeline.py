@@ -7,37 +7,17 @@ import json
 import subprocess
 
 import pytest
-from modstream.core.events import DeadLetter, ImageUploaded, ModerationDecision, Outcome
+from modstream.core.events import DeadLetter, ImageUploaded, Outcome
 from modstream.core.kafka import kafka_consumer, kafka_producer
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.ingest.sdk import UploadClient
 
 from tests import images
 from tests.e2e.conftest import WORKER_MAX_IMAGE_BYTES
+from tests.records import decisions_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 LABELS = (PROJECT_ROOT / "model_repository" / "image_safety" / "labels.txt").read_text().split()
-
-
-async def decisions_for(settings: Settings, event_ids: set[str], timeout: float) -> list[ModerationDecision]:
-    """Every decision for these events that arrives within ``timeout`` seconds (duplicates kept)."""
-    found: list[ModerationDecision] = []
-    async with kafka_consumer(settings, settings.topic_decisions) as consumer:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while {d.event_id for d in found} != event_ids and asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for record in records:
-                    decision = ModerationDecision.model_validate_json(record.value or b"")
-                    if decision.event_id in event_ids:
-                        found.append(decision)
-        # Stay a moment longer: a duplicate would arrive right behind the first copy.
-        for records in (await consumer.getmany(timeout_ms=2000)).values():
-            found += [
-                d
-                for d in (ModerationDecision.model_validate_json(r.value or b"") for r in records)
-                if d.event_id in event_ids
-            ]
-    return found
 
 
 async def dead_letters(settings: Settings, wanted: int, timeout: float = 60) -> list[DeadLetter]:

@@ -8,12 +8,12 @@ import time
 import pytest
 import redis.asyncio as aioredis
 from modstream.core.events import ModerationDecision
-from modstream.core.kafka import kafka_consumer
 from modstream.core.settings import Settings
 from modstream.ingest.sdk import UploadClient
 from modstream.review.audit import AuditLog
 
 from tests import images
+from tests.records import first_records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 TENANT = "reload-e2e"
@@ -22,13 +22,8 @@ TENANT = "reload-e2e"
 async def decide_one(settings: Settings) -> ModerationDecision:
     async with UploadClient(settings) as client:
         event = await client.upload_image(images.encode_noise_png(), TENANT)
-    async with kafka_consumer(settings, settings.topic_decisions) as consumer:
-        for _ in range(240):
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for record in batch:
-                    if record.key == event.event_id.encode():
-                        return ModerationDecision.model_validate_json(record.value or b"")
-    raise AssertionError("no decision within 120 s")
+    decisions = await first_records(settings, settings.topic_decisions, ModerationDecision, [event.event_id])
+    return decisions[event.event_id]
 
 
 def write_policy(settings: Settings, text: str) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from modstream.core.events import ModerationDecision, Outcome, ReviewVerdict
-from modstream.core.kafka import kafka_consumer, producer_options
+from modstream.core.events import ModerationDecision, Outcome, ReviewRequest, ReviewVerdict
+from modstream.core.kafka import producer_options
 from modstream.core.settings import Settings
 from modstream.ingest.sdk import UploadClient
 from modstream.review.intake import run_feeds
@@ -17,6 +17,7 @@ from modstream.review.service import ReviewService
 from tests import images
 from tests.dashboard_helpers import dashboard, make_users
 from tests.e2e.conftest import REVIEW_QUEUE, REVIEW_TENANT
+from tests.records import records_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -34,26 +35,15 @@ async def review(worker_settings: Settings) -> AsyncIterator[ReviewService]:
     await service.stop()
 
 
-async def records(settings: Settings, topic: str, event_id: str, wanted: int, timeout: float = 60) -> list[bytes]:
-    found: list[bytes] = []
-    async with kafka_consumer(settings, topic) as consumer:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(found) < wanted and asyncio.get_running_loop().time() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                found += [r.value or b"" for r in batch if r.key == event_id.encode()]
-    return found
-
-
 async def test_a_review_decision_reaches_a_reviewer_and_their_verdict_is_final(
     worker_settings: Settings, worker: subprocess.Popen[bytes], review: ReviewService, tmp_path: Path
 ) -> None:
     async with UploadClient(worker_settings) as client:
         event = await client.upload_image(images.encode_noise_png(320, 240), REVIEW_TENANT)
 
-    automatic = [
-        ModerationDecision.model_validate_json(r)
-        for r in await records(worker_settings, worker_settings.topic_decisions, event.event_id, 1)
-    ]
+    automatic = await records_of(
+        worker_settings, worker_settings.topic_decisions, ModerationDecision, event.event_id, 1
+    )
     assert [d.decision for d in automatic] == [Outcome.REVIEW]
     assert automatic[0].review_queue == REVIEW_QUEUE and automatic[0].policy_id == f"tenant:{REVIEW_TENANT}"
 
@@ -77,16 +67,16 @@ async def test_a_review_decision_reaches_a_reviewer_and_their_verdict_is_final(
         )
         assert verdict.status_code == 200, verdict.text
 
-    decisions = [
-        ModerationDecision.model_validate_json(r)
-        for r in await records(worker_settings, worker_settings.topic_decisions, event.event_id, 2)
-    ]
+    decisions = await records_of(
+        worker_settings, worker_settings.topic_decisions, ModerationDecision, event.event_id, 2
+    )
     human = [d for d in decisions if d.source == "human"]
     assert len(human) == 1
     assert (human[0].decision, human[0].reviewer, human[0].review_queue) == (Outcome.BLOCK, "rita", REVIEW_QUEUE)
     assert human[0].review_seconds is not None and human[0].scores == automatic[0].scores
-    (raw_verdict,) = await records(worker_settings, worker_settings.topic_review_verdicts, event.event_id, 1)
-    recorded = ReviewVerdict.model_validate_json(raw_verdict)
+    (recorded,) = await records_of(
+        worker_settings, worker_settings.topic_review_verdicts, ReviewVerdict, event.event_id, 1
+    )
     assert (recorded.verdict, recorded.corrected_labels, recorded.note) == ("remove", ["nsfw"], "e2e")
     assert (recorded.automatic_decision_id, recorded.human_decision_id) == (
         automatic[0].decision_id,
@@ -94,10 +84,12 @@ async def test_a_review_decision_reaches_a_reviewer_and_their_verdict_is_final(
     )
 
     # The same review request again (a replay) never creates a second job.
-    (raw_request,) = await records(worker_settings, worker_settings.topic_review_requests, event.event_id, 1)
+    (request,) = await records_of(
+        worker_settings, worker_settings.topic_review_requests, ReviewRequest, event.event_id, 1
+    )
     producer = AIOKafkaProducer(**producer_options(worker_settings))
     await producer.start()
-    await producer.send_and_wait(worker_settings.topic_review_requests, raw_request, key=event.event_id.encode())
+    await producer.send_and_wait(worker_settings.topic_review_requests, request.to_bytes(), key=event.event_id.encode())
     await producer.stop()
     await asyncio.sleep(3)
     stats = {s.name: s for s in await review.queue_stats()}

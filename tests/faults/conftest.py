@@ -2,13 +2,11 @@
 
 import asyncio
 import shutil
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from modstream.core.events import ImageUploaded, ModerationDecision
-from modstream.core.kafka import read_records
+from modstream.core.events import ImageUploaded
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectStore
 from modstream.ingest.sdk import UploadClient
@@ -49,36 +47,6 @@ async def publish_events(settings: Settings, count: int, tenants: tuple[str, ...
         for start in range(0, len(events), 200):
             await asyncio.gather(*(client.send(event) for event in events[start : start + 200]))
     return [first.event_id, *(event.event_id for event in events)]
-
-
-class DecisionLog:
-    """Every decision on the decisions topic, grouped by event id, read in the background."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.by_event: dict[str, list[ModerationDecision]] = defaultdict(list)
-        self._task = asyncio.create_task(self._read(settings))
-
-    async def _read(self, settings: Settings) -> None:
-        async for decision in read_records(settings, settings.topic_decisions, ModerationDecision, follow=True):
-            self.by_event[decision.event_id].append(decision)
-
-    def decided(self, event_ids: list[str]) -> int:
-        return sum(1 for e in event_ids if e in self.by_event)
-
-    async def wait_for(self, event_ids: list[str], count: int, timeout: float) -> int:
-        """Wait until ``count`` of ``event_ids`` are decided (or the time is up); returns how many are."""
-        for _ in range(int(timeout * 2)):
-            if self.decided(event_ids) >= count:
-                break
-            await asyncio.sleep(0.5)
-        return self.decided(event_ids)
-
-    def duplicates(self, event_ids: list[str]) -> dict[str, list[ModerationDecision]]:
-        return {e: self.by_event[e] for e in event_ids if len(self.by_event.get(e, [])) > 1}
-
-    async def close(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
 
 
 def worker_log(settings: Settings) -> Path:

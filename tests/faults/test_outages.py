@@ -8,7 +8,8 @@ from modstream.core.events import Outcome
 from modstream.core.settings import Settings
 from modstream.stack import start_service, start_stack, stop_stack
 
-from tests.faults.conftest import DecisionLog, publish_events
+from tests.faults.conftest import publish_events
+from tests.records import decision_log
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 EVENTS = 600
@@ -17,7 +18,7 @@ OUTAGE_SECONDS = 20
 
 @pytest.mark.parametrize("server", ["triton", "s3", "redis"])
 async def test_outage_is_waited_out(fault_stack: Settings, server: str) -> None:
-    decisions = DecisionLog(fault_stack)
+    decisions = decision_log(fault_stack)
     start_service(fault_stack, "worker", timeout=120)
     try:
         event_ids = await publish_events(fault_stack, EVENTS)
@@ -32,7 +33,7 @@ async def test_outage_is_waited_out(fault_stack: Settings, server: str) -> None:
         decided = await decisions.wait_for(event_ids, EVENTS, timeout=400)
         drained = time.monotonic() - went_down - back
         assert decided == EVENTS, f"{EVENTS - decided} of {EVENTS} events have no decision after the {server} outage"
-        errors = [d for e in event_ids for d in decisions.by_event[e] if d.decision is Outcome.ERROR]
+        errors = [d for e in event_ids for d in decisions.all(e) if d.decision is Outcome.ERROR]
         assert not errors, f"{len(errors)} error decisions, e.g. {errors[0].reasons}"
         print(
             f"\n{server} down {back:.0f} s: {decided_when_down} decided before, {decided_during} during "

@@ -11,7 +11,8 @@ from modstream.core.settings import Settings
 from modstream.review.intake import run_feeds
 from modstream.review.service import ReviewService
 
-from tests.faults.conftest import REVIEW_TENANT, DecisionLog, publish_events
+from tests.faults.conftest import REVIEW_TENANT, publish_events
+from tests.records import decision_log
 from tests.workers import spawn_worker, stop_worker
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
@@ -20,7 +21,7 @@ EVENTS = 5000
 
 async def test_sigkill_mid_stream_then_restart(fault_stack: Settings, tmp_path: Path) -> None:
     event_ids = await publish_events(fault_stack, EVENTS, tenants=("faults", REVIEW_TENANT))
-    decisions = DecisionLog(fault_stack)
+    decisions = decision_log(fault_stack)
     review = ReviewService(fault_stack)
     stop_review = asyncio.Event()
     review_feeds = asyncio.create_task(run_feeds(fault_stack, review, stop_review))

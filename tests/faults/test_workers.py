@@ -8,8 +8,9 @@ import httpx
 import pytest
 from modstream.core.settings import Settings
 
-from tests.faults.conftest import DecisionLog, publish_events
+from tests.faults.conftest import publish_events
 from tests.ports import free_port
+from tests.records import decision_log
 from tests.workers import spawn_worker, stop_worker
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
@@ -26,7 +27,7 @@ def assigned(settings: Settings) -> list[str]:
 
 
 async def test_partitions_of_a_killed_worker_move_to_the_other(fault_stack: Settings, tmp_path: Path) -> None:
-    decisions = DecisionLog(fault_stack)
+    decisions = decision_log(fault_stack)
     first_settings, second_settings = own_port(fault_stack), own_port(fault_stack)
     first = spawn_worker(first_settings, tmp_path / "first.log")
     second = spawn_worker(second_settings, tmp_path / "second.log")
@@ -52,7 +53,7 @@ async def test_partitions_of_a_killed_worker_move_to_the_other(fault_stack: Sett
 
 
 async def test_sigterm_stops_within_10_s_and_loses_nothing(fault_stack: Settings, tmp_path: Path) -> None:
-    decisions = DecisionLog(fault_stack)
+    decisions = decision_log(fault_stack)
     settings = own_port(fault_stack)
     worker = spawn_worker(settings, tmp_path / "worker.log")
     try:

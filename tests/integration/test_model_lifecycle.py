@@ -4,12 +4,10 @@ import asyncio
 import json
 import shutil
 from collections.abc import Iterator
-from contextlib import suppress
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
-from modstream.core.events import ImageRecord, ModerationDecision, Outcome, ShadowScore
+from modstream.core.events import ModerationDecision, Outcome, ShadowScore
 from modstream.core.inference import TritonScorer
 from modstream.core.kafka import read_records
 from modstream.core.settings import PROJECT_ROOT, Settings
@@ -28,24 +26,9 @@ from modstream.stack import start_service, start_stack, stop_stack
 from tests import candidates, images
 from tests.commands import modstream
 from tests.conftest import loopback_settings
+from tests.records import first_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
-R = TypeVar("R", bound=ImageRecord)
-
-
-async def collect(settings: Settings, topic: str, kind: type[R], event_ids: list[str]) -> dict[str, R]:
-    """The first record of ``kind`` for each of ``event_ids`` (waits up to two minutes for all)."""
-    found: dict[str, R] = {}
-    with suppress(TimeoutError):
-        async with asyncio.timeout(120):
-            async for record in read_records(settings, topic, kind, follow=True):
-                if record.event_id in event_ids:
-                    found.setdefault(record.event_id, record)
-                if len(found) == len(set(event_ids)):
-                    break
-    missing = set(event_ids) - set(found)
-    assert not missing, f"{len(missing)} of {len(set(event_ids))} events have no {kind.__name__} on {topic}"
-    return found
 
 
 def copy_repository(target: Path) -> Path:
@@ -125,7 +108,7 @@ async def test_deploy_then_roll_back_under_continuous_load(private_stack: Settin
     stop.set()
     await uploads
 
-    decisions = await collect(private_stack, private_stack.topic_decisions, ModerationDecision, uploaded)
+    decisions = await first_records(private_stack, private_stack.topic_decisions, ModerationDecision, uploaded)
     ours = sorted((decisions[e] for e in uploaded), key=lambda d: d.occurred_at)
     assert not [d for d in ours if d.decision is Outcome.ERROR]
     versions = [d.model.version for d in ours if d.model]
@@ -151,15 +134,15 @@ async def test_shadow_changes_no_decision_and_compare_matches_a_hand_computation
     triton = TritonControl(private_stack.triton_http)
     photos = [data for _, data in images.varied_images(8, seed=11)]
     before_ids = await upload_all(private_stack, photos)
-    before = await collect(private_stack, private_stack.topic_decisions, ModerationDecision, before_ids)
+    before = await first_records(private_stack, private_stack.topic_decisions, ModerationDecision, before_ids)
 
     model, labels = candidates.squared(private_stack.state_dir)
     candidate = lifecycle.add(repository, model, labels, lambda m: None)
     start_shadow(repository, triton, private_stack.triton_model, candidate.number, lambda m: None)
     await asyncio.sleep(3)  # workers look for a shadow every 2 s
     during_ids = await upload_all(private_stack, photos)
-    during = await collect(private_stack, private_stack.topic_decisions, ModerationDecision, during_ids)
-    shadows = await collect(private_stack, private_stack.topic_shadow, ShadowScore, during_ids)
+    during = await first_records(private_stack, private_stack.topic_decisions, ModerationDecision, during_ids)
+    shadows = await first_records(private_stack, private_stack.topic_shadow, ShadowScore, during_ids)
 
     # The same images decide the same way, by the same serving version, while the shadow runs.
     for old_id, new_id in zip(before_ids, during_ids, strict=True):
@@ -200,7 +183,7 @@ async def test_shadow_changes_no_decision_and_compare_matches_a_hand_computation
     stop_shadow(repository, triton, private_stack.triton_model, lambda m: None)
     await asyncio.sleep(3)
     (after_id,) = await upload_all(private_stack, photos[:1])
-    await collect(private_stack, private_stack.topic_decisions, ModerationDecision, [after_id])
+    await first_records(private_stack, private_stack.topic_decisions, ModerationDecision, [after_id])
     late = [r async for r in read_records(private_stack, private_stack.topic_shadow, ShadowScore, False, 2.0)]
     assert after_id not in {r.event_id for r in late}
     assert repository.shadowed() is None and repository.serving() == 1
