@@ -1,6 +1,9 @@
 """Session fixtures: the real servers, each on a free loopback port, stopped by PID at the end."""
 
+import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from modstream.core.settings import PROJECT_ROOT, Settings
@@ -41,6 +44,28 @@ def loopback_settings(state_dir: object, **overrides: object) -> Settings:
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
+@contextmanager
+def running_stack(settings: Settings) -> Iterator[Settings]:
+    """The four servers of ``settings`` with the uploads bucket, stopped by PID afterwards."""
+    try:
+        start_stack(settings, timeout=240)
+        ObjectStore(settings).ensure_bucket(settings.uploads_bucket)
+        yield settings
+    finally:
+        stop_stack(settings)
+
+
+def policies_reviewing(folder: Path, queues: dict[str, str], version: str) -> Path:
+    """The shipped policies in ``folder``, plus for each tenant one that sends every safe-looking
+    image to review in its queue: sample photos then take the human-review path for real."""
+    shutil.copytree(PROJECT_ROOT / "config" / "policies", folder, dirs_exist_ok=True)
+    for tenant, queue in queues.items():
+        (folder / "tenants" / f"{tenant}.yaml").write_text(
+            f'version: "{version}"\nlabels:\n  sfw: {{review_at: 0.5, block_at: 1.0, queue: {queue}}}\n'
+        )
+    return folder
+
+
 @pytest.fixture(scope="session")
 def spans() -> InMemorySpanExporter:
     """Every span this test process makes (a process has one tracer provider, set once)."""
@@ -64,9 +89,5 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
     """All four servers: Tansu, nanio, Valkey and Triton serving the project's model repository."""
     settings = loopback_settings(tmp_path_factory.mktemp("stack"))
     install_default_weights(settings.model_repository, SHARED_CACHE)
-    try:
-        start_stack(settings, timeout=240)
-        ObjectStore(settings).ensure_bucket(settings.uploads_bucket)
+    with running_stack(settings):
         yield settings
-    finally:
-        stop_stack(settings)

@@ -6,8 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 from modstream.core.settings import Settings
+from modstream.stack.probes import worker_answers
 
 
 def spawn_worker(
@@ -33,11 +33,8 @@ def wait_for_worker(port: int, process: subprocess.Popen[bytes], log_path: Path,
             raise RuntimeError(
                 f"worker exited with {process.returncode}; log {log_path}:\n{log_path.read_text()[-3000:]}"
             )
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json().get("status") == "ok":
-                return
-        except (httpx.HTTPError, ValueError):
-            pass
+        if worker_answers(port):
+            return
         time.sleep(0.5)
     raise RuntimeError(f"worker not ready after {timeout}s; log {log_path}:\n{log_path.read_text()[-3000:]}")
 

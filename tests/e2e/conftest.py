@@ -1,11 +1,11 @@
-import shutil
 import subprocess
 from collections.abc import Iterator
 
 import pytest
-from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 
+from tests.conftest import policies_reviewing
 from tests.otlp import OtlpReceiver
 from tests.workers import spawn_worker, stop_worker
 
@@ -20,14 +20,8 @@ TRACED_QUEUE = "e2e-traced"
 
 @pytest.fixture(scope="session")
 def worker_settings(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    # The shipped policies, plus one tenant whose policy sends every safe-looking image
-    # to review: the sample photos then take the human-review path for real.
-    policies = tmp_path_factory.mktemp("policies")
-    shutil.copytree(PROJECT_ROOT / "config" / "policies", policies, dirs_exist_ok=True)
-    for tenant, queue in ((REVIEW_TENANT, REVIEW_QUEUE), (TRACED_TENANT, TRACED_QUEUE)):
-        (policies / "tenants" / f"{tenant}.yaml").write_text(
-            f'version: "e2e-1"\nlabels:\n  sfw: {{review_at: 0.5, block_at: 1.0, queue: {queue}}}\n'
-        )
+    queues = {REVIEW_TENANT: REVIEW_QUEUE, TRACED_TENANT: TRACED_QUEUE}
+    policies = policies_reviewing(tmp_path_factory.mktemp("policies"), queues, "e2e-1")
     settings = stack_settings.model_copy(
         update={
             "max_image_bytes": WORKER_MAX_IMAGE_BYTES,

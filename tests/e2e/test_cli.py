@@ -7,7 +7,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 from modstream.core.settings import PROJECT_ROOT, Settings
@@ -17,11 +16,11 @@ from modstream.models.weights import SHA256 as WEIGHTS_SHA256
 from modstream.models.weights import sha256_of
 from modstream.review.jobs import ReviewJob
 from modstream.review.queue import ReviewQueues
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from tests.commands import modstream
 from tests.conftest import SHARED_CACHE, loopback_settings
+from tests.scrape import scrape, total
 
 SHARED_STATE = SHARED_CACHE.parent  # init reads the downloaded wheels from <state>/cache
 
@@ -102,14 +101,9 @@ def assert_queue_gauges_match_the_queues(settings: Settings) -> None:
 
     deadline = time.monotonic() + 30
     while True:  # the gauges are refreshed every 5 s, and the intake may still be enqueueing
-        text = httpx.get(f"http://127.0.0.1:{settings.dashboard_metrics_port}/metrics", timeout=10).text
-        samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
-        gauges = {s.labels["queue"]: s.value for s in samples if s.name == "modstream_review_queue_pending"}
-        decisions_read = sum(
-            s.value
-            for s in samples
-            if s.name == "modstream_events_consumed_total" and s.labels["topic"] == settings.topic_decisions
-        )
+        samples = scrape(f"http://127.0.0.1:{settings.dashboard_metrics_port}/metrics")
+        gauges = {dict(ls)["queue"]: v for (n, ls), v in samples.items() if n == "modstream_review_queue_pending"}
+        decisions_read = total(samples, "modstream_events_consumed_total", topic=settings.topic_decisions)
         expected = asyncio.run(pending_by_queue())
         if (gauges == expected and decisions_read >= DEMO_IMAGES) or time.monotonic() > deadline:
             break

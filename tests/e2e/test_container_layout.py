@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.stack.probes import http_answers
 
 from tests.conftest import SHARED_CACHE
 from tests.package import build_wheel, image_environment
@@ -87,15 +88,14 @@ def test_the_installed_wheel_with_the_image_environment_runs_every_service(
         [sys.executable, "-m", "modstream.cli", "dashboard"], env=env, cwd=workdir, stdout=log, stderr=log
     )
     try:
-        page = None
+        login = f"http://127.0.0.1:{web}/login"
         for _ in range(120):
-            try:
-                page = httpx.get(f"http://127.0.0.1:{web}/login", timeout=2)
+            if http_answers(login, want_ok=True):
                 break
-            except httpx.HTTPError:
-                assert dashboard.poll() is None, (tmp_path / "dashboard.log").read_text()
-                time.sleep(0.5)
-        assert page is not None and page.status_code == 200, (tmp_path / "dashboard.log").read_text()
+            assert dashboard.poll() is None, (tmp_path / "dashboard.log").read_text()
+            time.sleep(0.5)
+        page = httpx.get(login, timeout=5)
+        assert page.status_code == 200, (tmp_path / "dashboard.log").read_text()
         assert '<form method="post" action="/login"' in page.text
         assert httpx.get(f"http://127.0.0.1:{web}/static/dashboard.css", timeout=5).status_code == 200
         # Our meter provider answers there (queue gauges appear once a queue has jobs).

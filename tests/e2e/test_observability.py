@@ -3,7 +3,6 @@
 import asyncio
 import subprocess
 
-import httpx
 import pytest
 from modstream.core.events import Outcome, ReviewRequest, ReviewVerdict
 from modstream.core.settings import Settings
@@ -15,12 +14,12 @@ from modstream.review.service import ReviewService
 from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests import images
 from tests.e2e.conftest import TRACED_QUEUE, TRACED_TENANT
 from tests.otlp import OtlpReceiver
 from tests.records import R, RecordLog, decisions_for
+from tests.scrape import scrape, total
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 WORKER_STAGES = {"moderate", "fetch", "inference", "policy", "publish"}
@@ -104,31 +103,18 @@ async def test_one_trace_from_the_upload_through_the_worker_to_the_human_verdict
     assert counted(metric_reader, "modstream.decisions", outcome="allow", source="human") - human_before == 1
 
 
-def scrape(settings: Settings) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """The worker's metrics now: (sample name, labels) -> value."""
-    text = httpx.get(f"http://127.0.0.1:{settings.worker_web_port}/metrics", timeout=10).text
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
-    return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
-
-
 async def test_worker_metrics_count_every_event_decision_and_stage(
     worker_settings: Settings, worker: subprocess.Popen[bytes]
 ) -> None:
     uploads = worker_settings.topic_uploads
-    before = scrape(worker_settings)
+    metrics_url = f"http://127.0.0.1:{worker_settings.worker_web_port}/metrics"
+    before = scrape(metrics_url)
     async with UploadClient(worker_settings) as client:
         events = [await client.upload_image(images.encode_noise_png(64 + i, 64), "e2e") for i in range(6)]
     decided = await decisions_for(worker_settings, {e.event_id for e in events}, timeout=120)
     assert len(decided) == len(events)
     await asyncio.sleep(0.5)  # the counters are updated right after the publish
-    after = scrape(worker_settings)
+    after = scrape(metrics_url)
 
     def grew(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)

@@ -1,19 +1,16 @@
 """A private stack for fault tests: they kill and stop its servers, so nobody else shares it."""
 
 import asyncio
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from modstream.core.events import ImageUploaded
-from modstream.core.settings import PROJECT_ROOT, Settings
-from modstream.core.storage import ObjectStore
+from modstream.core.settings import Settings
 from modstream.ingest.sdk import UploadClient
-from modstream.stack import start_stack, stop_stack
 
 from tests import images
-from tests.conftest import loopback_settings
+from tests.conftest import loopback_settings, policies_reviewing, running_stack
 
 REVIEW_TENANT = "faults-review"  # its policy sends every safe-looking image to review
 
@@ -21,18 +18,9 @@ REVIEW_TENANT = "faults-review"  # its policy sends every safe-looking image to 
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     root = tmp_path_factory.mktemp("faults")
-    policies = root / "policies"
-    shutil.copytree(PROJECT_ROOT / "config" / "policies", policies)
-    (policies / "tenants" / f"{REVIEW_TENANT}.yaml").write_text(
-        'version: "faults-1"\nlabels:\n  sfw: {review_at: 0.5, block_at: 1.0, queue: faults}\n'
-    )
-    settings = loopback_settings(root / "state", consumer_group="faults", policies_dir=policies)
-    try:
-        start_stack(settings, timeout=240)
-        ObjectStore(settings).ensure_bucket(settings.uploads_bucket)
+    policies = policies_reviewing(root / "policies", {REVIEW_TENANT: "faults"}, "faults-1")
+    with running_stack(loopback_settings(root / "state", consumer_group="faults", policies_dir=policies)) as settings:
         yield settings
-    finally:
-        stop_stack(settings)
 
 
 async def publish_events(settings: Settings, count: int, tenants: tuple[str, ...] = ("faults",)) -> list[str]:

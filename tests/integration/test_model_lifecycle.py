@@ -11,7 +11,6 @@ from modstream.core.events import ModerationDecision, Outcome, ShadowScore
 from modstream.core.inference import TritonScorer
 from modstream.core.kafka import read_records
 from modstream.core.settings import PROJECT_ROOT, Settings
-from modstream.core.storage import ObjectStore
 from modstream.ingest.sdk import UploadClient
 from modstream.models import lifecycle
 from modstream.models.candidate import CandidateRefused, check_candidate, read_label_file
@@ -21,11 +20,11 @@ from modstream.models.repository import SHADOW_SUFFIX, Repository
 from modstream.models.shadow_run import start_shadow, stop_shadow
 from modstream.policy.engine import evaluate
 from modstream.policy.loader import load_policies
-from modstream.stack import start_service, start_stack, stop_stack
+from modstream.stack import start_service
 
 from tests import candidates, images
 from tests.commands import modstream
-from tests.conftest import loopback_settings
+from tests.conftest import loopback_settings, running_stack
 from tests.records import first_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -44,13 +43,9 @@ def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
     settings = loopback_settings(
         root / "state", model_repository=copy_repository(root / "repository"), consumer_group="lifecycle"
     )
-    try:
-        start_stack(settings, timeout=240)
-        ObjectStore(settings).ensure_bucket(settings.uploads_bucket)
+    with running_stack(settings):
         start_service(settings, "worker", timeout=120)
         yield settings
-    finally:
-        stop_stack(settings)
 
 
 def test_broken_candidates_are_refused_before_the_repository(tmp_path: Path) -> None:
