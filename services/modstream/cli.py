@@ -111,6 +111,12 @@ def worker(
     run_worker(settings, loglevel)
 
 
+def _progress() -> Progress:
+    """A bar per task: its description, done of total, time so far."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console)
+
+
 def _check_uploads_bucket(settings: Settings) -> None:
     """Refuse to start on a configuration mistake; an object store that is down is waited for later."""
     from modstream.core.storage import ObjectMissing, ObjectStore, StorageDenied, StorageUnavailable
@@ -170,9 +176,8 @@ async def _upload_with_progress(files: list[Path], tenant: str, concurrency: int
     from modstream.ingest.files import upload_files
     from modstream.ingest.sdk import UploadClient
 
-    columns = (TextColumn("uploading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("upload", total=len(files))
+    with _progress() as progress:
+        task = progress.add_task("uploading", total=len(files))
         async with UploadClient(get_settings()) as client:
             return list(
                 await upload_files(
@@ -422,8 +427,7 @@ def bench(
         _soak(settings, pool, soak, out)
         return
     chosen = [pool[i % len(pool)] for i in range(images)]
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with _progress() as progress:
         task = progress.add_task("decisions", total=images)
         report = run_bench(
             settings,
@@ -459,8 +463,7 @@ def _soak(settings: Settings, pool: list[bytes], events: int, out: Path | None) 
         err.print("[red]the soak needs a running worker and Triton: modstream stack up --worker[/red]")
         raise typer.Exit(1)
     worker, triton = psutil.Process(running["worker"]), psutil.Process(running["triton"])
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with _progress() as progress:
         task = progress.add_task("decisions", total=events)
         soaking = run_soak(settings, pool, events, worker, triton, on_decided=lambda d: progress.advance(task))
         report = asyncio.run(soaking)
