@@ -1,5 +1,7 @@
 """Session fixtures: the real servers, each on a free loopback port, stopped by PID at the end."""
 
+import fcntl
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,9 +46,22 @@ def loopback_settings(state_dir: object, **overrides: object) -> Settings:
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
+_machine_lock: int | None = None
+
+
+def _one_stack_run_per_machine() -> None:
+    """Several test runs starting Triton at once on a 2-core machine starve each other's
+    servers into timeouts: a run that starts servers waits for the others (held until exit)."""
+    global _machine_lock
+    if _machine_lock is None and not os.environ.get("MODSTREAM_TEST_NO_LOCK"):
+        _machine_lock = os.open("/tmp/modstream-test-stack.lock", os.O_CREAT | os.O_RDWR, 0o666)
+        fcntl.flock(_machine_lock, fcntl.LOCK_EX)
+
+
 @contextmanager
 def running_stack(settings: Settings) -> Iterator[Settings]:
     """The four servers of ``settings`` with the uploads bucket, stopped by PID afterwards."""
+    _one_stack_run_per_machine()
     try:
         start_stack(settings, timeout=240)
         ObjectStore(settings).ensure_bucket(settings.uploads_bucket)

@@ -102,7 +102,10 @@ class ErrorReason(StrEnum):
     UNSUPPORTED_FORMAT = "unsupported_format"
     CORRUPT_IMAGE = "corrupt_image"
     TOO_MANY_PIXELS = "too_many_pixels"
+    DECOMPRESSION_BOMB = "decompression_bomb"
     REJECTED_BY_MODEL = "rejected_by_model"
+    FETCH_FAILED = "fetch_failed"
+    INTERNAL_ERROR = "internal_error"
 
 
 class Part(BaseModel):
