@@ -24,8 +24,21 @@ from tests.ports import free_port
 SHARED_CACHE = PROJECT_ROOT / ".modstream" / "cache"
 
 
+_machine_lock: int | None = None
+
+
+def _one_stack_run_per_machine() -> None:
+    """Several test runs starting Triton at once on a 2-core machine starve each other's
+    servers into timeouts: a run that starts servers waits for the others (held until exit)."""
+    global _machine_lock
+    if _machine_lock is None and not os.environ.get("MODSTREAM_TEST_NO_LOCK"):
+        _machine_lock = os.open("/tmp/modstream-test-stack.lock", os.O_CREAT | os.O_RDWR, 0o666)
+        fcntl.flock(_machine_lock, fcntl.LOCK_EX)
+
+
 def loopback_settings(state_dir: object, **overrides: object) -> Settings:
     """Settings for a private stack: its own state folder and free ports for everything."""
+    _one_stack_run_per_machine()
     ports: set[int] = set()
     while len(ports) < 9:
         ports.add(free_port())
@@ -44,18 +57,6 @@ def loopback_settings(state_dir: object, **overrides: object) -> Settings:
         "broker_session_timeout": 2.0,
     }
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
-
-
-_machine_lock: int | None = None
-
-
-def _one_stack_run_per_machine() -> None:
-    """Several test runs starting Triton at once on a 2-core machine starve each other's
-    servers into timeouts: a run that starts servers waits for the others (held until exit)."""
-    global _machine_lock
-    if _machine_lock is None and not os.environ.get("MODSTREAM_TEST_NO_LOCK"):
-        _machine_lock = os.open("/tmp/modstream-test-stack.lock", os.O_CREAT | os.O_RDWR, 0o666)
-        fcntl.flock(_machine_lock, fcntl.LOCK_EX)
 
 
 @contextmanager
