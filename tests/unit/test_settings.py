@@ -48,9 +48,35 @@ def test_sasl_without_credentials_is_refused_by_name() -> None:
 
 def test_secrets_come_from_files_named_like_the_variables(tmp_path: Path) -> None:
     (tmp_path / "modstream_s3_secret_key").write_text("from-a-mounted-secret")
-    settings = Settings(_secrets_dir=tmp_path)  # type: ignore[call-arg]
+    settings = Settings(secrets_dir=tmp_path)
     assert settings.s3_secret_key.get_secret_value() == "from-a-mounted-secret"
     assert "from-a-mounted-secret" not in repr(settings)
+
+
+def test_the_secrets_folder_is_a_setting_like_any_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MODSTREAM_SECRETS_DIR works from .env too, and is read when settings are made, not at import."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "modstream_s3_secret_key").write_text("from-the-folder")
+    (secrets / "modstream_s3_access_key").write_text("key-from-the-folder")
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"MODSTREAM_SECRETS_DIR={secrets}\n")
+    monkeypatch.delenv("MODSTREAM_SECRETS_DIR", raising=False)
+    monkeypatch.delenv("MODSTREAM_S3_SECRET_KEY", raising=False)
+    monkeypatch.delenv("MODSTREAM_S3_ACCESS_KEY", raising=False)
+    assert Settings(_env_file=None).s3_secret_key.get_secret_value() == "modstream-local-secret"  # type: ignore[call-arg]
+
+    from_dotenv = Settings(_env_file=dotenv)  # type: ignore[call-arg]
+    assert from_dotenv.secrets_dir == secrets
+    assert from_dotenv.s3_secret_key.get_secret_value() == "from-the-folder"
+
+    monkeypatch.setenv("MODSTREAM_SECRETS_DIR", str(secrets))
+    monkeypatch.setenv("MODSTREAM_S3_ACCESS_KEY", "from-the-environment")  # a variable beats a file
+    from_environment = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert from_environment.s3_secret_key.get_secret_value() == "from-the-folder"
+    assert from_environment.s3_access_key.get_secret_value() == "from-the-environment"
+    # A child process started with as_env() reads the same folder.
+    assert from_environment.as_env()["MODSTREAM_SECRETS_DIR"] == str(secrets)
 
 
 def test_the_standard_otel_variable_chooses_the_trace_exporter(monkeypatch: pytest.MonkeyPatch) -> None:

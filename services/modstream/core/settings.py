@@ -1,23 +1,24 @@
 """Every knob, from environment variables (prefix ``MODSTREAM_``); defaults fit the local stack."""
 
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODSTREAM_", env_file=".env", extra="ignore")
+
     # Secrets may also come as files named like the variables (e.g. a mounted Kubernetes
     # Secret): MODSTREAM_SECRETS_DIR=/run/secrets/modstream holds modstream_s3_secret_key, …
-    model_config = SettingsConfigDict(
-        env_prefix="MODSTREAM_", env_file=".env", extra="ignore", secrets_dir=os.environ.get("MODSTREAM_SECRETS_DIR")
-    )
+    # The folder is itself a setting (argument, environment or .env), read before the files
+    # in it: see settings_customise_sources.
+    secrets_dir: Path | None = None
 
     # Kafka (the local stack is plaintext; production brokers take TLS and SASL)
     kafka_bootstrap: str = "127.0.0.1:19092"
@@ -100,6 +101,21 @@ class Settings(BaseSettings):
     # Local stack
     state_dir: Path = PROJECT_ROOT / ".modstream"
     model_repository: Path = PROJECT_ROOT / "model_repository"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual order (arguments, environment, .env, secret files), with the secrets
+        folder taken from the first three, like every other setting."""
+        named = (source().get("secrets_dir") for source in (init_settings, env_settings, dotenv_settings))
+        folder = next((value for value in named if value), None)
+        return init_settings, env_settings, dotenv_settings, SecretsSettingsSource(settings_cls, secrets_dir=folder)
 
     @model_validator(mode="after")
     def _sasl_has_credentials(self) -> Self:
