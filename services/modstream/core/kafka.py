@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.helpers import create_ssl_context
 from pydantic import BaseModel, ValidationError
 
@@ -15,7 +16,23 @@ R = TypeVar("R", bound=BaseModel)
 
 class Publisher(Protocol):
     async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        """Return once the broker has the record."""
+        """Return once the broker has the record; raise ``PublishUnavailable`` when the
+        brokers did not take it but may later."""
+
+
+class PublishUnavailable(Exception):
+    """The brokers did not take a record (unreachable, no leader, timed out); worth retrying."""
+
+
+def broker_unavailable(exc: BaseException) -> bool:
+    """Whether a producer's failure means the brokers are away, not that the record is refused.
+
+    Faust wraps aiokafka's errors in its own ``ProducerSendError``; the cause tells.
+    """
+    for error in (exc, exc.__cause__):
+        if isinstance(error, KafkaTimeoutError) or (isinstance(error, KafkaError) and error.retriable):
+            return True
+    return False
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:

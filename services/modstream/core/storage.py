@@ -91,6 +91,15 @@ class ObjectStore:
                 response.close()
                 response.release_conn()
 
+    async def answers(self, bucket: str) -> bool:
+        """Whether the store serves requests for ``bucket`` at all: tells an outage from one
+        object it cannot serve."""
+        try:
+            await asyncio.to_thread(self.check_bucket, bucket)
+        except (StorageUnavailable, ObjectMissing):
+            return False
+        return True
+
     async def aget(self, bucket: str, key: str, max_bytes: int) -> bytes:
         return await asyncio.to_thread(self.get, bucket, key, max_bytes)
 
