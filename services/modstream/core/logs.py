@@ -23,9 +23,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure_json_logging(level: str = "INFO") -> None:
+def configure_logging(*, root: bool) -> None:
+    """modstream's records, from info up, as JSON lines on stderr (a background service's
+    stderr is its log file). With ``root``, every other library's warnings as well, through
+    the root logger: only where no framework owns it (the dashboard; Faust configures the
+    root logger of the worker itself)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    ours = logging.getLogger("modstream")
+    ours.setLevel(logging.INFO)
+    if root:
+        everything = logging.getLogger()
+        everything.handlers[:] = [handler]
+        everything.setLevel(logging.WARNING)
+        ours.handlers.clear()
+        ours.propagate = True
+    else:
+        ours.handlers[:] = [handler]
+        ours.propagate = False

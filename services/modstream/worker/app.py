@@ -19,7 +19,7 @@ from modstream.core import metrics
 from modstream.core.dedupe import DecidedEvents
 from modstream.core.inference import TritonScorer
 from modstream.core.kafka import connection_options
-from modstream.core.logs import JsonFormatter
+from modstream.core.logs import configure_logging
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.tracing import configure_tracing
@@ -152,18 +152,9 @@ def _delivery(event: EventT[bytes]) -> Delivery:
     )
 
 
-def configure_worker_logging() -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    ours = logging.getLogger("modstream")
-    ours.handlers[:] = [handler]
-    ours.setLevel(logging.INFO)
-    ours.propagate = False
-
-
 def run_worker(settings: Settings, loglevel: str = "warning") -> None:
     """Run the worker in this process until it is stopped (SIGINT/SIGTERM)."""
-    configure_worker_logging()
+    configure_logging(root=False)
     metrics.configure_metrics("modstream-worker")
     app = create_app(settings)
     app.finalize()

@@ -1,14 +1,18 @@
 """Serve the dashboard (and the review feeds) with uvicorn, on loopback by default."""
 
+import logging
 from pathlib import Path
 
 import uvicorn
 
+from modstream.core.logs import configure_logging
 from modstream.core.metrics import serve_metrics
 from modstream.core.settings import Settings
 from modstream.core.tracing import configure_tracing
 from modstream.review.service import ReviewService
 from modstream.review.web.app import create_app
+
+log = logging.getLogger("modstream.dashboard")
 
 
 def users_file(settings: Settings) -> Path:
@@ -16,9 +20,14 @@ def users_file(settings: Settings) -> Path:
 
 
 def run_dashboard(settings: Settings, port: int | None = None) -> None:
+    # JSON lines on stderr (the dashboard's log): ours from info up (the feeds' failures and
+    # recoveries), every library's warnings; log_config=None below keeps uvicorn from
+    # installing its own plain-text handlers, so its errors come through here too.
+    configure_logging(root=True)
     configure_tracing("modstream-dashboard", settings.trace_exporter)
     if settings.dashboard_metrics_port:
         serve_metrics("modstream-dashboard", settings.bind_host, settings.dashboard_metrics_port)
     app = create_app(ReviewService(settings), users_file(settings))
-    host = settings.bind_host
-    uvicorn.run(app, host=host, port=port or settings.dashboard_port, log_level="warning", access_log=False)
+    host, port = settings.bind_host, port or settings.dashboard_port
+    log.info("dashboard starting", extra={"host": host, "port": port, "metrics_port": settings.dashboard_metrics_port})
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
