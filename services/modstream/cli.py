@@ -418,7 +418,7 @@ def bench(
     ] = 0,
 ) -> None:
     """Throughput and latency of the served pipeline vs the raw model in-process, same images."""
-    from modstream.bench.run import run_bench, write_report
+    from modstream.bench.run import NoServedModel, run_bench, write_report
     from modstream.demo.samples import sample_images
 
     settings = get_settings()
@@ -429,14 +429,17 @@ def bench(
     chosen = [pool[i % len(pool)] for i in range(images)]
     with _progress() as progress:
         task = progress.add_task("decisions", total=images)
-        report = run_bench(
-            settings,
-            chosen,
-            settings.model_repository / "image_safety" / "1" / "model.onnx",
-            rate=rate,
-            on_decided=lambda d: progress.advance(task),
-            on_stage=lambda stage: progress.console.print(stage),
-        )
+        try:
+            report = run_bench(
+                settings,
+                chosen,
+                rate=rate,
+                on_decided=lambda d: progress.advance(task),
+                on_stage=lambda stage: progress.console.print(stage),
+            )
+        except NoServedModel as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
     path = write_report(report, out or Path("artifacts") / f"bench-{report['measured_at'].replace(':', '')}.json")
     pipeline, raw = report["pipeline"], report["raw_model"]["best"]
     table = Table("measure", "value")
@@ -447,7 +450,8 @@ def bench(
         f"{pipeline['latency_ms_p50']} / {pipeline['latency_ms_p95']} / {pipeline['latency_ms_p99']} ms",
     )
     table.add_row("Triton mean batch size", ", ".join(f"{m} {b}" for m, b in report["triton_mean_batch_size"].items()))
-    table.add_row("raw model in-process (best)", f"{raw['images_per_second']} images/s at batch {raw['batch_size']}")
+    best = f"{raw['images_per_second']} images/s at batch {raw['batch_size']} ({report['raw_model']['model']})"
+    table.add_row("raw model in-process (best)", best)
     table.add_row("pipeline / raw", f"{report['pipeline_vs_raw']}")
     console.print(table)
     console.print(f"report: {path}")

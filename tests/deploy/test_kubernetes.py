@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.core.topics import topic_names
 
 KUBERNETES_VERSION = "1.37.0"
 KUSTOMIZATION = PROJECT_ROOT / "deploy" / "k8s"
@@ -115,9 +116,7 @@ def test_strimzi_runs_kraft_and_makes_every_topic_the_services_use(resources: li
         assert {"controller", "broker"} <= set(pool["spec"]["roles"])
     topics = by_kind(resources, "KafkaTopic")
     defaults = Settings()
-    used = {getattr(defaults, f"topic_{t}") for t in ("uploads", "decisions", "review_requests", "dead_letter")}
-    used |= {defaults.topic_review_verdicts, defaults.topic_shadow}
-    assert set(topics) == used
+    assert set(topics) == set(topic_names(defaults))
     for topic in topics.values():
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
     config = by_kind(resources, "ConfigMap")

@@ -63,8 +63,8 @@ async def test_one_trace_from_upload_through_every_stage_to_the_decision(
             policies=PolicyStore(settings.policies_dir, model_labels=None),
         )
         delivery = Delivery(record.value, list(record.headers), record.topic, record.partition, record.offset)
-        decision = await pipeline.handle(delivery)
-        assert await pipeline.handle(delivery) is None  # the same event again: already decided
+        (decision,) = await pipeline.handle(delivery)
+        assert await pipeline.handle(delivery) == [None]  # the same event again: already decided
     await decided.close()
 
     assert isinstance(decision, ModerationDecision) and decision.event_id == event.event_id

@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import platform
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -12,14 +13,17 @@ from typing import Any
 
 from modstream.bench import raw_model, triton_metrics
 from modstream.bench.pipeline_run import run_pipeline
-from modstream.core.events import ModerationDecision
+from modstream.core.events import ModelRef, ModerationDecision
 from modstream.core.settings import Settings
+
+
+class NoServedModel(Exception):
+    """The classifier version that served the pipeline has no ONNX file to run in-process."""
 
 
 def run_bench(
     settings: Settings,
     images: list[bytes],
-    onnx_file: Path,
     *,
     rate: float = 0.0,
     on_decided: Callable[[ModerationDecision], None] = lambda d: None,
@@ -27,11 +31,19 @@ def run_bench(
 ) -> dict[str, Any]:
     pace = f"at {rate:g} events/s" if rate > 0 else "all published at once"
     on_stage(f"pipeline: {len(images)} images through Kafka, the worker and Triton, {pace}")
+    served: Counter[ModelRef] = Counter()
+
+    def decided(decision: ModerationDecision) -> None:
+        if decision.model is not None:
+            served[decision.model] += 1
+        on_decided(decision)
+
     before = triton_metrics.read_counts(settings.triton_metrics)
-    pipeline = asyncio.run(run_pipeline(settings, images, rate=rate, on_decided=on_decided))
+    pipeline = asyncio.run(run_pipeline(settings, images, rate=rate, on_decided=decided))
     after = triton_metrics.read_counts(settings.triton_metrics)
+    model, onnx_file = baseline_model(served, settings.model_repository)
     # The baseline runs after the pipeline, never beside it: both would share the same cores.
-    on_stage("raw model: onnxruntime in-process, batch sizes 1-64")
+    on_stage(f"raw model: {model.name}:{model.version} with onnxruntime in-process, batch sizes 1-64")
     unique = list(dict.fromkeys(images))[:64]
     raw = raw_model.measure(onnx_file, unique)
     best = max(raw, key=lambda r: r.images_per_second)
@@ -40,10 +52,30 @@ def run_bench(
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "pipeline": asdict(pipeline) | {"publish_rate": rate or "burst"},
         "triton_mean_batch_size": triton_metrics.mean_batch_sizes(before, after),
-        "raw_model": {"by_batch_size": [asdict(r) for r in raw], "best": asdict(best)},
+        "raw_model": {
+            "model": f"{model.name}:{model.version}",
+            "by_batch_size": [asdict(r) for r in raw],
+            "best": asdict(best),
+        },
         "pipeline_vs_raw": round(pipeline.images_per_second / best.images_per_second, 3),
         "settings": {"worker_concurrency": settings.worker_concurrency, "partitions": settings.topic_partitions},
     }
+
+
+def baseline_model(served: Counter[ModelRef], repository: Path) -> tuple[ModelRef, Path]:
+    """The classifier version that decided most of the pipeline's images (every answer names
+    the version that produced it), and its ONNX file in the model repository: the baseline
+    runs the model that served, whichever version is pinned or was deployed last."""
+    if not served:
+        raise NoServedModel("no decision named a model (did every image fail?): nothing to compare with")
+    model = served.most_common(1)[0][0]
+    onnx_file = repository / model.name / model.version / "model.onnx"
+    if not onnx_file.is_file():
+        raise NoServedModel(
+            f"{model.name}:{model.version} decided the images, but {onnx_file} is not there: "
+            "set MODSTREAM_MODEL_REPOSITORY to the repository Triton serves"
+        )
+    return model, onnx_file
 
 
 def write_report(report: dict[str, Any], out: Path) -> Path:

@@ -58,7 +58,14 @@ class ImageUploaded(Record):
 
     It comes from outside, so its identity fields have no defaults: an event
     without an id could never be deduplicated. Producers build one with ``new``.
+    Fields this worker does not know are accepted and dropped (forward compatibility:
+    a newer producer, or a platform's own ``uploader_id``, must not dead-letter the
+    upload); a known field that is missing or invalid still refuses it.
     """
+
+    # Unknown fields change nothing the worker does, so none is kept: a decision never
+    # carries unvalidated producer data. The schema says so (additionalProperties: true).
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"additionalProperties": True})
 
     event_type: Literal["image.uploaded"]
     schema_version: Literal[1]

@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     topic_dead_letter: str = "moderation.dead-letter"
     topic_review_verdicts: str = "moderation.review-verdicts"
     topic_shadow: str = "moderation.model-shadow"
+    # Bucket notifications as a second source of uploads: MinIO's Kafka target (or S3 event
+    # notifications bridged to Kafka) publish here, so a platform needs no producer code.
+    # Their records name no tenant: a bucket listed in NOTIFICATION_TENANTS ({"bucket":
+    # "tenant"}) gives it, else, with NOTIFICATION_TENANT_FROM_KEY, the key's first segment.
+    topic_s3_notifications: str = "s3.notifications"
+    notification_tenants: dict[str, str] = Field(default_factory=dict)
+    notification_tenant_from_key: bool = False
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
     # Local-stack workaround (see ARCHITECTURE.md): Tansu answers end offsets wrongly for
@@ -135,7 +142,7 @@ class Settings(BaseSettings):
             if value is None:
                 continue  # unset stays unset
             plain = value.get_secret_value() if isinstance(value, SecretStr) else value
-            env[f"MODSTREAM_{name.upper()}"] = json.dumps(plain) if isinstance(plain, list) else str(plain)
+            env[f"MODSTREAM_{name.upper()}"] = json.dumps(plain) if isinstance(plain, list | dict) else str(plain)
         return env
 
 

@@ -17,6 +17,7 @@ def topic_names(settings: Settings) -> list[str]:
         settings.topic_dead_letter,
         settings.topic_review_verdicts,
         settings.topic_shadow,
+        settings.topic_s3_notifications,
     ]
 
 

@@ -1,4 +1,5 @@
-"""The Faust application: consumes upload events and runs each through the pipeline.
+"""The Faust application: consumes upload events (and bucket notifications) and runs each
+through the pipeline.
 
 Many agent actors share the uploads stream, so many events are in flight at once and
 Triton's dynamic batcher sees concurrent requests to batch. Offsets are committed
@@ -64,7 +65,10 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.bind_host,
         web_port=settings.worker_web_port or 6066,
     )
-    uploads = app.topic(settings.topic_uploads, key_type=bytes, value_type=bytes)
+    # Upload events and bucket notifications, both through the one pipeline (told apart by topic).
+    uploads = app.topic(
+        settings.topic_uploads, settings.topic_s3_notifications, key_type=bytes, value_type=bytes
+    )
     pipeline: asyncio.Future[Pipeline] | None = None
 
     def shared_pipeline() -> asyncio.Future[Pipeline]:

@@ -26,17 +26,25 @@ class Admission:
 
 
 def admit(raw: bytes | None, admission: Admission) -> ImageUploaded | Malformed:
+    return oversized(raw, admission) or allowed(parse_upload(raw), admission)
+
+
+def oversized(raw: bytes | None, admission: Admission) -> Malformed | None:
     if raw is not None and len(raw) > admission.max_event_bytes:
         return Malformed(
             DeadLetterReason.EVENT_TOO_LARGE, f"event is {len(raw)} bytes; the limit is {admission.max_event_bytes}"
         )
-    event = parse_upload(raw)
+    return None
+
+
+def allowed(event: ImageUploaded | Malformed, admission: Admission) -> ImageUploaded | Malformed:
+    """The event, unless its bucket or tenant is not one this worker serves."""
     if isinstance(event, Malformed):
         return event
     if event.bucket not in admission.buckets:
-        allowed = ", ".join(sorted(admission.buckets))
+        served = ", ".join(sorted(admission.buckets))
         return Malformed(
-            DeadLetterReason.BUCKET_NOT_ALLOWED, f"bucket {event.bucket!r} is not one of: {allowed}", event.event_id
+            DeadLetterReason.BUCKET_NOT_ALLOWED, f"bucket {event.bucket!r} is not one of: {served}", event.event_id
         )
     if admission.tenants is not None and event.tenant not in admission.tenants:
         return Malformed(DeadLetterReason.UNKNOWN_TENANT, f"tenant {event.tenant!r} is not configured", event.event_id)
@@ -61,5 +69,13 @@ def parse_upload(raw: bytes | None) -> ImageUploaded | Malformed:
     try:
         return ImageUploaded.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
-        return Malformed(DeadLetterReason.SCHEMA_MISMATCH, problems, event_id)
+        return Malformed(DeadLetterReason.SCHEMA_MISMATCH, problems(exc), event_id)
+
+
+def problems(exc: ValidationError, within: str = "") -> str:
+    """Each validation error as ``where: what``, ``where`` prefixed with ``within``."""
+    located = []
+    for error in exc.errors():
+        where = ".".join(filter(None, [within, *map(str, error["loc"])])) or "(root)"
+        located.append(f"{where}: {error['msg']}")
+    return "; ".join(located)

@@ -38,6 +38,7 @@ from modstream.core.tracing import KafkaHeaders, extract_context, inject_headers
 from modstream.policy.engine import Policy, evaluate
 from modstream.policy.watcher import PolicyStore
 from modstream.worker.intake import Admission, Malformed, admit
+from modstream.worker.notifications import Ignored, Tenancy, admit_notification
 from modstream.worker.shadow import Shadow
 
 log = logging.getLogger("modstream.worker")
@@ -82,14 +83,28 @@ class Pipeline:
             buckets=frozenset(settings.allowed_buckets or [settings.uploads_bucket]),
             tenants=None if settings.tenants is None else frozenset(settings.tenants),
         )
+        self.tenancy = Tenancy(settings.notification_tenants, settings.notification_tenant_from_key)
         self.tracer = tracer("modstream.worker")
 
-    async def handle(self, delivery: Delivery) -> ModerationDecision | DeadLetter | None:
-        """Decide one event; None when it was already decided (a replay)."""
-        started = time.perf_counter()
+    async def handle(self, delivery: Delivery) -> list[ModerationDecision | DeadLetter | None]:
+        """Decide each event a record announces: an upload event one, a bucket notification one
+        per entry. None for an event already decided (a replay, or a copy of it) and for an
+        entry about anything but a new object."""
         metrics.events_consumed.add(1, {"topic": delivery.topic})
+        if delivery.topic == self.settings.topic_s3_notifications:
+            events = admit_notification(delivery.value, self.admission, self.tenancy)
+        else:
+            events = [admit(delivery.value, self.admission)]
+        return [await self._moderate(delivery, event) for event in events]
+
+    async def _moderate(
+        self, delivery: Delivery, event: ImageUploaded | Malformed | Ignored
+    ) -> ModerationDecision | DeadLetter | None:
+        started = time.perf_counter()
         with self.tracer.start_as_current_span("moderate", context=extract_context(delivery.headers)) as span:
-            event = admit(delivery.value, self.admission)
+            if isinstance(event, Ignored):
+                log.info("notification ignored", extra={"detail": event.detail, "offset": delivery.offset})
+                return None
             if isinstance(event, Malformed):
                 return await self._dead_letter(delivery, event)
             span.set_attribute("modstream.event_id", event.event_id)
