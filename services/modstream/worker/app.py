@@ -66,9 +66,7 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.worker_web_port or 6066,
     )
     # Upload events and bucket notifications, both through the one pipeline (told apart by topic).
-    uploads = app.topic(
-        settings.topic_uploads, settings.topic_s3_notifications, key_type=bytes, value_type=bytes
-    )
+    uploads = app.topic(settings.topic_uploads, settings.topic_s3_notifications, key_type=bytes, value_type=bytes)
     pipeline: asyncio.Future[Pipeline] | None = None
 
     def shared_pipeline() -> asyncio.Future[Pipeline]:
