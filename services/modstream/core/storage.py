@@ -110,7 +110,8 @@ class ObjectStore:
 @contextmanager
 def _storage_errors(bucket: str, key: str) -> Iterator[None]:
     """Turns client exceptions into the three outcomes callers act on."""
-    where = f"s3://{bucket}/{key}"
+    # Keys may be 1,024 bytes long; the message must still show the store's own words.
+    where = f"s3://{bucket}/{key if len(key) <= 120 else key[:80] + '…' + key[-20:]}"
     try:
         yield
     except S3Error as exc:

@@ -19,15 +19,16 @@ from faust.web import Request, Response, View
 from modstream.core import metrics
 from modstream.core.dedupe import DecidedEvents
 from modstream.core.inference import TritonScorer
-from modstream.core.kafka import connection_options
+from modstream.core.kafka import PublishUnavailable, broker_unavailable, connection_options
 from modstream.core.logs import configure_logging
+from modstream.core.retry import retrying
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.tracing import configure_tracing
 from modstream.models.repository import SHADOW_SUFFIX
 from modstream.policy.watcher import PolicyStore
 from modstream.review.audit import AuditLog
-from modstream.worker.pipeline import Delivery, Pipeline, retrying
+from modstream.worker.pipeline import Delivery, Pipeline
 from modstream.worker.shadow import Shadow
 from modstream.worker.transport import App
 
@@ -39,7 +40,12 @@ class FaustPublisher:
         self._app = app
 
     async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await self._app.producer.send_and_wait(topic, key.encode(), value, None, None, headers)
+        try:
+            await self._app.producer.send_and_wait(topic, key.encode(), value, None, None, headers)
+        except Exception as exc:
+            if broker_unavailable(exc):
+                raise PublishUnavailable(f"{topic}: {exc!r}") from exc
+            raise
         metrics.records_published.add(1, {"topic": topic})
 
 
@@ -79,7 +85,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(uploads, concurrency=settings.worker_concurrency)
     async def moderate(stream: faust.StreamT[bytes]) -> AsyncIterable[None]:
         async for event in stream.events():
-            await (await shared_pipeline()).handle(_delivery(event))
+            await _until_handled(await shared_pipeline(), _delivery(event))
             yield None
 
     audit = AuditLog(aioredis.Redis.from_url(settings.redis_url))
@@ -93,9 +99,19 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
-        # Ready once the consumer has partitions to work on.
+        # Ready (200) only once it owns a partition of the topics it moderates: Faust's own
+        # internal topics are assigned first and mean nothing to the probes.
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
-        return web.json({"status": "ok" if assigned else "starting", "assigned": assigned})
+        working = [tp for tp in assigned if tp.rpartition(":")[0] in uploads.topics]
+        return web.json(
+            {"status": "ok" if working else "starting", "assigned": assigned}, status=200 if working else 503
+        )
+
+    @app.page("/livez")
+    async def livez(web: View, request: Request) -> Response:
+        # Alive while it serves at all: a worker with no partition (more workers than
+        # partitions) is idle, not broken, and must not be restarted.
+        return web.json({"status": "alive"})
 
     @app.page("/metrics")
     async def prometheus(web: View, request: Request) -> Response:
@@ -124,6 +140,26 @@ async def _build_pipeline(settings: Settings, app: faust.App) -> Pipeline:
         policies=policies,
         shadow=Shadow(shadow_scorer, publisher, settings.topic_shadow, settings.shadow_max_in_flight),
     )
+
+
+async def _until_handled(pipeline: Pipeline, delivery: Delivery) -> None:
+    """Handle one event, again and again if something unforeseen escapes the pipeline (a
+    record the broker refuses for good): the agent must not die, and the event must not be
+    skipped, since its offset is committed once this returns."""
+    delay = 1.0
+    while True:
+        try:
+            await pipeline.handle(delivery)
+            return
+        except Exception:
+            log.error(
+                "handling failed, retrying the event",
+                exc_info=True,
+                extra={"topic": delivery.topic, "partition": delivery.partition, "offset": delivery.offset},
+            )
+            metrics.dependency_retries.add(1, {"dependency": "pipeline"})
+            await asyncio.sleep(delay)
+            delay = min(30.0, delay * 2)
 
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:

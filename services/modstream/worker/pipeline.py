@@ -10,17 +10,15 @@ import base64
 import contextlib
 import hashlib
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-import redis.exceptions
 from opentelemetry import trace
 
 from modstream.core import metrics
-from modstream.core.dedupe import DecidedEvents
+from modstream.core.dedupe import Claim, DecidedEvents, renewing
 from modstream.core.events import (
     DeadLetter,
     DecisionError,
@@ -30,10 +28,11 @@ from modstream.core.events import (
     Outcome,
     ReviewRequest,
 )
-from modstream.core.inference import ImageRejected, InferenceUnavailable, Scores, TritonScorer
+from modstream.core.inference import ImageRejected, Scores, TritonScorer
 from modstream.core.kafka import Publisher
+from modstream.core.retry import GaveUp, retrying
 from modstream.core.settings import Settings
-from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge, StorageUnavailable
+from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge
 from modstream.core.tracing import KafkaHeaders, extract_context, inject_headers, tracer
 from modstream.policy.engine import Policy, evaluate
 from modstream.policy.watcher import PolicyStore
@@ -42,11 +41,8 @@ from modstream.worker.notifications import Ignored, Tenancy, admit_notification
 from modstream.worker.shadow import Shadow
 
 log = logging.getLogger("modstream.worker")
-T = TypeVar("T")
-# Failures of one call, while Triton itself answers ready, before the image counts as poison
-# (about 40 s of backoff: a restarting Triton is not ready, so it is waited for without limit).
-POISON_ATTEMPTS = 8
-TRANSIENT = (StorageUnavailable, InferenceUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# How often a copy of an event polls while another copy holds its lease.
+CLAIM_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -108,33 +104,64 @@ class Pipeline:
             if isinstance(event, Malformed):
                 return await self._dead_letter(delivery, event)
             span.set_attribute("modstream.event_id", event.event_id)
-            previous = await retrying(lambda: self.decided.decision_for(event.event_id), "redis")
-            if previous is not None:
-                log.info("already decided, skipping", extra={"event_id": event.event_id, "decision_id": previous})
+            claim = await self._claim(event.event_id)
+            if claim.token is None:
+                log.info(
+                    "already decided, skipping", extra={"event_id": event.event_id, "decision_id": claim.decided_as}
+                )
                 return None
-            decision = await self._decide(event, started)
-            await self._publish(decision)
-            return decision
+            try:
+                async with renewing(self.decided, event.event_id, claim.token):
+                    decision = await self._decide_or_explain(event, started)
+                    await self._publish(decision)
+                    return decision
+            except BaseException:
+                # Abandoned (shutdown) or failed before the mark: a replay need not wait for the lease.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.decided.release(event.event_id, claim.token), 2.0)
+                raise
+
+    async def _claim(self, event_id: str) -> Claim:
+        """This event's lease, waiting while another copy of it is being decided."""
+        waiting = False
+        while True:
+            claim = await retrying(lambda: self.decided.try_claim(event_id), "redis")
+            if claim is not None:
+                return claim
+            if not waiting:
+                log.info("another copy of this event is being decided, waiting", extra={"event_id": event_id})
+                waiting = True
+            await asyncio.sleep(CLAIM_POLL_SECONDS)
+
+    async def _decide_or_explain(self, event: ImageUploaded, started: float) -> ModerationDecision:
+        """The decision, or an ``error`` decision naming what went wrong: one bad event never
+        reaches Faust's agent (an outage is still waited out inside, never turned into this)."""
+        try:
+            return await self._decide(event, started)
+        except Exception as exc:
+            log.error("unexpected failure deciding an event", exc_info=True, extra={"event_id": event.event_id})
+            return self._error(event, started, ErrorReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500])
 
     async def _decide(self, event: ImageUploaded, started: float) -> ModerationDecision:
         with self._stage("fetch"):
             try:
                 image = await retrying(
-                    lambda: self.store.aget(event.bucket, event.key, self.settings.max_image_bytes), "object store"
+                    lambda: self.store.aget(event.bucket, event.key, self.settings.max_image_bytes),
+                    "object store",
+                    still_up=lambda: self.store.answers(event.bucket),
                 )
             except ObjectMissing as exc:
                 return self._error(event, started, ErrorReason.OBJECT_MISSING, str(exc))
             except ObjectTooLarge as exc:
                 return self._error(event, started, ErrorReason.TOO_LARGE, str(exc))
+            except GaveUp as exc:
+                return self._error(event, started, ErrorReason.FETCH_FAILED, str(exc))
         if not image:
             return self._error(event, started, ErrorReason.EMPTY_FILE, "the object has 0 bytes")
         with self._stage("inference"):
             try:
                 scores: Scores = await retrying(
-                    lambda: self.scorer.score(image),
-                    "triton",
-                    give_up_after=POISON_ATTEMPTS,
-                    still_up=self.scorer.is_ready,
+                    lambda: self.scorer.score(image), "triton", still_up=self.scorer.is_ready
                 )
             except ImageRejected as exc:
                 return self._error(event, started, exc.reason, exc.message)
@@ -196,7 +223,7 @@ class Pipeline:
     async def _publish(self, decision: ModerationDecision) -> None:
         with self._stage("publish"):
             headers = inject_headers()
-            await self.publisher.publish(self.settings.topic_decisions, decision.event_id, decision.to_bytes(), headers)
+            await self._send(self.settings.topic_decisions, decision.event_id, decision.to_bytes(), headers)
             if decision.review_queue is not None and decision.model is not None:
                 request = ReviewRequest(
                     **decision.model_dump(
@@ -218,9 +245,7 @@ class Pipeline:
                     triggered=decision.triggered,
                     model=decision.model,
                 )
-                await self.publisher.publish(
-                    self.settings.topic_review_requests, decision.event_id, request.to_bytes(), headers
-                )
+                await self._send(self.settings.topic_review_requests, decision.event_id, request.to_bytes(), headers)
         # Marked only once the decision is on the topic: a crash in between repeats, never loses.
         await retrying(lambda: self.decided.mark(decision.event_id, decision.decision_id), "redis")
         _count(decision)
@@ -232,6 +257,11 @@ class Pipeline:
                 "latency_ms": decision.latency_ms,
             },
         )
+
+    async def _send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        # A broker outage is waited out like any other; a retry after a lost acknowledgement
+        # can repeat a record, which consumers deduplicate by event id.
+        await retrying(lambda: self.publisher.publish(topic, key, value, headers), "kafka")
 
     async def _dead_letter(self, delivery: Delivery, problem: Malformed) -> DeadLetter:
         payload = delivery.value or b""
@@ -252,42 +282,10 @@ class Pipeline:
             extra={"event_id": problem.event_id, "reason": problem.reason.value, "offset": delivery.offset},
         )
         key = problem.event_id or record.dead_letter_id
-        await self.publisher.publish(self.settings.topic_dead_letter, key, record.to_bytes(), inject_headers())
+        await self._send(self.settings.topic_dead_letter, key, record.to_bytes(), inject_headers())
         trace.get_current_span().set_attribute("modstream.dead_letter", problem.reason.value)
         metrics.errors.add(1, {"reason": problem.reason.value})
         return record
-
-
-class GaveUp(Exception):
-    """The dependency is up, yet this one call keeps failing: poison, not an outage."""
-
-
-async def retrying(
-    call: Callable[[], Awaitable[T]],
-    dependency: str,
-    cap: float = 10.0,
-    give_up_after: int | None = None,
-    still_up: Callable[[], Awaitable[bool]] | None = None,
-) -> T:
-    """Wait out an unreachable dependency with capped, jittered exponential backoff.
-
-    While a dependency is down there is no attempt limit: the partition stops here, which
-    is the backpressure we want, rather than turning an outage into decisions. With
-    ``give_up_after`` and ``still_up``, a call that failed that many times while the
-    dependency says it is up raises ``GaveUp``, so one poison input cannot hold a slot forever.
-    """
-    delay, failures = 0.2, 0
-    while True:
-        try:
-            return await call()
-        except TRANSIENT as exc:
-            failures += 1
-            if give_up_after is not None and still_up is not None and failures >= give_up_after and await still_up():
-                raise GaveUp(f"{dependency} is up but failed this {failures} times: {str(exc)[:300]}") from exc
-            log.warning("dependency unavailable, retrying", extra={"dependency": dependency, "error": str(exc)[:300]})
-            metrics.dependency_retries.add(1, {"dependency": dependency})
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(cap, delay * 2)
 
 
 def _count(decision: ModerationDecision) -> None:

@@ -1,0 +1,108 @@
+"""A worker says it is ready only when it owns a partition of the uploads topic; alive always.
+
+Two workers share a one-partition uploads topic: one works, the other is idle (it may hold
+Faust's internal leader topic, which must not count) until the first one stops.
+"""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from modstream.core.kafka import connection_options
+from modstream.core.settings import Settings
+
+from tests.ports import free_port
+from tests.workers import stop_worker
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+def start(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "modstream.cli", "worker"],
+            env={**os.environ, **settings.as_env()},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def health(settings: Settings, path: str) -> httpx.Response | None:
+    try:
+        return httpx.get(f"http://127.0.0.1:{settings.worker_web_port}{path}", timeout=5)
+    except httpx.HTTPError:
+        return None
+
+
+async def members(settings: Settings) -> int:
+    admin = AIOKafkaAdminClient(**connection_options(settings))
+    await admin.start()
+    try:
+        [answer] = await admin.describe_consumer_groups([settings.consumer_group])
+    finally:
+        await admin.close()
+    [group] = answer.to_object()["groups"]
+    return len(group["members"])
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not {what} after {timeout} s")
+
+
+def ready(settings: Settings) -> bool:
+    answer = health(settings, "/healthz")
+    return answer is not None and answer.status_code == 200
+
+
+def answering(settings: Settings) -> bool:
+    return health(settings, "/healthz") is not None
+
+
+def test_only_the_worker_with_an_uploads_partition_is_ready(stack_settings: Settings, tmp_path: Path) -> None:
+    shared = stack_settings.model_copy(
+        update={
+            "consumer_group": "health-test",
+            "topic_uploads": "health-test.uploads",
+            "topic_partitions": 1,
+            "tenants": ["health"],
+        }
+    )
+    one, two = (shared.model_copy(update={"worker_web_port": free_port()}) for _ in range(2))
+    first = start(one, tmp_path / "one.log")
+    second = None
+    try:
+        wait_until(lambda: ready(one), 120, "ready")
+        second = start(two, tmp_path / "two.log")
+        wait_until(lambda: answering(two), 120, "answering")
+        # The positive signal: the broker lists both workers as members of the group.
+        wait_until(lambda: asyncio.run(members(shared)) == 2, 60, "two members in the group")
+        time.sleep(shared.broker_session_timeout)  # the rebalance the join started has ended
+        idle = health(two, "/healthz")
+        assert idle is not None and idle.status_code == 503, idle and idle.text
+        assert idle.json()["status"] == "starting"
+        assert not [tp for tp in idle.json()["assigned"] if tp.startswith("health-test.uploads:")]
+        alive = health(two, "/livez")
+        assert alive is not None and alive.status_code == 200
+        assert ready(one)
+
+        stop_worker(first)
+        wait_until(lambda: ready(two), 120, "ready after the first worker stopped")
+        taken = (health(two, "/healthz") or httpx.Response(0)).json()["assigned"]
+        assert "health-test.uploads:0" in taken
+    finally:
+        stop_worker(first)
+        if second is not None:
+            stop_worker(second)
