@@ -45,6 +45,26 @@ def corrupt_jpeg() -> bytes:
     return bytes(data[:1800]) + bytes(200)  # JPEG header, garbage scan data, no end marker
 
 
+def corrupt_webp() -> bytes:
+    """A lossless WebP with garbage where its bitstream starts: the header reads, decoding fails.
+
+    (Lossy VP8 decodes most garbage into some picture, and a WebP cut short fails already at
+    its header, so neither is a corrupt-but-recognised file.)"""
+    data = bytearray(encode(Image.effect_noise((400, 300), 60).convert("RGB"), "WEBP", lossless=True))
+    data[30:2030] = bytes(random.Random(1).randrange(256) for _ in range(2000))
+    return bytes(data)
+
+
+def corrupt_gif() -> bytes:
+    """A GIF cut off in the middle of its pixel data."""
+    data = encode(Image.effect_noise((400, 300), 60).convert("P"), "GIF")
+    return data[: len(data) // 2]
+
+
+def text_named_jpg() -> bytes:
+    return b"Plain text in a file called photo.jpg: no image header anywhere.\n"
+
+
 def decompression_bomb(side: int = 30_000) -> bytes:
     """A real PNG of side x side 1-bit pixels: tiny on disk, huge once decoded."""
     return encode(Image.new("1", (side, side)), "PNG", optimize=True)

@@ -8,7 +8,8 @@ import asyncio
 from collections import defaultdict
 
 from aiokafka import TopicPartition
-from modstream.core.kafka import kafka_consumer
+from aiokafka.admin import AIOKafkaAdminClient
+from modstream.core.kafka import connection_options, kafka_consumer
 from modstream.core.settings import Settings
 from pydantic import ValidationError
 
@@ -45,16 +46,14 @@ async def records_so_far(settings: Settings, topic: str, kind: type[R]) -> dict[
     return found
 
 
-async def committed(settings: Settings, group: str, topic: str) -> dict[TopicPartition, int]:
-    """The group's committed offset per partition of ``topic``, as its members see them.
-
-    Asked through a consumer that joins nothing: aiokafka's admin client cannot decode the
-    local broker's OffsetFetch answer (a short read), the consumer's own request works.
-    """
-    partitions = list(await end_offsets(settings, topic))
-    async with kafka_consumer(settings, group_id=group, auto_commit=False) as consumer:
-        found = {tp: await consumer.committed(tp) for tp in partitions}
-    return {tp: offset for tp, offset in found.items() if offset is not None}
+async def committed(settings: Settings, group: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(**connection_options(settings))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items()}
 
 
 async def wait_until_committed_to_end(settings: Settings, group: str, topic: str, timeout: float = 300) -> None:
@@ -63,7 +62,7 @@ async def wait_until_committed_to_end(settings: Settings, group: str, topic: str
     ends = await end_offsets(settings, topic)
     async with asyncio.timeout(timeout):
         while True:
-            done = await committed(settings, group, topic)
+            done = await committed(settings, group, list(ends))
             if all(done.get(tp, -1) >= end for tp, end in ends.items()):
                 return
             await asyncio.sleep(0.5)

@@ -1,10 +1,14 @@
 """Worker processes for tests that need to start, signal or kill them one by one."""
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from modstream.core.settings import Settings
 from modstream.stack.probes import worker_answers
@@ -46,3 +50,38 @@ def stop_worker(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def log_size(log_path: Path) -> int:
+    """Where the log ends now: pass it to ``log_line`` to look only at what comes next."""
+    return log_path.stat().st_size
+
+
+async def log_line(
+    log_path: Path, wanted: Callable[[dict[str, Any]], bool], after: int = 0, timeout: float = 60.0
+) -> dict[str, Any]:
+    """The first JSON line the worker logged past byte ``after`` for which ``wanted`` is true:
+    the positive signal that it did something that leaves no record on a topic."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (found := _first_line(log_path, wanted, after)) is not None:
+            return found
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"no such line in {log_path} after {timeout} s:\n{_tail(log_path)}")
+
+
+def _first_line(log_path: Path, wanted: Callable[[dict[str, Any]], bool], after: int) -> dict[str, Any] | None:
+    with log_path.open("rb") as log:
+        log.seek(after)
+        for raw in log:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue  # Faust's own lines are plain text
+            if isinstance(line, dict) and wanted(line):
+                return line
+    return None
+
+
+def _tail(log_path: Path) -> str:
+    return log_path.read_bytes()[-3000:].decode(errors="replace")

@@ -1,5 +1,6 @@
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from modstream.core.settings import Settings
@@ -43,16 +44,20 @@ def otlp() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture(scope="session")
-def worker(
-    worker_settings: Settings, otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[subprocess.Popen[bytes]]:
+def worker_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The worker's log (JSON lines): tests wait for what it says it did, e.g. skip a replay."""
+    return tmp_path_factory.mktemp("worker") / "worker.log"
+
+
+@pytest.fixture(scope="session")
+def worker(worker_settings: Settings, otlp: OtlpReceiver, worker_log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A real worker process (``modstream worker``), stopped by PID at the end.
 
     It sends its spans over OTLP, configured only by the standard variables, to a receiver
     in this process.
     """
     tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
-    process = spawn_worker(worker_settings, tmp_path_factory.mktemp("worker") / "worker.log", env=tracing)
+    process = spawn_worker(worker_settings, worker_log, env=tracing)
     try:
         yield process
     finally:

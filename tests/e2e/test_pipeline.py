@@ -5,28 +5,38 @@ import base64
 import hashlib
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
-from modstream.core.events import DeadLetter, ImageUploaded, Outcome
+from modstream.core.events import DeadLetter, ImageUploaded, ModerationDecision, Outcome
 from modstream.core.kafka import kafka_consumer, kafka_producer
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.ingest.sdk import UploadClient
 
 from tests import images
 from tests.e2e.conftest import WORKER_MAX_IMAGE_BYTES
-from tests.records import decisions_for
+from tests.offsets import records_so_far
+from tests.records import decisions_for, first_records
+from tests.workers import log_line, log_size
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 LABELS = (PROJECT_ROOT / "model_repository" / "image_safety" / "labels.txt").read_text().split()
 
 
-async def dead_letters(settings: Settings, wanted: int, timeout: float = 60) -> list[DeadLetter]:
-    found: list[DeadLetter] = []
+async def dead_letters(settings: Settings, payloads: list[bytes], timeout: float = 60) -> dict[bytes, DeadLetter]:
+    """The dead letter of each payload (known by its sha256), once every one has arrived."""
+    wanted = {hashlib.sha256(payload).hexdigest(): payload for payload in payloads}
+    found: dict[bytes, DeadLetter] = {}
     async with kafka_consumer(settings, settings.topic_dead_letter) as consumer:
         deadline = asyncio.get_running_loop().time() + timeout
-        while len(found) < wanted and asyncio.get_running_loop().time() < deadline:
+        while len(found) < len(wanted) and asyncio.get_running_loop().time() < deadline:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
-                found += [DeadLetter.model_validate_json(r.value or b"") for r in records]
+                for record in records:
+                    letter = DeadLetter.model_validate_json(record.value or b"")
+                    if letter.payload_sha256 in wanted and letter.source_topic == settings.topic_uploads:
+                        found[wanted[letter.payload_sha256]] = letter
+    missing = len(wanted) - len(found)
+    assert not missing, f"{missing} of {len(wanted)} refused events have no dead letter"
     return found
 
 
@@ -60,32 +70,51 @@ async def test_each_bad_input_gets_its_named_outcome_and_the_worker_goes_on(
     worker_settings: Settings, worker: subprocess.Popen[bytes]
 ) -> None:
     bad_images = {
-        "corrupt_image": images.corrupt_jpeg(),
+        "corrupt_jpeg": images.corrupt_jpeg(),
         "truncated_png": images.truncated_png(),
+        "corrupt_webp": images.corrupt_webp(),
+        "corrupt_gif": images.corrupt_gif(),
         "empty_file": b"",
-        "not_an_image": images.html_named_jpg(),
+        "html": images.html_named_jpg(),
+        "svg": images.svg_named_jpg(),
+        "text": images.text_named_jpg(),
         "too_large": images.over_size(WORKER_MAX_IMAGE_BYTES),
         "too_many_pixels": images.decompression_bomb(),
     }
-    expected_reason = {name: name for name in bad_images} | {"truncated_png": "corrupt_image"}
-    not_json = b'{"event_id": "broken", '
-    wrong_schema = json.dumps({"event_id": "wrong-schema-1", "tenant": "e2e", "hello": "world"}).encode()
+    expected_reason = {
+        "corrupt_jpeg": "corrupt_image",
+        "truncated_png": "corrupt_image",
+        "corrupt_webp": "corrupt_image",
+        "corrupt_gif": "corrupt_image",
+        "empty_file": "empty_file",
+        "html": "not_an_image",
+        "svg": "not_an_image",
+        "text": "not_an_image",
+        "too_large": "too_large",
+        "too_many_pixels": "too_many_pixels",
+        "object_missing": "object_missing",
+    }
 
     async with UploadClient(worker_settings) as client:
         events = {
             name: await client.upload_image(data, "e2e", key=f"bad/{name}.jpg") for name, data in bad_images.items()
         }
         events["object_missing"] = await client.publish_upload_event("e2e", "bad/never-uploaded.jpg")
-        expected_reason["object_missing"] = "object_missing"
-        stored = events["corrupt_image"]
+        stored = events["corrupt_jpeg"]
+        valid = json.loads(stored.to_bytes())
+        refused = {
+            "not_json": b'{"event_id": "broken", ',
+            "schema_mismatch": json.dumps({"event_id": "wrong-schema-1", "tenant": "e2e", "hello": "world"}).encode(),
+            "dot_dot_key": json.dumps(valid | {"event_id": "dot-dot-1", "key": "../etc/passwd"}).encode(),
+            "absolute_key": json.dumps(valid | {"event_id": "absolute-1", "key": "/etc/passwd"}).encode(),
+            "schema_version": json.dumps(valid | {"event_id": "version-2", "schema_version": 2}).encode(),
+        }
         huge = ImageUploaded.new(tenant="e2e", bucket=stored.bucket, key=stored.key, metadata={"x": "y" * 2_000_000})
         other_bucket = ImageUploaded.new(tenant="e2e", bucket="not-allowed", key=stored.key)
         stranger = ImageUploaded.new(tenant="nobody-we-know", bucket=stored.bucket, key=stored.key)
         async with kafka_producer(worker_settings, max_request_size=4_000_000) as producer:
-            await producer.send_and_wait(worker_settings.topic_uploads, not_json)
-            await producer.send_and_wait(worker_settings.topic_uploads, wrong_schema)
-            for refused in (huge, other_bucket, stranger):
-                await producer.send_and_wait(worker_settings.topic_uploads, refused.to_bytes())
+            for payload in [*refused.values(), huge.to_bytes(), other_bucket.to_bytes(), stranger.to_bytes()]:
+                await producer.send_and_wait(worker_settings.topic_uploads, payload)
         # Good images after the bad ones: the worker must still be deciding.
         good = [await client.upload_image(data, "e2e") for _, data in images.varied_images(5, seed=99)]
 
@@ -105,32 +134,51 @@ async def test_each_bad_input_gets_its_named_outcome_and_the_worker_goes_on(
     for event in good:
         assert decisions[event.event_id].decision is not Outcome.ERROR
 
-    letters = [
-        d for d in await dead_letters(worker_settings, wanted=5) if d.source_topic == worker_settings.topic_uploads
-    ]
-    by_payload = {base64.b64decode(d.payload_base64): d for d in letters if not d.payload_truncated}
-    (too_large,) = [d for d in letters if d.payload_sha256 == hashlib.sha256(huge.to_bytes()).hexdigest()]
+    letters = await dead_letters(
+        worker_settings, [*refused.values(), huge.to_bytes(), other_bucket.to_bytes(), stranger.to_bytes()]
+    )
+    too_large = letters[huge.to_bytes()]
     assert (too_large.reason.value, too_large.payload_truncated) == ("event_too_large", True)
     assert too_large.payload_bytes == len(huge.to_bytes()) > 2_000_000
-    assert by_payload[other_bucket.to_bytes()].reason.value == "bucket_not_allowed"
-    assert by_payload[other_bucket.to_bytes()].event_id == other_bucket.event_id
-    assert by_payload[stranger.to_bytes()].reason.value == "unknown_tenant"
-    refused_ids = {huge.event_id, other_bucket.event_id, stranger.event_id}
-    assert await decisions_for(worker_settings, refused_ids, timeout=5) == []  # refused: never decided
-    assert by_payload[not_json].reason.value == "not_json"
-    assert by_payload[wrong_schema].reason.value == "schema_mismatch"
-    assert by_payload[wrong_schema].event_id == "wrong-schema-1"
-    assert "bucket: Field required" in by_payload[wrong_schema].detail
+    assert len(base64.b64decode(too_large.payload_base64)) == worker_settings.max_event_bytes
+    assert letters[other_bucket.to_bytes()].reason.value == "bucket_not_allowed"
+    assert letters[other_bucket.to_bytes()].event_id == other_bucket.event_id
+    assert letters[stranger.to_bytes()].reason.value == "unknown_tenant"
+    for name in ("not_json", "schema_mismatch", "schema_version"):
+        assert letters[refused[name]].reason.value == name.replace("schema_version", "unsupported_schema_version")
+    for name in ("dot_dot_key", "absolute_key"):
+        assert letters[refused[name]].reason.value == "schema_mismatch", name
+        assert "key" in letters[refused[name]].detail
+    for payload in refused.values():
+        assert base64.b64decode(letters[payload].payload_base64) == payload  # the exact bytes, kept
+    assert letters[refused["schema_mismatch"]].event_id == "wrong-schema-1"
+    assert "bucket: Field required" in letters[refused["schema_mismatch"]].detail
+    # Each refused event is done with (its dead letter is out), so a decision for one would be
+    # on the topic by now: read the decisions topic to its present end.
+    so_far = await records_so_far(worker_settings, worker_settings.topic_decisions, ModerationDecision)
+    assert good[-1].event_id in so_far  # the read reached the latest decisions
+    refused_ids = {huge.event_id, other_bucket.event_id, stranger.event_id, "dot-dot-1", "absolute-1", "version-2"}
+    assert not refused_ids & so_far.keys(), "a refused event was decided"
     assert worker.poll() is None, "the worker stopped"
 
 
-async def test_replayed_event_is_not_decided_twice(worker_settings: Settings, worker: subprocess.Popen[bytes]) -> None:
+async def test_replayed_event_is_not_decided_twice(
+    worker_settings: Settings, worker: subprocess.Popen[bytes], worker_log: Path
+) -> None:
     async with UploadClient(worker_settings) as client:
         event = await client.upload_image(images.varied_images(1, seed=5)[0][1], "e2e")
-        first = await decisions_for(worker_settings, {event.event_id}, timeout=120)
-        assert len(first) == 1
+        first = (
+            await first_records(worker_settings, worker_settings.topic_decisions, ModerationDecision, [event.event_id])
+        )[event.event_id]
+        logged = log_size(worker_log)
         await client.send(ImageUploaded.model_validate(event.model_dump()))  # the same event id again
-        marker = await client.upload_image(images.varied_images(1, seed=6)[0][1], "e2e")
-    after = await decisions_for(worker_settings, {event.event_id, marker.event_id}, timeout=120)
-    assert [d.event_id for d in after].count(event.event_id) == 1
-    assert [d.event_id for d in after].count(marker.event_id) == 1
+    skipped = await log_line(
+        worker_log,
+        lambda line: line.get("msg") == "already decided, skipping" and line.get("event_id") == event.event_id,
+        after=logged,
+        timeout=120,
+    )
+    assert skipped["decision_id"] == first.decision_id
+    # The replay is handled (skipped): any decision it made is on the topic by now.
+    so_far = await records_so_far(worker_settings, worker_settings.topic_decisions, ModerationDecision)
+    assert [d.decision_id for d in so_far[event.event_id]] == [first.decision_id]

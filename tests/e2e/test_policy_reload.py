@@ -4,16 +4,18 @@ import asyncio
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from modstream.core.events import ModerationDecision
 from modstream.core.settings import Settings
 from modstream.ingest.sdk import UploadClient
-from modstream.review.audit import AuditLog
+from modstream.review.audit import AuditEntry, AuditLog
 
 from tests import images
 from tests.records import first_records
+from tests.workers import log_line, log_size
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 TENANT = "reload-e2e"
@@ -33,24 +35,46 @@ def write_policy(settings: Settings, text: str) -> None:
     os.utime(path, ns=(later, later))
 
 
+async def policy_changes(settings: Settings) -> list[AuditEntry]:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        return await AuditLog(client).entries(actor="worker", action="policy_change")
+    finally:
+        await client.aclose()
+
+
+async def audited(settings: Settings, version: str, timeout: float = 60) -> AuditEntry:
+    """The worker's audit entry saying it applied ``version`` of this tenant's policy."""
+    async with asyncio.timeout(timeout):
+        while True:
+            for entry in await policy_changes(settings):
+                if entry.details.get(TENANT) == version:
+                    return entry
+            await asyncio.sleep(0.25)
+
+
 async def test_policy_changes_apply_live_and_a_broken_one_is_refused(
-    worker_settings: Settings, worker: subprocess.Popen[bytes]
+    worker_settings: Settings, worker: subprocess.Popen[bytes], worker_log: Path
 ) -> None:
     assert (await decide_one(worker_settings)).policy_id == "default"  # no override for this tenant yet
 
     write_policy(worker_settings, 'version: "reload-1"\nlabels:\n  nsfw: {review_at: 0.2}\n')
-    await asyncio.sleep(worker_settings.policy_refresh_seconds * 2 + 1)
+    await audited(worker_settings, "reload-1")  # applied without a restart, and audit-logged
     first = await decide_one(worker_settings)
     assert (first.policy_id, first.policy_version) == (f"tenant:{TENANT}", "reload-1")
 
+    logged = log_size(worker_log)
     write_policy(worker_settings, 'version: "reload-2"\nlabels:\n  nsfw: {review_at: 0.9, block_at: 0.5}\n')
-    await asyncio.sleep(worker_settings.policy_refresh_seconds * 2 + 1)
-    kept = await decide_one(worker_settings)
-    assert kept.policy_version == "reload-1"  # the invalid file was refused
+    refusal = await log_line(
+        worker_log,
+        lambda line: (
+            line.get("msg") == "policy change refused, keeping the previous policies"
+            and f"{TENANT}.yaml" in str(line.get("error"))
+        ),
+        after=logged,
+    )
+    assert "review_at" in refusal["error"]  # names the file, the tenant and the field
+    kept = await decide_one(worker_settings)  # decided after the refusal
+    assert kept.policy_version == "reload-1"
     assert worker.poll() is None
-
-    client = aioredis.Redis.from_url(worker_settings.redis_url)
-    changes = await AuditLog(client).entries(actor="worker", action="policy_change")
-    await client.aclose()
-    assert any(e.details.get(TENANT) == "reload-1" for e in changes)
-    assert not any(e.details.get(TENANT) == "reload-2" for e in changes)
+    assert not any(e.details.get(TENANT) == "reload-2" for e in await policy_changes(worker_settings))
