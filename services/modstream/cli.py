@@ -1,9 +1,8 @@
 """``modstream``: one command for everything a person runs."""
 
 import asyncio
-import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import psutil
 import typer
@@ -12,10 +11,13 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from modstream.core.events import ImageUploaded
+from modstream.core.events import ImageUploaded, ModerationDecision
 from modstream.core.schemas import stale_schemas, write_schemas
 from modstream.core.settings import Settings, get_settings
 from modstream.models.commands import model_app
+
+if TYPE_CHECKING:
+    from modstream.demo.guide import Tally
 
 app = typer.Typer(help="Streaming image moderation: Kafka, Faust, S3 and Triton.", no_args_is_help=True)
 stack_app = typer.Typer(help="The local stack: real servers on 127.0.0.1, no Docker.", no_args_is_help=True)
@@ -329,83 +331,63 @@ def demo(
     images: Annotated[int, typer.Option(min=1, help="how many sample images to upload")] = 24,
     timeout: Annotated[float, typer.Option(help="seconds to wait for all decisions")] = 300.0,
 ) -> None:
-    """The guided first run: stack, worker, sample uploads, and their decisions as they arrive."""
-    settings = get_settings()
-    password = _demo_admin(settings)
-    stack_up(timeout=300.0, worker=True, dashboard=True)
-    samples = _demo_files(settings, images)
-    console.rule("uploading sample images")
-    events = asyncio.run(_upload_with_progress(samples, "demo", concurrency=8))
-    console.rule("decisions, as the worker publishes them")
-    names = {e.event_id: e.metadata.get("filename", e.key) for e in events}
-    counts = asyncio.run(_show_decisions_for(settings, names, timeout))
-    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
-    console.print(f"\n[bold]{sum(counts.values())} of {len(events)} images decided[/bold]: {summary}")
-    dashboard_url = f"http://127.0.0.1:{settings.dashboard_port}/"
-    login = f"user admin, password {password}" if password else "your dashboard users"
-    console.print(f"Reviewer dashboard: {dashboard_url} ({login})")
-    console.print(
-        "The stack, the worker and the dashboard keep running. Next:\n"
-        "  modstream upload PATH… --tenant acme    upload your own images\n"
-        "  modstream decisions --follow            watch decisions arrive\n"
-        "  modstream bench --images 500            measure throughput and latency\n"
-        "  modstream stack down                    stop everything"
-    )
-    if sum(counts.values()) < len(events):
-        err.print(f"[red]only {sum(counts.values())} of {len(events)} decisions within {timeout:.0f}s[/red]")
-        raise typer.Exit(1)
-
-
-def _demo_admin(settings: Settings) -> str | None:
-    """A first dashboard admin with a random password, unless there are users already."""
-    import secrets
-
+    """The guided first run: stack, worker, sample uploads, their decisions as they arrive, the review queue."""
+    from modstream.demo import guide
     from modstream.review.web.server import users_file
     from modstream.review.web.users import add_user
 
-    if users_file(settings).is_file():
-        return None
-    password = secrets.token_urlsafe(12)
-    add_user(users_file(settings), "admin", "admin", password)
-    return password
+    settings = get_settings()
+    users = users_file(settings)
+    password = guide.first_admin(users, lambda name, password: add_user(users, name, "admin", password))
+    stack_up(timeout=300.0, worker=True, dashboard=True)
+    samples = guide.sample_files(settings.state_dir, images)
+    console.rule("uploading sample images")
+    events = asyncio.run(_upload_with_progress(samples, guide.TENANT, concurrency=8))
+    console.rule("decisions, as the worker publishes them")
+    names = {e.event_id: e.metadata.get("filename", e.key) for e in events}
+    tally = asyncio.run(_show_decisions_for(settings, names, timeout))
+    missing, waiting = asyncio.run(_review_queues(settings, set(tally.in_review), timeout=60.0))
+    dashboard_url = f"http://127.0.0.1:{settings.dashboard_port}/"
+    for line in guide.closing_lines(tally, waiting, len(missing), dashboard_url, password):
+        console.print(line)
+    if not tally.complete:
+        err.print(f"[red]only {len(tally.seen)} of {len(events)} decisions within {timeout:.0f}s[/red]")
+        raise typer.Exit(1)
 
 
-def _demo_files(settings: Settings, count: int) -> list[Path]:
-    from modstream.demo.samples import write_samples
-
-    folder = settings.state_dir / "samples"
-    photos = write_samples(folder, settings.state_dir / "cache")[: max(1, count - 2)]
-    broken = folder / "broken"
-    broken.mkdir(exist_ok=True)
-    a_jpeg = next(p for p in write_samples(folder, settings.state_dir / "cache") if p.suffix == ".jpg")
-    (broken / "truncated.jpg").write_bytes(a_jpeg.read_bytes()[:4096])
-    (broken / "not-an-image.jpg").write_text("<html><body>this is not a photo</body></html>")
-    return [*photos, broken / "truncated.jpg", broken / "not-an-image.jpg"][:count]
-
-
-async def _show_decisions_for(settings: Settings, names: dict[str, str], timeout: float) -> dict[str, int]:
+async def _show_decisions_for(settings: Settings, names: dict[str, str], timeout: float) -> "Tally":
     """Show each event's decision as it arrives; ``names`` maps event ids to image names."""
     from modstream.decisions.follow import read_decisions
     from modstream.decisions.render import decision_cells, decisions_table
+    from modstream.demo.guide import follow_decisions
 
-    counts: dict[str, int] = {}
-    seen: set[str] = set()
     table = decisions_table()
 
-    async def follow() -> None:
-        async for decision in read_decisions(settings, follow=True, event_ids=names):
-            if decision.event_id in seen:
-                continue
-            seen.add(decision.event_id)
-            counts[decision.decision.value] = counts.get(decision.decision.value, 0) + 1
-            table.add_row(*decision_cells(decision, names[decision.event_id]))
-            live.refresh()
-            if seen == names.keys():
-                return
+    def show(decision: ModerationDecision) -> None:
+        table.add_row(*decision_cells(decision, names[decision.event_id]))
+        live.refresh()
 
-    with Live(table, console=console, auto_refresh=False) as live, contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(follow(), timeout)
-    return counts
+    with Live(table, console=console, auto_refresh=False) as live:
+        decisions = read_decisions(settings, follow=True, event_ids=names)
+        return await follow_decisions(decisions, len(names), show, timeout)
+
+
+async def _review_queues(settings: Settings, job_ids: set[str], timeout: float) -> tuple[set[str], dict[str, int]]:
+    """Once the dashboard has made a review job of each id (or at ``timeout``): the ids still
+    missing, and each queue's pending jobs, read as the dashboard reads them."""
+    from modstream.demo.guide import wait_for_jobs
+    from modstream.review.service import ReviewService
+
+    review = ReviewService(settings)
+
+    async def has_job(job_id: str) -> bool:
+        return await review.job(job_id) is not None
+
+    try:
+        missing = await wait_for_jobs(job_ids, has_job, timeout)
+        return missing, {queue.name: queue.pending for queue in await review.queue_stats()}
+    finally:
+        await review.stop()
 
 
 @app.command()

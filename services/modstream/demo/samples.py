@@ -70,16 +70,14 @@ def _with_alpha(image: Image.Image) -> Image.Image:
     return rgba
 
 
-def write_samples(dest: Path, cache_dir: Path, *, per_photo: int = 7) -> list[Path]:
-    """Write up to ``per_photo`` variants of each photo to ``dest``; returns the files."""
+def write_samples(dest: Path, cache_dir: Path) -> dict[str, list[Path]]:
+    """Write every variant of each photo to ``dest``; returns each photo's files."""
     dest.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: dict[str, list[Path]] = {}
     for name, data in source_photos(cache_dir).items():
-        for index, (variant_name, variant) in enumerate(variants(name, data)):
-            if index >= per_photo:
-                break
+        for variant_name, variant in variants(name, data):
             path = dest / variant_name
             if not path.exists():
                 path.write_bytes(variant)
-            written.append(path)
+            written.setdefault(name, []).append(path)
     return written
