@@ -1,4 +1,4 @@
-"""Review queues against a real Redis (Valkey): exactly-once claims, leases, idempotence."""
+"""Review queues against a real Redis (Valkey): exactly-once claims, leases, idempotence, retention."""
 
 import asyncio
 from collections import Counter
@@ -9,11 +9,13 @@ import pytest
 import redis.asyncio as aioredis
 from modstream.core.events import Trigger
 from modstream.core.settings import Settings
-from modstream.review.jobs import ReviewJob
+from modstream.review.jobs import ReviewJob, Verdict, VerdictInput
 from modstream.review.queue import LeaseLost, ReviewQueues
+from modstream.review.service import ReviewService
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+RETENTION = 3600
 
 
 def job(job_id: str, score: float = 0.5, queue: str = "q", age_seconds: float = 0) -> ReviewJob:
@@ -38,7 +40,7 @@ def job(job_id: str, score: float = 0.5, queue: str = "q", age_seconds: float = 
 @pytest.fixture
 async def queues(stack_settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[ReviewQueues]:
     client = aioredis.Redis.from_url(stack_settings.redis_url)
-    yield ReviewQueues(client, lease_seconds=30, prefix=f"test:{request.node.name}:")
+    yield ReviewQueues(client, lease_seconds=30, job_retention_seconds=RETENTION, prefix=f"test:{request.node.name}:")
     await client.aclose()
 
 
@@ -127,3 +129,41 @@ async def test_stats_and_depth_history(queues: ReviewQueues) -> None:
     await queues.record_depths(now=now + 60)
     history = await queues.depth_history(since=now - 1)
     assert [depth for _, depth in history["q"]] == [2, 1]
+
+
+async def test_only_a_closed_job_gets_the_retention_as_its_ttl(queues: ReviewQueues) -> None:
+    for age, name in enumerate(("pending", "released", "leased", "closed")):
+        await queues.enqueue(job(name, age_seconds=age))
+    ttl = queues._redis.ttl
+    key = f"{queues._prefix}job:"
+    for name in ("closed", "leased", "released"):
+        claimed = await queues.claim("q", "alice")
+        assert claimed is not None and claimed[0].job_id == name  # same priority: oldest first
+    await queues.close("closed", "alice")
+    assert await queues.release("released", "alice")
+    assert 0 < await ttl(key + "closed") <= RETENTION
+    for name in ("leased", "pending", "released"):
+        assert await ttl(key + name) == -1, f"the {name} job got a TTL"  # -1: exists, never expires
+
+
+async def test_an_expired_job_is_gone_and_its_audit_entries_stay(stack_settings: Settings) -> None:
+    """Through the review service (claim, verdict: audited, published, closed), with a 1 s retention."""
+    service = ReviewService(stack_settings.model_copy(update={"review_job_retention_seconds": 1}))
+    await service.start()
+    try:
+        job_id = f"retention-{datetime.now(UTC).timestamp()}"
+        await service.queues.enqueue(job(job_id, queue=job_id))
+        claimed = await service.claim_next(job_id, "alice")
+        assert claimed is not None
+        await service.submit(job_id, "alice", VerdictInput(verdict=Verdict.APPROVE))
+        found = await service.job(job_id)
+        assert found is not None and found[2] == "closed"
+        for _ in range(100):  # Redis deletes the key once its TTL is out
+            if await service.job(job_id) is None:
+                break
+            await asyncio.sleep(0.1)
+        assert await service.job(job_id) is None
+        entries = await service.audit_entries(actor="alice", limit=1000)
+        assert [e.action for e in entries if e.details.get("job") == job_id] == ["verdict", "claim"]
+    finally:
+        await service.stop()

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
 
     # Human review
     review_lease_seconds: float = Field(300.0, gt=0)
+    # A closed review job's hash is deleted after this (the audit log keeps what happened).
+    # Longer than the review-requests topic's retention: a request replayed after its job
+    # is gone makes a new job.
+    review_job_retention_seconds: int = Field(30 * 24 * 3600, gt=0)
     dashboard_port: int = 18080
     # Prometheus metrics of the dashboard, on a port of their own: the dashboard's is public.
     dashboard_metrics_port: int = 18081

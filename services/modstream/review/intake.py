@@ -1,20 +1,31 @@
 """The review service's feeds: review requests become jobs; decisions become counts.
 
-Both are Kafka consumer groups, committing only what is done: a replayed review request
-finds its job already there (enqueue is idempotent per job id).
+Both are Kafka consumer groups that commit only what is done: a replayed review request
+finds its job already there (enqueue is idempotent per job id). The feeds wait out an
+outage as the worker does: a record whose handling fails (Redis away, or anything else
+unexpected) is retried in place with capped, jittered backoff until it succeeds, so none
+is skipped and nothing after it is committed; a consumer that fails (the broker away) is
+made again the same way and resumes from the committed offsets. Only an unreadable record
+(retrying cannot help) is logged and passed over. Each loop's health is kept here, for the
+dashboard's ``/healthz`` and the ``modstream.review.feed.up`` gauge.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
+from functools import partial
+from typing import TypeVar
 
 from pydantic import ValidationError
 
 from modstream.core import metrics
 from modstream.core.events import ModerationDecision, ReviewRequest
 from modstream.core.kafka import kafka_consumer
+from modstream.core.retry import retrying
 from modstream.core.settings import Settings
 from modstream.core.tracing import KafkaHeaders, trace_carrier
 from modstream.review import gauges
@@ -22,8 +33,85 @@ from modstream.review.jobs import ReviewJob
 from modstream.review.service import ReviewService
 
 log = logging.getLogger("modstream.review")
+T = TypeVar("T")
 DEPTH_SAMPLE_SECONDS = 60.0
-Handler = Callable[[bytes, KafkaHeaders], Awaitable[None]]
+SAMPLE_RETRY_SECONDS = 5.0  # a failed sample is tried again this soon, not a whole period later
+INTAKE_GROUP, STATS_GROUP = "modstream-review-intake", "modstream-review-stats"
+# At shutdown each loop finishes its batch and commits; one still waiting out an outage
+# after this is cancelled, which leaves its record uncommitted, to be read again.
+STOP_GRACE_SECONDS = 5.0
+# Every failure is retried, not only the kinds known to be transient: skipping a record
+# would lose it, and a failure that never ends shows on /healthz and in the log.
+ANY_FAILURE = (Exception,)
+Action = Callable[[], Awaitable[None]]
+# Reads a record (raising ValidationError when it cannot) and returns what to do with it.
+Prepare = Callable[[bytes, KafkaHeaders], Action]
+
+
+class FeedState(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    RETRYING = "retrying"
+
+
+@dataclass
+class FeedHealth:
+    """One loop's state. It names error types only: messages, which may name internal
+    addresses, go to the log, so ``/healthz`` can answer without a session."""
+
+    name: str
+    state: FeedState = FeedState.STARTING
+    failures: int = 0  # in a row, since it last worked
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+    async def watch(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, with its failure (re-raised) or success recorded here."""
+        try:
+            result = await call()
+        except Exception as exc:
+            self.state, self.failures = FeedState.RETRYING, self.failures + 1
+            self.last_error, self.last_error_at = type(exc).__name__, datetime.now(UTC)
+            if self.failures == 1:
+                log.warning(
+                    "review feed failing, retrying until it works",
+                    extra={"feed": self.name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"},
+                )
+            raise
+        self.working()
+        return result
+
+    def working(self) -> None:
+        if self.failures:
+            log.info("review feed working again", extra={"feed": self.name, "failures": self.failures})
+        self.state, self.failures = FeedState.RUNNING, 0
+
+    def report(self) -> dict[str, object]:
+        at = self.last_error_at.isoformat(timespec="seconds") if self.last_error_at else None
+        return {
+            "state": self.state.value,
+            "failures": self.failures,
+            "last_error": self.last_error,
+            "last_error_at": at,
+        }
+
+
+# The feeds of this process (one dashboard runs one set), read by /healthz and the gauge.
+_health: dict[str, FeedHealth] = {}
+
+
+def health_report() -> tuple[bool, dict[str, object]]:
+    """Whether every feed works now, and each feed's state for ``/healthz``."""
+    healthy = all(h.state is FeedState.RUNNING for h in _health.values())
+    feeds = {name: h.report() for name, h in sorted(_health.items())}
+    return healthy, {"status": "ok" if healthy else "degraded", "feeds": feeds}
+
+
+def _up() -> Iterable[tuple[float, dict[str, str]]]:
+    return [(1.0 if h.state is FeedState.RUNNING else 0.0, {"feed": h.name}) for h in list(_health.values())]
+
+
+metrics.observe_gauge("modstream.review.feed.up", "1", "1 while a review feed works, 0 while it waits out trouble", _up)
 
 
 def job_for(
@@ -54,54 +142,81 @@ def job_for(
 
 async def run_feeds(settings: Settings, service: ReviewService, stop: asyncio.Event) -> None:
     """Until ``stop`` is set: enqueue review requests, count decisions, sample queue depths."""
-    await asyncio.gather(
-        _consume(settings, settings.topic_review_requests, "modstream-review-intake", _enqueue(service), stop),
-        _consume(settings, settings.topic_decisions, "modstream-review-stats", _count(service), stop),
-        _every(DEPTH_SAMPLE_SECONDS, service.queues.record_depths, stop),
-        _every(gauges.REFRESH_SECONDS, lambda: _refresh_gauges(service), stop),
-    )
+    _health.clear()
+    loops = [
+        _consume(settings, "review-requests", settings.topic_review_requests, INTAKE_GROUP, _enqueue(service), stop),
+        _consume(settings, "decisions", settings.topic_decisions, STATS_GROUP, _count(service), stop),
+        _every("queue-depths", DEPTH_SAMPLE_SECONDS, service.queues.record_depths, stop),
+        _every("queue-gauges", gauges.REFRESH_SECONDS, lambda: _refresh_gauges(service), stop),
+    ]
+    tasks = [asyncio.create_task(loop) for loop in loops]
+    await stop.wait()
+    _, waiting = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    _health.clear()
 
 
-def _enqueue(service: ReviewService) -> Handler:
-    async def handle(value: bytes, headers: KafkaHeaders) -> None:
+def _enqueue(service: ReviewService) -> Prepare:
+    def prepare(value: bytes, headers: KafkaHeaders) -> Action:
         request = ReviewRequest.model_validate_json(value)
-        if await service.queues.enqueue(job_for(request, trace_context=trace_carrier(headers))):
-            log.info("review job queued", extra={"event_id": request.event_id, "queue": request.queue})
+        job = job_for(request, trace_context=trace_carrier(headers))
 
-    return handle
+        async def enqueue() -> None:
+            if await service.queues.enqueue(job):
+                log.info("review job queued", extra={"event_id": request.event_id, "queue": request.queue})
 
+        return enqueue
 
-def _count(service: ReviewService) -> Handler:
-    async def handle(value: bytes, headers: KafkaHeaders) -> None:
-        await service.counts.record(ModerationDecision.model_validate_json(value))
-
-    return handle
+    return prepare
 
 
-async def _consume(settings: Settings, topic: str, group: str, handle: Handler, stop: asyncio.Event) -> None:
-    async with kafka_consumer(settings, topic, group_id=group, auto_commit=False) as consumer:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    metrics.events_consumed.add(1, {"topic": topic})
-                    try:
-                        await handle(record.value or b"", list(record.headers or []))
-                    except ValidationError as exc:
-                        log.error(
-                            "unreadable record skipped",
-                            extra={"topic": topic, "offset": record.offset, "error": str(exc)[:300]},
-                        )
-            if batches:
-                await consumer.commit()
+def _count(service: ReviewService) -> Prepare:
+    def prepare(value: bytes, headers: KafkaHeaders) -> Action:
+        decision = ModerationDecision.model_validate_json(value)
+        return lambda: service.counts.record(decision)
+
+    return prepare
+
+
+async def _consume(
+    settings: Settings, name: str, topic: str, group: str, prepare: Prepare, stop: asyncio.Event
+) -> None:
+    health = _health[name] = FeedHealth(name)
+
+    async def session() -> None:
+        async with kafka_consumer(settings, topic, group_id=group, auto_commit=False) as consumer:
+            health.working()
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for record in records:
+                        metrics.events_consumed.add(1, {"topic": topic})
+                        try:
+                            action = prepare(record.value or b"", list(record.headers or []))
+                        except ValidationError as exc:
+                            log.error(
+                                "unreadable record skipped",
+                                extra={"topic": topic, "offset": record.offset, "error": str(exc)[:300]},
+                            )
+                            continue
+                        await retrying(partial(health.watch, action), "redis", transient=ANY_FAILURE)
+                if batches:
+                    await consumer.commit()
+
+    await retrying(partial(health.watch, session), "kafka", transient=ANY_FAILURE)
 
 
 async def _refresh_gauges(service: ReviewService) -> None:
     gauges.remember(await service.queues.stats())
 
 
-async def _every(seconds: float, call: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+async def _every(name: str, seconds: float, call: Action, stop: asyncio.Event) -> None:
+    health = _health[name] = FeedHealth(name)
     while not stop.is_set():
-        await call()
+        with contextlib.suppress(Exception):  # recorded by watch and tried again soon
+            await health.watch(call)
+        pause = seconds if health.state is FeedState.RUNNING else min(seconds, SAMPLE_RETRY_SECONDS)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
+            await asyncio.wait_for(stop.wait(), pause)

@@ -9,6 +9,11 @@ Keys (prefix ``review:``): ``job:{id}`` hash; ``pending:{queue}`` zset ordered b
 priority then age; ``age:{queue}`` zset by enqueue time; ``leases:{queue}`` zset by
 lease expiry; ``queues`` set of queue names; ``depth:{queue}`` zset of depth samples.
 The scripts address keys they compute, so they assume a single Redis, not a cluster.
+
+A closed job's hash expires after the retention; open jobs never do. What happened to it
+stays in the audit log (a stream of its own). Enqueue is idempotent only while the hash
+is there, so the retention must outlast the review-requests topic's: a request replayed
+after its job expired makes a new job.
 """
 
 import time
@@ -105,10 +110,11 @@ return 1
 _CLOSE = (
     _HELD
     + """
-local prefix, id, reviewer, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local prefix, id, reviewer, now, retention = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local job = held(prefix, id, reviewer, now)
 if not job then return 0 end
 redis.call('HSET', job, 'status', 'closed', 'closed', now)
+redis.call('EXPIRE', job, retention)
 redis.call('ZREM', prefix .. 'leases:' .. redis.call('HGET', job, 'queue'), id)
 return 1
 """
@@ -131,10 +137,13 @@ return out
 
 
 class ReviewQueues:
-    def __init__(self, client: "aioredis.Redis", *, lease_seconds: float, prefix: str = "review:") -> None:
+    def __init__(
+        self, client: "aioredis.Redis", *, lease_seconds: float, job_retention_seconds: int, prefix: str = "review:"
+    ) -> None:
         self._redis = client
         self._prefix = prefix
         self.lease_seconds = lease_seconds
+        self.job_retention_seconds = job_retention_seconds
         self._enqueue = client.register_script(_ENQUEUE)
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
@@ -169,7 +178,8 @@ class ReviewQueues:
             raise LeaseLost(f"{reviewer} does not hold a live lease on job {job_id}")
 
     async def close(self, job_id: str, reviewer: str, now: float | None = None) -> None:
-        if not await self._close(args=[self._prefix, job_id, reviewer, repr(_now(now))]):
+        args: list[str | int] = [self._prefix, job_id, reviewer, repr(_now(now)), self.job_retention_seconds]
+        if not await self._close(args=args):
             raise LeaseLost(f"{reviewer} does not hold a live lease on job {job_id}")
 
     async def job(self, job_id: str) -> tuple[ReviewJob, Lease | None, str] | None:

@@ -31,7 +31,11 @@ class ReviewService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redis = aioredis.Redis.from_url(settings.redis_url)
-        self.queues = ReviewQueues(self.redis, lease_seconds=settings.review_lease_seconds)
+        self.queues = ReviewQueues(
+            self.redis,
+            lease_seconds=settings.review_lease_seconds,
+            job_retention_seconds=settings.review_job_retention_seconds,
+        )
         self.audit_log = AuditLog(self.redis)
         self.counts = DecisionCounts(self.redis)
         self.store = ObjectStore(settings)

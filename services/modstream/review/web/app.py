@@ -64,6 +64,15 @@ def create_app(service: ReviewService, users_file: Path, *, run_feeds: bool = Tr
     app = FastAPI(title="modstream review", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        """Each review feed's state (503 while one is not working), for monitors: no session
+        needed, as it names error types only, never an address or a message."""
+        from modstream.review.intake import health_report
+
+        healthy, report = health_report()
+        return JSONResponse(report, status_code=200 if healthy else 503, headers=_NO_STORE)
+
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse("/login", status_code=303)
