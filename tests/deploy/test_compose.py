@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from modstream.core.settings import PROJECT_ROOT
+from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.wheels import fetch_wheel, read_member
 
 from tests.conftest import SHARED_CACHE
@@ -86,7 +86,7 @@ def test_every_image_is_pinned_by_tag() -> None:
 def test_every_service_has_a_health_check_and_starts_after_healthy_dependencies() -> None:
     services = load("docker-compose.yml")["services"]
     one_shot = {name for name, spec in services.items() if spec.get("restart") == "no"}
-    assert one_shot == {"init", "cli"}
+    assert one_shot == {"init", "cli", "bucket-events"}
     for name, spec in services.items():
         if name not in one_shot:
             assert spec.get("healthcheck", {}).get("test"), f"{name} has no health check"
@@ -136,3 +136,40 @@ def test_the_containers_point_the_services_at_each_other() -> None:
     jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
     assert jobs["modstream-worker"]["dns_sd_configs"][0]["names"] == ["worker"]
     assert jobs["modstream-dashboard"]["static_configs"][0]["targets"] == ["dashboard:18081"]
+
+
+def test_minio_announces_new_objects_in_the_notified_bucket_on_the_workers_topic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = load("docker-compose.yml")["services"]
+    minio, worker, subscribe = (services[n] for n in ("minio", "worker", "bucket-events"))
+    minio_env, worker_env = minio["environment"], worker["environment"]
+    (target,) = [k.rpartition("_")[2] for k, v in minio_env.items() if k.startswith("MINIO_NOTIFY_KAFKA_ENABLE_")]
+    assert minio_env[f"MINIO_NOTIFY_KAFKA_ENABLE_{target}"] == "on"
+    assert minio_env[f"MINIO_NOTIFY_KAFKA_BROKERS_{target}"] == worker_env["MODSTREAM_KAFKA_BOOTSTRAP"]
+    topic = worker_env.get("MODSTREAM_TOPIC_S3_NOTIFICATIONS", Settings().topic_s3_notifications)
+    assert minio_env[f"MINIO_NOTIFY_KAFKA_TOPIC_{target}"] == topic
+    # Notifications wait on disk while Kafka is away: a named volume, so they outlive the container.
+    queue = minio_env[f"MINIO_NOTIFY_KAFKA_QUEUE_DIR_{target}"]
+    assert f"minio-events:{queue}" in minio["volumes"] and "minio-events" in load("docker-compose.yml")["volumes"]
+    assert minio["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+    # The subscription: MinIO's ARN for an environment-declared target is upper case.
+    script = " ".join(subscribe["entrypoint"])
+    assert (
+        f'mc event add --ignore-existing "modstream/$NOTIFIED_BUCKET" arn:minio:sqs::{target.upper()}:kafka --event put'
+        in script
+    )
+    bucket = subscribe["environment"]["NOTIFIED_BUCKET"]
+    assert bucket == env_example()["NOTIFIED_BUCKET"]
+    # Topics exist only once init made them (Kafka does not create them on first use here).
+    assert subscribe["depends_on"]["init"]["condition"] == "service_completed_successfully"
+    assert services["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+    # The worker takes that bucket, with a tenant for its keys, and it is not the SDK's bucket
+    # (objects the SDK stores are announced by the SDK: announced twice, they would be decided twice).
+    for name, value in worker_env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None)  # as the worker reads its environment
+    assert bucket in settings.allowed_buckets and bucket != settings.uploads_bucket
+    assert settings.notification_tenant_from_key or bucket in settings.notification_tenants
