@@ -178,3 +178,12 @@ def test_config_and_secrets_reach_the_services_and_the_dashboard_is_routed(resou
     service = by_kind(resources, "Service")[backend["name"]]
     assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
     assert all(r["metadata"].get("namespace") == "modstream" for r in resources if r["kind"] != "Namespace")
+
+
+def test_a_worker_is_ready_when_it_works_and_alive_when_idle(resources: list[dict[str, Any]]) -> None:
+    # /healthz is 503 until the worker owns an uploads partition; an idle worker (more
+    # replicas than partitions) must stay up, so startup and liveness ask /livez.
+    (worker,) = containers(by_kind(resources, "Deployment")["modstream-worker"])
+    assert worker["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert worker["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert worker["startupProbe"]["httpGet"]["path"] == "/livez"
