@@ -1,7 +1,7 @@
 """Positive signals that a topic has been read to its end: what lets a test prove an absence.
 
 End offsets are exact on the local broker because every producer sends one record per
-batch (``MODSTREAM_PRODUCER_MAX_BATCH_SIZE``; ARCHITECTURE.md).
+batch (``MODSTREAM_PRODUCER_MAX_BATCH_SIZE``; docs/architecture.md).
 """
 
 import asyncio

@@ -75,7 +75,7 @@ async def kafka_consumer(
     settings: Settings, *topics: str, group_id: str | None = None, auto_commit: bool = True
 ) -> AsyncIterator[AIOKafkaConsumer]:
     # Always from the earliest offset: "latest" relies on end offsets, which Tansu
-    # (the local broker) reports wrongly; see ARCHITECTURE.md.
+    # (the local broker) reports wrongly; see docs/architecture.md.
     consumer = AIOKafkaConsumer(
         *topics,
         **connection_options(settings),

@@ -90,7 +90,7 @@ def kafka(settings: Settings, layout: Layout) -> Server:
     return Server(
         name="kafka",
         address=settings.kafka_bootstrap,
-        # Memory storage: the local stack starts empty each time (see ARCHITECTURE.md).
+        # Memory storage: the local stack starts empty each time (see docs/architecture.md).
         argv=[
             str(tansu),
             "broker",
