@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     notification_tenant_from_key: bool = False
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
-    # Local-stack workaround (see ARCHITECTURE.md): Tansu answers end offsets wrongly for
+    # Local-stack workaround (see docs/architecture.md): Tansu answers end offsets wrongly for
     # multi-record batches, so locally every batch holds one record. Production brokers:
     # set 0 to keep the client's default batching.
     producer_max_batch_size: int = 1
