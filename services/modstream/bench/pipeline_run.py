@@ -40,9 +40,14 @@ async def run_pipeline(
     timeout: float = 600.0,
     rate: float = 0.0,
     events: int | None = None,
+    quiet_seconds: float = 0.0,
     on_decided: Callable[[ModerationDecision], None] = lambda d: None,
 ) -> PipelineResult:
-    """One event per image, or ``events`` events cycling over the stored images."""
+    """One event per image, or ``events`` events cycling over the stored images.
+
+    With ``quiet_seconds``, decisions are still read after every event has one, until none
+    of these events has had a record for that long: a duplicate that comes late is counted.
+    """
     total = events or len(images)
     run = new_id()[:12]
     async with UploadClient(settings) as client:
@@ -64,7 +69,8 @@ async def run_pipeline(
             nonlocal duplicates
             async with kafka_consumer(settings, settings.topic_decisions) as consumer:
                 consuming.set()
-                while len(decided) < total:
+                last_record = time.perf_counter()
+                while len(decided) < total or time.perf_counter() - last_record < quiet_seconds:
                     batches = await consumer.getmany(timeout_ms=1000)
                     now = time.perf_counter()
                     for records in batches.values():
@@ -72,8 +78,10 @@ async def run_pipeline(
                             decision = ModerationDecision.model_validate_json(record.value or b"")
                             if decision.event_id in decided:
                                 duplicates += 1
+                                last_record = now
                             elif decision.event_id in published:
                                 decided[decision.event_id] = now
+                                last_record = now
                                 outcomes[decision.decision.value] = outcomes.get(decision.decision.value, 0) + 1
                                 on_decided(decision)
 

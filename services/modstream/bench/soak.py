@@ -20,6 +20,9 @@ from modstream.core.events import ModerationDecision
 from modstream.core.settings import Settings
 
 SAMPLE_SECONDS = 5.0
+# After the last event's decision, decisions are read on until none of the soak's events has
+# had one for this long: a late duplicate (a redelivery after a commit was lost) still counts.
+QUIET_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ async def run_soak(
     worker: psutil.Process,
     triton: psutil.Process,
     on_decided: Callable[[ModerationDecision], None] = lambda d: None,
+    quiet_seconds: float = QUIET_SECONDS,
 ) -> dict[str, Any]:
     samples: list[MemorySample] = []
     started = time.monotonic()
@@ -53,7 +57,14 @@ async def run_soak(
 
     sampler = asyncio.create_task(sample())
     try:
-        result = await run_pipeline(settings, images, events=events, timeout=events, on_decided=on_decided)
+        result = await run_pipeline(
+            settings,
+            images,
+            events=events,
+            timeout=events + quiet_seconds,
+            quiet_seconds=quiet_seconds,
+            on_decided=on_decided,
+        )
     finally:
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
