@@ -5,13 +5,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from modstream.core.events import ReviewRequest
+from modstream.core.events import ModerationDecision, ReviewRequest
 from modstream.core.kafka import read_records
 from modstream.core.settings import Settings
-from modstream.review.intake import run_feeds
+from modstream.review.intake import INTAKE_GROUP, run_feeds
 from modstream.review.service import ReviewService
 
 from tests.faults.conftest import REVIEW_TENANT, publish_events
+from tests.offsets import records_so_far, wait_until_committed_to_end
 from tests.records import decision_log
 from tests.workers import spawn_worker, stop_worker
 
@@ -36,13 +37,17 @@ async def test_sigkill_mid_stream_then_restart(fault_stack: Settings, tmp_path: 
         decided = await decisions.wait_for(event_ids, EVENTS, timeout=600)
         assert decided == EVENTS, f"{EVENTS - decided} of {EVENTS} events have no decision"
 
-        duplicates = decisions.duplicates(event_ids)
+        # Every upload handled to the end, replays after the restart included (the worker
+        # commits only then), and every review request taken in by the intake (likewise).
+        await wait_until_committed_to_end(fault_stack, fault_stack.consumer_group, fault_stack.topic_uploads)
+        topic = fault_stack.topic_review_requests
+        await wait_until_committed_to_end(fault_stack, INTAKE_GROUP, topic)
+        so_far = await records_so_far(fault_stack, fault_stack.topic_decisions, ModerationDecision)
+        duplicates = {e: so_far[e] for e in event_ids if len(so_far[e]) > 1}
         for event_id, copies in duplicates.items():
             assert len({(d.decision, tuple(sorted(d.scores.items()))) for d in copies}) == 1, event_id
-        topic = fault_stack.topic_review_requests
         requests = [r async for r in read_records(fault_stack, topic, ReviewRequest, False, 2)]
         reviewed = {r.event_id for r in requests if r.event_id in set(event_ids)}
-        await asyncio.sleep(3)  # the intake catches up
         stats = await review.queues.stats()
         jobs = sum(s.pending + s.in_review for s in stats)
         print(
