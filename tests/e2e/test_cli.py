@@ -4,6 +4,7 @@ import asyncio
 import json
 import shutil
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from modstream.models.weights import SHA256 as WEIGHTS_SHA256
 from modstream.models.weights import sha256_of
 from modstream.review.jobs import ReviewJob
 from modstream.review.queue import ReviewQueues
+from modstream.review.service import ReviewService
 from pydantic import SecretStr
 
 from tests.commands import modstream
@@ -36,6 +38,8 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
         assert f"{DEMO_IMAGES} of {DEMO_IMAGES} images decided" in demo.stdout
         assert "not-an-image.jpg" in demo.stdout and "not_an_image" in demo.stdout
         assert "modstream stack down" in demo.stdout
+        assert_review_jobs_wait_in_the_queues_the_demo_names(settings, demo.stdout)
+        assert_the_dashboard_logs_json_lines(settings)
 
         status = modstream(settings, "stack", "status")
         assert status.returncode == 0, status.stdout
@@ -65,6 +69,44 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
     assert down.returncode == 0
     assert "stopped: worker, dashboard, kafka, s3, redis, triton" in down.stdout
     assert modstream(settings, "stack", "status").returncode == 1
+
+
+def assert_review_jobs_wait_in_the_queues_the_demo_names(settings: Settings, stdout: str) -> None:
+    """The demo tenant's policy sends some sample photos to review: each is a pending job in
+    Redis in its decision's queue, and the closing lines name that queue and its depth."""
+    listed = modstream(settings, "decisions", "--json")
+    assert listed.returncode == 0, listed.stderr
+    demo = [d for d in map(json.loads, listed.stdout.splitlines()) if d["tenant"] == "demo"]
+    assert len({d["event_id"] for d in demo}) == DEMO_IMAGES
+    to_review = {d["event_id"]: d["review_queue"] for d in demo if d["review_queue"]}
+    assert to_review, "no demo image went to review"
+
+    async def jobs_and_depths() -> tuple[dict[str, tuple[str, str]], dict[str, int]]:
+        review = ReviewService(settings)
+        try:
+            jobs = {}
+            for event_id in to_review:
+                found = await review.job(event_id)
+                assert found is not None, f"no review job for {event_id}"
+                jobs[event_id] = (found[0].queue, found[2])
+            return jobs, {queue.name: queue.pending for queue in await review.queue_stats()}
+        finally:
+            await review.stop()
+
+    jobs, pending = asyncio.run(jobs_and_depths())
+    assert jobs == {event_id: (queue, "pending") for event_id, queue in to_review.items()}
+    for queue, count in Counter(to_review.values()).items():
+        line = f'{count} of these images went to human review: queue "{queue}", {pending[queue]} jobs waiting there now'
+        assert line in stdout, stdout[-2000:]
+
+
+def assert_the_dashboard_logs_json_lines(settings: Settings) -> None:
+    """The dashboard the stack started writes structured lines to its log file."""
+    log = settings.state_dir / "logs" / "dashboard.log"
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    starting = [r for r in records if r["logger"] == "modstream.dashboard" and r["msg"] == "dashboard starting"]
+    assert starting and starting[0]["port"] == settings.dashboard_port, log.read_text()[-2000:]
+    assert starting[0]["level"] == "info" and starting[0]["ts"]
 
 
 def assert_queue_gauges_match_the_queues(settings: Settings) -> None:
