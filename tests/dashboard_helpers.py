@@ -1,4 +1,8 @@
-"""Shared by the dashboard tests: a real review service, seeded jobs, logged-in clients."""
+"""Shared by the dashboard tests: a real review service, seeded jobs, logged-in clients.
+
+The clients call the app in this process (``httpx.ASGITransport``), which runs no lifespan
+and so no review feeds: the feeds' tests drive the real ``modstream dashboard`` process.
+"""
 
 import re
 from collections.abc import AsyncIterator
