@@ -17,6 +17,7 @@ REVIEW_TENANT = "review-e2e"
 REVIEW_QUEUE = "e2e-review"
 TRACED_TENANT = "traced-e2e"  # reviews everything too, in a queue of its own
 TRACED_QUEUE = "e2e-traced"
+NOTIFIED_BUCKET = "e2e-notified"
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +32,15 @@ def worker_settings(stack_settings: Settings, tmp_path_factory: pytest.TempPathF
             # Only the tenants these tests use: any other is refused at intake.
             "tenants": ["e2e", REVIEW_TENANT, TRACED_TENANT, "reload-e2e"],
             "trace_exporter": "otlp",
+            # Bucket notifications (test_event_sources.py): one bucket mapped to a tenant, and
+            # the uploads bucket, whose keys start with the tenant.
+            "allowed_buckets": [stack_settings.uploads_bucket, NOTIFIED_BUCKET],
+            "notification_tenants": {NOTIFIED_BUCKET: "e2e"},
+            "notification_tenant_from_key": True,
         }
     )
-    ObjectStore(settings).ensure_bucket(settings.uploads_bucket)
+    for bucket in settings.allowed_buckets:
+        ObjectStore(settings).ensure_bucket(bucket)
     return settings
 
 
