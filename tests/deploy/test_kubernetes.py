@@ -129,14 +129,16 @@ def test_strimzi_runs_kraft_and_makes_every_topic_the_services_use(resources: li
 def test_keda_scales_workers_on_lag_and_never_past_the_partitions(resources: list[dict[str, Any]]) -> None:
     (scaled,) = by_kind(resources, "ScaledObject").values()
     assert scaled["spec"]["scaleTargetRef"]["name"] in by_kind(resources, "Deployment")
-    (trigger,) = scaled["spec"]["triggers"]
     defaults = Settings()
-    assert trigger["type"] == "kafka"
-    assert trigger["metadata"]["topic"] == defaults.topic_uploads
-    assert trigger["metadata"]["consumerGroup"] == defaults.consumer_group
-    partitions = by_kind(resources, "KafkaTopic")[defaults.topic_uploads]["spec"]["partitions"]
-    assert 1 <= scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"] <= partitions
-    assert trigger["metadata"]["allowIdleConsumers"] == "false"
+    # One trigger per topic the workers consume: upload events and bucket notifications.
+    triggers = {t["metadata"]["topic"]: t for t in scaled["spec"]["triggers"]}
+    assert set(triggers) == {defaults.topic_uploads, defaults.topic_s3_notifications}
+    for topic, trigger in triggers.items():
+        assert trigger["type"] == "kafka"
+        assert trigger["metadata"]["consumerGroup"] == defaults.consumer_group
+        partitions = by_kind(resources, "KafkaTopic")[topic]["spec"]["partitions"]
+        assert 1 <= scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"] <= partitions
+        assert trigger["metadata"]["allowIdleConsumers"] == "false"
 
 
 def test_every_workload_has_probes_resources_and_a_disruption_budget(resources: list[dict[str, Any]]) -> None:
