@@ -150,12 +150,14 @@ async def run_feeds(settings: Settings, service: ReviewService, stop: asyncio.Ev
         _every("queue-gauges", gauges.REFRESH_SECONDS, lambda: _refresh_gauges(service), stop),
     ]
     tasks = [asyncio.create_task(loop) for loop in loops]
-    await stop.wait()
-    _, waiting = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
-    for task in waiting:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    _health.clear()
+    try:
+        await stop.wait()
+        await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+    finally:
+        for task in tasks:
+            task.cancel()  # those still waiting out an outage (a finished task ignores it)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        _health.clear()
 
 
 def _enqueue(service: ReviewService) -> Prepare:
