@@ -38,15 +38,15 @@ async def test_refused_events_never_reach_the_object_store(stack_settings: Setti
     valid: dict[str, object] = json.loads(
         ImageUploaded.new(tenant="t", bucket=stored.bucket, key=stored.key).to_bytes()
     )
-    refused = {
-        "not_json": b'{"event_id": "broken", ',
-        "schema_mismatch": json.dumps(valid | {"bucket": None}).encode(),
-        "dot_dot_key": json.dumps(valid | {"key": "../" + stored.key}).encode(),
-        "unsupported_schema_version": json.dumps(valid | {"schema_version": 2}).encode(),
-        "event_too_large": json.dumps(valid | {"metadata": {"x": "y" * settings.max_event_bytes}}).encode(),
-        "bucket_not_allowed": json.dumps(valid | {"bucket": "elsewhere"}).encode(),
-        "unknown_tenant": json.dumps(valid | {"tenant": "stranger"}).encode(),
-    }
+    refused = [
+        ("not_json", b'{"event_id": "broken", '),
+        ("schema_mismatch", json.dumps(valid | {"bucket": None}).encode()),
+        ("schema_mismatch", json.dumps(valid | {"key": "../" + stored.key}).encode()),
+        ("unsupported_schema_version", json.dumps(valid | {"schema_version": 2}).encode()),
+        ("event_too_large", json.dumps(valid | {"metadata": {"x": "y" * settings.max_event_bytes}}).encode()),
+        ("bucket_not_allowed", json.dumps(valid | {"bucket": "elsewhere"}).encode()),
+        ("unknown_tenant", json.dumps(valid | {"tenant": "stranger"}).encode()),
+    ]
     decided = DecidedEvents(settings, prefix="refusal-test:")
     async with CountingProxy(settings.s3_endpoint) as proxy, kafka_producer(settings) as producer:
         pipeline = Pipeline(
@@ -57,7 +57,7 @@ async def test_refused_events_never_reach_the_object_store(stack_settings: Setti
             publisher=KafkaPublisher(producer),
             policies=PolicyStore(settings.policies_dir, model_labels=None),
         )
-        for offset, (reason, payload) in enumerate(refused.items()):
+        for offset, (reason, payload) in enumerate(refused):
             (letter,) = await pipeline.handle(Delivery(payload, [], settings.topic_uploads, 0, offset))
             assert isinstance(letter, DeadLetter) and letter.reason.value == reason, (reason, letter)
         assert proxy.bytes_to_clients == 0
