@@ -96,7 +96,8 @@ def assert_review_jobs_wait_in_the_queues_the_demo_names(settings: Settings, std
     jobs, pending = asyncio.run(jobs_and_depths())
     assert jobs == {event_id: (queue, "pending") for event_id, queue in to_review.items()}
     for queue, count in Counter(to_review.values()).items():
-        line = f'{count} of these images went to human review: queue "{queue}", {pending[queue]} jobs waiting there now'
+        went = f'{count} of these images went to human review in the queue "{queue}"'
+        line = f"{went} (jobs waiting there now: {pending[queue]})"
         assert line in stdout, stdout[-2000:]
 
 

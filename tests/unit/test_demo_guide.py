@@ -43,8 +43,8 @@ async def test_each_event_counts_once_and_reviews_are_kept_with_their_queue() ->
 
     lines = "\n".join(closing_lines(tally, {"demo-review": 5, "audit": 1}, 0, "http://127.0.0.1:1/", "pw"))
     assert "4 of 4 images decided[/bold]: 2 allow, 2 review" in lines
-    assert '2 of these images went to human review: queue "demo-review", 5 jobs waiting there now' in lines
-    assert '1 of these images went to human review: queue "audit", 1 jobs waiting there now' in lines
+    assert '2 of these images went to human review in the queue "demo-review" (jobs waiting there now: 5)' in lines
+    assert '1 of these images went to human review in the queue "audit" (jobs waiting there now: 1)' in lines
     assert "Reviewer dashboard: http://127.0.0.1:1/ (user admin, password pw)" in lines
 
 
@@ -59,4 +59,4 @@ async def test_waiting_for_jobs_returns_those_that_never_came() -> None:
     assert await wait_for_jobs({"x"}, has_job, timeout=0.6) == {"x"}
     tally = Tally(expected=2)
     assert "none of these images went to human review" in "\n".join(closing_lines(tally, {}, 0, "u", None))
-    assert "1 review jobs are not in the queues yet" in "\n".join(closing_lines(tally, {}, 1, "u", None))
+    assert "review jobs not in the queues yet: 1;" in "\n".join(closing_lines(tally, {}, 1, "u", None))

@@ -129,15 +129,13 @@ def closing_lines(
         by_queue[queue] = by_queue.get(queue, 0) + 1
     for queue, mine in sorted(by_queue.items()):
         lines.append(
-            f'  {mine} of these images went to human review: queue "{queue}", '
-            f"{waiting.get(queue, 0)} jobs waiting there now; open it and press Start reviewing"
+            f'  {mine} of these images went to human review in the queue "{queue}" '
+            f"(jobs waiting there now: {waiting.get(queue, 0)}); open it and press Start reviewing"
         )
     if not by_queue:
         lines.append("  none of these images went to human review this time")
     if missing_jobs:
-        lines.append(
-            f"  [yellow]{missing_jobs} review jobs are not in the queues yet: see the dashboard's log[/yellow]"
-        )
+        lines.append(f"  [yellow]review jobs not in the queues yet: {missing_jobs}; see the dashboard's log[/yellow]")
     lines.append(
         "The stack, the worker and the dashboard keep running. Next:\n"
         "  modstream upload PATH… --tenant acme    upload your own images\n"
