@@ -13,6 +13,7 @@ dashboard's ``/healthz`` and the ``modstream.review.feed.up`` gauge.
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from enum import StrEnum
 from functools import partial
 from typing import TypeVar
 
+from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from modstream.core import metrics
@@ -40,12 +42,19 @@ INTAKE_GROUP, STATS_GROUP = "modstream-review-intake", "modstream-review-stats"
 # At shutdown each loop finishes its batch and commits; one still waiting out an outage
 # after this is cancelled, which leaves its record uncommitted, to be read again.
 STOP_GRACE_SECONDS = 5.0
+# A broker that answers no fetch or commit for this long shows on /healthz; the Kafka
+# client itself keeps trying (fetches answer within a second when all is well).
+BROKER_SILENCE_SECONDS = 10.0
 # Every failure is retried, not only the kinds known to be transient: skipping a record
 # would lose it, and a failure that never ends shows on /healthz and in the log.
 ANY_FAILURE = (Exception,)
 Action = Callable[[], Awaitable[None]]
 # Reads a record (raising ValidationError when it cannot) and returns what to do with it.
 Prepare = Callable[[bytes, KafkaHeaders], Action]
+
+
+class BrokerSilent(Exception):
+    """The broker has not answered this feed for a while; the Kafka client keeps trying."""
 
 
 class FeedState(StrEnum):
@@ -70,16 +79,23 @@ class FeedHealth:
         try:
             result = await call()
         except Exception as exc:
-            self.state, self.failures = FeedState.RETRYING, self.failures + 1
-            self.last_error, self.last_error_at = type(exc).__name__, datetime.now(UTC)
-            if self.failures == 1:
-                log.warning(
-                    "review feed failing, retrying until it works",
-                    extra={"feed": self.name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"},
-                )
+            self.failed(exc)
             raise
         self.working()
         return result
+
+    def failed(self, exc: Exception) -> None:
+        self.state, self.failures = FeedState.RETRYING, self.failures + 1
+        self.last_error, self.last_error_at = type(exc).__name__, datetime.now(UTC)
+        if self.failures == 1:
+            log.warning(
+                "review feed failing, retrying until it works",
+                extra={"feed": self.name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"},
+            )
+
+    def broker_silent(self) -> None:
+        if self.state is FeedState.RUNNING:  # once per silence, not at every poll
+            self.failed(BrokerSilent(f"no answer from the broker for over {BROKER_SILENCE_SECONDS:.0f} s"))
 
     def working(self) -> None:
         if self.failures:
@@ -205,9 +221,30 @@ async def _consume(
                             continue
                         await retrying(partial(health.watch, action), "redis", transient=ANY_FAILURE)
                 if batches:
-                    await consumer.commit()
+                    await _commit(consumer, health)
+                if batches or not _broker_silent(consumer):
+                    health.working()
+                else:
+                    health.broker_silent()
 
     await retrying(partial(health.watch, session), "kafka", transient=ANY_FAILURE)
+
+
+async def _commit(consumer: AIOKafkaConsumer, health: FeedHealth) -> None:
+    """Commit what was read; the client retries it until the broker answers, flagged meanwhile."""
+    commit = asyncio.ensure_future(consumer.commit())
+    while True:
+        try:
+            return await asyncio.wait_for(asyncio.shield(commit), BROKER_SILENCE_SECONDS)
+        except TimeoutError:
+            health.broker_silent()
+
+
+def _broker_silent(consumer: AIOKafkaConsumer) -> bool:
+    """Whether a partition of this feed had no fetch answered lately (none known yet: no)."""
+    answered = [consumer.last_poll_timestamp(tp) for tp in consumer.assignment()]
+    known = [at for at in answered if at is not None]
+    return bool(known) and time.time() - min(known) / 1000 > BROKER_SILENCE_SECONDS
 
 
 async def _refresh_gauges(service: ReviewService) -> None:
