@@ -4,10 +4,11 @@ Both are Kafka consumer groups that commit only what is done: a replayed review 
 finds its job already there (enqueue is idempotent per job id). The feeds wait out an
 outage as the worker does: a record whose handling fails (Redis away, or anything else
 unexpected) is retried in place with capped, jittered backoff until it succeeds, so none
-is skipped and nothing after it is committed; a consumer that fails (the broker away) is
-made again the same way and resumes from the committed offsets. Only an unreadable record
-(retrying cannot help) is logged and passed over. Each loop's health is kept here, for the
-dashboard's ``/healthz`` and the ``modstream.review.feed.up`` gauge.
+is skipped and nothing after it is committed; a consumer that fails (it cannot start, or
+its commit is refused) is made again the same way and resumes from the committed offsets.
+A broker that does not answer is waited out inside the Kafka client. Only an unreadable
+record (retrying cannot help) is logged and passed over. Each loop's health is kept here,
+for the dashboard's ``/healthz`` and the ``modstream.review.feed.up`` gauge.
 """
 
 import asyncio
