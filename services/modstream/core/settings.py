@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # Redis (dedupe by event id)
     redis_url: str = "redis://127.0.0.1:16379/0"
     dedupe_ttl_seconds: int = 7 * 24 * 3600
+    # How long a worker's claim on an event it is deciding lasts without renewal (renewed a
+    # few times a lease while it works): a copy of the event waits for it, and after a
+    # worker dies its events wait at most this long to be taken over.
+    dedupe_lease_seconds: float = Field(30.0, gt=0)
 
     # Triton
     triton_grpc: str = "127.0.0.1:18001"
