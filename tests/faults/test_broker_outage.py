@@ -48,6 +48,9 @@ class CuttableProxy:
     def cut(self) -> None:
         """Refuse new connections and drop every open one, as a network partition would."""
         assert self._listener is not None
+        # Closing alone would leave the thread blocked in accept() still accepting; a
+        # shutdown wakes it and stops the listening.
+        _drop(self._listener)
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
@@ -60,7 +63,11 @@ class CuttableProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # cut
-            server = socket.create_connection(("127.0.0.1", self.upstream))
+            try:
+                server = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                client.close()  # the broker is not up (yet): this client sees a dropped connection
+                continue
             with self._lock:
                 self._sockets |= {client, server}
             for source, sink in ((client, server), (server, client)):
@@ -104,7 +111,7 @@ def behind_proxy(fault_stack: Settings, tmp_path: Path) -> Iterator[tuple[Settin
     proxy.open()
     try:
         deadline = time.monotonic() + 30
-        while not kafka_answers(f"127.0.0.1:{advertised}"):
+        while not (kafka_answers(f"127.0.0.1:{listen}") and kafka_answers(f"127.0.0.1:{advertised}")):
             assert time.monotonic() < deadline, "the proxied broker does not answer"
             time.sleep(0.2)
         settings = fault_stack.model_copy(
