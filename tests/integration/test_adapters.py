@@ -175,7 +175,7 @@ async def test_scores_for_every_label_with_the_version(scorer: TritonScorer) -> 
         (images.corrupt_webp(), ErrorReason.CORRUPT_IMAGE),
         (images.corrupt_gif(), ErrorReason.CORRUPT_IMAGE),
         (images.decompression_bomb(), ErrorReason.TOO_MANY_PIXELS),
-        (images.encode(Image.new("RGB", (8, 8)), "BMP"), ErrorReason.UNSUPPORTED_FORMAT),
+        (images.encode(Image.new("RGB", (8, 8)), "TGA"), ErrorReason.UNSUPPORTED_FORMAT),
         (b"", ErrorReason.EMPTY_FILE),
     ],
 )
