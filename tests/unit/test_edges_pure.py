@@ -9,7 +9,10 @@ from modstream.core.inference import ImageRejected, InferenceUnavailable, classi
 from modstream.core.settings import Settings
 from modstream.ingest.files import image_files
 from modstream.ingest.sdk import sniff_content_type
+from PIL import Image
 from tritonclient.utils import InferenceServerException
+
+from tests import images
 
 
 @pytest.mark.parametrize(
@@ -67,6 +70,14 @@ def test_mean_batch_size_between_two_readings() -> None:
         (b"\x89PNG\r\n\x1a\nrest", "image/png"),
         (b"GIF89a...", "image/gif"),
         (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (b"BM\x8a\x00", "image/bmp"),
+        (b"II*\x00\x08\x00", "image/tiff"),
+        (b"MM\x00*\x00\x00", "image/tiff"),
+        (b"\x00\x00\x01\x00\x01\x00", "image/vnd.microsoft.icon"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", "image/heic"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00", "image/avif"),
+        (b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00", "image/heif"),
+        (b"\x00\x00\x00\x1cftypisom\x00\x00\x00\x00", "application/octet-stream"),  # an MP4
         (b"<html>", "application/octet-stream"),
         (b"", "application/octet-stream"),
     ],
@@ -93,3 +104,15 @@ def test_settings_survive_the_trip_through_environment_variables(monkeypatch: py
     for name, value in original.as_env().items():
         monkeypatch.setenv(name, value)
     assert Settings() == original
+
+
+def test_real_files_of_every_decoded_format_are_named_by_their_bytes() -> None:
+    photo = Image.new("RGB", (64, 48), (200, 30, 30))
+    files = {
+        "image/bmp": images.encode(photo, "BMP"),
+        "image/tiff": images.encode(photo, "TIFF"),
+        "image/vnd.microsoft.icon": images.encode(photo, "ICO"),
+        "image/heic": images.heif(photo),
+        "image/avif": images.encode(photo, "AVIF"),
+    }
+    assert {kind: sniff_content_type(data) for kind, data in files.items()} == {kind: kind for kind in files}

@@ -7,7 +7,10 @@ from pathlib import Path
 from modstream.core.events import ImageUploaded
 from modstream.ingest.sdk import UploadClient
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".heic"}
+IMAGE_SUFFIXES = {
+    *(".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ico"),
+    *(".avif", ".heic", ".heif", ".hif"),
+}
 
 
 def image_files(paths: Iterable[Path]) -> list[Path]:
