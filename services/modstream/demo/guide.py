@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import itertools
 import secrets
-from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,8 +94,14 @@ async def follow_decisions(
             if tally.complete:
                 return
 
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(follow(), timeout)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(follow(), timeout)
+    finally:
+        # Closed now, while the loop runs: left to asyncio.run's shutdown, the generators
+        # beneath it (the Kafka consumer) are closed out of order, with an error printed.
+        if isinstance(decisions, AsyncGenerator):
+            await decisions.aclose()
     return tally
 
 
