@@ -3,11 +3,10 @@
 import json
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from modstream.core.dedupe import DecidedEvents
 from modstream.core.events import DeadLetter, ImageUploaded, ModerationDecision
 from modstream.core.inference import TritonScorer
-from modstream.core.kafka import kafka_producer
+from modstream.core.kafka import KafkaPublisher, kafka_producer
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.topics import ensure_topics
@@ -18,14 +17,6 @@ from tests import images
 from tests.proxy import CountingProxy
 
 pytestmark = pytest.mark.integration
-
-
-class KafkaPublisher:
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self._producer = producer
-
-    async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await self._producer.send_and_wait(topic, value, key=key.encode(), headers=headers)
 
 
 async def test_refused_events_never_reach_the_object_store(stack_settings: Settings) -> None:

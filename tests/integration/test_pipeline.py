@@ -3,11 +3,10 @@
 import asyncio
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from modstream.core.dedupe import DecidedEvents
 from modstream.core.events import ModerationDecision, Outcome
 from modstream.core.inference import TritonScorer
-from modstream.core.kafka import kafka_consumer, kafka_producer
+from modstream.core.kafka import KafkaPublisher, kafka_consumer, kafka_producer
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.topics import ensure_topics
@@ -23,14 +22,6 @@ from PIL import Image
 from tests import images
 
 pytestmark = pytest.mark.integration
-
-
-class KafkaPublisher:
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self._producer = producer
-
-    async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await self._producer.send_and_wait(topic, value, key=key.encode(), headers=headers)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Kafka clients for everything that is not the Faust worker: SDK, CLI, tests, benchmark."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -9,6 +9,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.helpers import create_ssl_context
 from pydantic import BaseModel, ValidationError
 
+from modstream.core import metrics
 from modstream.core.settings import Settings
 
 R = TypeVar("R", bound=BaseModel)
@@ -22,6 +23,30 @@ class Publisher(Protocol):
 
 class PublishUnavailable(Exception):
     """The brokers did not take a record (unreachable, no leader, timed out); worth retrying."""
+
+
+@contextmanager
+def broker_errors(topic: str) -> Iterator[None]:
+    """Producer failures as publishers report them: ``PublishUnavailable`` when the brokers
+    are away (worth waiting for), anything else (a record refused for good) as it is."""
+    try:
+        yield
+    except Exception as exc:
+        if broker_unavailable(exc):
+            raise PublishUnavailable(f"{topic}: {exc!r}") from exc
+        raise
+
+
+class KafkaPublisher:
+    """A ``Publisher`` over an aiokafka producer (the review service's; the Faust worker has its own)."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        with broker_errors(topic):
+            await self._producer.send_and_wait(topic, value, key=key.encode(), headers=headers)
+        metrics.records_published.add(1, {"topic": topic})
 
 
 def broker_unavailable(exc: BaseException) -> bool:

@@ -14,7 +14,7 @@ from opentelemetry import propagate
 
 from modstream.core import metrics
 from modstream.core.events import ModerationDecision, Outcome, ReviewVerdict
-from modstream.core.kafka import producer_options
+from modstream.core.kafka import KafkaPublisher, producer_options
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.tracing import inject_headers, tracer
@@ -112,8 +112,7 @@ class ReviewService:
             headers = inject_headers()
             outputs = ((self.settings.topic_decisions, decision), (self.settings.topic_review_verdicts, record))
             for topic, value in outputs:
-                await self._producer.send_and_wait(topic, value.to_bytes(), key=job.job_id.encode(), headers=headers)
-                metrics.records_published.add(1, {"topic": topic})
+                await KafkaPublisher(self._producer).publish(topic, job.job_id, value.to_bytes(), headers)
         metrics.verdicts.add(1, {"queue": job.queue, "verdict": verdict.verdict.value})
         metrics.decisions.add(1, {"outcome": decision.decision.value, "source": "human"})
         await self.queues.close(job_id, reviewer)

@@ -19,7 +19,7 @@ from faust.web import Request, Response, View
 from modstream.core import metrics
 from modstream.core.dedupe import DecidedEvents
 from modstream.core.inference import TritonScorer
-from modstream.core.kafka import PublishUnavailable, broker_unavailable, connection_options
+from modstream.core.kafka import broker_errors, connection_options
 from modstream.core.logs import configure_logging
 from modstream.core.retry import retrying
 from modstream.core.settings import Settings
@@ -40,12 +40,8 @@ class FaustPublisher:
         self._app = app
 
     async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        try:
+        with broker_errors(topic):
             await self._app.producer.send_and_wait(topic, key.encode(), value, None, None, headers)
-        except Exception as exc:
-            if broker_unavailable(exc):
-                raise PublishUnavailable(f"{topic}: {exc!r}") from exc
-            raise
         metrics.records_published.add(1, {"topic": topic})
 
 
