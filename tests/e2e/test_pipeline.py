@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
 from modstream.core.events import DeadLetter, ImageUploaded, ModerationDecision, Outcome
 from modstream.core.kafka import kafka_consumer, kafka_producer
 from modstream.core.settings import PROJECT_ROOT, Settings
@@ -15,7 +16,7 @@ from modstream.ingest.sdk import UploadClient
 
 from tests import images
 from tests.e2e.conftest import WORKER_MAX_IMAGE_BYTES
-from tests.offsets import records_so_far
+from tests.offsets import records_so_far, wait_until_committed_to_end
 from tests.records import decisions_for, first_records
 from tests.workers import log_line, log_size
 
@@ -40,6 +41,17 @@ async def dead_letters(settings: Settings, payloads: list[bytes], timeout: float
     return found
 
 
+async def record_at(settings: Settings, letter: DeadLetter) -> bytes | None:
+    """The record a dead letter names, read at its partition and offset."""
+    where = TopicPartition(letter.source_topic, letter.partition)
+    async with kafka_consumer(settings) as consumer:
+        consumer.assign([where])
+        consumer.seek(where, letter.offset)
+        record = await asyncio.wait_for(consumer.getone(where), 30)
+    value: bytes | None = record.value
+    return value
+
+
 async def test_200_varied_uploads_get_exactly_200_decisions(
     worker_settings: Settings, worker: subprocess.Popen[bytes]
 ) -> None:
@@ -52,9 +64,12 @@ async def test_200_varied_uploads_get_exactly_200_decisions(
     assert len(ids) == 200
 
     decisions = await decisions_for(worker_settings, ids, timeout=400)
-
-    assert len(decisions) == 200, f"{len(decisions)} decisions for 200 uploads"
     assert {d.event_id for d in decisions} == ids
+    # Exactly one each, checked once the worker has committed every upload (so it is done with
+    # each, redeliveries included) and the decisions topic is read to its end.
+    await wait_until_committed_to_end(worker_settings, worker_settings.consumer_group, worker_settings.topic_uploads)
+    so_far = await records_so_far(worker_settings, worker_settings.topic_decisions, ModerationDecision)
+    assert sum(len(so_far[e]) for e in ids) == 200, f"{sum(len(so_far[e]) for e in ids)} decisions for 200 uploads"
     by_event = {d.event_id: d for d in decisions}
     for event, (name, _) in zip(events, uploads, strict=True):
         decision = by_event[event.event_id]
@@ -141,6 +156,7 @@ async def test_each_bad_input_gets_its_named_outcome_and_the_worker_goes_on(
     assert (too_large.reason.value, too_large.payload_truncated) == ("event_too_large", True)
     assert too_large.payload_bytes == len(huge.to_bytes()) > 2_000_000
     assert len(base64.b64decode(too_large.payload_base64)) == worker_settings.max_event_bytes
+    assert await record_at(worker_settings, too_large) == huge.to_bytes()  # the original stays at its offset
     assert letters[other_bucket.to_bytes()].reason.value == "bucket_not_allowed"
     assert letters[other_bucket.to_bytes()].event_id == other_bucket.event_id
     assert letters[stranger.to_bytes()].reason.value == "unknown_tenant"
