@@ -6,9 +6,9 @@ import pytest
 from modstream.bench.triton_metrics import mean_batch_sizes, parse_counts
 from modstream.core.events import ErrorReason
 from modstream.core.inference import ImageRejected, InferenceUnavailable, classify_failure
+from modstream.core.media import sniff_content_type
 from modstream.core.settings import Settings
 from modstream.ingest.files import image_files
-from modstream.ingest.sdk import sniff_content_type
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 

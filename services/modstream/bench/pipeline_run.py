@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from modstream.core.events import ImageUploaded, ModerationDecision, new_id
 from modstream.core.kafka import kafka_consumer
+from modstream.core.media import sniff_content_type
 from modstream.core.settings import Settings
-from modstream.ingest.sdk import UploadClient, sniff_content_type
+from modstream.ingest.sdk import UploadClient
 
 
 @dataclass(frozen=True)
