@@ -15,8 +15,6 @@ from modstream.core.media import sniff_content_type
 
 CONVERTED = {"image/tiff", "image/heic", "image/heif"}
 MAX_PIXELS = 50_000_000
-# HEIF thumbnails can show another picture than the image itself: never read them.
-pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 
 class NoPreview(Exception):
@@ -29,16 +27,11 @@ def for_browser(data: bytes) -> tuple[bytes, str]:
     if kind not in CONVERTED:
         return data, kind
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise NoPreview(f"{width}x{height} is over {MAX_PIXELS} pixels")
-            image.seek(0)
-            shown = ImageOps.exif_transpose(image)
-            if shown.mode not in ("RGB", "RGBA", "L", "LA"):
-                shown = shown.convert("RGBA" if "A" in shown.getbands() else "RGB")
-            out = io.BytesIO()
-            shown.save(out, "PNG")
+        shown = ImageOps.exif_transpose(_first_picture(data, kind))
+        if shown.mode not in ("RGB", "RGBA", "L", "LA"):
+            shown = shown.convert("RGBA" if "A" in shown.getbands() else "RGB")
+        out = io.BytesIO()
+        shown.save(out, "PNG")
     except NoPreview:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own guard, far above ours, said it first
@@ -46,3 +39,23 @@ def for_browser(data: bytes) -> tuple[bytes, str]:
     except Exception as exc:  # any decoder failure is this one image's, never the dashboard's
         raise NoPreview(f"{kind} does not decode: {type(exc).__name__}") from exc
     return out.getvalue(), "image/png"
+
+
+def _first_picture(data: bytes, kind: str) -> Image.Image:
+    if kind == "image/tiff":
+        image = Image.open(io.BytesIO(data))
+        _check(*image.size)
+        image.seek(0)
+        image.load()
+        return image
+    # libheif straight, not as a Pillow plugin: registering one would change how every
+    # other Pillow user in this process opens files. The primary image only: HEIF
+    # thumbnails can show another picture than the image itself.
+    heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+    _check(*heif.size)
+    return heif.to_pillow()
+
+
+def _check(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise NoPreview(f"{width}x{height} is over {MAX_PIXELS} pixels")
