@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 from modstream.core.events import ModelRef, Trigger
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
@@ -56,10 +57,29 @@ async def seed_job(
     return job
 
 
+def dashboard_app(service: ReviewService, users_file: Path) -> FastAPI:
+    """The dashboard, its sessions and sign-in counts in the namespace of the service's queues
+    (one per test): every client of one test shares them, no two tests do."""
+    return create_app(service, users_file, run_feeds=False, redis_prefix=f"{service.queues._prefix}dashboard:")
+
+
 @asynccontextmanager
-async def dashboard(service: ReviewService, users_file: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(service, users_file, run_feeds=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+async def dashboard(
+    service: ReviewService,
+    users_file: Path,
+    *,
+    address: str = "127.0.0.1",
+    app: FastAPI | None = None,
+    raise_app_exceptions: bool = True,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the dashboard (``app``, or a new one) calling from ``address`` (what sign-in
+    throttling counts by); with ``raise_app_exceptions=False`` it gets the 500 a browser would."""
+    transport = httpx.ASGITransport(
+        app=app or dashboard_app(service, users_file),
+        client=(address, 50000),
+        raise_app_exceptions=raise_app_exceptions,
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 
 
@@ -69,11 +89,14 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
+async def try_log_in(client: httpx.AsyncClient, name: str, password: str) -> httpx.Response:
+    """One post of the login form (with its CSRF token), whatever the answer."""
+    form = await client.get("/login")
+    return await client.post("/login", data={"username": name, "password": password, "csrf": csrf_of(form.text)})
+
+
 async def log_in(client: httpx.AsyncClient, name: str) -> str:
     """Sign in through the login form; returns the session's CSRF token."""
-    form = await client.get("/login")
-    response = await client.post(
-        "/login", data={"username": name, "password": PASSWORDS[name], "csrf": csrf_of(form.text)}
-    )
+    response = await try_log_in(client, name, PASSWORDS[name])
     assert response.status_code == 303, response.text
     return csrf_of((await client.get("/")).text)

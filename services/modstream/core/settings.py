@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     # Prometheus metrics of the dashboard, on a port of their own: the dashboard's is public.
     dashboard_metrics_port: int = 18081
     dashboard_users_file: Path | None = None  # default: <state_dir>/dashboard-users.toml
+    # Sign-in throttling (shared by every dashboard replica through Redis): failed sign-ins
+    # allowed per user name and per client address within a sliding window; further
+    # attempts are refused (429), even with the right password, until old failures leave it.
+    dashboard_login_failures_per_user: int = Field(10, ge=1)
+    dashboard_login_failures_per_address: int = Field(30, ge=1)
+    dashboard_login_window_seconds: float = Field(900.0, gt=0)
 
     # Where the worker's, the dashboard's and the metrics endpoints listen. Loopback
     # locally; a container sets 0.0.0.0 so that its ports can be published.

@@ -3,9 +3,14 @@
 Pages need a session cookie (no session: redirect to the login page); images and the
 JSON API answer 401 instead. Every form post carries the session's CSRF token; the
 JSON API authenticates with a bearer token and takes no cookies, so CSRF cannot apply.
+Every response carries the security headers of ``headers.py``; failed sign-ins are
+throttled per user name and per client address (``throttle.py``); signing in always starts
+a new session, and admins list and end sessions at /admin/sessions.
 """
 
+import asyncio
 import hmac
+import math
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,15 +21,18 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp
 
 from modstream.core.events import ModerationDecision
 from modstream.core.storage import ObjectMissing
-from modstream.ingest.sdk import sniff_content_type
 from modstream.review.jobs import ReviewJob, Verdict, VerdictInput
 from modstream.review.queue import LeaseLost
 from modstream.review.service import ReviewService
+from modstream.review.web.headers import SecurityHeaders
+from modstream.review.web.preview import NoPreview, for_browser
 from modstream.review.web.sessions import BLUR_LEVELS, Session, Sessions
-from modstream.review.web.users import load_users, user_for_token, verify_secret
+from modstream.review.web.throttle import LoginLimits, LoginThrottle, Refusal
+from modstream.review.web.users import User, hash_secret, load_users, user_for_token, verify_secret
 
 HERE = Path(__file__).parent
 COOKIE = "modstream_session"
@@ -35,15 +43,37 @@ NOTICES = {
     "lost": "Your lease on that job ran out; it went back to its queue.",
     "saved": "Settings saved.",
     "bye": "You are logged out.",
+    "revoked": "Session ended.",
+    "gone": "That session had already ended.",
 }
+
+
+class DashboardApp(FastAPI):
+    """FastAPI with the security headers outside every other layer, so that even Starlette's
+    own plain 500 answer carries them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 class LoginRequired(Exception):
     """A page was asked for without a session."""
 
 
-def create_app(service: ReviewService, users_file: Path, *, run_feeds: bool = True) -> FastAPI:
-    sessions = Sessions(service.redis)
+def create_app(
+    service: ReviewService, users_file: Path, *, run_feeds: bool = True, redis_prefix: str = "dashboard:"
+) -> FastAPI:
+    """The dashboard; ``redis_prefix`` namespaces its sessions, settings and sign-in counts."""
+    sessions = Sessions(service.redis, redis_prefix)
+    settings = service.settings
+    limits = LoginLimits(
+        per_user=settings.dashboard_login_failures_per_user,
+        per_address=settings.dashboard_login_failures_per_address,
+        window_seconds=settings.dashboard_login_window_seconds,
+    )
+    throttle = LoginThrottle(service.redis, limits, redis_prefix)
+    # Checked when the name is unknown, so that a wrong name takes as long as a wrong password.
+    decoy_hash = hash_secret(secrets.token_urlsafe(16))
     templates = Jinja2Templates(directory=HERE / "templates")
 
     @asynccontextmanager
@@ -61,7 +91,7 @@ def create_app(service: ReviewService, users_file: Path, *, run_feeds: bool = Tr
             await task
         await service.stop()
 
-    app = FastAPI(title="modstream review", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = DashboardApp(title="modstream review", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/healthz")
@@ -115,19 +145,27 @@ def create_app(service: ReviewService, users_file: Path, *, run_feeds: bool = Tr
 
     async def form_user(request: Request, session: Annotated[Session, Depends(page_user)]) -> Session:
         form = await request.form()
-        if not hmac.compare_digest(str(form.get("csrf", "")), session.csrf) or not _same_origin(request):
+        if not _same_token(str(form.get("csrf", "")), session.csrf) or not _same_origin(request):
             raise HTTPException(403, "missing or wrong CSRF token")
+        return session
+
+    async def admin_form_user(session: Annotated[Session, Depends(form_user)]) -> Session:
+        if session.role != "admin":
+            raise HTTPException(403, "admins only")
         return session
 
     Page = Annotated[Session, Depends(page_user)]
     Posted = Annotated[Session, Depends(form_user)]
     Admin = Annotated[Session, Depends(admin_user)]
+    AdminPosted = Annotated[Session, Depends(admin_form_user)]
     Api = Annotated[Session, Depends(api_user)]
 
-    def render(request: Request, template: str, session: Session | None, **context: Any) -> HTMLResponse:
+    def render(
+        request: Request, template: str, session: Session | None, *, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
         notice = NOTICES.get(request.query_params.get("notice", ""))
         return templates.TemplateResponse(
-            request, template, {"session": session, "notice": notice, **context}, headers=_NO_STORE
+            request, template, {"session": session, "notice": notice, **context}, status_code=status_code
         )
 
     # --- login ---------------------------------------------------------------------
@@ -144,17 +182,40 @@ def create_app(service: ReviewService, users_file: Path, *, run_feeds: bool = Tr
         request: Request,
         username: Annotated[str, Form()],
         password: Annotated[str, Form()],
-        csrf: Annotated[str, Form()],
+        csrf: Annotated[str, Form()] = "",  # missing: refused below like a wrong one (403)
     ) -> Response:
         expected = request.cookies.get(LOGIN_COOKIE, "")
-        if not expected or not hmac.compare_digest(csrf, expected) or not _same_origin(request):
+        if not expected or not _same_token(csrf, expected) or not _same_origin(request):
             raise HTTPException(403, "missing or wrong CSRF token")
-        user = load_users(users_file).get(username)
-        if user is None or not user.password_hash or not verify_secret(password, user.password_hash):
-            await service.audit(username or "-", "login_failed")
+        address = _address(request)
+        attempt = await throttle.begin(username, address)
+        if isinstance(attempt, Refusal):
+            # Refused before the password is looked at: the right one does not get in either.
+            await service.audit(
+                username or "-",
+                "login_throttled",
+                address=address,
+                limit=attempt.scope,
+                retry_after=math.ceil(attempt.retry_after),
+            )
+            refused = render(request, "login.html", None, status_code=429, csrf=expected, error=attempt.message)
+            refused.headers["Retry-After"] = str(math.ceil(attempt.retry_after))
+            return refused
+        # scrypt takes a while on purpose: off the event loop, so other requests go on.
+        user = await asyncio.to_thread(_signed_in, load_users(users_file), username, password, decoy_hash)
+        if user is None:
+            await service.audit(username or "-", "login_failed", address=address)
             return render(request, "login.html", None, csrf=expected, error="Wrong name or password.")
-        sid, _ = await sessions.create(user.name, user.role)
-        await service.audit(user.name, "login", role=user.role)
+        await throttle.succeeded(attempt)
+        # Session fixation: whatever session cookie came with the sign-in ends here; the
+        # signed-in session always gets a new id.
+        previous = request.cookies.get(COOKIE)
+        if previous:
+            await sessions.delete(previous)
+        sid, session = await sessions.create(
+            user.name, user.role, address=address, agent=request.headers.get("user-agent", "")
+        )
+        await service.audit(user.name, "login", role=user.role, address=address, session=session.id[:12])
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", max_age=12 * 3600)
         response.delete_cookie(LOGIN_COOKIE)
@@ -189,7 +250,7 @@ def create_app(service: ReviewService, users_file: Path, *, run_feeds: bool = Tr
             holder=holder,
             status=status,
             mine=holder == session.user,
-            blur=BLUR_LEVELS[await sessions.blur(session.user)],
+            blur=await sessions.blur(session.user),
             verdicts=[v.value for v in Verdict],
         )
 
@@ -200,7 +261,14 @@ def create_app(service: ReviewService, users_file: Path, *, run_feeds: bool = Tr
             data = await service.image(job)
         except ObjectMissing as exc:
             raise HTTPException(404, "the image is no longer in storage") from exc
-        return Response(data, media_type=sniff_content_type(data), headers=_NO_STORE)
+        # Served as the type its magic bytes say (octet-stream if unknown), and never sniffed
+        # by the browser (nosniff, from the middleware): a polyglot is never run as a script.
+        # TIFF and HEIF, which browsers cannot show, go as a PNG of their first picture.
+        try:
+            shown, media_type = await asyncio.to_thread(for_browser, data)
+        except NoPreview as exc:
+            raise HTTPException(415, f"this image cannot be shown: {exc}") from exc
+        return Response(shown, media_type=media_type)
 
     @app.post("/jobs/{job_id}/verdict")
     async def verdict_form(
@@ -280,6 +348,29 @@ def create_app(service: ReviewService, users_file: Path, *, run_feeds: bool = Tr
         peak = max([h.automatic + h.human for h in hours] + [1])
         return render(request, "stats.html", session, hours=hours, depth=depth, peak=peak)
 
+    @app.get("/admin/sessions")
+    async def sessions_page(request: Request, session: Admin, user: str = "") -> Response:
+        listed = await sessions.listing(user or None)
+        return render(request, "sessions.html", session, listed=listed, user=user)
+
+    @app.post("/admin/sessions/{session_id}/revoke")
+    async def revoke_session(session_id: str, session: AdminPosted) -> Response:
+        ended = await sessions.revoke(session_id)
+        if ended is None:
+            return RedirectResponse("/admin/sessions?notice=gone", status_code=303)
+        await service.audit(
+            session.user, "session_revoked", user=ended.user, session=ended.id[:12], address=ended.address
+        )
+        return RedirectResponse("/admin/sessions?notice=revoked", status_code=303)
+
+    @app.post("/admin/sessions/revoke-user")
+    async def revoke_user_sessions(session: AdminPosted, user: Annotated[str, Form()]) -> Response:
+        for ended in await sessions.revoke_user(user):
+            await service.audit(
+                session.user, "session_revoked", user=ended.user, session=ended.id[:12], address=ended.address
+            )
+        return RedirectResponse("/admin/sessions?notice=revoked", status_code=303)
+
     # --- JSON API (bearer tokens) --------------------------------------------------
 
     @app.get("/api/queues")
@@ -310,13 +401,40 @@ def create_app(service: ReviewService, users_file: Path, *, run_feeds: bool = Tr
     return app
 
 
-_NO_STORE = {"Cache-Control": "no-store"}
+_NO_STORE = {"Cache-Control": "no-store"}  # also what the middleware sets when a route says nothing
+
+
+def _same_token(given: str, expected: str) -> bool:
+    # Bytes: compare_digest refuses str with non-ASCII characters (a 500, not a 403).
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _signed_in(users: dict[str, User], name: str, password: str, decoy_hash: str) -> User | None:
+    """The user, if the password is theirs; an unknown name costs the same work as a known one."""
+    user = users.get(name)
+    if user is None or not user.password_hash:
+        verify_secret(password, decoy_hash)
+        return None
+    return user if verify_secret(password, user.password_hash) else None
+
+
+def _address(request: Request) -> str:
+    """The client's address (behind a proxy: uvicorn's --forwarded-allow-ips decides whom to believe)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _same_origin(request: Request) -> bool:
-    """When the browser says where a post comes from, it must be this site."""
+    """When the browser says where a post comes from, it must be this site.
+
+    Browsers say it with ``Sec-Fetch-Site``, whatever the referrer policy. Under the
+    dashboard's ``Referrer-Policy: no-referrer`` they send no Referer and ``Origin: null`` on
+    every post, so ``Origin`` is only used by clients that send it for real.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")  # none: the user's own navigation
     origin = request.headers.get("origin") or request.headers.get("referer")
-    if not origin:
-        return True
+    if not origin or origin == "null":
+        return True  # nothing said: the CSRF token decides alone
     host = origin.split("://", 1)[-1].split("/", 1)[0]
     return host == request.headers.get("host")
