@@ -33,10 +33,16 @@ def make_users(path: Path) -> dict[str, str]:
 
 
 async def seed_job(
-    settings: Settings, service: ReviewService, job_id: str, queue: str, score: float = 0.6
+    settings: Settings,
+    service: ReviewService,
+    job_id: str,
+    queue: str,
+    score: float = 0.6,
+    image: bytes | None = None,
 ) -> ReviewJob:
-    key = f"review-test/{job_id}.png"
-    ObjectStore(settings).put(settings.uploads_bucket, key, images.encode_noise_png(), "image/png")
+    """A job in ``queue`` whose stored image is ``image`` (default: a noise PNG)."""
+    key = f"review-test/{job_id}"
+    ObjectStore(settings).put(settings.uploads_bucket, key, image or images.encode_noise_png(), "image/png")
     job = ReviewJob(
         job_id=job_id,
         queue=queue,

@@ -1,6 +1,7 @@
 """Dashboard security and reviewing, over HTTP, on a real review service (Redis, Kafka, S3)."""
 
 import asyncio
+import io
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +11,9 @@ import pytest
 from modstream.core.settings import Settings
 from modstream.review.service import ReviewService
 from modstream.review.web.sessions import session_id
+from PIL import Image
 
+from tests import images
 from tests.dashboard_helpers import (
     PASSWORDS,
     csrf_of,
@@ -133,6 +136,29 @@ async def test_review_a_queue_the_next_job_loads_and_others_cannot_touch_it(
     assert found is not None and found[2] == "pending"  # skipped: back in its queue
     actions = [e.action for e in await service.audit_entries(actor="rita", limit=50)]
     assert {"claim", "verdict", "release"} <= set(actions)
+
+
+async def test_phones_heic_and_tiff_are_shown_as_png_and_a_hostile_one_is_refused(
+    service: ReviewService, users: tuple[Path, dict[str, str]]
+) -> None:
+    photo = Image.radial_gradient("L").convert("RGB").resize((120, 80))
+    seeded = {
+        "heic": await seed_job(service.settings, service, "j-heic", "formats", score=0.9, image=images.heif(photo)),
+        "tiff": await seed_job(
+            service.settings, service, "j-tiff", "formats", score=0.8, image=images.encode(photo, "TIFF")
+        ),
+        "bomb": await seed_job(
+            service.settings, service, "j-bomb", "formats", score=0.7, image=images.tiff_claiming(8_000, 8_000)
+        ),
+    }
+    async with dashboard(service, users[0]) as ada:
+        await log_in(ada, "ada")  # an admin sees any job's image
+        answers = {name: await ada.get(f"/jobs/{job.job_id}/image") for name, job in seeded.items()}
+    for name in ("heic", "tiff"):
+        assert answers[name].status_code == 200 and answers[name].headers["content-type"] == "image/png", name
+        with Image.open(io.BytesIO(answers[name].content)) as shown:
+            assert shown.format == "PNG" and shown.size == photo.size
+    assert answers["bomb"].status_code == 415 and "8000x8000 is over" in answers["bomb"].text
 
 
 async def test_blur_level_is_a_per_user_setting(service: ReviewService, users: tuple[Path, dict[str, str]]) -> None:
