@@ -156,7 +156,9 @@ def init() -> None:
 @app.command()
 def upload(
     paths: Annotated[list[Path], typer.Argument(help="image files or folders")],
-    tenant: Annotated[str, typer.Option(help="the platform tenant the images belong to")] = "demo",
+    # No default: a tenant chooses the policy, and a silent one (the demo's) would apply
+    # thresholds nobody picked for these images.
+    tenant: Annotated[str, typer.Option(help="the platform tenant the images belong to (its policy applies)")],
     concurrency: Annotated[int, typer.Option(min=1, max=256)] = 8,
 ) -> None:
     """Upload images to the uploads bucket and publish one upload event per image."""

@@ -62,7 +62,7 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
         assert len(mine) == 3
         assert all(d["decision"] in {"allow", "review", "block"} and d["model"] for d in mine)
 
-        missing = modstream(settings, "upload", str(tmp_path / "nothing-here"))
+        missing = modstream(settings, "upload", str(tmp_path / "nothing-here"), "--tenant", "cli")
         assert missing.returncode == 2 and "no such file or folder" in missing.stderr
     finally:
         down = modstream(settings, "stack", "down")
