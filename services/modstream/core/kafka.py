@@ -1,6 +1,6 @@
 """Kafka clients for everything that is not the Faust worker: SDK, CLI, tests, benchmark."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -120,7 +120,7 @@ async def kafka_consumer(
 
 async def read_records(
     settings: Settings, topic: str, record_type: type[R], follow: bool, idle_seconds: float = 3.0
-) -> AsyncIterator[R]:
+) -> AsyncGenerator[R, None]:
     """Every record of ``record_type`` from the start of ``topic``; with ``follow``, wait
     for more forever.
 

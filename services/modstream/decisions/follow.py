@@ -1,6 +1,7 @@
 """Decisions as they appear on the decisions topic."""
 
-from collections.abc import AsyncIterator, Container
+import contextlib
+from collections.abc import AsyncGenerator, Container
 
 from modstream.core.events import ModerationDecision
 from modstream.core.kafka import read_records
@@ -13,10 +14,12 @@ async def read_decisions(
     follow: bool,
     idle_seconds: float = 3.0,
     event_ids: Container[str] | None = None,
-) -> AsyncIterator[ModerationDecision]:
+) -> AsyncGenerator[ModerationDecision, None]:
     """Every decision from the start of the topic (see ``read_records``); ``event_ids``
     keeps only those events."""
-    records = read_records(settings, settings.topic_decisions, ModerationDecision, follow, idle_seconds)
-    async for decision in records:
-        if event_ids is None or decision.event_id in event_ids:
-            yield decision
+    # Closed with this generator, so a reader that stops early also stops its Kafka consumer.
+    reading = read_records(settings, settings.topic_decisions, ModerationDecision, follow, idle_seconds)
+    async with contextlib.aclosing(reading) as records:
+        async for decision in records:
+            if event_ids is None or decision.event_id in event_ids:
+                yield decision
