@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
-from modstream.core.events import Trigger
+from modstream.core.events import ModerationDecision, Outcome, Trigger
 from modstream.core.settings import Settings
 from modstream.review.jobs import ReviewJob, Verdict, VerdictInput
 from modstream.review.queue import LeaseLost, ReviewQueues
 from modstream.review.service import ReviewService
+from modstream.review.stats import DecisionCounts
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -167,3 +168,35 @@ async def test_an_expired_job_is_gone_and_its_audit_entries_stay(stack_settings:
         assert [e.action for e in entries if e.details.get("job") == job_id] == ["verdict", "claim"]
     finally:
         await service.stop()
+
+
+async def test_a_decision_is_counted_once_however_often_it_is_read(
+    stack_settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    client = aioredis.Redis.from_url(stack_settings.redis_url)
+    counts = DecisionCounts(client, prefix=f"test:{request.node.name}:")
+    now = datetime.now(UTC)
+    automatic = ModerationDecision(
+        event_id="e1",
+        tenant="t",
+        bucket="uploads",
+        key="k/e1.jpg",
+        decision=Outcome.REVIEW,
+        triggered=[Trigger(label="nsfw", score=0.6, threshold=0.4, level="review")],
+        policy_id="default",
+        policy_version="1",
+        uploaded_at=now,
+        latency_ms=5,
+        occurred_at=now,
+    )
+    human = automatic.model_copy(
+        update={"decision_id": "h1", "decision": Outcome.BLOCK, "source": "human", "reviewer": "rita", "triggered": []}
+    )
+    # A feed retrying a record and a consumer replaying its batch read the same decisions again.
+    results = await asyncio.gather(*(counts.record(d) for d in [automatic, human] * 5))
+    assert results.count(True) == 2
+    [hour] = await counts.hourly(1, now=now)
+    assert (hour.automatic, hour.human) == (1, 1)
+    assert hour.by_outcome == {"block": 1, "review": 1} and hour.by_reviewer == {"rita": 1}
+    assert hour.by_label == {"nsfw": 1}
+    await client.aclose()

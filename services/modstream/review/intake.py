@@ -194,7 +194,11 @@ def _enqueue(service: ReviewService) -> Prepare:
 def _count(service: ReviewService) -> Prepare:
     def prepare(value: bytes, headers: KafkaHeaders) -> Action:
         decision = ModerationDecision.model_validate_json(value)
-        return lambda: service.counts.record(decision)
+
+        async def count() -> None:
+            await service.counts.record(decision)  # a repeat is not counted again
+
+        return count
 
     return prepare
 

@@ -8,6 +8,17 @@ from pydantic import BaseModel, ConfigDict
 from modstream.core.events import ModerationDecision
 
 KEEP = timedelta(days=8)
+# A decision is counted once: its id is remembered this long, which covers a feed retrying a
+# record after a failed write and a consumer replaying its uncommitted batch.
+COUNTED_FOR = timedelta(hours=1)
+# Remember the id and count, or do nothing if it was counted: one script, so a failure never
+# leaves half a count behind to be added again.
+_COUNT_ONCE = """
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return 0 end
+for i = 3, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
 
 
 class HourCounts(BaseModel):
@@ -26,17 +37,16 @@ class DecisionCounts:
         self._redis = client
         self._prefix = prefix
 
-    async def record(self, decision: ModerationDecision) -> None:
+    async def record(self, decision: ModerationDecision) -> bool:
+        """Count ``decision`` in its hour; False when it was counted already."""
         key = self._prefix + decision.occurred_at.astimezone(UTC).strftime("%Y%m%d%H")
         fields = [decision.source, f"outcome:{decision.decision.value}"]
         fields += [f"label:{t.label}" for t in decision.triggered]
         if decision.reviewer:
             fields.append(f"reviewer:{decision.reviewer}")
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for field in fields:
-                pipe.hincrby(key, field, 1)
-            pipe.expire(key, int(KEEP.total_seconds()))
-            await pipe.execute()
+        counted = self._prefix + "counted:" + decision.decision_id
+        ttls = [str(int(KEEP.total_seconds())), str(int(COUNTED_FOR.total_seconds()))]
+        return bool(await self._redis.eval(_COUNT_ONCE, 2, key, counted, *ttls, *fields))  # type: ignore[misc]
 
     async def hourly(self, hours: int, now: datetime | None = None) -> list[HourCounts]:
         """The last ``hours`` hours, oldest first (hours without decisions included)."""
