@@ -18,16 +18,21 @@ def spawn_worker(
     settings: Settings, log_path: Path, timeout: float = 90.0, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     """A real ``modstream worker`` process, returned once it has partitions to work on."""
+    process = start_worker(settings, log_path, env)
+    wait_for_worker(settings.worker_web_port, process, log_path, timeout)
+    return process
+
+
+def start_worker(settings: Settings, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A real ``modstream worker`` process, returned at once (it may never get a partition)."""
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "modstream.cli", "worker"],
             env={**os.environ, **settings.as_env(), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    wait_for_worker(settings.worker_web_port, process, log_path, timeout)
-    return process
 
 
 def wait_for_worker(port: int, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 90.0) -> None:

@@ -5,9 +5,6 @@ Faust's internal leader topic, which must not count) until the first one stops.
 """
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,20 +16,9 @@ from modstream.core.kafka import connection_options
 from modstream.core.settings import Settings
 
 from tests.ports import free_port
-from tests.workers import stop_worker
+from tests.workers import start_worker, stop_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-
-def start(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "modstream.cli", "worker"],
-            env={**os.environ, **settings.as_env()},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def health(settings: Settings, path: str) -> httpx.Response | None:
@@ -84,11 +70,11 @@ def test_only_the_worker_with_an_uploads_partition_is_ready(stack_settings: Sett
         }
     )
     one, two = (shared.model_copy(update={"worker_web_port": free_port()}) for _ in range(2))
-    first = start(one, tmp_path / "one.log")
+    first = start_worker(one, tmp_path / "one.log")
     second = None
     try:
         wait_until(lambda: ready(one), 120, "ready")
-        second = start(two, tmp_path / "two.log")
+        second = start_worker(two, tmp_path / "two.log")
         wait_until(lambda: answering(two), 120, "answering")
         # The positive signal: the broker lists both workers as members of the group.
         wait_until(lambda: asyncio.run(members(shared)) == 2, 60, "two members in the group")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from modstream.bench.triton_metrics import mean_batch_sizes, read_counts
-from modstream.core.dedupe import DecidedEvents
+from modstream.core.dedupe import Claim, DecidedEvents
 from modstream.core.events import ErrorReason
 from modstream.core.inference import ImageRejected, InferenceUnavailable, TritonScorer
 from modstream.core.kafka import kafka_consumer, kafka_producer
@@ -131,10 +131,12 @@ async def test_trace_context_travels_in_kafka_headers(stack_settings: Settings) 
 async def test_decided_events_remember_the_decision(stack_settings: Settings) -> None:
     decided = DecidedEvents(stack_settings, prefix="adapter-test:")
     try:
-        assert await decided.decision_for("evt-1") is None
+        first = await decided.try_claim("evt-1")
+        assert first is not None and first.token is not None and first.decided_as is None
         await decided.mark("evt-1", "dec-1")
-        assert await decided.decision_for("evt-1") == "dec-1"
-        assert await decided.decision_for("evt-2") is None
+        assert await decided.try_claim("evt-1") == Claim(decided_as="dec-1")
+        other = await decided.try_claim("evt-2")
+        assert other is not None and other.decided_as is None
     finally:
         await decided.close()
 
@@ -144,7 +146,7 @@ async def test_redis_down_raises_connection_error() -> None:
 
     decided = DecidedEvents(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     with pytest.raises(redis.exceptions.ConnectionError):
-        await decided.decision_for("evt")
+        await decided.try_claim("evt")
     await decided.close()
 
 

@@ -63,12 +63,6 @@ class DecidedEvents:
         """Give the lease back unused (work abandoned), so a replay need not wait for it to run out."""
         await self._redis.eval(_RELEASE, 1, self._prefix + event_id, token)  # type: ignore[misc]
 
-    async def decision_for(self, event_id: str) -> str | None:
-        """The id of the decision already published for this event, if any."""
-        found = await self._redis.get(self._prefix + event_id)
-        claim = read_claim(found, "")
-        return claim.decided_as if claim is not None else None
-
     async def mark(self, event_id: str, decision_id: str) -> None:
         await self._redis.set(self._prefix + event_id, decision_id, ex=self._ttl)
 

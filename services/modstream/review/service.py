@@ -40,11 +40,13 @@ class ReviewService:
         self.counts = DecisionCounts(self.redis)
         self.store = ObjectStore(settings)
         self._producer: AIOKafkaProducer | None = None
+        self._publisher: KafkaPublisher | None = None
 
     async def start(self) -> None:
         # Made here, not in __init__: aiokafka binds to the event loop that is running.
         self._producer = AIOKafkaProducer(**producer_options(self.settings))
         await self._producer.start()
+        self._publisher = KafkaPublisher(self._producer)
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -105,14 +107,14 @@ class ReviewService:
             human_decision_id=decision.decision_id,
             policy_version=job.policy_version,
         )
-        if self._producer is None:
+        if self._publisher is None:
             raise RuntimeError("ReviewService.start() was not called")
         # A span of the upload's own trace, when the job kept it.
         with tracer("modstream.review").start_as_current_span("verdict", context=propagate.extract(job.trace_context)):
             headers = inject_headers()
             outputs = ((self.settings.topic_decisions, decision), (self.settings.topic_review_verdicts, record))
             for topic, value in outputs:
-                await KafkaPublisher(self._producer).publish(topic, job.job_id, value.to_bytes(), headers)
+                await self._publisher.publish(topic, job.job_id, value.to_bytes(), headers)
         metrics.verdicts.add(1, {"queue": job.queue, "verdict": verdict.verdict.value})
         metrics.decisions.add(1, {"outcome": decision.decision.value, "source": "human"})
         await self.queues.close(job_id, reviewer)

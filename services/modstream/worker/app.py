@@ -97,8 +97,9 @@ def create_app(settings: Settings) -> faust.App:
     async def healthz(web: View, request: Request) -> Response:
         # Ready (200) only once it owns a partition of the topics it moderates: Faust's own
         # internal topics are assigned first and mean nothing to the probes.
-        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
-        working = [tp for tp in assigned if tp.rpartition(":")[0] in uploads.topics]
+        assignment = app.consumer.assignment()
+        working = [tp for tp in assignment if tp.topic in uploads.topics]
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in assignment)
         return web.json(
             {"status": "ok" if working else "starting", "assigned": assigned}, status=200 if working else 503
         )
@@ -142,20 +143,7 @@ async def _until_handled(pipeline: Pipeline, delivery: Delivery) -> None:
     """Handle one event, again and again if something unforeseen escapes the pipeline (a
     record the broker refuses for good): the agent must not die, and the event must not be
     skipped, since its offset is committed once this returns."""
-    delay = 1.0
-    while True:
-        try:
-            await pipeline.handle(delivery)
-            return
-        except Exception:
-            log.error(
-                "handling failed, retrying the event",
-                exc_info=True,
-                extra={"topic": delivery.topic, "partition": delivery.partition, "offset": delivery.offset},
-            )
-            metrics.dependency_retries.add(1, {"dependency": "pipeline"})
-            await asyncio.sleep(delay)
-            delay = min(30.0, delay * 2)
+    await retrying(lambda: pipeline.handle(delivery), "pipeline", transient=(Exception,), cap=30.0)
 
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:

@@ -101,7 +101,7 @@ def create_app(
         from modstream.review.intake import health_report
 
         healthy, report = health_report()
-        return JSONResponse(report, status_code=200 if healthy else 503, headers=_NO_STORE)
+        return JSONResponse(report, status_code=200 if healthy else 503)  # no-store: the middleware
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> Response:
@@ -139,9 +139,7 @@ def create_app(
         return session
 
     async def admin_user(session: Annotated[Session, Depends(page_user)]) -> Session:
-        if session.role != "admin":
-            raise HTTPException(403, "admins only")
-        return session
+        return _admin(session)
 
     async def form_user(request: Request, session: Annotated[Session, Depends(page_user)]) -> Session:
         form = await request.form()
@@ -150,9 +148,7 @@ def create_app(
         return session
 
     async def admin_form_user(session: Annotated[Session, Depends(form_user)]) -> Session:
-        if session.role != "admin":
-            raise HTTPException(403, "admins only")
-        return session
+        return _admin(session)
 
     Page = Annotated[Session, Depends(page_user)]
     Posted = Annotated[Session, Depends(form_user)]
@@ -401,7 +397,10 @@ def create_app(
     return app
 
 
-_NO_STORE = {"Cache-Control": "no-store"}  # also what the middleware sets when a route says nothing
+def _admin(session: Session) -> Session:
+    if session.role != "admin":
+        raise HTTPException(403, "admins only")
+    return session
 
 
 def _same_token(given: str, expected: str) -> bool:
