@@ -71,7 +71,7 @@ async def test_one_trace_from_the_upload_through_the_worker_to_the_human_verdict
         await review.queues.enqueue(job_for(request, trace_context=trace_carrier(headers)))
         claimed = await review.claim_next(TRACED_QUEUE, "tracy")
         assert claimed is not None and claimed[0].job_id == event.event_id
-        human = await review.submit(event.event_id, "tracy", VerdictInput(verdict=Verdict.APPROVE))
+        human = await review.submit(event.event_id, "tracy", VerdictInput(verdict=Verdict.APPROVE, labels=[]))
     finally:
         await review.stop()
 

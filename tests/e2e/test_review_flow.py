@@ -68,6 +68,8 @@ async def test_a_review_decision_reaches_a_reviewer_and_their_verdict_is_final(
     )
     assert [d.decision for d in automatic] == [Outcome.REVIEW]
     assert automatic[0].review_queue == REVIEW_QUEUE and automatic[0].policy_id == f"tenant:{REVIEW_TENANT}"
+    # What the quality loop weighs verdicts with: the thresholds and audit rate in force.
+    assert set(automatic[0].thresholds) == {"nsfl", "nsfw"} and not automatic[0].audit_sample
 
     auth = {"authorization": f"Bearer {dashboard.token}"}
     async with httpx.AsyncClient(base_url=dashboard.url, headers=auth, timeout=30) as http:
@@ -80,10 +82,21 @@ async def test_a_review_decision_reaches_a_reviewer_and_their_verdict_is_final(
 
         claimed = await http.post(f"/api/queues/{REVIEW_QUEUE}/claim")
         assert claimed.status_code == 200
-        assert claimed.json()["job"]["job_id"] == event.event_id
+        job = claimed.json()["job"]
+        assert (job["job_id"], job["kind"], sorted(job["thresholds"])) == (
+            event.event_id,
+            "threshold_review",
+            ["nsfl", "nsfw"],
+        )
+        # A verdict must say which labels apply (maybe none), and only labels the job asks about;
+        # a refused one leaves the job with its reviewer.
+        missing = await http.post(f"/api/jobs/{event.event_id}/verdict", json={"verdict": "remove"})
+        unknown = await http.post(f"/api/jobs/{event.event_id}/verdict", json={"verdict": "remove", "labels": ["x"]})
+        assert (missing.status_code, unknown.status_code) == (422, 422)
+        assert "asks about no label x (its labels: nsfl, nsfw)" in unknown.json()["detail"]
         verdict = await http.post(
             f"/api/jobs/{event.event_id}/verdict",
-            json={"verdict": "remove", "corrected_labels": ["nsfw"], "note": "e2e"},
+            json={"verdict": "remove", "labels": ["nsfw"], "note": "e2e"},
         )
         assert verdict.status_code == 200, verdict.text
 
@@ -101,7 +114,12 @@ async def test_a_review_decision_reaches_a_reviewer_and_their_verdict_is_final(
     (recorded,) = await records_of(
         worker_settings, worker_settings.topic_review_verdicts, ReviewVerdict, event.event_id, 1
     )
-    assert (recorded.verdict, recorded.corrected_labels, recorded.note) == ("remove", ["nsfw"], "e2e")
+    assert (recorded.verdict, recorded.labels, recorded.note, recorded.job_kind) == (
+        "remove",
+        ["nsfw"],
+        "e2e",
+        "threshold_review",
+    )
     assert (recorded.automatic_decision_id, recorded.human_decision_id) == (
         automatic[0].decision_id,
         human[0].decision_id,

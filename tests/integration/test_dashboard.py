@@ -116,6 +116,9 @@ async def test_review_a_queue_the_next_job_loads_and_others_cannot_touch_it(
         assert claimed.headers["location"] == f"/jobs/{first.job_id}"  # highest score first
         page = await rita.get(f"/jobs/{first.job_id}")
         assert page.status_code == 200 and 'class="shielded blur-medium"' in page.text and "nsfw" in page.text
+        # The verdict asks for the label set: the triggered label ticked, the others offered.
+        boxes = dict(re.findall(r'name="labels" value="(\w+)"( checked)?', page.text))
+        assert boxes == {"nsfl": "", "nsfw": " checked", "sfw": ""}
         image = await rita.get(f"/jobs/{first.job_id}/image")
         assert image.status_code == 200 and image.headers["content-type"] == "image/png"
         assert image.headers["cache-control"] == "no-store"

@@ -156,7 +156,7 @@ async def test_an_expired_job_is_gone_and_its_audit_entries_stay(stack_settings:
         await service.queues.enqueue(job(job_id, queue=job_id))
         claimed = await service.claim_next(job_id, "alice")
         assert claimed is not None
-        await service.submit(job_id, "alice", VerdictInput(verdict=Verdict.APPROVE))
+        await service.submit(job_id, "alice", VerdictInput(verdict=Verdict.APPROVE, labels=[]))
         found = await service.job(job_id)
         assert found is not None and found[2] == "closed"
         for _ in range(100):  # Redis deletes the key once its TTL is out

@@ -70,6 +70,14 @@ def test_audit_samples_automatic_decisions_but_never_changes_them() -> None:
         AUDIT_QUEUE,
     )
     assert (review.reasons, review.review_queue) == (["threshold"], "sexual")  # already going to a person
+    assert (allow.audit_sample, block.audit_sample, review.audit_sample) == (True, True, False)
+    assert not evaluate({"nsfw": 0.1, "nsfl": 0.0}, P, content_id="c").audit_sample  # P samples nothing
+
+
+def test_a_policy_lists_the_thresholds_a_decision_carries() -> None:
+    assert {label: (t.review_at, t.block_at) for label, t in P.thresholds().items()} == {
+        label: (rule.review_at, rule.block_at) for label, rule in P.labels.items()
+    }
 
 
 @pytest.mark.parametrize(

@@ -130,6 +130,13 @@ class Trigger(Part):
     level: Literal["review", "block"]
 
 
+class Thresholds(Part):
+    """A label's thresholds as the policy applied them to one decision."""
+
+    review_at: float
+    block_at: float
+
+
 class ModelRef(Part):
     name: str
     version: str
@@ -166,6 +173,11 @@ class ModerationDecision(ImageRecord):
     review_queue: str | None = Field(default=None, description="the human review queue it was sent to, if any")
     reviewer: str | None = Field(default=None, description="who decided, for human decisions")
     review_seconds: float | None = Field(default=None, ge=0, description="time the reviewer spent on it")
+    # What the quality loop needs to weigh reviewers' verdicts against the population they
+    # were drawn from, and to re-run the policy over archived scores.
+    audit_sample: bool = Field(default=False, description="also sent to review as an audit sample")
+    audit_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="the audit sample rate in force")
+    thresholds: dict[str, Thresholds] = Field(default_factory=dict, description="the policy's thresholds, as applied")
     uploaded_at: datetime
     latency_ms: float = Field(ge=0, description="from receiving the event (or the review) to the decision")
 
@@ -184,23 +196,33 @@ class ReviewRequest(ImageRecord):
     model: ModelRef
     policy_id: str
     policy_version: str
+    thresholds: dict[str, Thresholds] = Field(default_factory=dict, description="the policy's thresholds, as applied")
     uploaded_at: datetime
 
 
+JobKind = Literal["threshold_review", "audit_sample", "second_review"]
+
+
 class ReviewVerdict(ImageRecord):
-    """What a reviewer decided, with what they saw: for quality measurement and retraining."""
+    """What a reviewer decided, with what they saw: for quality measurement and retraining.
+
+    ``labels`` is the reviewer's whole label set for the image (empty: none applies), the
+    per-label truth the quality loop measures against. A ``second_review`` verdict was given
+    blind to the first and published no decision.
+    """
 
     event_type: Literal["review.verdict"] = "review.verdict"
     verdict_id: str = Field(default_factory=new_id)
     job_id: str
+    job_kind: JobKind
     queue: str
     verdict: Literal["approve", "remove"]
-    corrected_labels: list[str] | None = None
+    labels: list[str]
     note: str | None = None
     reviewer: str
     review_seconds: float = Field(ge=0)
     automatic_decision_id: str
-    human_decision_id: str
+    human_decision_id: str | None = Field(description="the final decision it published; none for a second review")
     scores: dict[str, float]
     model: ModelRef | None
     policy_id: str

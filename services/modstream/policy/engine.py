@@ -11,7 +11,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from modstream.core.events import Outcome, Trigger
+from modstream.core.events import Outcome, Thresholds, Trigger
 
 AUDIT_QUEUE = "audit"
 LABELS_CHANGED_QUEUE = "labels-changed"
@@ -43,6 +43,9 @@ class Policy(BaseModel):
     def known_labels(self) -> set[str]:
         return set(self.labels) | set(self.ignore)
 
+    def thresholds(self) -> dict[str, Thresholds]:
+        return {label: Thresholds(review_at=r.review_at, block_at=r.block_at) for label, r in self.labels.items()}
+
 
 class Verdict(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -51,6 +54,7 @@ class Verdict(BaseModel):
     triggered: list[Trigger]
     reasons: list[str]
     review_queue: str | None = Field(description="where a person must look at it; None when nobody must")
+    audit_sample: bool = Field(default=False, description="sent to review only as an audit sample")
 
 
 def evaluate(scores: dict[str, float], policy: Policy, content_id: str) -> Verdict:
@@ -79,7 +83,10 @@ def evaluate(scores: dict[str, float], policy: Policy, content_id: str) -> Verdi
     elif queue is None and in_audit_sample(content_id, policy.audit_sample_rate):
         reasons.append("audit_sample")
         queue = AUDIT_QUEUE
-    return Verdict(decision=decision, triggered=triggered, reasons=reasons, review_queue=queue)
+    audit_sample = "audit_sample" in reasons
+    return Verdict(
+        decision=decision, triggered=triggered, reasons=reasons, review_queue=queue, audit_sample=audit_sample
+    )
 
 
 def label_drift(scores: dict[str, float], policy: Policy) -> list[str]:

@@ -148,10 +148,12 @@ def job_for(
                 "model",
                 "policy_id",
                 "policy_version",
+                "thresholds",
                 "uploaded_at",
             }
         ),
         job_id=request.event_id,
+        kind="audit_sample" if "audit_sample" in request.reasons else "threshold_review",
         enqueued_at=now or datetime.now(UTC),
         trace_context=trace_context or {},
     )

@@ -2,10 +2,11 @@
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from modstream.core.events import ModelRef, Trigger
+from modstream.core.events import JobKind, ModelRef, Thresholds, Trigger
 
 
 class Verdict(StrEnum):
@@ -19,6 +20,7 @@ class ReviewJob(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     job_id: str
+    kind: JobKind = "threshold_review"
     queue: str
     decision_id: str
     tenant: str
@@ -30,11 +32,22 @@ class ReviewJob(BaseModel):
     model: ModelRef | None
     policy_id: str
     policy_version: str
+    thresholds: dict[str, Thresholds] = Field(default_factory=dict)
     uploaded_at: datetime
     enqueued_at: datetime
     metadata: dict[str, str] = Field(default_factory=dict)
     # The upload's trace (W3C headers of the review request): the verdict continues it.
     trace_context: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def labels_offered(self) -> list[str]:
+        """The labels a reviewer answers for: the policy's, and any that triggered."""
+        offered = set(self.thresholds) or set(self.scores)
+        return sorted(offered | {t.label for t in self.triggered})
+
+    @property
+    def labels_triggered(self) -> list[str]:
+        return sorted({t.label for t in self.triggered})
 
     @property
     def priority(self) -> float:
@@ -61,12 +74,12 @@ class QueueStats(BaseModel):
 
 
 class VerdictInput(BaseModel):
-    """What a reviewer decided about a job."""
+    """What a reviewer decided about a job, and every label that applies to the image (maybe none)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     verdict: Verdict
-    corrected_labels: list[str] | None = None
+    labels: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(max_length=100)
     note: str | None = Field(default=None, max_length=2000)
 
 

@@ -27,6 +27,10 @@ PUBLISH_GRACE_SECONDS = 60.0
 OUTCOME = {"approve": Outcome.ALLOW, "remove": Outcome.BLOCK}
 
 
+class UnknownLabels(ValueError):
+    """A verdict names a label the job does not ask about."""
+
+
 class ReviewService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -78,6 +82,11 @@ class ReviewService:
         if found is None or lease is None or lease.reviewer != reviewer:
             raise LeaseLost(f"{reviewer} does not hold a live lease on job {job_id}")
         job = found[0]
+        unknown = sorted(set(verdict.labels) - set(job.labels_offered))
+        if unknown:
+            raise UnknownLabels(
+                f"job {job_id} has no label {', '.join(map(repr, unknown))}: its labels are {job.labels_offered}"
+            )
         await self.queues.extend(job_id, reviewer, PUBLISH_GRACE_SECONDS)
         seconds = round((datetime.now(UTC) - lease.claimed_at).total_seconds(), 2)
         decision = ModerationDecision(
@@ -98,8 +107,9 @@ class ReviewService:
             **job.model_dump(include={"tenant", "bucket", "key", "queue", "scores", "model", "policy_id"}),
             event_id=job.job_id,
             job_id=job.job_id,
+            job_kind=job.kind,
             verdict=verdict.verdict.value,
-            corrected_labels=verdict.corrected_labels,
+            labels=sorted(set(verdict.labels)),
             note=verdict.note,
             reviewer=reviewer,
             review_seconds=seconds,

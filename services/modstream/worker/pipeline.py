@@ -176,12 +176,16 @@ class Pipeline:
         return self._decision(
             event,
             started,
+            policy,
             decision=verdict.decision,
             scores=scores.by_label,
             triggered=verdict.triggered,
             reasons=verdict.reasons,
             review_queue=verdict.review_queue,
             model=scores.model,
+            audit_sample=verdict.audit_sample,
+            audit_rate=policy.audit_sample_rate,
+            thresholds=policy.thresholds(),
         )
 
     @contextlib.contextmanager
@@ -204,13 +208,14 @@ class Pipeline:
         return self._decision(
             event,
             started,
+            self._policy(event),
             decision=Outcome.ERROR,
             reasons=[reason.value],
             error=DecisionError(reason=reason, message=message),
         )
 
-    def _decision(self, event: ImageUploaded, started: float, **outcome: Any) -> ModerationDecision:
-        policy = self._policy(event)
+    def _decision(self, event: ImageUploaded, started: float, policy: Policy, **outcome: Any) -> ModerationDecision:
+        # The policy that decided, passed along: a reload in between must not relabel the decision.
         return ModerationDecision(
             **event.model_dump(include={"event_id", "tenant", "bucket", "key"}),
             policy_id=policy.id,
@@ -238,6 +243,7 @@ class Pipeline:
                             "reasons",
                             "policy_id",
                             "policy_version",
+                            "thresholds",
                             "uploaded_at",
                         }
                     ),

@@ -27,7 +27,7 @@ from modstream.core.events import ModerationDecision
 from modstream.core.storage import ObjectMissing
 from modstream.review.jobs import ReviewJob, Verdict, VerdictInput
 from modstream.review.queue import LeaseLost
-from modstream.review.service import ReviewService
+from modstream.review.service import ReviewService, UnknownLabels
 from modstream.review.web.headers import SecurityHeaders
 from modstream.review.web.preview import NoPreview, for_browser
 from modstream.review.web.sessions import BLUR_LEVELS, Session, Sessions
@@ -272,15 +272,18 @@ def create_app(
         session: Posted,
         verdict: Annotated[Verdict, Form()],
         note: Annotated[str, Form(max_length=2000)] = "",
-        corrected: Annotated[list[str] | None, Form()] = None,
+        labels: Annotated[list[str] | None, Form()] = None,
     ) -> Response:
         job = await _held_job(job_id, session)
         try:
+            # An unticked box is not sent: no labels at all is an empty list, not a missing field.
             await service.submit(
-                job_id, session.user, VerdictInput(verdict=verdict, note=note or None, corrected_labels=corrected)
+                job_id, session.user, VerdictInput(verdict=verdict, note=note or None, labels=labels or [])
             )
         except LeaseLost:
             return RedirectResponse("/?notice=lost", status_code=303)
+        except UnknownLabels as exc:
+            raise HTTPException(422, str(exc)) from exc
         return await _next_job(job.queue, session.user, empty="done")
 
     @app.post("/jobs/{job_id}/skip")
@@ -388,6 +391,8 @@ def create_app(
             return await service.submit(job_id, session.user, body)
         except LeaseLost as exc:
             raise HTTPException(409, str(exc)) from exc
+        except UnknownLabels as exc:
+            raise HTTPException(422, str(exc)) from exc
 
     @app.post("/api/jobs/{job_id}/skip")
     async def api_skip(job_id: str, session: Api) -> dict[str, bool]:
