@@ -40,9 +40,9 @@ def loopback_settings(state_dir: object, **overrides: object) -> Settings:
     """Settings for a private stack: its own state folder and free ports for everything."""
     _one_stack_run_per_machine()
     ports: set[int] = set()
-    while len(ports) < 9:
+    while len(ports) < 10:
         ports.add(free_port())
-    kafka, s3, redis, http, grpc, metrics, web, dashboard, dashboard_metrics = sorted(ports)
+    kafka, s3, redis, http, grpc, metrics, web, dashboard, dashboard_metrics, archive = sorted(ports)
     values: dict[str, object] = {
         "kafka_bootstrap": f"127.0.0.1:{kafka}",
         "s3_endpoint": f"127.0.0.1:{s3}",
@@ -53,6 +53,7 @@ def loopback_settings(state_dir: object, **overrides: object) -> Settings:
         "worker_web_port": web,
         "dashboard_port": dashboard,
         "dashboard_metrics_port": dashboard_metrics,
+        "archive_web_port": archive,
         "state_dir": state_dir,
         "broker_session_timeout": 2.0,
     }

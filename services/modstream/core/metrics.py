@@ -38,6 +38,10 @@ stage_duration = _meter.create_histogram(
     "modstream.stage.duration", unit="s", description="Time spent in a pipeline stage"
 )
 verdicts = _meter.create_counter("modstream.review.verdicts", description="Human verdicts by queue and verdict")
+archived_records = _meter.create_counter(
+    "modstream.archive.records", description="Records in durable archive files, by table"
+)
+archive_files = _meter.create_counter("modstream.archive.files", description="Archive files written, by table")
 
 _configured = False
 _lock = threading.Lock()

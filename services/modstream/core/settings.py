@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     dashboard_login_failures_per_address: int = Field(30, ge=1)
     dashboard_login_window_seconds: float = Field(900.0, gt=0)
 
+    # The decision archive (`modstream archive`): decisions, verdicts and shadow scores as
+    # Parquet files in a bucket of its own. A file per table and day is written when this many
+    # records wait or the oldest has waited this long; offsets are committed only after.
+    archive_bucket: str = "modstream-archive"
+    archive_group: str = "modstream-archive"
+    archive_flush_records: int = Field(20_000, ge=1)
+    archive_flush_seconds: float = Field(30.0, gt=0)
+    # The archiver's HTTP endpoint (/healthz, /livez, /metrics); 0 turns it off.
+    archive_web_port: int = 16067
+
     # Where the worker's, the dashboard's and the metrics endpoints listen. Loopback
     # locally; a container sets 0.0.0.0 so that its ports can be published.
     bind_host: str = "127.0.0.1"

@@ -1,0 +1,249 @@
+"""The decision archive's layout: its tables, their Arrow schemas and where their files live.
+
+The archiver writes it and the quality reports read it, so the contract lives here, like
+the events. One folder per table under the archive bucket, Hive-style partitions by day:
+
+    s3://<archive_bucket>/decisions/date=2026-11-28/part-20261128T071500Z-3f2a9c1e.parquet
+
+Each table is a plain Parquet dataset, readable as it is by Spark, Trino or Athena (an
+external table per folder, partitioned by ``date``). A record may be in the archive more
+than once (the archiver commits offsets only after a file is durable, so a crash in
+between writes it again): readers keep one row per id column.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from pydantic import BaseModel
+
+from modstream.core.events import ModelRef, ModerationDecision, ReviewVerdict, ShadowScore
+from modstream.core.settings import Settings
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow.fs as pafs
+
+SCORES = pa.map_(pa.string(), pa.float64())
+LABELS = pa.list_(pa.string())
+THRESHOLDS = pa.map_(pa.string(), pa.struct([("review_at", pa.float64()), ("block_at", pa.float64())]))
+TRIGGERS = pa.list_(
+    pa.struct([("label", pa.string()), ("score", pa.float64()), ("threshold", pa.float64()), ("level", pa.string())])
+)
+TIME = pa.timestamp("us", tz="UTC")
+PARTITION = "date"
+
+Column = tuple[str, pa.DataType, Callable[[Any], Any]]
+
+
+def _field(name: str) -> Callable[[Any], Any]:
+    return lambda record: getattr(record, name)
+
+
+def _model(attribute: str, part: str) -> Callable[[Any], Any]:
+    def read(record: Any) -> str | None:
+        model: ModelRef | None = getattr(record, attribute)
+        return None if model is None else str(getattr(model, part))
+
+    return read
+
+
+def _columns(*names_types: tuple[str, pa.DataType]) -> list[Column]:
+    return [(name, kind, _field(name)) for name, kind in names_types]
+
+
+@dataclass(frozen=True)
+class Table:
+    """One record type as an archive table: its folder, its id column and its columns."""
+
+    name: str
+    record: type[BaseModel] | None  # what its topic carries; None for a table of leftovers
+    id_column: str
+    columns: Sequence[Column]
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([(name, kind) for name, kind, _ in self.columns])
+
+    def rows(self, records: Sequence[Any]) -> pa.Table:
+        """Records of this table's type as an Arrow table of its schema."""
+        return pa.table(
+            {name: pa.array([read(r) for r in records], type=kind) for name, kind, read in self.columns},
+            schema=self.schema,
+        )
+
+
+_IMAGE = _columns(
+    ("event_id", pa.string()),
+    ("tenant", pa.string()),
+    ("bucket", pa.string()),
+    ("key", pa.string()),
+    ("occurred_at", TIME),
+)
+
+DECISIONS = Table(
+    name="decisions",
+    record=ModerationDecision,
+    id_column="decision_id",
+    columns=[
+        *_columns(("decision_id", pa.string())),
+        *_IMAGE,
+        *_columns(("uploaded_at", TIME), ("source", pa.string())),
+        ("decision", pa.string(), lambda d: d.decision.value),
+        ("scores", SCORES, _field("scores")),
+        ("triggered", TRIGGERS, lambda d: [t.model_dump() for t in d.triggered]),
+        ("thresholds", THRESHOLDS, lambda d: {label: t.model_dump() for label, t in d.thresholds.items()}),
+        ("reasons", LABELS, _field("reasons")),
+        ("error_reason", pa.string(), lambda d: None if d.error is None else d.error.reason.value),
+        ("model_name", pa.string(), _model("model", "name")),
+        ("model_version", pa.string(), _model("model", "version")),
+        *_columns(
+            ("policy_id", pa.string()),
+            ("policy_version", pa.string()),
+            ("audit_sample", pa.bool_()),
+            ("audit_rate", pa.float64()),
+            ("review_queue", pa.string()),
+            ("reviewer", pa.string()),
+            ("review_seconds", pa.float64()),
+            ("latency_ms", pa.float64()),
+        ),
+    ],
+)
+
+VERDICTS = Table(
+    name="verdicts",
+    record=ReviewVerdict,
+    id_column="verdict_id",
+    columns=[
+        *_columns(("verdict_id", pa.string())),
+        *_IMAGE,
+        *_columns(
+            ("job_id", pa.string()),
+            ("job_kind", pa.string()),
+            ("queue", pa.string()),
+            ("verdict", pa.string()),
+            ("labels", LABELS),
+            ("note", pa.string()),
+            ("reviewer", pa.string()),
+            ("review_seconds", pa.float64()),
+            ("automatic_decision_id", pa.string()),
+            ("human_decision_id", pa.string()),
+            ("scores", SCORES),
+        ),
+        ("model_name", pa.string(), _model("model", "name")),
+        ("model_version", pa.string(), _model("model", "version")),
+        *_columns(("policy_id", pa.string()), ("policy_version", pa.string())),
+    ],
+)
+
+SHADOW = Table(
+    name="shadow",
+    record=ShadowScore,
+    id_column="shadow_id",
+    columns=[
+        *_columns(("shadow_id", pa.string())),
+        *_IMAGE,
+        ("serving_model_name", pa.string(), _model("serving_model", "name")),
+        ("serving_model_version", pa.string(), _model("serving_model", "version")),
+        ("serving_scores", SCORES, _field("serving_scores")),
+        ("serving_decision", pa.string(), lambda s: s.serving_decision.value),
+        ("shadow_model_name", pa.string(), _model("shadow_model", "name")),
+        ("shadow_model_version", pa.string(), _model("shadow_model", "version")),
+        ("shadow_scores", SCORES, _field("shadow_scores")),
+        ("shadow_decision", pa.string(), lambda s: s.shadow_decision.value),
+        *_columns(("policy_id", pa.string()), ("policy_version", pa.string())),
+    ],
+)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A record on an archived topic that is none of the archived types: kept, never dropped."""
+
+    topic: str
+    partition: int
+    offset: int
+    occurred_at: datetime
+    error: str
+    payload: bytes
+
+
+UNREADABLE = Table(
+    name="unreadable",
+    record=None,
+    id_column="record_id",
+    columns=[
+        ("record_id", pa.string(), lambda u: f"{u.topic}/{u.partition}/{u.offset}"),
+        *_columns(
+            ("topic", pa.string()),
+            ("partition", pa.int32()),
+            ("offset", pa.int64()),
+            ("occurred_at", TIME),
+            ("error", pa.string()),
+            ("payload", pa.binary()),
+        ),
+    ],
+)
+
+TABLES = {table.name: table for table in (DECISIONS, VERDICTS, SHADOW, UNREADABLE)}
+
+
+def object_key(table: str, day: str, name: str) -> str:
+    return f"{table}/{PARTITION}={day}/{name}.parquet"
+
+
+def s3_filesystem(settings: Settings) -> "pafs.S3FileSystem":
+    """The archive bucket through pyarrow's own S3 client (built into its wheels)."""
+    import pyarrow.fs as pafs
+
+    return pafs.S3FileSystem(
+        access_key=settings.s3_access_key.get_secret_value(),
+        secret_key=settings.s3_secret_key.get_secret_value(),
+        endpoint_override=settings.s3_endpoint,
+        scheme="https" if settings.s3_secure else "http",
+        region=settings.s3_region,
+        tls_ca_file_path=str(settings.s3_ca_file) if settings.s3_ca_file else None,
+        connect_timeout=5,
+        request_timeout=60,
+    )
+
+
+def open_archive(
+    settings: Settings, *, since: date | None = None, until: date | None = None
+) -> "duckdb.DuckDBPyConnection":
+    """An in-process DuckDB over the archive: a view per table, one row per record id.
+
+    DuckDB reads Arrow datasets that pyarrow scans from S3: DuckDB's own S3 access (httpfs)
+    is an extension it downloads at run time. ``since``/``until`` (days, inclusive) prune
+    whole day folders before anything is read.
+    """
+    import duckdb
+    import pyarrow.dataset as pads
+
+    filesystem = s3_filesystem(settings)
+    days = pads.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive")
+    connection = duckdb.connect()
+    for table in TABLES.values():
+        schema = table.schema.append(pa.field(PARTITION, pa.string()))
+        try:
+            files: Any = pads.dataset(
+                f"{settings.archive_bucket}/{table.name}",
+                schema=schema,
+                filesystem=filesystem,
+                format="parquet",
+                partitioning=days,
+            )
+        except FileNotFoundError:  # nothing archived in this table yet
+            files = schema.empty_table()
+        if since is not None:
+            files = files.filter(pads.field(PARTITION) >= since.isoformat())
+        if until is not None:
+            files = files.filter(pads.field(PARTITION) <= until.isoformat())
+        connection.register(f"{table.name}_files", files)
+        connection.execute(
+            f"CREATE VIEW {table.name} AS SELECT * FROM {table.name}_files "
+            f"QUALIFY row_number() OVER (PARTITION BY {table.id_column} ORDER BY occurred_at) = 1"
+        )
+    return connection
