@@ -1,0 +1,98 @@
+"""The labelled sample, read from the decision archive with DuckDB (the only I/O of quality).
+
+Automatic decisions of the period (errors aside) joined with the first verdict on each
+(a second review is an agreement measurement, not more truth); every label's score,
+thresholds and truth pulled out as columns by DuckDB, so Python sees plain arrays.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from modstream.quality.sample import LabelColumns, Sample
+
+
+@dataclass(frozen=True)
+class Period:
+    """Which decisions: by tenant, model version and time (``until`` excluded)."""
+
+    tenant: str | None = None
+    model_version: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses, params = ["source = 'automatic'", "decision IN ('allow', 'review', 'block')"], []
+        for clause, value in (
+            ("tenant = ?", self.tenant),
+            ("model_version = ?", self.model_version),
+            ("occurred_at >= ?", self.since),
+            ("occurred_at < ?", self.until),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        return " AND ".join(clauses), params
+
+
+_JOINED = """
+WITH automatic AS (SELECT * FROM decisions WHERE {where}),
+first_verdict AS (
+    SELECT automatic_decision_id, verdict, labels FROM verdicts WHERE job_kind <> 'second_review'
+    QUALIFY row_number() OVER (PARTITION BY automatic_decision_id ORDER BY occurred_at) = 1
+)
+SELECT {columns}
+FROM automatic a LEFT JOIN first_verdict v ON v.automatic_decision_id = a.decision_id
+ORDER BY a.occurred_at
+"""
+
+
+def labels_in(connection: duckdb.DuckDBPyConnection, period: Period) -> list[str]:
+    """The labels the period's policies had thresholds for."""
+    where, params = period.where()
+    rows = connection.execute(
+        f"SELECT DISTINCT unnest(map_keys(thresholds)) AS label FROM decisions WHERE {where} ORDER BY label", params
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def load_sample(connection: duckdb.DuckDBPyConnection, period: Period) -> Sample:
+    labels = labels_in(connection, period)
+    columns = [
+        "a.tenant",
+        "coalesce(a.model_version, '') AS model_version",
+        "a.decision AS outcome",
+        "a.audit_rate",
+        "a.audit_sample",
+        "coalesce(v.verdict, '') AS verdict",
+    ]
+    for i, label in enumerate(labels):
+        literal = "'" + label.replace("'", "''") + "'"
+        columns += [
+            f"coalesce(a.scores[{literal}], 'NaN'::DOUBLE) AS score_{i}",
+            f"coalesce(a.thresholds[{literal}].review_at, 'NaN'::DOUBLE) AS review_at_{i}",
+            f"coalesce(a.thresholds[{literal}].block_at, 'NaN'::DOUBLE) AS block_at_{i}",
+            f"coalesce(list_contains(v.labels, {literal}), false) AS truth_{i}",
+        ]
+    where, params = period.where()
+    found = connection.execute(_JOINED.format(where=where, columns=", ".join(columns)), params).fetchnumpy()
+    return Sample(
+        tenant=np.asarray(found["tenant"], dtype=np.str_),
+        model_version=np.asarray(found["model_version"], dtype=np.str_),
+        outcome=np.asarray(found["outcome"], dtype=np.str_),
+        audit_rate=np.asarray(found["audit_rate"], dtype=np.float64),
+        audit_sample=np.asarray(found["audit_sample"], dtype=np.bool_),
+        verdict=np.asarray(found["verdict"], dtype=np.str_),
+        labels={
+            label: LabelColumns(
+                score=np.asarray(found[f"score_{i}"], dtype=np.float64),
+                review_at=np.asarray(found[f"review_at_{i}"], dtype=np.float64),
+                block_at=np.asarray(found[f"block_at_{i}"], dtype=np.float64),
+                truth=np.asarray(found[f"truth_{i}"], dtype=np.bool_),
+            )
+            for i, label in enumerate(labels)
+        },
+    )
