@@ -23,12 +23,15 @@ class NoServedModel(Exception):
 
 def run_bench(
     settings: Settings,
-    images: list[bytes],
+    pool: list[bytes],
+    count: int,
     *,
     rate: float = 0.0,
     on_decided: Callable[[ModerationDecision], None] = lambda d: None,
     on_stage: Callable[[str], None] = lambda stage: None,
 ) -> dict[str, Any]:
+    """``count`` images, taken from ``pool`` in turn, through the pipeline; then the raw model on the same images."""
+    images = [pool[i % len(pool)] for i in range(count)]
     pace = f"at {rate:g} events/s" if rate > 0 else "all published at once"
     on_stage(f"pipeline: {len(images)} images through Kafka, the worker and Triton, {pace}")
     served: Counter[ModelRef] = Counter()
@@ -78,7 +81,9 @@ def baseline_model(served: Counter[ModelRef], repository: Path) -> tuple[ModelRe
     return model, onnx_file
 
 
-def write_report(report: dict[str, Any], out: Path) -> Path:
+def write_report(report: dict[str, Any], kind: str, out: Path | None = None) -> Path:
+    """The report as JSON in ``out``, by default ``artifacts/<kind>-<when it was measured>.json``."""
+    out = out or Path("artifacts") / f"{kind}-{report['measured_at'].replace(':', '')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     return out

@@ -8,7 +8,7 @@ worker and Triton server while it goes, so growth without bound shows as a trend
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +30,17 @@ class MemorySample:
     seconds: float
     worker_mb: float
     triton_mb: float
+
+
+class NothingToWatch(Exception):
+    """The soak watches a running worker and Triton server; one of them is not running."""
+
+
+def watched_processes(running: Mapping[str, int]) -> tuple[psutil.Process, psutil.Process]:
+    """The worker's and Triton's processes, from the running servers' PIDs by name."""
+    if not {"worker", "triton"} <= running.keys():
+        raise NothingToWatch
+    return psutil.Process(running["worker"]), psutil.Process(running["triton"])
 
 
 def _mb(process: psutil.Process) -> float:

@@ -7,7 +7,7 @@ once per pair (its last record).
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from modstream.core.events import ModelRef, Outcome, ShadowScore
 
@@ -39,6 +39,17 @@ def compare(records: Iterable[ShadowScore]) -> list[Comparison]:
     for record in records:
         pairs.setdefault((record.serving_model, record.shadow_model), {})[record.event_id] = record
     return [_compare(serving, shadow, list(by_event.values())) for (serving, shadow), by_event in pairs.items()]
+
+
+def as_plain(comparison: Comparison) -> dict[str, object]:
+    """The comparison as JSON-ready values (the outcome pairs as a list: JSON keys are strings)."""
+    plain = asdict(comparison)
+    plain["serving"], plain["shadow"] = comparison.serving.model_dump(), comparison.shadow.model_dump()
+    plain["outcomes"] = [
+        {"serving": serving.value, "shadow": shadow.value, "images": n}
+        for (serving, shadow), n in comparison.outcomes.items()
+    ]
+    return plain
 
 
 def _compare(serving: ModelRef, shadow: ModelRef, records: list[ShadowScore]) -> Comparison:

@@ -103,6 +103,11 @@ def describe(repository: Repository, index: list[dict[str, str]]) -> list[Versio
     ]
 
 
+def other_models(repository: Repository, index: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The entries of Triton's repository index that are neither the classifier nor its shadow."""
+    return [e for e in index if e.get("name") not in (repository.model, repository.shadow().model)]
+
+
 def _states(index: list[dict[str, str]], model: str) -> dict[int, str]:
     return {
         int(entry["version"]): state_of(entry) for entry in index if entry.get("name") == model and entry.get("version")

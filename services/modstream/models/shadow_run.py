@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from modstream.models.control import TritonControl, TritonControlError
-from modstream.models.lifecycle import DeployFailed, Say, Switch, serve
+from modstream.models.lifecycle import DeployFailed, Say, Switch, add, serve
 from modstream.models.repository import SHADOW_SUFFIX as SUFFIX
 from modstream.models.repository import Repository
 
@@ -41,6 +41,18 @@ def start_shadow(repository: Repository, triton: TritonControl, ensemble: str, v
         stop_shadow(repository, triton, ensemble, say)
         raise DeployFailed(f"Triton could not load the shadow of version {version}: {exc}") from exc
     say(f"version {version} is shadowing version {repository.serving()}; workers pick it up within seconds")
+
+
+def shadow_candidate(
+    repository: Repository, triton: TritonControl, ensemble: str, onnx_file: Path, labels_file: Path, say: Say
+) -> None:
+    """Check a candidate, add it as the next version and shadow it; if it cannot shadow, it is removed."""
+    version = add(repository, onnx_file, labels_file, say)
+    try:
+        start_shadow(repository, triton, ensemble, version.number, say)
+    except DeployFailed:
+        repository.remove_version(version.number)
+        raise
 
 
 def stop_shadow(repository: Repository, triton: TritonControl, ensemble: str, say: Say) -> None:

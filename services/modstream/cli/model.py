@@ -1,30 +1,26 @@
 """``modstream model …``: the classifier in the Triton model repository, changed while traffic flows."""
 
-import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from modstream.core.events import ShadowScore
+from modstream.cli.console import console, err
 from modstream.core.settings import Settings, get_settings
 from modstream.models.candidate import CandidateRefused
-from modstream.models.compare import Comparison, compare
+from modstream.models.compare import Comparison, as_plain
 from modstream.models.control import TritonControl
-from modstream.models.lifecycle import DeployFailed, Switch, describe, state_of
+from modstream.models.lifecycle import DeployFailed, Switch, describe, other_models, state_of
 from modstream.models.repository import Repository
+from modstream.models.workbench import NoSuchModel, open_model
 
-model_app = typer.Typer(
+app = typer.Typer(
     help="The classifier in the Triton model repository: list, deploy, shadow, compare, roll back.",
     no_args_is_help=True,
 )
-console = Console()
-err = Console(stderr=True)
 T = TypeVar("T")
 ModelName = Annotated[str, typer.Option("--name", help="the classifier model in the repository")]
 DEFAULT_MODEL = "image_safety"
@@ -33,18 +29,12 @@ DEFAULT_MODEL = "image_safety"
 def _change(name: str, action: Callable[[Settings, Repository, TritonControl], T]) -> T:
     """Run a change against the repository and Triton; a refusal ends the command with its reason."""
     settings = get_settings()
-    repository = Repository(settings.model_repository, name)
-    if not repository.config.is_file():
-        err.print(f"[red]there is no model {name!r} in {settings.model_repository}[/red]")
-        raise typer.Exit(1)
-    triton = TritonControl(settings.triton_http)
     try:
-        return action(settings, repository, triton)
-    except (CandidateRefused, DeployFailed) as exc:
+        with open_model(settings, name) as (repository, triton):
+            return action(settings, repository, triton)
+    except (NoSuchModel, CandidateRefused, DeployFailed) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    finally:
-        triton.close()
 
 
 def _switched(switch: Switch) -> None:
@@ -52,8 +42,8 @@ def _switched(switch: Switch) -> None:
     console.print(f"[green]version {switch.serving} serves[/green] (was {switch.previous}; undo: {undo})")
 
 
-@model_app.command("list")
-def model_list(name: ModelName = DEFAULT_MODEL) -> None:
+@app.command("list")
+def list_(name: ModelName = DEFAULT_MODEL) -> None:
     """Every classifier version on disk, its labels, Triton's state of it, and which serves or shadows;
     then the other models Triton knows."""
     settings = get_settings()
@@ -71,7 +61,7 @@ def model_list(name: ModelName = DEFAULT_MODEL) -> None:
         role = "serving" if row.serving else "shadow" if row.shadow else ""
         table.add_row(str(row.version), ", ".join(row.labels), row.triton, role)
     console.print(table)
-    others = [e for e in index if e.get("name") not in (repository.model, repository.shadow().model)]
+    others = other_models(repository, index)
     if others:
         table = Table("model", "version", "state", title="other models in Triton")
         for entry in others:
@@ -79,8 +69,8 @@ def model_list(name: ModelName = DEFAULT_MODEL) -> None:
         console.print(table)
 
 
-@model_app.command("deploy")
-def model_deploy(
+@app.command("deploy")
+def deploy(
     onnx_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the candidate ONNX model")],
     labels: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="labels file, one per output position")],
     shadow: Annotated[bool, typer.Option(help="shadow it beside the serving version instead of serving it")] = False,
@@ -93,32 +83,28 @@ def model_deploy(
         switch = _change(name, lambda _, repo, triton: lifecycle.deploy(repo, triton, onnx_file, labels, console.print))
         _switched(switch)
         return
-
-    def add_and_shadow(settings: Settings, repo: Repository, triton: TritonControl) -> None:
-        version = lifecycle.add(repo, onnx_file, labels, console.print)
-        try:
-            shadow_run.start_shadow(repo, triton, settings.triton_model, version.number, console.print)
-        except DeployFailed:
-            repo.remove_version(version.number)
-            raise
-
-    _change(name, add_and_shadow)
+    _change(
+        name,
+        lambda settings, repo, triton: shadow_run.shadow_candidate(
+            repo, triton, settings.triton_model, onnx_file, labels, console.print
+        ),
+    )
     console.print("compare with: modstream model compare; then: modstream model promote, or model shadow --stop")
 
 
-@model_app.command("rollback")
-def model_rollback(
+@app.command("rollback")
+def rollback(
     to: Annotated[int | None, typer.Option(help="the version to serve (default: the one before)")] = None,
     name: ModelName = DEFAULT_MODEL,
 ) -> None:
     """Make the previous (or the given) version serve again."""
-    from modstream.models.lifecycle import rollback
+    from modstream.models import lifecycle
 
-    _switched(_change(name, lambda _, repo, triton: rollback(repo, triton, console.print, to)))
+    _switched(_change(name, lambda _, repo, triton: lifecycle.rollback(repo, triton, console.print, to)))
 
 
-@model_app.command("shadow")
-def model_shadow(
+@app.command("shadow")
+def shadow(
     version: Annotated[int | None, typer.Argument(help="the version to run beside the serving one")] = None,
     stop: Annotated[bool, typer.Option("--stop", help="stop the running shadow")] = False,
     name: ModelName = DEFAULT_MODEL,
@@ -136,29 +122,26 @@ def model_shadow(
     _change(name, lambda _, repo, triton: shadow_run.start_shadow(repo, triton, ensemble, version, console.print))
 
 
-@model_app.command("promote")
-def model_promote(name: ModelName = DEFAULT_MODEL) -> None:
+@app.command("promote")
+def promote(name: ModelName = DEFAULT_MODEL) -> None:
     """Make the version under shadow serve, and stop the shadow."""
-    from modstream.models.shadow_run import promote
+    from modstream.models import shadow_run
 
-    switch = _change(name, lambda settings, repo, triton: promote(repo, triton, settings.triton_model, console.print))
+    switch = _change(
+        name, lambda settings, repo, triton: shadow_run.promote(repo, triton, settings.triton_model, console.print)
+    )
     _switched(switch)
 
 
-@model_app.command("compare")
-def model_compare(
+@app.command("compare")
+def compare(
     as_json: Annotated[bool, typer.Option("--json", help="JSON, one comparison per line")] = False,
     idle: Annotated[float, typer.Option(help="seconds without new shadow records that end the reading")] = 3.0,
 ) -> None:
     """Per label score differences and the decision agreement rate over the shadowed traffic."""
-    from modstream.core.kafka import read_records
+    from modstream.models.shadow_scores import shadow_comparisons
 
-    settings = get_settings()
-
-    async def collect() -> list[ShadowScore]:
-        return [r async for r in read_records(settings, settings.topic_shadow, ShadowScore, False, idle)]
-
-    comparisons = compare(asyncio.run(collect()))
+    comparisons = shadow_comparisons(get_settings(), idle)
     if not comparisons:
         err.print("no shadow records yet (start one with: modstream model shadow VERSION)")
         raise typer.Exit(1)
@@ -167,16 +150,6 @@ def model_compare(
             print(json.dumps(as_plain(comparison)))
         else:
             _print_comparison(comparison)
-
-
-def as_plain(comparison: Comparison) -> dict[str, object]:
-    plain = asdict(comparison)
-    plain["serving"], plain["shadow"] = comparison.serving.model_dump(), comparison.shadow.model_dump()
-    plain["outcomes"] = [
-        {"serving": serving.value, "shadow": shadow.value, "images": n}
-        for (serving, shadow), n in comparison.outcomes.items()
-    ]
-    return plain
 
 
 def _print_comparison(c: Comparison) -> None:
@@ -194,3 +167,41 @@ def _print_comparison(c: Comparison) -> None:
         console.print(f"labels only in serving: {c.only_serving or '-'}; only in the shadow: {c.only_shadow or '-'}")
     outcomes = ", ".join(f"{a.value}→{b.value}: {n}" for (a, b), n in sorted(c.outcomes.items()))
     console.print(f"decisions (serving→shadow): {outcomes}")
+
+
+@app.command("perf", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def perf(
+    context: typer.Context,
+    model: Annotated[
+        str | None, typer.Option(help="the Triton model to measure (default: the serving ensemble)")
+    ] = None,
+    images: Annotated[int, typer.Option(help="how many sample photos to send, in turn")] = 16,
+) -> None:
+    """Measure a model on the running stack with Triton's perf_analyzer (installed on first use).
+
+    Extra options go to perf_analyzer as they are, e.g. --concurrency-range 1:16:2.
+    """
+    import subprocess
+
+    from modstream.bench import perf_analyzer
+    from modstream.demo.samples import sample_images
+
+    settings = get_settings()
+    tools = settings.state_dir / "tools" / "perf_analyzer"
+    console.print(f"perf_analyzer in {tools} (installed on first use: two wheels from PyPI, libb64 from Debian)")
+    try:
+        binary = perf_analyzer.installed(tools, settings.state_dir / "cache")
+    except perf_analyzer.ToolMissing as exc:
+        err.print(f"[red]could not install perf_analyzer: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    photos = sample_images(settings.state_dir / "cache")[:images]
+    data_file = perf_analyzer.write_input(photos, tools / "input.json")
+    report = Path("artifacts") / "perf-analyzer.csv"
+    report.parent.mkdir(exist_ok=True)
+    extra = context.args or ["--concurrency-range", "1:8:2", "--measurement-interval", "5000"]
+    args = perf_analyzer.command(binary, settings.triton_grpc, model or settings.triton_model, data_file, report, extra)
+    console.print(" ".join(args))
+    done = subprocess.run(args, env={**perf_analyzer.environment(binary)}, check=False)
+    if done.returncode == 0:
+        console.print(f"numbers also written to {report}")
+    raise typer.Exit(done.returncode)

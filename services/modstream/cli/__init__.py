@@ -1,0 +1,23 @@
+"""``modstream``: one command for everything a person runs.
+
+One module per command group; each parses its options and calls into the rooms below.
+"""
+
+import typer
+
+from modstream.cli import bench, dashboard, demo, model, schemas, stack, uploads, worker
+
+app = typer.Typer(help="Streaming image moderation: Kafka, Faust, S3 and Triton.", no_args_is_help=True)
+for command in (
+    worker.worker,
+    worker.init,
+    uploads.upload,
+    uploads.decisions,
+    schemas.schemas,
+    demo.demo,
+    bench.bench,
+):
+    app.command()(command)
+app.add_typer(stack.app, name="stack")
+app.add_typer(model.app, name="model")
+app.add_typer(dashboard.app, name="dashboard")

@@ -1,0 +1,71 @@
+"""``modstream dashboard …``: the reviewer dashboard, and its users."""
+
+from typing import Annotated
+
+import typer
+
+from modstream.cli.console import console, err
+from modstream.core.settings import get_settings
+
+app = typer.Typer(help="The reviewer dashboard and its users.")
+
+
+@app.callback(invoke_without_command=True)
+def serve(
+    ctx: typer.Context,
+    port: Annotated[int | None, typer.Option(help="port (default MODSTREAM_DASHBOARD_PORT)")] = None,
+) -> None:
+    """Serve the reviewer dashboard on MODSTREAM_BIND_HOST (and feed review requests into the queues)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from modstream.review.web.server import run_dashboard, users_file
+
+    settings = get_settings()
+    if not users_file(settings).is_file():
+        err.print("no dashboard users yet: add one with `modstream dashboard add-user NAME --role admin`")
+        raise typer.Exit(2)
+    console.print(f"dashboard on http://{settings.bind_host}:{port or settings.dashboard_port}/")
+    run_dashboard(settings, port=port)
+
+
+@app.command("add-user")
+def add_user(
+    name: str,
+    role: Annotated[str, typer.Option(help="reviewer or admin")] = "reviewer",
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="MODSTREAM_NEW_USER_PASSWORD",
+            help="asked for when not given (or taken from MODSTREAM_NEW_USER_PASSWORD, for scripts)",
+        ),
+    ] = "",
+) -> None:
+    """Add a dashboard user (or set their role and password); the password is stored hashed."""
+    from modstream.review.web import users
+    from modstream.review.web.server import users_file
+
+    if role not in ("reviewer", "admin"):
+        err.print("role must be reviewer or admin")
+        raise typer.Exit(2)
+    if len(password) < 8:
+        err.print("use a password of 8 characters or more")
+        raise typer.Exit(2)
+    path = users_file(get_settings())
+    users.add_user(path, name, role, password)  # type: ignore[arg-type]
+    console.print(f"{name} ({role}) saved in {path}")
+
+
+@app.command("token")
+def token(name: str) -> None:
+    """Mint an API token for a dashboard user (shown once; the previous one stops working)."""
+    from modstream.review.web.server import users_file
+    from modstream.review.web.users import mint_token
+
+    try:
+        print(mint_token(users_file(get_settings()), name))
+    except KeyError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from exc
