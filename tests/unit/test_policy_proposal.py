@@ -28,7 +28,7 @@ def test_a_proposal_is_written_aside_and_applies_when_moved_into_place(policies:
 
 
 def test_an_invalid_proposal_is_refused_and_leaves_no_file(policies: Path) -> None:
-    with pytest.raises(PolicyError, match="review_at .* is above block_at"):
+    with pytest.raises(PolicyError, match=r"review_at .* is above block_at"):
         write_proposal(policies, None, "nsfw", Thresholds(review_at=0.9, block_at=0.5), "bad")
     assert not list((policies / "proposed").glob("*.yaml"))
 
