@@ -5,12 +5,13 @@ One module per command group; each parses its options and calls into the rooms b
 
 import typer
 
-from modstream.cli import bench, dashboard, demo, model, schemas, stack, uploads, worker
+from modstream.cli import archive, bench, dashboard, demo, model, quality, schemas, stack, uploads, worker
 
 app = typer.Typer(help="Streaming image moderation: Kafka, Faust, S3 and Triton.", no_args_is_help=True)
 for command in (
     worker.worker,
     worker.init,
+    archive.archive,
     uploads.upload,
     uploads.decisions,
     schemas.schemas,
@@ -21,3 +22,4 @@ for command in (
 app.add_typer(stack.app, name="stack")
 app.add_typer(model.app, name="model")
 app.add_typer(dashboard.app, name="dashboard")
+app.add_typer(quality.app, name="quality")

@@ -29,6 +29,7 @@ def up(
     timeout: Annotated[float, typer.Option(help="seconds to wait for each server")] = 180.0,
     worker: Annotated[bool, typer.Option(help="also start a worker in the background")] = False,
     dashboard: Annotated[bool, typer.Option(help="also start the reviewer dashboard in the background")] = False,
+    archive: Annotated[bool, typer.Option(help="start the decision archiver in the background")] = True,
 ) -> None:
     """Start Kafka (Tansu), S3 (nanio), Redis (Valkey) and Triton, then create topics and bucket."""
     from modstream.core.provision import provision
@@ -38,9 +39,9 @@ def up(
     try:
         with console.status("starting the local stack…") as spinner:
             start_stack(settings, timeout=timeout, on_event=lambda server, msg: spinner.update(f"{server}: {msg}"))
-            spinner.update("creating topics and the uploads bucket…")
+            spinner.update("creating topics and buckets…")
             provision(settings)
-            for name, wanted in (("worker", worker), ("dashboard", dashboard)):
+            for name, wanted in (("archive", archive), ("worker", worker), ("dashboard", dashboard)):
                 if wanted:
                     spinner.update(f"starting the {name}…")
                     start_service(settings, name, timeout)
@@ -63,6 +64,7 @@ def down() -> None:
 def status() -> None:
     """Each server, its address, its PID and whether it answers."""
     from modstream.stack import stack_status
+    from modstream.stack.servers import SERVICES
 
     table = Table("server", "address", "pid", "answers", "log")
     statuses = stack_status(get_settings())
@@ -70,5 +72,5 @@ def status() -> None:
         answers = "[green]yes[/green]" if s.answering else ("[yellow]no[/yellow]" if s.running else "[red]down[/red]")
         table.add_row(s.name, s.address, str(s.pid or "-"), answers, str(s.log_path))
     console.print(table)
-    if not all(s.answering for s in statuses if s.name not in ("worker", "dashboard")):
+    if not all(s.answering for s in statuses if s.name not in SERVICES):
         raise typer.Exit(1)

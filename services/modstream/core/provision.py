@@ -13,9 +13,12 @@ class StorageMisconfigured(Exception):
 
 
 def provision(settings: Settings) -> None:
-    """Create the topics and the uploads bucket that do not exist yet; what exists is left as it is."""
+    """Create the topics and the buckets (uploads, archive) that do not exist yet; what exists
+    is left as it is."""
     asyncio.run(ensure_topics(settings))
-    ObjectStore(settings).ensure_bucket(settings.uploads_bucket)
+    store = ObjectStore(settings)
+    for bucket in (settings.uploads_bucket, settings.archive_bucket):
+        store.ensure_bucket(bucket)
 
 
 def check_uploads_bucket(settings: Settings) -> None:

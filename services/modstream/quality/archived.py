@@ -96,3 +96,15 @@ def load_sample(connection: duckdb.DuckDBPyConnection, period: Period) -> Sample
             for i, label in enumerate(labels)
         },
     )
+
+
+def scores_in(connection: duckdb.DuckDBPyConnection, period: Period) -> tuple[list[dict[str, float]], float]:
+    """Every automatic decision's scores in the period, and the days it spans (for rates per day)."""
+    where, params = period.where()
+    rows = connection.execute(f"SELECT scores FROM decisions WHERE {where}", params).fetchall()
+    first, last = connection.execute(
+        f"SELECT min(occurred_at), max(occurred_at) FROM decisions WHERE {where}", params
+    ).fetchone() or (None, None)
+    start, end = period.since or first, period.until or last
+    days = (end - start).total_seconds() / 86400 if start is not None and end is not None else 0.0
+    return [dict(row[0]) for row in rows], days

@@ -207,9 +207,19 @@ def dashboard(settings: Settings, layout: Layout) -> Server:
     )
 
 
+def archive(settings: Settings, layout: Layout) -> Server:
+    return Server(
+        name="archive",
+        address=f"127.0.0.1:{settings.archive_web_port}",
+        argv=[sys.executable, "-m", "modstream.cli", "archive"],
+        env=settings.as_env(),
+        answers=partial(probes.http_answers, f"http://127.0.0.1:{settings.archive_web_port}/healthz", want_ok=True),
+    )
+
+
 SERVERS = {"kafka": kafka, "s3": s3, "redis": redis, "triton": triton}
 # Our own processes, started after the servers and stopped before them.
-SERVICES = {"worker": worker, "dashboard": dashboard}
+SERVICES = {"worker": worker, "dashboard": dashboard, "archive": archive}
 
 
 def link_triton_backend(layout: Layout) -> Path:

@@ -1,0 +1,174 @@
+"""``modstream quality …``: how right the decisions are, from the archive and reviewers' verdicts."""
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from modstream.cli.console import console, err
+from modstream.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import duckdb
+
+app = typer.Typer(help="Per-label quality from reviewers' verdicts, and threshold advice.", no_args_is_help=True)
+
+TenantOption = Annotated[str | None, typer.Option(help="only this tenant's decisions (and per tenant)")]
+SinceOption = Annotated[datetime | None, typer.Option(help="from this time (UTC), e.g. 2026-11-28 or 2026-11-28T06:00")]
+UntilOption = Annotated[datetime | None, typer.Option(help="before this time (UTC)")]
+VersionOption = Annotated[str | None, typer.Option("--model-version", help="only decisions of this model version")]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _open(settings: Settings, since: datetime | None, until: datetime | None) -> "duckdb.DuckDBPyConnection":
+    from modstream.core.archive import open_archive
+
+    return open_archive(
+        settings,
+        since=since.date() if since else None,
+        until=until.date() if until else None,
+    )
+
+
+@app.command()
+def report(
+    tenant: TenantOption = None,
+    label: Annotated[str | None, typer.Option(help="only this label")] = None,
+    model_version: VersionOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Precision, recall and F1 per label and model version at the policy's thresholds, with 95 % intervals."""
+    from modstream.quality.archived import Period, load_sample
+    from modstream.quality.report import quality_report
+
+    settings = get_settings()
+    since, until = _utc(since), _utc(until)
+    period = Period(tenant=tenant, model_version=model_version, since=since, until=until)
+    with console.status("reading the archive…"), _open(settings, since, until) as archive:
+        sample = load_sample(archive, period)
+    result = quality_report(sample, by_tenant=tenant is not None, only_label=label)
+    if as_json:
+        print(json.dumps(result.to_dict(), default=str, indent=2))
+        return
+    if not len(sample):
+        err.print(f"[yellow]no automatic decision in s3://{settings.archive_bucket} for this period[/yellow]")
+        raise typer.Exit(1)
+    table = Table("label", "model", "tenant", "labelled", "at", "threshold", "precision", "recall", "F1")
+    for row in result.labels:
+        for name, at in (("review", row.at_review), ("block", row.at_block)):
+            table.add_row(
+                row.label,
+                row.model_version,
+                row.tenant or "all",
+                f"{row.labelled} ({row.positives} +)",
+                name,
+                "-" if at.threshold is None else f"{at.threshold:.3f}",
+                str(at.precision),
+                str(at.recall),
+                str(at.f1),
+            )
+    console.print(table)
+    for part in result.slices:
+        where = f"model {part.model_version}" + (f", tenant {part.tenant}" if part.tenant else "")
+        console.print(
+            f"{where}: {part.decisions} decisions, {part.labelled} with a verdict; "
+            f"Hamming loss {part.hamming_loss}; automatic vs human (audit samples) {part.agreement}"
+        )
+        for gap in part.gaps:
+            console.print(
+                f"  [yellow]not covered: {gap.decisions} {gap.outcome} decisions of {gap.tenant} "
+                f"(audit rate {gap.audit_rate}) have no verdict; the estimates leave them out[/yellow]"
+            )
+
+
+@app.command()
+def suggest(
+    label: Annotated[str, typer.Option(help="the label to set thresholds for")],
+    target_precision: Annotated[float, typer.Option(min=0.0, max=1.0, help="block_at: precision at least this")],
+    target_recall: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="review_at: recall at least this (default: keep review_at)")
+    ] = None,
+    tenant: TenantOption = None,
+    model_version: VersionOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    write: Annotated[
+        bool, typer.Option(help="write the proposal to policies/proposed/ (never applied by itself)")
+    ] = False,
+) -> None:
+    """Thresholds for one label from the weighted labelled sample, backtested over the period's archived scores."""
+    from modstream.policy.loader import PolicyError, load_policies
+    from modstream.policy.proposal import outcome_under, with_thresholds, write_proposal
+    from modstream.quality.advice import NoAdvice, advise, backtest
+    from modstream.quality.archived import Period, load_sample, scores_in
+
+    settings = get_settings()
+    since, until = _utc(since), _utc(until)
+    policy = load_policies(settings.policies_dir).for_tenant(tenant) if tenant else None
+    policy = policy or load_policies(settings.policies_dir).default
+    if label not in policy.labels:
+        err.print(f"[red]policy {policy.id} has no rule for {label!r} (its labels: {', '.join(policy.labels)})[/red]")
+        raise typer.Exit(2)
+    current = policy.thresholds()[label]
+    period = Period(tenant=tenant, model_version=model_version, since=since, until=until)
+    with console.status("reading the archive…"), _open(settings, since, until) as archive:
+        sample = load_sample(archive, period)
+        scores, days = scores_in(archive, period)
+    try:
+        advice = advise(sample, label, current, target_precision, target_recall)
+    except NoAdvice as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    proposal = with_thresholds(policy, label, advice.proposed)
+    moved = backtest(scores, days, outcome_under(policy), outcome_under(proposal))
+
+    console.print(
+        f"{label} for {policy.id} ({policy.version}), from {advice.labelled} labelled decisions "
+        f"({advice.positives} with {label}) of {len(sample)}:"
+    )
+    table = Table("", "review_at", "block_at", "precision at block", "recall at block", "recall at review")
+    for name, at, estimate in (
+        ("in force", advice.current, advice.before),
+        ("proposed", advice.proposed, advice.after),
+    ):
+        table.add_row(
+            name,
+            f"{at.review_at:.4f}",
+            f"{at.block_at:.4f}",
+            str(estimate.precision_at_block),
+            str(estimate.recall_at_block),
+            str(estimate.recall_at_review),
+        )
+    console.print(table)
+    for note in advice.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    console.print(
+        f"backtest over {moved.decisions} archived decisions ({moved.days:.1f} days): {moved.changed} change outcome"
+    )
+    for (before, after), count in sorted(moved.moves.items()):
+        if before != after:
+            console.print(f"  {before} → {after}: {count}")
+    for outcome in ("review", "block"):
+        now, then = moved.per_day(outcome, proposed=False), moved.per_day(outcome, proposed=True)
+        console.print(f"  {outcome} per day: {now:.1f} → {then:.1f}")
+    if write:
+        why = (
+            f"proposed by `modstream quality suggest --label {label} --target-precision {target_precision}"
+            f"{f' --target-recall {target_recall}' if target_recall is not None else ''}` at "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC\nfrom {advice.labelled} labelled decisions "
+            f"({advice.positives} with {label}); backtest: {moved.changed} of {moved.decisions} decisions change\n"
+            f"apply by moving this file to {'tenants/' + tenant + '.yaml' if tenant else 'default.yaml'}"
+        )
+        try:
+            path = write_proposal(settings.policies_dir, tenant, label, advice.proposed, why)
+        except PolicyError as exc:
+            err.print(f"[red]the proposal is not a valid policy: {exc}[/red]")
+            raise typer.Exit(1) from exc
+        console.print(f"written: {path} (not applied: move it into place to apply it)")
