@@ -1,0 +1,1 @@
+"""The quality loop: how well automatic decisions match reviewers' verdicts, and what to change."""
