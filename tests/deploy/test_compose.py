@@ -93,7 +93,7 @@ def test_every_service_has_a_health_check_and_starts_after_healthy_dependencies(
         for dependency, how in spec.get("depends_on", {}).items():
             expected = "service_completed_successfully" if dependency in one_shot else "service_healthy"
             assert how["condition"] == expected, f"{name} -> {dependency}"
-    for name in ("worker", "dashboard", "triton"):
+    for name in ("worker", "dashboard", "triton", "archive"):
         assert services[name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
 
 
@@ -136,6 +136,25 @@ def test_the_containers_point_the_services_at_each_other() -> None:
     jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
     assert jobs["modstream-worker"]["dns_sd_configs"][0]["names"] == ["worker"]
     assert jobs["modstream-dashboard"]["static_configs"][0]["targets"] == ["dashboard:18081"]
+
+
+def test_the_archiver_runs_beside_the_workers_and_is_scraped_like_them() -> None:
+    compose = load("docker-compose.yml")
+    services = compose["services"]
+    archive, worker = services["archive"], services["worker"]
+    assert archive["command"] == ["archive"]
+    assert archive["image"] == worker["image"] and archive["environment"] == worker["environment"]
+    assert archive["restart"] == "unless-stopped"
+    # Scalable like the worker (one consumer group): no fixed name, no host port.
+    assert "container_name" not in archive and "ports" not in archive
+    # Its data lives in Kafka, the object store and Redis; it needs no Triton.
+    assert set(archive["depends_on"]) == {"init", "kafka", "minio", "redis"}
+    port = Settings().archive_web_port
+    probe = " ".join(archive["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/healthz" in probe and "!= 'ok'" in probe
+    scrape = yaml.safe_load((PROJECT_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
+    assert jobs["modstream-archive"]["dns_sd_configs"] == [{"names": ["archive"], "type": "A", "port": port}]
 
 
 def test_minio_announces_new_objects_in_the_notified_bucket_on_the_workers_topic(

@@ -169,7 +169,7 @@ def test_triton_gets_a_gpu_and_is_ready_only_when_its_models_are(resources: list
 def test_config_and_secrets_reach_the_services_and_the_dashboard_is_routed(resources: list[dict[str, Any]]) -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
     deployments = by_kind(resources, "Deployment")
-    for name in ("modstream-worker", "modstream-dashboard"):
+    for name in ("modstream-worker", "modstream-dashboard", "modstream-archive"):
         (container,) = containers(deployments[name])
         sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
         assert any(s.startswith("modstream-config") for s in sources) and "modstream-credentials" in sources
@@ -189,3 +189,28 @@ def test_a_worker_is_ready_when_it_works_and_alive_when_idle(resources: list[dic
     assert worker["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert worker["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert worker["startupProbe"]["httpGet"]["path"] == "/livez"
+
+
+def test_one_archiver_runs_with_the_workers_settings_and_is_scraped(resources: list[dict[str, Any]]) -> None:
+    deployments = by_kind(resources, "Deployment")
+    archive = deployments["modstream-archive"]
+    assert archive["spec"]["replicas"] == 1 and archive["spec"]["strategy"]["type"] == "Recreate"
+    (container,) = containers(archive)
+    (worker,) = containers(deployments["modstream-worker"])
+    assert container["args"] == ["archive"] and container["image"] == worker["image"]
+    assert container["env"] == worker["env"]  # MODSTREAM_REDIS_URL for the drift state
+    # Ready while it can write files; alive (never restarted) while the object store is down.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert container["startupProbe"]["httpGet"]["path"] == "/livez"
+    port = Settings().archive_web_port
+    (declared,) = container["ports"]
+    assert declared == {"name": container["readinessProbe"]["httpGet"]["port"], "containerPort": port}
+    annotations = archive["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port),
+        "prometheus.io/path": "/metrics",
+    }
+    assert archive["spec"]["template"]["spec"]["securityContext"] == {"runAsNonRoot": True}
+    assert container["securityContext"] == worker["securityContext"]

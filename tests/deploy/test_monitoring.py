@@ -14,6 +14,13 @@ from modstream.core.settings import PROJECT_ROOT
 DEPLOY = PROJECT_ROOT / "deploy"
 # Triton's own counters (its metrics port): inferences, and executions (batches) that ran them.
 TRITON = {"nv_inference_count", "nv_inference_exec_count"}
+# The archiver's drift gauges, let through by their exact names: EXPORT records none of them.
+DRIFT = {
+    "modstream_drift_psi",
+    "modstream_drift_js",
+    "modstream_drift_decision_rate_change",
+    "modstream_drift_audit_rate",
+}
 # Every instrument recorded once, then the exporter's real output.
 EXPORT = """
 from modstream.core import metrics
@@ -40,9 +47,14 @@ def rules() -> list[dict[str, Any]]:
     return [rule for group in groups for rule in group["rules"]]
 
 
-def panel_queries() -> list[str]:
+def panels() -> list[dict[str, Any]]:
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "modstream.json").read_text())
-    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    found: list[dict[str, Any]] = dashboard["panels"]
+    return found
+
+
+def panel_queries() -> list[str]:
+    return [target["expr"] for panel in panels() for target in panel["targets"]]
 
 
 def metric_names(query: str) -> set[str]:
@@ -58,7 +70,7 @@ def metric_names(query: str) -> set[str]:
 
 def test_every_query_parses_and_reads_metrics_that_exist(exported: set[str]) -> None:
     recorded = {rule["record"] for rule in rules() if "record" in rule}
-    known = exported | TRITON | recorded
+    known = exported | TRITON | DRIFT | recorded
     queries = [rule["expr"] for rule in rules()] + panel_queries()
     assert len(queries) >= 15
     for query in queries:
@@ -84,5 +96,71 @@ def test_the_dashboard_shows_the_key_numbers() -> None:
         "modstream_review_queue_pending",
         "modstream_review_queue_oldest_age_seconds",
         "modstream_errors_total",
+        "modstream_drift_psi",
+        "modstream_drift_decision_rate_change",
+        "modstream_drift_audit_rate",
     ):
         assert key in shown, key
+
+
+def comparison(query: str) -> tuple[list[str], set[str], float]:
+    """An alert's ``<aggregation> > <number>``: the labels it keeps, the functions it applies, the number."""
+    node = promql_parser.parse(query)
+    assert isinstance(node, promql_parser.BinaryExpr) and str(node.op) == ">", query
+    assert isinstance(node.lhs, promql_parser.AggregateExpr) and node.lhs.modifier is not None, query
+    assert isinstance(node.rhs, promql_parser.NumberLiteral), query
+    functions: set[str] = set()
+
+    def visit(child: object) -> None:
+        if isinstance(child, promql_parser.Call):
+            functions.add(child.func.name)
+
+    promql_parser.walk(node.lhs, pre_visit=visit)
+    return list(node.lhs.modifier.labels), functions, node.rhs.val
+
+
+def test_drift_alerts_fire_at_the_default_thresholds_per_tenant_and_label() -> None:
+    groups = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())["groups"]
+    (drift,) = [group["rules"] for group in groups if group["name"] == "modstream.drift"]
+    alerts = {rule["alert"]: rule for rule in drift}
+    psi, rate_change = "modstream_drift_psi", "modstream_drift_decision_rate_change"
+    expected = {
+        # One series per tenant and label (and level), whatever the number of archivers;
+        # a decision rate that falls counts as much as one that rises (abs).
+        "ModstreamScoreDriftWarning": ({psi}, ["tenant", "label"], set(), 0.1, "15m", "ticket"),
+        "ModstreamScoreDrift": ({psi}, ["tenant", "label"], set(), 0.2, "15m", "page"),
+        "ModstreamDecisionRateDrift": ({rate_change}, ["tenant", "label", "level"], {"abs"}, 0.1, "30m", "ticket"),
+    }
+    assert set(alerts) == set(expected)
+    for name, (metrics, kept, functions, threshold, duration, severity) in expected.items():
+        alert = alerts[name]
+        assert (metric_names(alert["expr"]), *comparison(alert["expr"])) == (metrics, kept, functions, threshold), name
+        assert alert["for"] == duration and alert["labels"] == {"severity": severity}, name
+        summary = alert["annotations"]["summary"]
+        assert "$labels.tenant" in summary and "$labels.label" in summary, name
+    with pytest.raises(AssertionError):
+        comparison("max by (tenant, label) (modstream_drift_psi) >= 0.1")
+
+
+def test_the_psi_panel_draws_the_alert_thresholds() -> None:
+    (panel,) = [p for p in panels() if p["title"] == "Score drift (PSI) by tenant and label"]
+    assert [metric_names(target["expr"]) for target in panel["targets"]] == [{"modstream_drift_psi"}]
+    defaults = panel["fieldConfig"]["defaults"]
+    steps = [step["value"] for step in defaults["thresholds"]["steps"]]
+    assert steps == [None, 0.1, 0.2] and defaults["custom"]["thresholdsStyle"]["mode"] != "off"
+
+
+def test_panels_have_their_own_ids_and_places_on_a_24_column_grid() -> None:
+    found = panels()
+    assert [panel["id"] for panel in found] == list(range(1, len(found) + 1))
+    cells: set[tuple[int, int]] = set()
+    for panel in found:
+        place = panel["gridPos"]
+        assert place["x"] + place["w"] <= 24, panel["title"]
+        covered = {
+            (x, y)
+            for x in range(place["x"], place["x"] + place["w"])
+            for y in range(place["y"], place["y"] + place["h"])
+        }
+        assert not covered & cells, f"{panel['title']} overlaps another panel"
+        cells |= covered
