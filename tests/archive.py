@@ -1,10 +1,14 @@
 """Shared by the archive and quality tests: records to archive, produced by a second real
 Kafka client (confluent-kafka), and an archive of their own per test."""
 
+import os
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from confluent_kafka import KafkaError, Message, Producer
 from modstream.core.events import (
@@ -39,8 +43,8 @@ async def private_archive(settings: Settings) -> Settings:
     return private
 
 
-def decision(rng: random.Random, at: datetime, tenant: str = "t") -> ModerationDecision:
-    scores = {"nsfw": rng.random(), "nsfl": rng.random() * 0.5}
+def decision(rng: random.Random, at: datetime, tenant: str = "t", nsfw: float | None = None) -> ModerationDecision:
+    scores = {"nsfw": rng.random() if nsfw is None else nsfw, "nsfl": rng.random() * 0.5}
     scores["sfw"] = max(0.0, 1 - scores["nsfw"] - scores["nsfl"])
     outcome = Outcome.BLOCK if scores["nsfw"] >= 0.85 else Outcome.REVIEW if scores["nsfw"] >= 0.4 else Outcome.ALLOW
     return ModerationDecision(
@@ -136,3 +140,15 @@ class Produce:
     def flush(self) -> None:
         assert self._client.flush(60) == 0, "confluent-kafka did not deliver within 60 s"
         assert not self._failures, self._failures
+
+
+def start_archiver(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """A real ``modstream archive`` process (its own session: a test may kill its group)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "modstream.cli", "archive"],
+            env={**os.environ, **settings.as_env()},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

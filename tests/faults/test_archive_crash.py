@@ -5,7 +5,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -17,23 +16,12 @@ from aiokafka import TopicPartition
 from modstream.core.archive import open_archive
 from modstream.core.settings import Settings
 
-from tests.archive import Produce, private_archive, traffic
+from tests.archive import Produce, private_archive, start_archiver, traffic
 from tests.offsets import committed, wait_until_committed_to_end
 from tests.ports import free_port
 
 pytestmark = pytest.mark.faults
 IDS = {"decisions": "decision_id", "verdicts": "verdict_id", "shadow": "shadow_id"}
-
-
-def start_archiver(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "modstream.cli", "archive"],
-            env={**os.environ, **settings.as_env()},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 async def health(settings: Settings) -> dict[str, object] | None:

@@ -10,8 +10,9 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 from uuid import uuid4
 
 import pyarrow.parquet as pq
@@ -49,18 +50,24 @@ def parquet_bytes(table: Table, rows: list[object]) -> bytes:
     return buffer.getvalue()
 
 
+class Observer(Protocol):
+    """Told of every batch once it is in durable files (before its offsets are committed:
+    after a crash in between, a batch may be told again)."""
+
+    async def archived(self, table: str, records: Sequence[object]) -> None: ...
+
+
 class Archiver:
     """One archiver process; several may share the topics' partitions (one consumer group)."""
 
-    def __init__(self, settings: Settings, on_record: Callable[[object], None] | None = None) -> None:
+    def __init__(self, settings: Settings, observers: Sequence[Observer] = ()) -> None:
         self.settings = settings
         self.store = ObjectStore(settings, pool_size=4)
         self.tables = tables_by_topic(settings)
         self.pending = Pending()
         self.last_durable: datetime | None = None
         self.failing_since: float | None = None
-        # Sees every record as it is read (drift is computed from the same stream).
-        self._on_record = on_record
+        self._observers = observers
         self._flushing = asyncio.Lock()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -90,8 +97,6 @@ class Archiver:
                 "unreadable record kept in the archive's unreadable table",
                 extra={"topic": message.topic, "partition": message.partition, "offset": message.offset},
             )
-        elif self._on_record is not None:
-            self._on_record(row.value)
         self.pending.add(message, row, now)
 
     async def flush(self, consumer: AIOKafkaConsumer) -> None:
@@ -100,9 +105,13 @@ class Archiver:
             taken = self.pending.take()
             if not taken.records:
                 return
+            by_table: dict[str, list[object]] = {}
+            for (name, _), rows in taken.groups.items():
+                by_table.setdefault(name, []).extend(rows)
             await retrying(lambda: self._write(taken), "archive", transient=(Exception,), cap=30.0)
             self.failing_since = None
             self.last_durable = datetime.now(UTC)
+            await self._tell(by_table)
             offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "") for (t, p), o in taken.offsets.items()}
             try:
                 await consumer.commit(offsets)
@@ -110,6 +119,18 @@ class Archiver:
                 # Lost the partitions meanwhile (a rebalance): their next owner reads these
                 # records again, and readers keep one row per id.
                 log.warning("offsets not committed; the records will be archived again", extra={"error": repr(exc)})
+
+    async def _tell(self, by_table: dict[str, list[object]]) -> None:
+        for observer in self._observers:
+            for name, records in by_table.items():
+                try:
+                    await observer.archived(name, records)
+                except Exception as exc:
+                    # What observers derive (drift) must never hold the archive up.
+                    log.warning(
+                        "an archive observer failed; the batch is archived all the same",
+                        extra={"observer": type(observer).__name__, "table": name, "error": repr(exc)[:300]},
+                    )
 
     async def _write(self, taken: Flush) -> None:
         try:

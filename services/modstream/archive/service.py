@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
 from starlette.applications import Starlette
@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from modstream.archive.archiver import Archiver
+from modstream.archive.archiver import Archiver, Observer
 from modstream.core import metrics
 from modstream.core.logs import configure_logging
 from modstream.core.settings import Settings
@@ -40,9 +40,9 @@ def health_app(archiver: Archiver) -> Starlette:
     return Starlette(routes=[Route("/healthz", healthz), Route("/livez", livez), Route("/metrics", prometheus)])
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+async def serve(settings: Settings, stop: asyncio.Event, observers: Sequence[Observer] = ()) -> None:
     """Archive until ``stop`` is set, then write what was read and return."""
-    archiver = Archiver(settings)
+    archiver = Archiver(settings, observers)
     web: uvicorn.Server | None = None
     tasks = []
     if settings.archive_web_port:
@@ -72,8 +72,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-def run_archiver(settings: Settings) -> None:
-    """Run the archiver in this process until SIGINT/SIGTERM."""
+def run_archiver(settings: Settings, observers: Callable[[], Sequence[Observer]] = tuple) -> None:
+    """Run the archiver in this process until SIGINT/SIGTERM; ``observers`` are made in its
+    event loop (their clients bind to it)."""
     configure_logging(root=True)
     metrics.configure_metrics("modstream-archive")
 
@@ -82,7 +83,7 @@ def run_archiver(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop)
+        await serve(settings, stop, observers())
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

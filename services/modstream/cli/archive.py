@@ -1,11 +1,14 @@
 """``modstream archive``: the decision archiver, in this process or in the background."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modstream.cli.console import console
-from modstream.core.settings import get_settings
+from modstream.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from modstream.archive.archiver import Observer
 
 
 def archive(
@@ -21,4 +24,15 @@ def archive(
         return
     from modstream.archive.service import run_archiver
 
-    run_archiver(settings)
+    run_archiver(settings, lambda: _observers(settings))
+
+
+def _observers(settings: Settings) -> "list[Observer]":
+    """What watches the archived stream: drift, with its audit-rate changes in the audit log."""
+    import redis.asyncio as aioredis
+
+    from modstream.quality.drift_monitor import DriftMonitor
+    from modstream.review.audit import AuditLog
+
+    client = aioredis.Redis.from_url(settings.redis_url)
+    return [DriftMonitor(client, settings, AuditLog(client).append)]

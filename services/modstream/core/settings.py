@@ -1,6 +1,7 @@
 """Every knob, from environment variables (prefix ``MODSTREAM_``); defaults fit the local stack."""
 
 import json
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
@@ -118,6 +119,20 @@ class Settings(BaseSettings):
     archive_flush_seconds: float = Field(30.0, gt=0)
     # The archiver's HTTP endpoint (/healthz, /livez, /metrics); 0 turns it off.
     archive_web_port: int = 16067
+
+    # Drift (computed by the archiver from the decisions it archives): per tenant and label,
+    # each window's score histogram against a reference, the first windows a model version
+    # served, or a pinned period (both ends set). A window with fewer decisions than the
+    # minimum is not compared (the previous one is). At PSI >= drift_psi_alert the tenant's
+    # audit sample rate rises to drift_audit_rate until PSI is back under drift_psi_calm.
+    drift_window_seconds: float = Field(3600.0, gt=0)
+    drift_reference_windows: int = Field(24, ge=1)
+    drift_reference_since: datetime | None = None
+    drift_reference_until: datetime | None = None
+    drift_min_count: int = Field(500, ge=1)
+    drift_psi_alert: float = Field(0.2, gt=0)
+    drift_psi_calm: float = Field(0.1, gt=0)
+    drift_audit_rate: float = Field(0.1, ge=0, le=1)
 
     # Where the worker's, the dashboard's and the metrics endpoints listen. Loopback
     # locally; a container sets 0.0.0.0 so that its ports can be published.

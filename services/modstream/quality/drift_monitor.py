@@ -1,0 +1,210 @@
+"""Drift as the archive grows: tallies in Redis, gauges for Prometheus, the audit rate raised.
+
+The archiver hands every batch of decisions it has stored to ``DriftMonitor.archived``.
+The batch is tallied (``drift.tally``) and added to per-window counters in Redis, shared by
+every archiver and kept across restarts; only the windows a batch touched are compared
+again, so nothing re-reads history. Keys (prefix ``drift:``): ``first:<series>`` the first
+window seen, ``w:<series>:<window>`` a window's counts (expiring), ``ref:<series>`` the
+reference's counts, ``audit-rate`` tenant -> raised audit rate (read by workers),
+``raised:<tenant>`` the labels that raised it.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import redis.asyncio as aioredis
+
+from modstream.core import metrics
+from modstream.core.events import ModerationDecision
+from modstream.core.settings import Settings
+from modstream.quality.drift import DECISIONS, SLOTS, AuditRule, Counts, Drift, Reference, Series, drift, tally
+
+log = logging.getLogger("modstream.drift")
+PREFIX = "drift:"
+AUDIT_RATES = PREFIX + "audit-rate"
+Audit = Callable[..., Awaitable[None]]  # (actor, action, **details)
+
+
+def _series_key(series: Series) -> str:
+    return f"{series.tenant}|{series.label}|{series.model_version}"
+
+
+class DriftStore:
+    def __init__(self, client: "aioredis.Redis", window_seconds: float, reference: Reference) -> None:
+        self._redis = client
+        self._window_seconds = window_seconds
+        self._reference = reference
+        # Kept well past the reference: a pinned period may lie far back.
+        self._retention = int(max(window_seconds * (reference.windows + 48), 7 * 24 * 3600))
+
+    async def add(self, counts: dict[tuple[Series, int], Counts]) -> None:
+        for (series, window), slots in counts.items():
+            key = _series_key(series)
+            raw = await self._redis.set(PREFIX + "first:" + key, window, nx=True, get=True)
+            first = int(raw) if raw is not None else window
+            targets = [(f"{PREFIX}w:{key}:{window}", True)]
+            if self._reference.holds(window, first, self._window_seconds):
+                targets.append((f"{PREFIX}ref:{key}", False))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for target, expires in targets:
+                    for slot in np.flatnonzero(slots):
+                        pipe.hincrby(target, str(slot), int(slots[slot]))
+                    if expires:
+                        pipe.expire(target, self._retention)
+                await pipe.execute()
+
+    async def first_window(self, series: Series) -> int | None:
+        raw = await self._redis.get(PREFIX + "first:" + _series_key(series))
+        return int(raw) if raw is not None else None
+
+    async def window(self, series: Series, window: int) -> Counts:
+        return await self._counts(f"{PREFIX}w:{_series_key(series)}:{window}")
+
+    async def reference(self, series: Series) -> Counts:
+        return await self._counts(PREFIX + "ref:" + _series_key(series))
+
+    async def _counts(self, key: str) -> Counts:
+        found = await self._redis.hgetall(key)  # type: ignore[misc]
+        counts = np.zeros(SLOTS, dtype=np.int64)
+        for slot, value in found.items():
+            counts[int(slot)] = int(value)
+        return counts
+
+
+@dataclass(frozen=True)
+class Reading:
+    model_version: str
+    window: int
+    drift: Drift
+
+
+# The latest reading per (tenant, label), and the raised audit rates: what the gauges show.
+_readings: dict[tuple[str, str], Reading] = {}
+_audit_rates: dict[str, float] = {}
+
+
+class DriftMonitor:
+    """An archive observer: decisions in, drift readings and audit-rate changes out."""
+
+    def __init__(
+        self, client: "aioredis.Redis", settings: Settings, audit: Audit | None = None, *, rule: AuditRule | None = None
+    ) -> None:
+        self.window_seconds = settings.drift_window_seconds
+        self.reference = Reference(
+            windows=settings.drift_reference_windows,
+            since=settings.drift_reference_since,
+            until=settings.drift_reference_until,
+        )
+        self.min_count = settings.drift_min_count
+        self.rule = rule or AuditRule(
+            alert=settings.drift_psi_alert, calm=settings.drift_psi_calm, rate=settings.drift_audit_rate
+        )
+        self.store = DriftStore(client, self.window_seconds, self.reference)
+        self._redis = client
+        self._audit = audit
+
+    async def archived(self, table: str, records: Sequence[object]) -> None:
+        if table != "decisions":
+            return
+        counted = tally((r for r in records if isinstance(r, ModerationDecision)), self.window_seconds)
+        await self.store.add(counted.counts)
+        latest: dict[Series, int] = {}
+        for series, window in counted.counts:
+            latest[series] = max(window, latest.get(series, window))
+        for series, window in latest.items():
+            reading = await self._read(series, window)
+            if reading is not None:
+                _readings[(series.tenant, series.label)] = reading
+                await self._follow(series, reading.drift.psi)
+        # As Redis has them: other archivers (or this one before a restart) may have raised some.
+        _audit_rates.clear()
+        _audit_rates.update(await raised_audit_rates(self._redis))
+
+    async def _read(self, series: Series, window: int) -> Reading | None:
+        """The newest window with enough decisions (this one, else the one before) against
+        the reference, once the reference is complete."""
+        first = await self.store.first_window(series)
+        if first is None:
+            return None
+        for candidate in (window, window - 1):
+            if not self.reference.complete(candidate, first, self.window_seconds):
+                continue
+            current = await self.store.window(series, candidate)
+            if current[DECISIONS] >= self.min_count:
+                reference = await self.store.reference(series)
+                if reference[DECISIONS] < self.min_count:
+                    return None
+                return Reading(series.model_version, candidate, drift(reference, current))
+        return None
+
+    async def _follow(self, series: Series, psi: float) -> None:
+        """Raise or lower the tenant's audit rate as this label starts or stops drifting."""
+        members = PREFIX + "raised:" + series.tenant
+        was = bool(await self._redis.sismember(members, series.label))  # type: ignore[misc]
+        now = self.rule.raised_after(psi, was)
+        if now == was:
+            return
+        if now:
+            await self._redis.sadd(members, series.label)  # type: ignore[misc]
+            await self._redis.hset(AUDIT_RATES, series.tenant, str(self.rule.rate))  # type: ignore[misc]
+        else:
+            await self._redis.srem(members, series.label)  # type: ignore[misc]
+            if not await self._redis.scard(members):  # type: ignore[misc]
+                await self._redis.hdel(AUDIT_RATES, series.tenant)  # type: ignore[misc]
+        action = "audit_rate_raised" if now else "audit_rate_restored"
+        log.warning(
+            "label drift changes the audit rate",
+            extra={"tenant": series.tenant, "label": series.label, "psi": round(psi, 4), "action": action},
+        )
+        if self._audit is not None:
+            await self._audit(
+                "drift-monitor",
+                action,
+                tenant=series.tenant,
+                label=series.label,
+                psi=round(psi, 4),
+                rate=self.rule.rate if now else "policy",
+            )
+
+
+async def raised_audit_rates(client: "aioredis.Redis") -> dict[str, float]:
+    """Tenant -> the audit rate drift raised it to (workers apply the higher of it and the policy's)."""
+    found = await client.hgetall(AUDIT_RATES)  # type: ignore[misc]
+    return {k.decode(): float(v) for k, v in found.items()}
+
+
+def _gauge(read: Callable[[Reading], float]) -> Callable[[], Iterable[tuple[float, dict[str, str]]]]:
+    return lambda: [
+        (read(r), {"tenant": tenant, "label": label, "model_version": r.model_version})
+        for (tenant, label), r in list(_readings.items())
+    ]
+
+
+# Unitless: the names are what the alert rules and dashboards query.
+metrics.observe_gauge(
+    "modstream.drift.psi", "", "PSI of a label's scores: latest window vs reference", _gauge(lambda r: r.drift.psi)
+)
+metrics.observe_gauge(
+    "modstream.drift.js",
+    "",
+    "Jensen-Shannon divergence (bits): latest window vs reference",
+    _gauge(lambda r: r.drift.js),
+)
+metrics.observe_gauge(
+    "modstream.drift.decision_rate_change",
+    "",
+    "Share of decisions reaching a label's threshold: latest window minus reference",
+    lambda: [
+        (change, {"tenant": tenant, "label": label, "level": level, "model_version": r.model_version})
+        for (tenant, label), r in list(_readings.items())
+        for level, change in (("review", r.drift.review_rate_change), ("block", r.drift.block_rate_change))
+    ],
+)
+metrics.observe_gauge(
+    "modstream.drift.audit_rate",
+    "",
+    "Audit sample rate raised by drift, per tenant (absent: the policy's own)",
+    lambda: [(rate, {"tenant": tenant}) for tenant, rate in list(_audit_rates.items())],
+)
