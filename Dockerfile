@@ -33,7 +33,7 @@ ENV PATH=/opt/modstream/bin:$PATH \
     MODSTREAM_BIND_HOST=0.0.0.0
 WORKDIR /app
 USER modstream
-# worker health and metrics; dashboard; dashboard metrics
-EXPOSE 16066 18080 18081
+# worker health and metrics; archiver health and metrics; dashboard; dashboard metrics
+EXPOSE 16066 16067 18080 18081
 ENTRYPOINT ["modstream"]
 CMD ["worker"]
