@@ -45,7 +45,8 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Precision, recall and F1 per label and model version at the policy's thresholds, with 95 % intervals."""
-    from modstream.quality.archived import Period, load_sample
+    from modstream.quality.agreement import agreement_report
+    from modstream.quality.archived import Period, load_sample, verdict_pairs
     from modstream.quality.report import quality_report
 
     settings = get_settings()
@@ -53,9 +54,11 @@ def report(
     period = Period(tenant=tenant, model_version=model_version, since=since, until=until)
     with console.status("reading the archive…"), _open(settings, since, until) as archive:
         sample = load_sample(archive, period)
+        pairs = verdict_pairs(archive, period)
     result = quality_report(sample, by_tenant=tenant is not None, only_label=label)
+    reviewers = agreement_report(pairs, [label] if label else sorted(sample.labels))
     if as_json:
-        print(json.dumps(result.to_dict(), default=str, indent=2))
+        print(json.dumps({**result.to_dict(), "reviewers": reviewers.to_dict()}, default=str, indent=2))
         return
     if not len(sample):
         err.print(f"[yellow]no automatic decision in s3://{settings.archive_bucket} for this period[/yellow]")
@@ -86,6 +89,11 @@ def report(
                 f"  [yellow]not covered: {gap.decisions} {gap.outcome} decisions of {gap.tenant} "
                 f"(audit rate {gap.audit_rate}) have no verdict; the estimates leave them out[/yellow]"
             )
+    console.print(f"reviewer agreement, from {reviewers.pairs} blind double reviews (Cohen's kappa):")
+    for name, kappa in (*reviewers.by_label.items(), *reviewers.by_reviewer_pair.items()):
+        console.print(f"  {name}: {kappa}")
+    for reviewer, share in reviewers.with_majority.items():
+        console.print(f"  {reviewer} agrees with the others' majority: {share}")
 
 
 @app.command()

@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from modstream.quality.agreement import Pair
 from modstream.quality.sample import LabelColumns, Sample
 
 
@@ -108,3 +109,45 @@ def scores_in(connection: duckdb.DuckDBPyConnection, period: Period) -> tuple[li
     start, end = period.since or first, period.until or last
     days = (end - start).total_seconds() / 86400 if start is not None and end is not None else 0.0
     return [dict(row[0]) for row in rows], days
+
+
+_PAIRS = """
+WITH v AS (SELECT * FROM verdicts WHERE {where}),
+first AS (
+    SELECT * FROM v WHERE job_kind <> 'second_review'
+    QUALIFY row_number() OVER (PARTITION BY automatic_decision_id ORDER BY occurred_at) = 1
+),
+second AS (
+    SELECT * FROM v WHERE job_kind = 'second_review'
+    QUALIFY row_number() OVER (PARTITION BY automatic_decision_id ORDER BY occurred_at) = 1
+)
+SELECT f.automatic_decision_id, f.reviewer, s.reviewer, f.labels, s.labels, f.verdict, s.verdict
+FROM first f JOIN second s USING (automatic_decision_id)
+WHERE f.reviewer <> s.reviewer
+"""
+
+
+def verdict_pairs(connection: duckdb.DuckDBPyConnection, period: Period) -> list[Pair]:
+    """Items of the period judged twice, blind, by two reviewers."""
+    clauses, params = ["true"], []
+    for clause, value in (
+        ("tenant = ?", period.tenant),
+        ("occurred_at >= ?", period.since),
+        ("occurred_at < ?", period.until),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    rows = connection.execute(_PAIRS.format(where=" AND ".join(clauses)), params).fetchall()
+    return [
+        Pair(
+            item=str(item),
+            first_reviewer=str(first),
+            second_reviewer=str(second),
+            first_labels=frozenset(first_labels or ()),
+            second_labels=frozenset(second_labels or ()),
+            first_verdict=str(first_verdict),
+            second_verdict=str(second_verdict),
+        )
+        for item, first, second, first_labels, second_labels, first_verdict, second_verdict in rows
+    ]
