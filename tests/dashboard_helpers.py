@@ -39,6 +39,7 @@ async def seed_job(
     queue: str,
     score: float = 0.6,
     image: bytes | None = None,
+    double_review_rate: float = 0.0,
 ) -> ReviewJob:
     """A job in ``queue`` whose stored image is ``image`` (default: a noise PNG)."""
     key = f"review-test/{job_id}"
@@ -56,6 +57,7 @@ async def seed_job(
         model=ModelRef(name="image_safety", version="1"),
         policy_id="default",
         policy_version="test",
+        double_review_rate=double_review_rate,
         uploaded_at=datetime.now(UTC),
         enqueued_at=datetime.now(UTC),
     )

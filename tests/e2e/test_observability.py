@@ -4,7 +4,7 @@ import asyncio
 import subprocess
 
 import pytest
-from modstream.core.events import Outcome, ReviewRequest, ReviewVerdict
+from modstream.core.events import ModerationDecision, Outcome, ReviewRequest, ReviewVerdict
 from modstream.core.settings import Settings
 from modstream.core.tracing import extract_context, trace_carrier
 from modstream.ingest.sdk import UploadClient
@@ -96,7 +96,7 @@ async def test_one_trace_from_the_upload_through_the_worker_to_the_human_verdict
         worker_settings, worker_settings.topic_review_verdicts, ReviewVerdict, event.event_id
     )
     assert trace.get_current_span(extract_context(verdict_headers)).get_span_context().trace_id == trace_id
-    assert human.source == "human"
+    assert isinstance(human, ModerationDecision) and human.source == "human"
     # The verdict is counted where it happened (here: the review service runs in this process).
     verdicts = counted(metric_reader, "modstream.review.verdicts", queue=TRACED_QUEUE, verdict="approve")
     assert verdicts - verdicts_before == 1

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from modstream.core.events import ModerationDecision, Outcome, Trigger
 from modstream.core.settings import Settings
 from modstream.review.jobs import ReviewJob, Verdict, VerdictInput
-from modstream.review.queue import LeaseLost, ReviewQueues
+from modstream.review.queue import CLAIM_SCAN, LeaseLost, ReviewQueues
 from modstream.review.service import ReviewService
 from modstream.review.stats import DecisionCounts
 
@@ -68,6 +68,32 @@ async def test_enqueue_is_idempotent_per_job_even_after_it_closed(queues: Review
     await queues.close("same", "alice")
     assert not await queues.enqueue(job("same"))
     assert await queues.claim("q", "bob") is None
+
+
+async def test_a_claim_passes_over_jobs_that_exclude_the_claimer_and_leaves_them_in_place(
+    queues: ReviewQueues,
+) -> None:
+    await queues.enqueue(job("a", 0.9), excluded=["rita"])
+    await queues.enqueue(job("b", 0.6))
+    await queues.enqueue(job("c", 0.3), excluded=["rita", "remy"])
+    mine = await queues.claim("q", "rita")
+    assert mine is not None and mine[0].job_id == "b"
+    assert await queues.claim("q", "rita") is None
+    (stats,) = await queues.stats()
+    assert (stats.pending, stats.in_review) == (2, 1)  # a and c still wait, for others
+    others = [await queues.claim("q", reviewer) for reviewer in ("remy", "remy", "ada")]
+    assert [found[0].job_id if found else None for found in others] == ["a", None, "c"]
+
+
+async def test_a_claim_looks_at_no_more_than_claim_scan_jobs(queues: ReviewQueues) -> None:
+    for i in range(CLAIM_SCAN):
+        await queues.enqueue(job(f"x{i:03}", 0.9, age_seconds=CLAIM_SCAN - i), excluded=["rita"])
+    await queues.enqueue(job("free", 0.1))
+    assert await queues.claim("q", "rita") is None  # the job she may take lies beyond the scan
+    taken = await queues.claim("q", "remy")
+    assert taken is not None and taken[0].job_id == "x000"
+    mine = await queues.claim("q", "rita")  # now within it
+    assert mine is not None and mine[0].job_id == "free"
 
 
 async def test_higher_priority_first_then_older_first(queues: ReviewQueues) -> None:

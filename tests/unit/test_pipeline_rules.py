@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from modstream.core.dedupe import LEASE, Claim, read_claim
-from modstream.core.events import ErrorReason, ImageUploaded, ModelRef, ModerationDecision, Outcome
+from modstream.core.events import ErrorReason, ImageUploaded, ModelRef, ModerationDecision, Outcome, ReviewRequest
 from modstream.core.inference import Scores
 from modstream.core.kafka import PublishUnavailable
 from modstream.core.settings import PROJECT_ROOT, Settings
@@ -181,3 +181,22 @@ async def test_abandoned_work_gives_its_claim_back() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert EVENT.event_id not in decided.values
+
+
+class Uncertain(Scorer):
+    """Scores nsfw between the default policy's review_at and block_at."""
+
+    async def score(self, image: bytes) -> Scores:
+        return Scores(
+            {label: 0.6 if label == "nsfw" else 0.01 for label in LABELS}, ModelRef(name="image_safety", version="1")
+        )
+
+
+async def test_a_review_request_carries_the_double_review_rate_of_the_policy_in_force() -> None:
+    publisher = Publisher()
+    flow = pipeline(scorer=Uncertain(), publisher=publisher)
+    decision = await decide(flow, EVENT)
+    assert isinstance(decision, ModerationDecision) and decision.decision is Outcome.REVIEW
+    [request] = [ReviewRequest.model_validate_json(v) for t, v in publisher.records if t == "reviews"]
+    rate = flow.policies.current.for_tenant(EVENT.tenant).double_review_rate
+    assert rate > 0 and request.double_review_rate == rate

@@ -197,6 +197,9 @@ class ReviewRequest(ImageRecord):
     policy_id: str
     policy_version: str
     thresholds: dict[str, Thresholds] = Field(default_factory=dict, description="the policy's thresholds, as applied")
+    double_review_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="the policy's share of review jobs also given to a second reviewer"
+    )
     uploaded_at: datetime
 
 

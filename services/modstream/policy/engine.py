@@ -6,12 +6,12 @@
 a hash of the content id, so the same item is always sampled or never.
 """
 
-import hashlib
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modstream.core.events import Outcome, Thresholds, Trigger
+from modstream.core.sampling import in_sample
 
 AUDIT_QUEUE = "audit"
 LABELS_CHANGED_QUEUE = "labels-changed"
@@ -37,6 +37,9 @@ class Policy(BaseModel):
     id: str = Field(min_length=1)
     version: str = Field(min_length=1)
     audit_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    double_review_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="share of review jobs also given to a second, blind reviewer"
+    )
     labels: dict[str, LabelRule]
     ignore: list[str] = Field(default_factory=list, description="model labels that never trigger, on purpose")
 
@@ -99,7 +102,4 @@ def label_drift(scores: dict[str, float], policy: Policy) -> list[str]:
 
 def in_audit_sample(content_id: str, rate: float) -> bool:
     """Whether this content falls in the audit sample: stable across runs and workers."""
-    if rate <= 0.0:
-        return False
-    point = int.from_bytes(hashlib.sha256(content_id.encode()).digest()[:8], "big") / 2**64
-    return point < rate
+    return in_sample(content_id, rate)

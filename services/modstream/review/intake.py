@@ -149,6 +149,7 @@ def job_for(
                 "policy_id",
                 "policy_version",
                 "thresholds",
+                "double_review_rate",
                 "uploaded_at",
             }
         ),

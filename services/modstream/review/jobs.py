@@ -1,4 +1,5 @@
-"""Review jobs, leases and verdicts: plain values and the queue's ordering rule, no I/O."""
+"""Review jobs, leases and verdicts: plain values, the queue's ordering rule and which jobs
+get a second review, no I/O."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -7,6 +8,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from modstream.core.events import JobKind, ModelRef, Thresholds, Trigger
+from modstream.core.sampling import in_sample
+
+SECOND_REVIEW_SUFFIX = ":second"
 
 
 class Verdict(StrEnum):
@@ -15,7 +19,8 @@ class Verdict(StrEnum):
 
 
 class ReviewJob(BaseModel):
-    """One image waiting for (or under) human review. Its id is the upload's event id."""
+    """One image waiting for (or under) human review. Its id is the upload's event id; a
+    second review's is that id with ``:second`` added."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -33,11 +38,28 @@ class ReviewJob(BaseModel):
     policy_id: str
     policy_version: str
     thresholds: dict[str, Thresholds] = Field(default_factory=dict)
+    double_review_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     uploaded_at: datetime
     enqueued_at: datetime
     metadata: dict[str, str] = Field(default_factory=dict)
     # The upload's trace (W3C headers of the review request): the verdict continues it.
     trace_context: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def event_id(self) -> str:
+        return self.job_id.removesuffix(SECOND_REVIEW_SUFFIX) if self.kind == "second_review" else self.job_id
+
+    @property
+    def wants_second_review(self) -> bool:
+        """Whether a verdict on this job calls for a second one (never on a second review itself)."""
+        return self.kind != "second_review" and chosen_for_second_review(self.event_id, self.double_review_rate)
+
+    def second_review(self, enqueued_at: datetime) -> "ReviewJob":
+        """The same image, scores and reasons for another reviewer: nothing of the first verdict
+        is in a job, so the second reviewer cannot see it."""
+        return self.model_copy(
+            update={"job_id": self.event_id + SECOND_REVIEW_SUFFIX, "kind": "second_review", "enqueued_at": enqueued_at}
+        )
 
     @property
     def labels_offered(self) -> list[str]:
@@ -81,6 +103,15 @@ class VerdictInput(BaseModel):
     verdict: Verdict
     labels: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(max_length=100)
     note: str | None = Field(default=None, max_length=2000)
+
+
+def chosen_for_second_review(event_id: str, rate: float) -> bool:
+    """Whether an upload's review gets a second, blind one: a stable ``rate`` share of event ids.
+
+    Hashed with a prefix so that the choice is independent of the audit sample (a hash of the
+    bare id): audit samples are double-reviewed at the same rate as other jobs.
+    """
+    return in_sample(f"double:{event_id}", rate)
 
 
 def order_score(priority: float, enqueued_epoch: float) -> float:

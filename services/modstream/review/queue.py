@@ -10,6 +10,11 @@ priority then age; ``age:{queue}`` zset by enqueue time; ``leases:{queue}`` zset
 lease expiry; ``queues`` set of queue names; ``depth:{queue}`` zset of depth samples.
 The scripts address keys they compute, so they assume a single Redis, not a cluster.
 
+A job may exclude reviewers (a second review, its first reviewer): a field
+``excluded:{reviewer}`` in its hash. A claim takes the first job in order that does not
+exclude the claimer, looking at no more than ``CLAIM_SCAN`` pending jobs, so a claim stays
+cheap however long the queue; jobs it passes over stay pending, in place, for others.
+
 A closed job's hash expires after the retention; open jobs never do. What happened to it
 stays in the audit log (a stream of its own). Enqueue is idempotent only while the hash
 is there, so the retention must outlast the review-requests topic's: a request replayed
@@ -17,11 +22,16 @@ after its job expired makes a new job.
 """
 
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
 from modstream.review.jobs import Lease, QueueStats, ReviewJob, order_score
+
+# A reviewer who has this many excluded jobs at the head of a queue finds it empty until
+# others take some: only their own first verdicts' second reviews exclude them.
+CLAIM_SCAN = 100
 
 
 class LeaseLost(Exception):
@@ -47,6 +57,7 @@ local job = prefix .. 'job:' .. id
 if redis.call('EXISTS', job) == 1 then return 0 end
 redis.call('HSET', job, 'data', ARGV[4], 'status', 'pending', 'queue', queue, 'order', ARGV[5],
            'enqueued', ARGV[6], 'reviewer', '')
+for i = 7, #ARGV do redis.call('HSET', job, 'excluded:' .. ARGV[i], 1) end
 redis.call('ZADD', prefix .. 'pending:' .. queue, ARGV[5], id)
 redis.call('ZADD', prefix .. 'age:' .. queue, ARGV[6], id)
 redis.call('SADD', prefix .. 'queues', queue)
@@ -56,16 +67,27 @@ return 1
 _CLAIM = (
     _RETURN_EXPIRED
     + """
-local prefix, queue, reviewer, now, expires = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local prefix, queue, reviewer, now, expires, scan = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 return_expired(prefix, queue, now)
-local popped = redis.call('ZPOPMIN', prefix .. 'pending:' .. queue)
-if #popped == 0 then return nil end
-local id = popped[1]
-redis.call('ZREM', prefix .. 'age:' .. queue, id)
-redis.call('ZADD', prefix .. 'leases:' .. queue, expires, id)
-local job = prefix .. 'job:' .. id
-redis.call('HSET', job, 'status', 'leased', 'reviewer', reviewer, 'claimed', now, 'expires', expires)
-return {id, redis.call('HGET', job, 'data')}
+local pending = prefix .. 'pending:' .. queue
+-- In pages of 10: the head of the queue is nearly always claimable.
+local from, last = 0, tonumber(scan) - 1
+while from <= last do
+  local ids = redis.call('ZRANGE', pending, from, math.min(from + 9, last))
+  if #ids == 0 then return nil end
+  for _, id in ipairs(ids) do
+    local job = prefix .. 'job:' .. id
+    if redis.call('HEXISTS', job, 'excluded:' .. reviewer) == 0 then
+      redis.call('ZREM', pending, id)
+      redis.call('ZREM', prefix .. 'age:' .. queue, id)
+      redis.call('ZADD', prefix .. 'leases:' .. queue, expires, id)
+      redis.call('HSET', job, 'status', 'leased', 'reviewer', reviewer, 'claimed', now, 'expires', expires)
+      return {id, redis.call('HGET', job, 'data')}
+    end
+  end
+  from = from + #ids
+end
+return nil
 """
 )
 
@@ -151,18 +173,19 @@ class ReviewQueues:
         self._close = client.register_script(_CLOSE)
         self._stats = client.register_script(_STATS)
 
-    async def enqueue(self, job: ReviewJob) -> bool:
-        """Add the job unless a job with its id was ever enqueued; True when added."""
+    async def enqueue(self, job: ReviewJob, excluded: Collection[str] = ()) -> bool:
+        """Add the job, which the ``excluded`` reviewers can never claim, unless a job with its
+        id was ever enqueued; True when added."""
         enqueued = job.enqueued_at.timestamp()
         order = order_score(job.priority, enqueued)
-        args = [self._prefix, job.job_id, job.queue, job.model_dump_json(), repr(order), repr(enqueued)]
+        args = [self._prefix, job.job_id, job.queue, job.model_dump_json(), repr(order), repr(enqueued), *excluded]
         return bool(await self._enqueue(args=args))
 
     async def claim(self, queue: str, reviewer: str, now: float | None = None) -> tuple[ReviewJob, Lease] | None:
-        """Lease the next job of the queue to this reviewer; None when the queue is empty."""
+        """Lease the next job of the queue that this reviewer may take; None when there is none."""
         now = time.time() if now is None else now
         expires = now + self.lease_seconds
-        found = await self._claim(args=[self._prefix, queue, reviewer, repr(now), repr(expires)])
+        found = await self._claim(args=[self._prefix, queue, reviewer, repr(now), repr(expires), CLAIM_SCAN])
         if not found:
             return None
         job = ReviewJob.model_validate_json(found[1])

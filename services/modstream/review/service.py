@@ -4,6 +4,12 @@ Every action lands in the audit log. A verdict becomes a final ``moderation.deci
 (``source: human``) and a ``review.verdict`` event, both published before the job is
 closed, while the reviewer's lease is held (and extended for the publish): a crash
 in between leaves the job open to be decided again, never a lost verdict.
+
+Double review: a verdict on a job chosen for it (``ReviewJob.wants_second_review``) also
+queues a ``second_review`` job of the same image, which its first reviewer can never claim,
+before the first job closes (its id is fixed, so a retried verdict queues no other). A
+second review's verdict is only a ``review.verdict`` (no ``human_decision_id``): the first
+verdict stays the final decision, and the two measure how much reviewers agree.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -13,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry import propagate
 
 from modstream.core import metrics
-from modstream.core.events import ModerationDecision, Outcome, ReviewVerdict
+from modstream.core.events import ModerationDecision, Outcome, Record, ReviewVerdict
 from modstream.core.kafka import KafkaPublisher, producer_options
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
@@ -75,8 +81,9 @@ class ReviewService:
             await self.audit(reviewer, "release", job=job_id)
         return released
 
-    async def submit(self, job_id: str, reviewer: str, verdict: VerdictInput) -> ModerationDecision:
-        """Publish the reviewer's verdict as the final decision and close the job."""
+    async def submit(self, job_id: str, reviewer: str, verdict: VerdictInput) -> ModerationDecision | ReviewVerdict:
+        """Publish the reviewer's verdict and close the job. Returns the final decision it
+        published, or for a second review (which decides nothing) its verdict record."""
         found = await self.queues.job(job_id)
         lease = found[1] if found else None
         if found is None or lease is None or lease.reviewer != reviewer:
@@ -85,13 +92,51 @@ class ReviewService:
         unknown = sorted(set(verdict.labels) - set(job.labels_offered))
         if unknown:
             raise UnknownLabels(
-                f"job {job_id} has no label {', '.join(map(repr, unknown))}: its labels are {job.labels_offered}"
+                f"job {job_id} asks about no label {', '.join(unknown)} (its labels: {', '.join(job.labels_offered)})"
             )
         await self.queues.extend(job_id, reviewer, PUBLISH_GRACE_SECONDS)
         seconds = round((datetime.now(UTC) - lease.claimed_at).total_seconds(), 2)
-        decision = ModerationDecision(
+        decision = None if job.kind == "second_review" else self._decision(job, reviewer, verdict, seconds)
+        record = ReviewVerdict(
+            **job.model_dump(include={"tenant", "bucket", "key", "queue", "scores", "model", "policy_id"}),
+            event_id=job.event_id,
+            job_id=job.job_id,
+            job_kind=job.kind,
+            verdict=verdict.verdict.value,
+            labels=sorted(set(verdict.labels)),
+            note=verdict.note,
+            reviewer=reviewer,
+            review_seconds=seconds,
+            automatic_decision_id=job.decision_id,
+            human_decision_id=decision.decision_id if decision else None,
+            policy_version=job.policy_version,
+        )
+        if self._publisher is None:
+            raise RuntimeError("ReviewService.start() was not called")
+        # A span of the upload's own trace, when the job kept it.
+        with tracer("modstream.review").start_as_current_span("verdict", context=propagate.extract(job.trace_context)):
+            headers = inject_headers()
+            outputs: list[tuple[str, Record]] = [(self.settings.topic_decisions, decision)] if decision else []
+            outputs.append((self.settings.topic_review_verdicts, record))
+            for topic, value in outputs:
+                await self._publisher.publish(topic, job.event_id, value.to_bytes(), headers)
+        metrics.verdicts.add(1, {"queue": job.queue, "verdict": verdict.verdict.value})
+        if decision is not None:
+            metrics.decisions.add(1, {"outcome": decision.decision.value, "source": "human"})
+        second = job.second_review(datetime.now(UTC)) if job.wants_second_review else None
+        if second is not None:
+            await self.queues.enqueue(second, excluded=[reviewer])
+        await self.queues.close(job_id, reviewer)
+        details = {"second_job": second.job_id} if second else {}
+        await self.audit(
+            reviewer, "verdict", job=job_id, kind=job.kind, verdict=verdict.verdict.value, seconds=seconds, **details
+        )
+        return decision or record
+
+    def _decision(self, job: ReviewJob, reviewer: str, verdict: VerdictInput, seconds: float) -> ModerationDecision:
+        return ModerationDecision(
             **job.model_dump(include={"tenant", "bucket", "key", "scores", "triggered", "model"}),
-            event_id=job.job_id,
+            event_id=job.event_id,
             decision=OUTCOME[verdict.verdict.value],
             reasons=["human_review"],
             policy_id=job.policy_id,
@@ -103,33 +148,6 @@ class ReviewService:
             uploaded_at=job.uploaded_at,
             latency_ms=seconds * 1000,
         )
-        record = ReviewVerdict(
-            **job.model_dump(include={"tenant", "bucket", "key", "queue", "scores", "model", "policy_id"}),
-            event_id=job.job_id,
-            job_id=job.job_id,
-            job_kind=job.kind,
-            verdict=verdict.verdict.value,
-            labels=sorted(set(verdict.labels)),
-            note=verdict.note,
-            reviewer=reviewer,
-            review_seconds=seconds,
-            automatic_decision_id=job.decision_id,
-            human_decision_id=decision.decision_id,
-            policy_version=job.policy_version,
-        )
-        if self._publisher is None:
-            raise RuntimeError("ReviewService.start() was not called")
-        # A span of the upload's own trace, when the job kept it.
-        with tracer("modstream.review").start_as_current_span("verdict", context=propagate.extract(job.trace_context)):
-            headers = inject_headers()
-            outputs = ((self.settings.topic_decisions, decision), (self.settings.topic_review_verdicts, record))
-            for topic, value in outputs:
-                await self._publisher.publish(topic, job.job_id, value.to_bytes(), headers)
-        metrics.verdicts.add(1, {"queue": job.queue, "verdict": verdict.verdict.value})
-        metrics.decisions.add(1, {"outcome": decision.decision.value, "source": "human"})
-        await self.queues.close(job_id, reviewer)
-        await self.audit(reviewer, "verdict", job=job_id, verdict=verdict.verdict.value, seconds=seconds)
-        return decision
 
     async def image(self, job: ReviewJob) -> bytes:
         """The image under review, from object storage (callers check access first)."""

@@ -250,6 +250,7 @@ class Pipeline:
                     queue=decision.review_queue,
                     triggered=decision.triggered,
                     model=decision.model,
+                    double_review_rate=self.policies.current.for_tenant(decision.tenant).double_review_rate,
                 )
                 await self._send(self.settings.topic_review_requests, decision.event_id, request.to_bytes(), headers)
         # Marked only once the decision is on the topic: a crash in between repeats, never loses.

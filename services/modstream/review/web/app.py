@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp
 
-from modstream.core.events import ModerationDecision
+from modstream.core.events import ModerationDecision, ReviewVerdict
 from modstream.core.storage import ObjectMissing
 from modstream.review.jobs import ReviewJob, Verdict, VerdictInput
 from modstream.review.queue import LeaseLost
@@ -385,7 +385,8 @@ def create_app(
         return JSONResponse({"job": job.model_dump(mode="json"), "lease": lease.model_dump(mode="json")})
 
     @app.post("/api/jobs/{job_id}/verdict")
-    async def api_verdict(job_id: str, body: VerdictInput, session: Api) -> ModerationDecision:
+    async def api_verdict(job_id: str, body: VerdictInput, session: Api) -> ModerationDecision | ReviewVerdict:
+        """The final decision the verdict published; for a second review, which decides nothing, the verdict."""
         await _held_job(job_id, session)
         try:
             return await service.submit(job_id, session.user, body)
