@@ -56,6 +56,7 @@ def loopback_settings(state_dir: object, **overrides: object) -> Settings:
         "archive_web_port": archive,
         "state_dir": state_dir,
         "broker_session_timeout": 2.0,
+        "archive_flush_seconds": 2.0,  # tests wait for what the archiver writes
     }
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 

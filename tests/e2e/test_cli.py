@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import shutil
 import time
 from collections import Counter
@@ -39,12 +40,13 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
         assert "not-an-image.jpg" in demo.stdout and "not_an_image" in demo.stdout
         assert "modstream stack down" in demo.stdout
         assert_review_jobs_wait_in_the_queues_the_demo_names(settings, demo.stdout)
+        assert_the_quality_report_measures_the_demo(settings, demo.stdout)
         assert_the_dashboard_logs_json_lines(settings)
 
         status = modstream(settings, "stack", "status")
         assert status.returncode == 0, status.stdout
         assert "Reviewer dashboard: http://127.0.0.1:" in demo.stdout and "user admin, password" in demo.stdout
-        for server in ("kafka", "s3", "redis", "triton", "worker", "dashboard"):
+        for server in ("kafka", "s3", "redis", "triton", "worker", "dashboard", "archive"):
             assert server in status.stdout
         assert_queue_gauges_match_the_queues(settings)
 
@@ -67,7 +69,7 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
     finally:
         down = modstream(settings, "stack", "down")
     assert down.returncode == 0
-    assert "stopped: worker, dashboard, kafka, s3, redis, triton" in down.stdout
+    assert "stopped: worker, dashboard, archive, kafka, s3, redis, triton" in down.stdout
     assert modstream(settings, "stack", "status").returncode == 1
 
 
@@ -94,11 +96,37 @@ def assert_review_jobs_wait_in_the_queues_the_demo_names(settings: Settings, std
             await review.stop()
 
     jobs, pending = asyncio.run(jobs_and_depths())
-    assert jobs == {event_id: (queue, "pending") for event_id, queue in to_review.items()}
+    # The demo's own reviewer answered some (closed); the rest wait for the person at the dashboard.
+    seeded = re.search(r"(\d+) of them were approved by the demo's own reviewer", stdout)
+    closed = [event_id for event_id, (_, status) in jobs.items() if status == "closed"]
+    assert len(closed) == (int(seeded.group(1)) if seeded else 0), stdout[-2000:]
+    assert {event_id: queue for event_id, (queue, _) in jobs.items()} == to_review
+    assert all(status in ("pending", "closed") for _, status in jobs.values())
     for queue, count in Counter(to_review.values()).items():
         went = f'{count} of these images went to human review in the queue "{queue}"'
         line = f"{went} (jobs waiting there now: {pending[queue]})"
         assert line in stdout, stdout[-2000:]
+
+
+def assert_the_quality_report_measures_the_demo(settings: Settings, stdout: str) -> None:
+    """Once the archiver has written the run, ``quality report`` counts the demo's decisions and
+    the verdicts its reviewer gave (all "no label": the photos are harmless)."""
+    found_seeded = re.search(r"(\d+) of them were approved by the demo's own reviewer", stdout)
+    seeded = int(found_seeded.group(1)) if found_seeded else 0  # a queue of one job is left whole
+    deadline, labelled = time.monotonic() + 90, -1
+    while time.monotonic() < deadline:
+        report = modstream(settings, "quality", "report", "--tenant", "demo", "--json")
+        assert report.returncode == 0, report.stderr
+        found = json.loads(report.stdout)
+        labelled = sum(part["labelled"] for part in found["slices"])
+        if labelled >= seeded and sum(part["decisions"] for part in found["slices"]) >= DEMO_IMAGES - 1:
+            break
+        time.sleep(2)
+    assert labelled == seeded, report.stdout[-2000:]
+    nsfw = [row for row in found["labels"] if row["label"] == "nsfw"]
+    assert nsfw and all(row["positives"] == 0 for row in nsfw)  # nobody saw nsfw content
+    text = modstream(settings, "quality", "report", "--tenant", "demo")
+    assert text.returncode == 0 and "nsfw" in text.stdout and "with a verdict" in text.stdout, text.stdout
 
 
 def assert_the_dashboard_logs_json_lines(settings: Settings) -> None:

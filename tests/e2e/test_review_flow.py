@@ -69,7 +69,7 @@ async def test_a_review_decision_reaches_a_reviewer_and_their_verdict_is_final(
     assert [d.decision for d in automatic] == [Outcome.REVIEW]
     assert automatic[0].review_queue == REVIEW_QUEUE and automatic[0].policy_id == f"tenant:{REVIEW_TENANT}"
     # What the quality loop weighs verdicts with: the thresholds and audit rate in force.
-    assert set(automatic[0].thresholds) == {"nsfl", "nsfw"} and not automatic[0].audit_sample
+    assert set(automatic[0].thresholds) == {"nsfl", "nsfw", "sfw"} and not automatic[0].audit_sample
 
     auth = {"authorization": f"Bearer {dashboard.token}"}
     async with httpx.AsyncClient(base_url=dashboard.url, headers=auth, timeout=30) as http:
@@ -86,14 +86,14 @@ async def test_a_review_decision_reaches_a_reviewer_and_their_verdict_is_final(
         assert (job["job_id"], job["kind"], sorted(job["thresholds"])) == (
             event.event_id,
             "threshold_review",
-            ["nsfl", "nsfw"],
+            ["nsfl", "nsfw", "sfw"],  # the tenant's policy reviews sfw too (see policies_reviewing)
         )
         # A verdict must say which labels apply (maybe none), and only labels the job asks about;
         # a refused one leaves the job with its reviewer.
         missing = await http.post(f"/api/jobs/{event.event_id}/verdict", json={"verdict": "remove"})
         unknown = await http.post(f"/api/jobs/{event.event_id}/verdict", json={"verdict": "remove", "labels": ["x"]})
         assert (missing.status_code, unknown.status_code) == (422, 422)
-        assert "asks about no label x (its labels: nsfl, nsfw)" in unknown.json()["detail"]
+        assert "asks about no label x (its labels: nsfl, nsfw, sfw)" in unknown.json()["detail"]
         verdict = await http.post(
             f"/api/jobs/{event.event_id}/verdict",
             json={"verdict": "remove", "labels": ["nsfw"], "note": "e2e"},

@@ -41,11 +41,13 @@ async def test_each_event_counts_once_and_reviews_are_kept_with_their_queue() ->
     assert tally.outcomes == {"allow": 2, "review": 2}
     assert tally.in_review == {"b": "demo-review", "c": "audit", "d": "demo-review"}
 
-    lines = "\n".join(closing_lines(tally, {"demo-review": 5, "audit": 1}, 0, "http://127.0.0.1:1/", "pw"))
+    lines = "\n".join(closing_lines(tally, {"demo-review": 5, "audit": 1}, 0, "http://127.0.0.1:1/", "pw", seeded=2))
     assert "4 of 4 images decided[/bold]: 2 allow, 2 review" in lines
     assert '2 of these images went to human review in the queue "demo-review" (jobs waiting there now: 5)' in lines
     assert '1 of these images went to human review in the queue "audit" (jobs waiting there now: 1)' in lines
     assert "Reviewer dashboard: http://127.0.0.1:1/ (user admin, password pw)" in lines
+    assert "2 of them were approved by the demo's own reviewer (demo-reviewer" in lines
+    assert "modstream quality report --tenant demo" in lines
 
 
 async def test_waiting_for_jobs_returns_those_that_never_came() -> None:

@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -35,6 +36,7 @@ def demo(
         upload=lambda files, tenant: asyncio.run(upload_with_progress(files, tenant, concurrency=8)),
         decisions=lambda event_ids: read_decisions(settings, follow=True, event_ids=event_ids),
         review=lambda: ReviewService(settings),
+        reviewer_token=lambda name: _reviewer_token(users, name),
         dashboard_url=f"http://127.0.0.1:{settings.dashboard_port}/",
     )
     tally, closing = run_demo(operations, Show(console.rule, _live_decisions), settings.state_dir, images, timeout)
@@ -58,3 +60,14 @@ def _live_decisions(names: Mapping[str, str]) -> Iterator[Callable[[ModerationDe
             live.refresh()
 
         yield show
+
+
+def _reviewer_token(users: Path, name: str) -> str:
+    """An API token for ``name``, a reviewer (made one, with a random password, if new)."""
+    import secrets
+
+    from modstream.review.web.users import add_user, load_users, mint_token
+
+    if name not in load_users(users):
+        add_user(users, name, "reviewer", secrets.token_urlsafe(16))
+    return mint_token(users, name)

@@ -19,6 +19,7 @@ from modstream.demo.samples import write_samples
 # Its policy (config/policies/tenants/demo.yaml) sends a few of the harmless sample photos
 # to review, so that the dashboard has jobs to show.
 TENANT = "demo"
+REVIEWER = "demo-reviewer"
 ADMIN = "admin"
 BROKEN = ("truncated.jpg", "not-an-image.jpg")
 
@@ -123,6 +124,7 @@ def closing_lines(
     missing_jobs: int,
     dashboard_url: str,
     password: str | None,
+    seeded: int = 0,
 ) -> list[str]:
     """What the demo says at the end (rich markup). ``waiting`` is each review queue's
     pending jobs as the dashboard reads them from Redis, after this run's jobs arrived."""
@@ -140,6 +142,13 @@ def closing_lines(
         )
     if not by_queue:
         lines.append("  none of these images went to human review this time")
+    if seeded:
+        lines.append(
+            f"  {seeded} of them were approved by the demo's own reviewer ({REVIEWER}, through the JSON API): "
+            "every sample photo is harmless, so these verdicts are true, and the quality loop measures the "
+            "decisions against them once the archiver has written them (every 30 s):\n"
+            f"    modstream quality report --tenant {TENANT}"
+        )
     if missing_jobs:
         lines.append(f"  [yellow]review jobs not in the queues yet: {missing_jobs}; see the dashboard's log[/yellow]")
     lines.append(

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from modstream.core.events import ImageUploaded, ModerationDecision
 from modstream.demo.guide import (
+    REVIEWER,
     TENANT,
     Tally,
     closing_lines,
@@ -22,9 +23,12 @@ from modstream.demo.guide import (
     sample_files,
     wait_for_jobs,
 )
+from modstream.demo.verdicts import seed_verdicts
 
 # How long the dashboard's intake gets to make a review job of each review request of the run.
 JOBS_TIMEOUT = 60.0
+# The run's jobs the demo's reviewer answers; the others wait for the person at the dashboard.
+SEEDED_SHARE = 0.5
 
 
 class QueueCount(Protocol):
@@ -55,6 +59,7 @@ class Operations:
     upload: Callable[[list[Path], str], list[ImageUploaded]]  # files, tenant
     decisions: Callable[[Collection[str]], AsyncIterator[ModerationDecision]]  # of these event ids, followed
     review: Callable[[], ReviewQueues]  # made in the event loop that uses it, stopped after
+    reviewer_token: Callable[[str], str]  # an API token for this reviewer, made a user if new
     dashboard_url: str
 
 
@@ -79,20 +84,26 @@ def run_demo(
     names = {e.event_id: e.metadata.get("filename", e.key) for e in events}
     with show.decisions(names) as on_new:
         tally = asyncio.run(follow_decisions(operations.decisions(names), len(names), on_new, timeout))
-    missing, waiting = asyncio.run(_review_queues(operations.review, set(tally.in_review)))
-    return tally, closing_lines(tally, waiting, len(missing), operations.dashboard_url, password)
+    missing, waiting, seeded = asyncio.run(_review(operations, tally.in_review))
+    return tally, closing_lines(tally, waiting, len(missing), operations.dashboard_url, password, seeded)
 
 
-async def _review_queues(open_review: Callable[[], ReviewQueues], job_ids: set[str]) -> tuple[set[str], dict[str, int]]:
-    """Once the dashboard has made a review job of each id (or at ``JOBS_TIMEOUT``): the ids
-    still missing, and each queue's pending jobs."""
-    review = open_review()
+async def _review(operations: Operations, jobs: Mapping[str, str]) -> tuple[set[str], dict[str, int], int]:
+    """Once the dashboard has made a review job of each (or at ``JOBS_TIMEOUT``): the jobs
+    still missing, each queue's pending jobs after the demo's reviewer answered some of the
+    others, and how many it answered."""
+    review = operations.review()
 
     async def has_job(job_id: str) -> bool:
         return await review.job(job_id) is not None
 
     try:
-        missing = await wait_for_jobs(job_ids, has_job, JOBS_TIMEOUT)
-        return missing, {queue.name: queue.pending for queue in await review.queue_stats()}
+        missing = await wait_for_jobs(set(jobs), has_job, JOBS_TIMEOUT)
+        ready = {job_id: queue for job_id, queue in jobs.items() if job_id not in missing}
+        seeded = 0
+        if ready:
+            token = operations.reviewer_token(REVIEWER)
+            seeded = await seed_verdicts(operations.dashboard_url, token, ready, SEEDED_SHARE)
+        return missing, {queue.name: queue.pending for queue in await review.queue_stats()}, seeded
     finally:
         await review.stop()
