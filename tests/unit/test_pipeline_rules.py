@@ -200,3 +200,19 @@ async def test_a_review_request_carries_the_double_review_rate_of_the_policy_in_
     [request] = [ReviewRequest.model_validate_json(v) for t, v in publisher.records if t == "reviews"]
     rate = flow.policies.current.for_tenant(EVENT.tenant).double_review_rate
     assert rate > 0 and request.double_review_rate == rate
+
+
+async def test_a_raised_audit_rate_samples_more_and_the_decision_says_so() -> None:
+    """While drift has raised a tenant's audit rate, its automatic decisions are sampled at
+    that rate (never below the policy's) and carry the rate in force."""
+    flow = pipeline()
+    policy_rate = flow.policies.current.for_tenant(EVENT.tenant).audit_sample_rate
+    before = await decide(flow, EVENT.model_copy(update={"event_id": "audited-0"}))
+    flow.raised_audit_rates = {EVENT.tenant: 1.0, "other": 0.5}
+    during = await decide(flow, EVENT.model_copy(update={"event_id": "audited-1"}))
+    flow.raised_audit_rates = {EVENT.tenant: 0.0}  # lower than the policy's: the policy's stands
+    after = await decide(flow, EVENT.model_copy(update={"event_id": "audited-2"}))
+    assert isinstance(before, ModerationDecision) and isinstance(during, ModerationDecision)
+    assert isinstance(after, ModerationDecision)
+    assert (before.audit_rate, during.audit_rate, after.audit_rate) == (policy_rate, 1.0, policy_rate)
+    assert during.decision is Outcome.ALLOW and during.audit_sample and during.review_queue == "audit"

@@ -46,6 +46,12 @@ class Policy(BaseModel):
     def known_labels(self) -> set[str]:
         return set(self.labels) | set(self.ignore)
 
+    def audited_at_least(self, rate: float) -> "Policy":
+        """This policy with its audit sample rate raised to ``rate`` (never lowered)."""
+        if rate <= self.audit_sample_rate:
+            return self
+        return self.model_copy(update={"audit_sample_rate": min(rate, 1.0)})
+
     def thresholds(self) -> dict[str, Thresholds]:
         return {label: Thresholds(review_at=r.review_at, block_at=r.block_at) for label, r in self.labels.items()}
 

@@ -8,15 +8,18 @@ already on the decisions topic.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterable
 
 import faust
 import redis.asyncio as aioredis
+import redis.exceptions
 from faust.types import EventT
 from faust.web import Request, Response, View
 
 from modstream.core import metrics
+from modstream.core.audit_rates import raised_audit_rates
 from modstream.core.dedupe import DecidedEvents
 from modstream.core.inference import TritonScorer
 from modstream.core.kafka import broker_errors, connection_options
@@ -84,14 +87,19 @@ def create_app(settings: Settings) -> faust.App:
             await _until_handled(await shared_pipeline(), _delivery(event))
             yield None
 
-    audit = AuditLog(aioredis.Redis.from_url(settings.redis_url))
+    state = aioredis.Redis.from_url(settings.redis_url)
+    audit = AuditLog(state)
 
     @app.timer(interval=settings.policy_refresh_seconds)  # type: ignore[untyped-decorator]
     async def refresh_policies() -> None:
         if pipeline is not None and pipeline.done():
-            changed = pipeline.result().policies.refresh()
+            current = pipeline.result()
+            changed = current.policies.refresh()
             if changed:
                 await audit.append("worker", "policy_change", **changed)
+            # The drift monitor raises a tenant's audit rate while one of its labels drifts.
+            with contextlib.suppress(redis.exceptions.RedisError):
+                current.raised_audit_rates = await raised_audit_rates(state)
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:

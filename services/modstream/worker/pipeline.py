@@ -81,6 +81,8 @@ class Pipeline:
         )
         self.tenancy = Tenancy(settings.notification_tenants, settings.notification_tenant_from_key)
         self.tracer = tracer("modstream.worker")
+        # Tenant -> the audit rate drift raised it to (kept current by the app, from Redis).
+        self.raised_audit_rates: dict[str, float] = {}
 
     async def handle(self, delivery: Delivery) -> list[ModerationDecision | DeadLetter | None]:
         """Decide each event a record announces: an upload event one, a bucket notification one
@@ -199,7 +201,9 @@ class Pipeline:
             metrics.stage_duration.record(time.perf_counter() - started, {"stage": name})
 
     def _policy(self, event: ImageUploaded) -> Policy:
-        return self.policies.current.for_tenant(event.tenant)
+        policy = self.policies.current.for_tenant(event.tenant)
+        raised = self.raised_audit_rates.get(event.tenant)
+        return policy if raised is None else policy.audited_at_least(raised)
 
     def _error(self, event: ImageUploaded, started: float, reason: ErrorReason, message: str) -> ModerationDecision:
         log.warning(
