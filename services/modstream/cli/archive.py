@@ -24,10 +24,10 @@ def archive(
         return
     from modstream.archive.service import run_archiver
 
-    run_archiver(settings, lambda: _observers(settings))
+    run_archiver(settings, lambda: archive_observers(settings))
 
 
-def _observers(settings: Settings) -> "list[Observer]":
+def archive_observers(settings: Settings) -> "list[Observer]":
     """What watches the archived stream: drift, with its audit-rate changes in the audit log."""
     import redis.asyncio as aioredis
 

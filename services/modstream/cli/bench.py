@@ -18,12 +18,18 @@ def bench(
     soak: Annotated[
         int, typer.Option(help="instead: this many events at once (e.g. 20000); lost, duplicates, memory")
     ] = 0,
+    archive: Annotated[
+        int, typer.Option(help="instead: the archiver drains this many decisions (e.g. 100000), then a quality report")
+    ] = 0,
 ) -> None:
     """Throughput and latency of the served pipeline vs the raw model in-process, same images."""
     from modstream.bench.run import NoServedModel, run_bench, write_report
     from modstream.demo.samples import sample_images
 
     settings = get_settings()
+    if archive:
+        _archive(settings, archive, out)
+        return
     pool = sample_images(settings.state_dir / "cache")
     if soak:
         _soak(settings, pool, soak, out)
@@ -98,3 +104,50 @@ def _soak_table(report: dict[str, Any]) -> Table:
             f"mean 1st half {rss['mean_first_half']}, 2nd half {rss['mean_second_half']}",
         )
     return table
+
+
+def _archive(settings: Settings, decisions: int, out: Path | None) -> None:
+    """The archiver against a bare consumer on the same backlog, then the quality report over
+    what it wrote (three runs, the median)."""
+    import statistics
+    import time
+
+    from modstream.archive.bench import run_archive_bench
+    from modstream.bench.run import write_report
+    from modstream.cli.archive import archive_observers
+    from modstream.core.archive import open_archive
+    from modstream.quality.archived import Period, load_sample
+    from modstream.quality.report import quality_report
+
+    with progress_bar() as progress:
+        task = progress.add_task("records archived", total=None)
+        private, report = run_archive_bench(
+            settings,
+            decisions,
+            on_stage=progress.console.print,
+            on_progress=lambda done: progress.update(task, completed=done),
+            observers=archive_observers,  # as `modstream archive` runs: drift included
+        )
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        with open_archive(private) as archived:
+            sample = load_sample(archived, Period())
+        quality_report(sample)
+        timings.append(time.perf_counter() - started)
+    report["quality_report_seconds"] = {"median": round(statistics.median(timings), 3), "runs": timings}
+    report["quality_report_decisions"] = len(sample)
+    path = write_report(report, "archive-bench", out)
+    table = Table("measure", "value")
+    for name in ("baseline_read", "archive"):
+        drained = report[name]
+        table.add_row(
+            name.replace("_", " "),
+            f"{drained['records']} records in {drained['seconds']:.1f} s: {drained['records_per_second']} records/s",
+        )
+    table.add_row("archive / bare read (time)", str(report["archive_vs_read"]))
+    table.add_row(
+        f"quality report over {len(sample)} decisions", f"{report['quality_report_seconds']['median']} s (median of 3)"
+    )
+    console.print(table)
+    console.print(f"report: {path}")
