@@ -18,6 +18,7 @@ def serve(
     """Serve the reviewer dashboard on MODSTREAM_BIND_HOST (and feed review requests into the queues)."""
     if ctx.invoked_subcommand is not None:
         return
+    from modstream.quality.page import QualityPage
     from modstream.review.web.server import run_dashboard, users_file
 
     settings = get_settings()
@@ -25,7 +26,7 @@ def serve(
         err.print("no dashboard users yet: add one with `modstream dashboard add-user NAME --role admin`")
         raise typer.Exit(2)
     console.print(f"dashboard on http://{settings.bind_host}:{port or settings.dashboard_port}/")
-    run_dashboard(settings, port=port)
+    run_dashboard(settings, port=port, admin_pages=[QualityPage(settings)])
 
 
 @app.command("add-user")

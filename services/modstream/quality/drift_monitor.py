@@ -9,6 +9,7 @@ reference's counts, ``audit-rate`` tenant -> raised audit rate (read by workers)
 ``raised:<tenant>`` the labels that raised it.
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,14 @@ class DriftStore:
                     if expires:
                         pipe.expire(target, self._retention)
                 await pipe.execute()
+
+    async def series(self) -> list[Series]:
+        """Every series tallied so far (each keeps its first window for good)."""
+        found = []
+        async for key in self._redis.scan_iter(match=PREFIX + "first:*", count=1000):
+            tenant, label, version = key.decode().removeprefix(PREFIX + "first:").rsplit("|", 2)
+            found.append(Series(tenant, label, version))
+        return sorted(found, key=lambda s: (s.tenant, s.label, s.model_version))
 
     async def first_window(self, series: Series) -> int | None:
         raw = await self._redis.get(PREFIX + "first:" + _series_key(series))
@@ -122,22 +131,30 @@ class DriftMonitor:
         _audit_rates.clear()
         _audit_rates.update(await raised_audit_rates(self._redis))
 
+    async def history(self, series: Series, last: int, windows: int) -> list[tuple[int, Drift]]:
+        """Each of the ``windows`` windows up to ``last`` that can be compared, oldest first,
+        against the reference: those after a complete reference, with enough decisions on
+        both sides."""
+        first = await self.store.first_window(series)
+        if first is None:
+            return []
+        reference = await self.store.reference(series)
+        if reference[DECISIONS] < self.min_count:
+            return []
+        after = [
+            w for w in range(last - windows + 1, last + 1) if self.reference.complete(w, first, self.window_seconds)
+        ]
+        counts = await asyncio.gather(*(self.store.window(series, w) for w in after))
+        return [(w, drift(reference, c)) for w, c in zip(after, counts, strict=True) if c[DECISIONS] >= self.min_count]
+
     async def _read(self, series: Series, window: int) -> Reading | None:
         """The newest window with enough decisions (this one, else the one before) against
         the reference, once the reference is complete."""
-        first = await self.store.first_window(series)
-        if first is None:
+        compared = await self.history(series, window, 2)
+        if not compared:
             return None
-        for candidate in (window, window - 1):
-            if not self.reference.complete(candidate, first, self.window_seconds):
-                continue
-            current = await self.store.window(series, candidate)
-            if current[DECISIONS] >= self.min_count:
-                reference = await self.store.reference(series)
-                if reference[DECISIONS] < self.min_count:
-                    return None
-                return Reading(series.model_version, candidate, drift(reference, current))
-        return None
+        newest, found = compared[-1]
+        return Reading(series.model_version, newest, found)
 
     async def _follow(self, series: Series, psi: float) -> None:
         """Raise or lower the tenant's audit rate as this label starts or stops drifting."""

@@ -5,14 +5,15 @@ JSON API answer 401 instead. Every form post carries the session's CSRF token; t
 JSON API authenticates with a bearer token and takes no cookies, so CSRF cannot apply.
 Every response carries the security headers of ``headers.py``; failed sign-ins are
 throttled per user name and per client address (``throttle.py``); signing in always starts
-a new session, and admins list and end sessions at /admin/sessions.
+a new session, and admins list and end sessions at /admin/sessions. Other rooms add admin
+pages through ``admin_pages`` (``admin_pages.AdminPage``).
 """
 
 import asyncio
 import hmac
 import math
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ from modstream.core.storage import ObjectMissing
 from modstream.review.jobs import ReviewJob, Verdict, VerdictInput
 from modstream.review.queue import LeaseLost
 from modstream.review.service import ReviewService, UnknownLabels
+from modstream.review.web.admin_pages import AdminPage
 from modstream.review.web.headers import SecurityHeaders
 from modstream.review.web.preview import NoPreview, for_browser
 from modstream.review.web.sessions import BLUR_LEVELS, Session, Sessions
@@ -61,7 +63,12 @@ class LoginRequired(Exception):
 
 
 def create_app(
-    service: ReviewService, users_file: Path, *, run_feeds: bool = True, redis_prefix: str = "dashboard:"
+    service: ReviewService,
+    users_file: Path,
+    *,
+    run_feeds: bool = True,
+    redis_prefix: str = "dashboard:",
+    admin_pages: Sequence[AdminPage] = (),
 ) -> FastAPI:
     """The dashboard; ``redis_prefix`` namespaces its sessions, settings and sign-in counts."""
     sessions = Sessions(service.redis, redis_prefix)
@@ -74,7 +81,8 @@ def create_app(
     throttle = LoginThrottle(service.redis, limits, redis_prefix)
     # Checked when the name is unknown, so that a wrong name takes as long as a wrong password.
     decoy_hash = hash_secret(secrets.token_urlsafe(16))
-    templates = Jinja2Templates(directory=HERE / "templates")
+    templates = Jinja2Templates(directory=[HERE / "templates", *(page.templates for page in admin_pages)])
+    templates.env.globals["admin_pages"] = tuple(admin_pages)  # for the navigation
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -369,6 +377,15 @@ def create_app(
                 session.user, "session_revoked", user=ended.user, session=ended.id[:12], address=ended.address
             )
         return RedirectResponse("/admin/sessions?notice=revoked", status_code=303)
+
+    def serve_admin_page(page: AdminPage) -> None:
+        async def admin_page(request: Request, session: Admin) -> Response:
+            return render(request, page.template, session, **await page.context(request.query_params))
+
+        app.add_api_route(f"/admin/{page.path}", admin_page, methods=["GET"])
+
+    for page in admin_pages:
+        serve_admin_page(page)
 
     # --- JSON API (bearer tokens) --------------------------------------------------
 
