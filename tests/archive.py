@@ -84,6 +84,24 @@ def verdict_for(automatic: ModerationDecision, rng: random.Random) -> ReviewVerd
     )
 
 
+def second_review(first: ReviewVerdict, rng: random.Random) -> ReviewVerdict:
+    """The other reviewer's blind verdict on the same item: mostly the same answer."""
+    agrees = rng.random() < 0.85
+    remove = (first.verdict == "remove") == agrees
+    return first.model_copy(
+        update={
+            "verdict_id": uuid.uuid4().hex,
+            "job_id": f"{first.job_id}:second",
+            "job_kind": "second_review",
+            "verdict": "remove" if remove else "approve",
+            "labels": ["nsfw"] if remove else [],
+            "reviewer": "remy" if first.reviewer == "rita" else "rita",
+            "human_decision_id": None,
+            "occurred_at": first.occurred_at + timedelta(minutes=10),
+        }
+    )
+
+
 def shadow_of(automatic: ModerationDecision) -> ShadowScore:
     return ShadowScore(
         **automatic.model_dump(include={"event_id", "tenant", "bucket", "key", "policy_id", "policy_version"}),
@@ -106,7 +124,10 @@ def traffic(count: int, seed: int, start: datetime | None = None) -> Iterator[tu
         automatic = decision(rng, start + timedelta(minutes=i * 2))
         yield "decisions", automatic
         if automatic.decision is Outcome.REVIEW or automatic.audit_sample:
-            yield "verdicts", verdict_for(automatic, rng)
+            first = verdict_for(automatic, rng)
+            yield "verdicts", first
+            if i % 5 == 0:  # a blind second review by the other reviewer
+                yield "verdicts", second_review(first, rng)
         if i % 10 == 0:
             yield "shadow", shadow_of(automatic)
 

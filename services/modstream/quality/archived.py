@@ -26,10 +26,18 @@ class Period:
     until: datetime | None = None
 
     def where(self) -> tuple[str, list[Any]]:
-        clauses, params = ["source = 'automatic'", "decision IN ('allow', 'review', 'block')"], []
+        """The automatic, scored decisions of the period, as an SQL condition and its parameters."""
+        return self._conditions(["source = 'automatic'", "decision IN ('allow', 'review', 'block')"], by_model=True)
+
+    def where_verdicts(self) -> tuple[str, list[Any]]:
+        """Its verdicts (a verdict names the model whose scores it saw, but pairs span models)."""
+        return self._conditions(["true"], by_model=False)
+
+    def _conditions(self, fixed: list[str], *, by_model: bool) -> tuple[str, list[Any]]:
+        clauses, params = list(fixed), []
         for clause, value in (
             ("tenant = ?", self.tenant),
-            ("model_version = ?", self.model_version),
+            ("model_version = ?", self.model_version if by_model else None),
             ("occurred_at >= ?", self.since),
             ("occurred_at < ?", self.until),
         ):
@@ -129,16 +137,8 @@ WHERE f.reviewer <> s.reviewer
 
 def verdict_pairs(connection: duckdb.DuckDBPyConnection, period: Period) -> list[Pair]:
     """Items of the period judged twice, blind, by two reviewers."""
-    clauses, params = ["true"], []
-    for clause, value in (
-        ("tenant = ?", period.tenant),
-        ("occurred_at >= ?", period.since),
-        ("occurred_at < ?", period.until),
-    ):
-        if value is not None:
-            clauses.append(clause)
-            params.append(value)
-    rows = connection.execute(_PAIRS.format(where=" AND ".join(clauses)), params).fetchall()
+    where, params = period.where_verdicts()
+    rows = connection.execute(_PAIRS.format(where=where), params).fetchall()
     return [
         Pair(
             item=str(item),
