@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import redis.asyncio as aioredis
 from modstream.archive.archiver import PARQUET_TYPE, parquet_bytes
 from modstream.core.archive import TABLES, object_key
-from modstream.core.events import ModerationDecision, Outcome, Record, ReviewVerdict, new_id
+from modstream.core.events import ModerationDecision, Outcome, Record, new_id
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.quality.drift_monitor import DriftMonitor
 
-from tests.archive import decision, verdict_for
+from tests.archive import decision, second_review, verdict_for
 
 PER_HOUR = 300
 # A reference of three hourly windows, and a hundred decisions enough to compare a window
@@ -45,22 +45,6 @@ def reviewed_traffic(tenant: str, hours: int, seed: int) -> list[tuple[str, Reco
             if i % 2:
                 records.append(("verdicts", second_review(first, rng)))
     return records
-
-
-def second_review(first: ReviewVerdict, rng: random.Random) -> ReviewVerdict:
-    remove = (first.verdict == "remove") == (rng.random() < 0.85)
-    return first.model_copy(
-        update={
-            "verdict_id": new_id(),
-            "job_id": f"{first.job_id}:second",
-            "job_kind": "second_review",
-            "verdict": "remove" if remove else "approve",
-            "labels": ["nsfw"] if remove else [],
-            "reviewer": "remy" if first.reviewer == "rita" else "rita",
-            "human_decision_id": None,
-            "occurred_at": first.occurred_at + timedelta(minutes=5),
-        }
-    )
 
 
 def write_archive(settings: Settings, records: list[tuple[str, Record]]) -> None:

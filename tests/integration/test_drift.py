@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from modstream.core.audit_rates import raised_audit_rates
 from modstream.core.settings import Settings
-from modstream.quality.drift_monitor import raised_audit_rates
 from modstream.review.audit import AuditLog
 
 from tests.archive import Produce, decision, private_archive, start_archiver

@@ -18,13 +18,13 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from modstream.core import metrics
+from modstream.core.audit_rates import AUDIT_RATES, raised_audit_rates
 from modstream.core.events import ModerationDecision
 from modstream.core.settings import Settings
 from modstream.quality.drift import DECISIONS, SLOTS, AuditRule, Counts, Drift, Reference, Series, drift, tally
 
 log = logging.getLogger("modstream.drift")
 PREFIX = "drift:"
-AUDIT_RATES = PREFIX + "audit-rate"
 Audit = Callable[..., Awaitable[None]]  # (actor, action, **details)
 
 
@@ -184,12 +184,6 @@ class DriftMonitor:
                 psi=round(psi, 4),
                 rate=self.rule.rate if now else "policy",
             )
-
-
-async def raised_audit_rates(client: "aioredis.Redis") -> dict[str, float]:
-    """Tenant -> the audit rate drift raised it to (workers apply the higher of it and the policy's)."""
-    found = await client.hgetall(AUDIT_RATES)  # type: ignore[misc]
-    return {k.decode(): float(v) for k, v in found.items()}
 
 
 def _gauge(read: Callable[[Reading], float]) -> Callable[[], Iterable[tuple[float, dict[str, str]]]]:

@@ -10,6 +10,7 @@ filter set, as an admin moving between pages would otherwise read the same files
 """
 
 import asyncio
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -18,8 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from modstream.core.archive import open_archive
 from modstream.core.settings import Settings
@@ -34,6 +37,7 @@ from modstream.quality.sample import Sample, stratum_weights
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+log = logging.getLogger("modstream.quality")
 KEPT_SECONDS = 60.0
 DRIFT_WINDOWS = 48
 
@@ -100,7 +104,19 @@ class QualityPage:
         now = time.monotonic()
         self._kept = {f: kept for f, kept in self._kept.items() if kept[0] > now}
         if filters not in self._kept:
-            self._kept[filters] = (now + KEPT_SECONDS, await self._read(filters))
+            try:
+                self._kept[filters] = (now + KEPT_SECONDS, await self._read(filters))
+            except (OSError, duckdb.Error, redis.exceptions.RedisError) as exc:
+                # The page says what is down instead of failing; nothing is kept, the next load tries again.
+                log.warning("quality page: the archive or Redis cannot be read", extra={"error": repr(exc)[:300]})
+                unavailable = f"The archive (s3://{self.settings.archive_bucket}) or Redis cannot be read now: {exc}"
+                empty = {"filters": filters, "since": datetime.now(UTC) - timedelta(days=filters.days)}
+                return empty | {
+                    "bucket": self.settings.archive_bucket,
+                    "decisions": 0,
+                    "agreement": AgreementReport(pairs=0),
+                    "problems": [*problems, unavailable],
+                }
         return {**self._kept[filters][1], "problems": problems}
 
     async def _read(self, filters: Filters) -> dict[str, Any]:
