@@ -1,6 +1,7 @@
 """Shared by the archive and quality tests: records to archive, produced by a second real
 Kafka client (confluent-kafka), and an archive of their own per test."""
 
+import asyncio
 import os
 import random
 import subprocess
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka import KafkaError, Message, Producer
+from modstream.archive.archiver import Archiver
 from modstream.core.events import (
     ModelRef,
     ModerationDecision,
@@ -22,6 +24,8 @@ from modstream.core.events import (
 )
 from modstream.core.settings import Settings
 from modstream.core.topics import ensure_topics
+
+from tests.offsets import wait_until_committed_to_end
 
 MODEL = ModelRef(name="image_safety", version="1")
 THRESHOLDS = {"nsfw": Thresholds(review_at=0.4, block_at=0.85), "nsfl": Thresholds(review_at=0.35, block_at=0.8)}
@@ -173,3 +177,15 @@ def start_archiver(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+async def archive_in_process(settings: Settings) -> None:
+    """An archiver in this process until it has committed every record on its topics."""
+    stop = asyncio.Event()
+    archiver = asyncio.create_task(Archiver(settings).run(stop))
+    try:
+        for topic in (settings.topic_decisions, settings.topic_review_verdicts, settings.topic_shadow):
+            await wait_until_committed_to_end(settings, settings.archive_group, topic, timeout=120)
+    finally:
+        stop.set()
+        await archiver

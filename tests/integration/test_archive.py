@@ -1,28 +1,20 @@
 """The decision archive on real servers: records in = records queryable, once each."""
 
-import asyncio
 import re
 from collections import Counter
 
 import pyarrow.fs as pafs
 import pytest
-from modstream.archive.archiver import Archiver
 from modstream.core.archive import open_archive, s3_filesystem
 from modstream.core.events import ModerationDecision
 from modstream.core.settings import Settings
 
-from tests.archive import Produce, private_archive, traffic
-from tests.offsets import wait_until_committed_to_end
+from tests.archive import Produce, archive_in_process, private_archive, traffic
 
 pytestmark = pytest.mark.integration
 KEY = re.compile(
     r"^(decisions|verdicts|shadow|unreadable)/date=(\d{4}-\d{2}-\d{2})/part-\d{8}T\d{6}Z-[0-9a-f]{8}\.parquet$"
 )
-
-
-async def archived_to_end(settings: Settings) -> None:
-    for topic in (settings.topic_decisions, settings.topic_review_verdicts, settings.topic_shadow):
-        await wait_until_committed_to_end(settings, settings.archive_group, topic, timeout=120)
 
 
 async def test_every_record_in_is_queryable_once_replays_and_bad_records_included(stack_settings: Settings) -> None:
@@ -39,13 +31,7 @@ async def test_every_record_in_is_queryable_once_replays_and_bad_records_include
     producer.send("verdicts", ModerationDecision.model_validate(records[0][1].model_dump()).to_bytes(), "bad-2")
     producer.flush()
 
-    stop = asyncio.Event()
-    archiver = asyncio.create_task(Archiver(settings).run(stop))
-    try:
-        await archived_to_end(settings)
-    finally:
-        stop.set()
-        await archiver
+    await archive_in_process(settings)
 
     expected = Counter(table for table, _ in records)
     with open_archive(settings) as archive:

@@ -3,12 +3,10 @@
 import asyncio
 import io
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from modstream.core.settings import Settings
 from modstream.review.service import ReviewService
 from modstream.review.web.sessions import session_id
 from PIL import Image
@@ -20,27 +18,11 @@ from tests.dashboard_helpers import (
     dashboard,
     dashboard_app,
     log_in,
-    make_users,
     seed_job,
     try_log_in,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def service(stack_settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[ReviewService]:
-    service = ReviewService(stack_settings)
-    service.queues._prefix = f"dash-test:{request.node.name}:"  # a queue namespace per test
-    await service.start()
-    yield service
-    await service.stop()
-
-
-@pytest.fixture
-def users(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    path = tmp_path / "users.toml"
-    return path, make_users(path)
 
 
 async def test_nothing_without_a_session(service: ReviewService, users: tuple[Path, dict[str, str]]) -> None:

@@ -4,36 +4,19 @@ never the first, whose verdict is recorded and decides nothing."""
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from modstream.core.events import ModerationDecision, ReviewVerdict
-from modstream.core.settings import Settings
 from modstream.review.jobs import Verdict, VerdictInput
 from modstream.review.service import ReviewService
 
-from tests.dashboard_helpers import dashboard, log_in, make_users, seed_job
+from tests.dashboard_helpers import dashboard, log_in, seed_job
 from tests.records import RecordLog, records_of
 
 pytestmark = pytest.mark.integration
 NOTE = "rita's private reason"
 SECOND = ":second"
-
-
-@pytest.fixture
-async def service(stack_settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[ReviewService]:
-    service = ReviewService(stack_settings)
-    service.queues._prefix = f"double-test:{request.node.name}:"  # a queue namespace per test
-    await service.start()
-    yield service
-    await service.stop()
-
-
-@pytest.fixture
-def users(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    path = tmp_path / "users.toml"
-    return path, make_users(path)
 
 
 def unique(name: str) -> str:

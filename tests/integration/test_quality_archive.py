@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-from modstream.archive.archiver import Archiver
 from modstream.core.archive import open_archive
 from modstream.core.events import ReviewVerdict
 from modstream.core.settings import Settings
@@ -15,8 +14,7 @@ from modstream.quality.agreement import Pair, agreement_report
 from modstream.quality.archived import Period, load_sample, verdict_pairs
 from modstream.quality.report import quality_report
 
-from tests.archive import Produce, private_archive, traffic
-from tests.integration.test_archive import archived_to_end
+from tests.archive import Produce, archive_in_process, private_archive, traffic
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +28,7 @@ async def test_the_report_and_the_agreement_come_from_what_was_archived(stack_se
     for table, record in records:
         producer.record(table, record)
     producer.flush()
-    stop = asyncio.Event()
-    archiver = asyncio.create_task(Archiver(settings).run(stop))
-    try:
-        await archived_to_end(settings)
-    finally:
-        stop.set()
-        await archiver
+    await archive_in_process(settings)
 
     verdicts = [r for t, r in records if t == "verdicts" and isinstance(r, ReviewVerdict)]
     firsts = {v.automatic_decision_id: v for v in verdicts if v.job_kind != "second_review"}

@@ -4,7 +4,6 @@ Redis, the page composed into the dashboard as ``modstream dashboard`` does."""
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from modstream.review.service import ReviewService
 from modstream.review.web.app import create_app
 
 from tests.archive import private_archive
-from tests.dashboard_helpers import dashboard, log_in, make_users
+from tests.dashboard_helpers import dashboard, log_in
 from tests.integration.test_dashboard import INLINE
 from tests.quality_seed import DRIFT, decisions_of, reviewed_traffic, tally_drift, write_archive
 
@@ -51,21 +50,6 @@ async def seeded(stack_settings: Settings) -> Seeded:
     write_archive(settings, records)
     await tally_drift(settings, records)
     return Seeded(settings, tenant, records)
-
-
-@pytest.fixture
-async def service(stack_settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[ReviewService]:
-    service = ReviewService(stack_settings)
-    service.queues._prefix = f"quality-test:{request.node.name}:"
-    await service.start()
-    yield service
-    await service.stop()
-
-
-@pytest.fixture
-def users(tmp_path: Path) -> Path:
-    make_users(tmp_path / "users.toml")
-    return tmp_path / "users.toml"
 
 
 def quality_dashboard(service: ReviewService, users: Path, page: QualityPage) -> FastAPI:
@@ -134,10 +118,10 @@ def expected_drift(seeded: Seeded, label: str) -> list[str]:
 
 
 async def test_an_admin_sees_the_numbers_of_the_quality_report_with_curves_and_drift(
-    seeded: Seeded, service: ReviewService, users: Path
+    seeded: Seeded, service: ReviewService, users: tuple[Path, dict[str, str]]
 ) -> None:
     page = QualityPage(seeded.settings)
-    async with dashboard(service, users, app=quality_dashboard(service, users, page)) as admin:
+    async with dashboard(service, users[0], app=quality_dashboard(service, users[0], page)) as admin:
         await log_in(admin, "ada")
         assert 'href="/admin/quality">Quality</a>' in (await admin.get("/")).text
         response = await admin.get("/admin/quality")
@@ -178,9 +162,11 @@ async def test_an_admin_sees_the_numbers_of_the_quality_report_with_curves_and_d
     assert "point alert" in {c.attrib["class"] for c in nsfw.iter("{http://www.w3.org/2000/svg}circle")}
 
 
-async def test_a_filter_set_is_read_once_a_minute(seeded: Seeded, service: ReviewService, users: Path) -> None:
+async def test_a_filter_set_is_read_once_a_minute(
+    seeded: Seeded, service: ReviewService, users: tuple[Path, dict[str, str]]
+) -> None:
     page = QualityPage(seeded.settings)
-    async with dashboard(service, users, app=quality_dashboard(service, users, page)) as admin:
+    async with dashboard(service, users[0], app=quality_dashboard(service, users[0], page)) as admin:
         await log_in(admin, "ada")
         before = sections((await admin.get("/admin/quality")).text)
         more = reviewed_traffic(seeded.tenant, 2, seed=8)
@@ -192,24 +178,24 @@ async def test_a_filter_set_is_read_once_a_minute(seeded: Seeded, service: Revie
 
 
 async def test_reviewers_get_403_and_nobody_without_a_session_gets_in(
-    seeded: Seeded, service: ReviewService, users: Path
+    seeded: Seeded, service: ReviewService, users: tuple[Path, dict[str, str]]
 ) -> None:
-    app = quality_dashboard(service, users, QualityPage(seeded.settings))
-    async with dashboard(service, users, app=app) as anonymous:
+    app = quality_dashboard(service, users[0], QualityPage(seeded.settings))
+    async with dashboard(service, users[0], app=app) as anonymous:
         response = await anonymous.get("/admin/quality")
         assert (response.status_code, response.headers["location"]) == (303, "/login")
-    async with dashboard(service, users, app=app) as reviewer:
+    async with dashboard(service, users[0], app=app) as reviewer:
         await log_in(reviewer, "rita")
         assert (await reviewer.get("/admin/quality")).status_code == 403
         assert "/admin/quality" not in (await reviewer.get("/")).text
 
 
 async def test_no_inline_script_or_style_and_hostile_filters_are_escaped(
-    seeded: Seeded, service: ReviewService, users: Path
+    seeded: Seeded, service: ReviewService, users: tuple[Path, dict[str, str]]
 ) -> None:
     hostile = '"><script>alert(1)</script>'
-    app = quality_dashboard(service, users, QualityPage(seeded.settings))
-    async with dashboard(service, users, app=app) as admin:
+    app = quality_dashboard(service, users[0], QualityPage(seeded.settings))
+    async with dashboard(service, users[0], app=app) as admin:
         await log_in(admin, "ada")
         pages = {
             "all": (await admin.get("/admin/quality")).text,
