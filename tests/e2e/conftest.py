@@ -18,6 +18,7 @@ REVIEW_QUEUE = "e2e-review"
 TRACED_TENANT = "traced-e2e"  # reviews everything too, in a queue of its own
 TRACED_QUEUE = "e2e-traced"
 NOTIFIED_BUCKET = "e2e-notified"
+RAISED_TENANT = "raised-e2e"  # test_raised_audit_rate.py raises its audit rate
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +31,7 @@ def worker_settings(stack_settings: Settings, tmp_path_factory: pytest.TempPathF
             "consumer_group": "e2e-worker",
             "policies_dir": policies,
             # Only the tenants these tests use: any other is refused at intake.
-            "tenants": ["e2e", REVIEW_TENANT, TRACED_TENANT, "reload-e2e"],
+            "tenants": ["e2e", REVIEW_TENANT, TRACED_TENANT, "reload-e2e", RAISED_TENANT],
             "trace_exporter": "otlp",
             # Bucket notifications (test_event_sources.py): one bucket mapped to a tenant, and
             # the uploads bucket, whose keys start with the tenant.

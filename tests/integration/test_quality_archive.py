@@ -3,13 +3,17 @@
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 from modstream.core.archive import open_archive
 from modstream.core.events import ReviewVerdict
-from modstream.core.settings import Settings
+from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.policy.loader import load_policies
 from modstream.quality.agreement import Pair, agreement_report
 from modstream.quality.archived import Period, load_sample, verdict_pairs
 from modstream.quality.report import quality_report
@@ -19,7 +23,9 @@ from tests.archive import Produce, archive_in_process, private_archive, traffic
 pytestmark = pytest.mark.integration
 
 
-async def test_the_report_and_the_agreement_come_from_what_was_archived(stack_settings: Settings) -> None:
+async def test_the_report_agreement_and_advice_come_from_what_was_archived(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
     settings = (await private_archive(stack_settings)).model_copy(
         update={"archive_flush_seconds": 1.0, "archive_web_port": 0}
     )
@@ -63,3 +69,18 @@ async def test_the_report_and_the_agreement_come_from_what_was_archived(stack_se
     kappa = agreement_report(expected_pairs, sorted(sample.labels)).by_label["nsfw"]
     assert printed["reviewers"]["by_label"]["nsfw"]["value"] == pytest.approx(kappa.value)
     assert kappa.value is not None and 0.4 < kappa.value < 0.95  # the second reviewer agrees 85 % of the time
+
+    # Advice from the same archive, written as a proposal that the policy loader accepts once
+    # moved into place (and not before).
+    policies = Path(shutil.copytree(PROJECT_ROOT / "config" / "policies", tmp_path / "policies"))
+    command = [sys.executable, "-m", "modstream.cli", "quality", "suggest", "--label", "nsfw"]
+    command += ["--target-precision", "0.6", "--target-recall", "0.8", "--write"]
+    env |= {"MODSTREAM_POLICIES_DIR": str(policies), "COLUMNS": "200"}
+    advised = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True)
+    assert advised.returncode == 0, advised.stdout + advised.stderr
+    assert "backtest over 600 archived decisions" in advised.stdout and "review per day" in advised.stdout
+    (written,) = (policies / "proposed").glob("default-proposed-*.yaml")
+    assert load_policies(policies).default.version != yaml.safe_load(written.read_text())["version"]
+    shutil.move(written, policies / "default.yaml")
+    proposed = load_policies(policies).default.labels["nsfw"]
+    assert proposed.review_at < 0.4  # recall 0.8 needs more reviews than 0.4 gives (most positives score low)
