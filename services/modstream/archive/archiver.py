@@ -93,6 +93,7 @@ class Archiver:
     def _hold(self, message: Message, now: float) -> None:
         row = row_for(message, self.tables[message.topic])
         if row.table.record is None:
+            metrics.archive_unreadable.add(1, {"topic": message.topic})
             log.warning(
                 "unreadable record kept in the archive's unreadable table",
                 extra={"topic": message.topic, "partition": message.partition, "offset": message.offset},

@@ -42,6 +42,9 @@ archived_records = _meter.create_counter(
     "modstream.archive.records", description="Records in durable archive files, by table"
 )
 archive_files = _meter.create_counter("modstream.archive.files", description="Archive files written, by table")
+archive_unreadable = _meter.create_counter(
+    "modstream.archive.unreadable", description="Records on archived topics that were not their type, by topic"
+)
 
 _configured = False
 _lock = threading.Lock()
