@@ -41,20 +41,28 @@ class DriftStore:
         self._retention = int(max(window_seconds * (reference.windows + 48), 7 * 24 * 3600))
 
     async def add(self, counts: dict[tuple[Series, int], Counts]) -> None:
-        for (series, window), slots in counts.items():
-            key = _series_key(series)
-            raw = await self._redis.set(PREFIX + "first:" + key, window, nx=True, get=True)
-            first = int(raw) if raw is not None else window
-            targets = [(f"{PREFIX}w:{key}:{window}", True)]
-            if self._reference.holds(window, first, self._window_seconds):
-                targets.append((f"{PREFIX}ref:{key}", False))
-            async with self._redis.pipeline(transaction=True) as pipe:
+        """Add a batch's tallies: two round trips however many windows it touches."""
+        # Oldest window first, so that a series new in this batch starts at its first window.
+        items = sorted(counts.items(), key=lambda item: item[0][1])
+        if not items:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for (series, window), _ in items:
+                pipe.set(PREFIX + "first:" + _series_key(series), window, nx=True, get=True)
+            firsts = await pipe.execute()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for ((series, window), slots), raw in zip(items, firsts, strict=True):
+                key = _series_key(series)
+                first = int(raw) if raw is not None else window
+                targets = [(f"{PREFIX}w:{key}:{window}", True)]
+                if self._reference.holds(window, first, self._window_seconds):
+                    targets.append((f"{PREFIX}ref:{key}", False))
                 for target, expires in targets:
                     for slot in np.flatnonzero(slots):
                         pipe.hincrby(target, str(slot), int(slots[slot]))
                     if expires:
                         pipe.expire(target, self._retention)
-                await pipe.execute()
+            await pipe.execute()
 
     async def series(self) -> list[Series]:
         """Every series tallied so far (each keeps its first window for good)."""
