@@ -45,18 +45,13 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Precision, recall and F1 per label and model version at the policy's thresholds, with 95 % intervals."""
-    from modstream.quality.agreement import agreement_report
-    from modstream.quality.archived import Period, load_sample, verdict_pairs
-    from modstream.quality.report import quality_report
+    from modstream.quality.archived import Period, measure
 
     settings = get_settings()
-    since, until = _utc(since), _utc(until)
-    period = Period(tenant=tenant, model_version=model_version, since=since, until=until)
-    with console.status("reading the archive…"), _open(settings, since, until) as archive:
-        sample = load_sample(archive, period)
-        pairs = verdict_pairs(archive, period)
-    result = quality_report(sample, by_tenant=tenant is not None, only_label=label)
-    reviewers = agreement_report(pairs, [label] if label else sorted(sample.labels))
+    period = Period(tenant=tenant, model_version=model_version, since=_utc(since), until=_utc(until))
+    with console.status("reading the archive…"):
+        measured = measure(settings, period, only_label=label)
+    sample, result, reviewers = measured.sample, measured.report, measured.reviewers
     if as_json:
         print(json.dumps({**result.to_dict(), "reviewers": reviewers.to_dict()}, default=str, indent=2))
         return
@@ -119,8 +114,12 @@ def suggest(
 
     settings = get_settings()
     since, until = _utc(since), _utc(until)
-    policy = load_policies(settings.policies_dir).for_tenant(tenant) if tenant else None
-    policy = policy or load_policies(settings.policies_dir).default
+    try:
+        policies = load_policies(settings.policies_dir)
+    except PolicyError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    policy = policies.for_tenant(tenant) if tenant else policies.default
     if label not in policy.labels:
         err.print(f"[red]policy {policy.id} has no rule for {label!r} (its labels: {', '.join(policy.labels)})[/red]")
         raise typer.Exit(2)

@@ -12,7 +12,10 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from modstream.quality.agreement import Pair
+from modstream.core.archive import open_archive
+from modstream.core.settings import Settings
+from modstream.quality.agreement import AgreementReport, Pair, agreement_report
+from modstream.quality.report import QualityReport, quality_report
 from modstream.quality.sample import LabelColumns, Sample
 
 
@@ -151,3 +154,26 @@ def verdict_pairs(connection: duckdb.DuckDBPyConnection, period: Period) -> list
         )
         for item, first, second, first_labels, second_labels, first_verdict, second_verdict in rows
     ]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What ``modstream quality report`` and the Quality page show for one period."""
+
+    sample: Sample
+    report: QualityReport
+    reviewers: AgreementReport
+
+
+def measure(settings: Settings, period: Period, *, only_label: str | None = None) -> Measured:
+    """Read the period from the archive (whole days, pruned before reading) and measure it:
+    per tenant when the period names one. Blocking: DuckDB, then the arithmetic."""
+    since, until = (moment.date() if moment else None for moment in (period.since, period.until))
+    with open_archive(settings, since=since, until=until) as archive:
+        sample = load_sample(archive, period)
+        pairs = verdict_pairs(archive, period)
+    return Measured(
+        sample=sample,
+        report=quality_report(sample, by_tenant=period.tenant is not None, only_label=only_label),
+        reviewers=agreement_report(pairs, [only_label] if only_label else sorted(sample.labels)),
+    )

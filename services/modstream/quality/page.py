@@ -24,15 +24,14 @@ import numpy as np
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from modstream.core.archive import open_archive
 from modstream.core.settings import Settings
 from modstream.quality import charts
-from modstream.quality.agreement import AgreementReport, agreement_report
-from modstream.quality.archived import Period, load_sample, verdict_pairs
+from modstream.quality.agreement import AgreementReport
+from modstream.quality.archived import Period, measure
 from modstream.quality.drift import window_of
 from modstream.quality.drift_monitor import DriftMonitor
 from modstream.quality.metrics import pr_curve
-from modstream.quality.report import LabelQuality, QualityReport, quality_report
+from modstream.quality.report import LabelQuality, QualityReport
 from modstream.quality.sample import Sample, stratum_weights
 
 DEFAULT_DAYS = 30
@@ -157,15 +156,12 @@ class QualityPage:
 def read_archive(settings: Settings, period: Period) -> Archived:
     """The report, curves and agreement of ``modstream quality report`` for ``period``
     (blocking: DuckDB over the archive, then the arithmetic)."""
-    with open_archive(settings, since=period.since.date() if period.since else None) as archive:
-        sample = load_sample(archive, period)
-        pairs = verdict_pairs(archive, period)
-    report = quality_report(sample, by_tenant=period.tenant is not None)
+    measured = measure(settings, period)
     return Archived(
-        decisions=len(sample),
-        report=report,
-        pr_charts=[_pr_chart(sample, row) for row in report.labels],
-        agreement=agreement_report(pairs, sorted(sample.labels)),
+        decisions=len(measured.sample),
+        report=measured.report,
+        pr_charts=[_pr_chart(measured.sample, row) for row in measured.report.labels],
+        agreement=measured.reviewers,
     )
 
 
