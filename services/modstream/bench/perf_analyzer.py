@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from modstream.core.wheels import WheelError, fetch_wheel, read_member
+from modstream.core.packages import PackageError, fetch_wheel, read_member
 
 WHEEL = ("tritonclient", "2.49.0")
 CUDA_RUNTIME = ("nvidia-cuda-runtime-cu12", "12.9.79")
@@ -41,7 +41,7 @@ def installed(tools: Path, cache_dir: Path) -> Path:
             _debian_library(LIBB64, Path(scratch), tools / "lib")
         # Written last: its presence means the whole tool is in place.
         binary.write_bytes(read_member(client, f"tritonclient-{WHEEL[1]}.data/data/bin/perf_analyzer"))
-    except WheelError as exc:
+    except PackageError as exc:
         raise ToolMissing(str(exc)) from exc
     binary.chmod(0o755)
     return binary

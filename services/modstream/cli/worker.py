@@ -47,7 +47,7 @@ def init() -> None:
     from modstream.models.weights import install_default_weights
 
     settings = get_settings()
-    weights = install_default_weights(settings.model_repository, settings.state_dir / "cache")
-    console.print(f"default model weights: {weights}")
+    for weights in install_default_weights(settings.model_repository, settings.state_dir / "cache", console.print):
+        console.print(f"  installed: {weights}")
     provision(settings)
     console.print(f"topics on {settings.kafka_bootstrap} and bucket s3://{settings.uploads_bucket}: ready")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from modstream.core.wheels import fetch_wheel, read_member
+from modstream.core.packages import fetch_wheel, read_member
 
 SOURCE = ("scikit-image", "0.26.0")
 PHOTOS = [
