@@ -8,8 +8,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.packages import fetch_wheel, read_member
+from modstream.core.settings import PROJECT_ROOT, Settings
 
 from tests.conftest import SHARED_CACHE
 

