@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from modstream.bench.triton_metrics import mean_batch_sizes, read_counts
+from modstream.bench.triton_metrics import mean_batch_sizes, read
 from modstream.core.dedupe import Claim, DecidedEvents
 from modstream.core.events import ErrorReason
 from modstream.core.inference import ImageRejected, InferenceUnavailable, TritonScorer
@@ -230,12 +230,12 @@ async def test_animated_gif_is_scored_by_its_first_frame(scorer: TritonScorer) -
 async def test_concurrent_requests_are_batched_and_a_bad_one_fails_alone(
     scorer: TritonScorer, stack_settings: Settings
 ) -> None:
-    before = read_counts(stack_settings.triton_metrics)
+    before = read(stack_settings.triton_metrics)
     good = [jpeg(200 + i, 150) for i in range(31)]
     results = await asyncio.gather(
         *(scorer.score(data) for data in [*good[:15], images.corrupt_jpeg(), *good[15:]]), return_exceptions=True
     )
-    after = read_counts(stack_settings.triton_metrics)
+    after = read(stack_settings.triton_metrics)
     assert isinstance(results[15], ImageRejected) and results[15].reason is ErrorReason.CORRUPT_IMAGE
     assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 15)
     assert mean_batch_sizes(before, after)["image_safety"] > 1.5

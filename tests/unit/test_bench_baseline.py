@@ -1,35 +1,46 @@
-"""The bench's in-process baseline runs the classifier version that served the pipeline."""
+"""The bench's in-process baseline runs the component versions that served the pipeline."""
 
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from modstream.bench.run import NoServedModel, baseline_model
-from modstream.core.events import ModelRef
+from modstream.bench.run import NoServedModel, baseline_components
+from modstream.core.inference import model_ref
 
-ONE = ModelRef(name="image_safety", version="1")
-TWO = ModelRef(name="image_safety", version="2")
+ONE = model_ref("moderation", ["image_safety:1", "nsfwjs:1", "taxonomy:abc"])
+TWO = model_ref("moderation", ["image_safety:1", "nsfwjs:2", "taxonomy:abc"])
+MODELS = {ONE.version: ONE, TWO.version: TWO}
 
 
-def repository_with_versions(root: Path, *versions: str) -> Path:
+def repository_with(root: Path, *versions: str) -> Path:
     for version in versions:
-        folder = root / "image_safety" / version
+        folder = root / version.replace(":", "/")
         folder.mkdir(parents=True)
         (folder / "model.onnx").write_bytes(b"onnx " + version.encode())
     return root
 
 
-def test_the_version_that_decided_the_images_is_the_baseline_not_version_1(tmp_path: Path) -> None:
-    repository = repository_with_versions(tmp_path, "1", "2")
-    assert baseline_model(Counter({TWO: 3}), repository) == (TWO, repository / "image_safety" / "2" / "model.onnx")
-    # A deploy or rollback during the run: the version that decided most of the images.
-    assert baseline_model(Counter({ONE: 2, TWO: 9}), repository)[0] == TWO
-    assert baseline_model(Counter({ONE: 9, TWO: 2}), repository)[0] == ONE
+def test_the_versions_that_decided_the_images_are_the_baseline_not_version_1(tmp_path: Path) -> None:
+    repository = repository_with(tmp_path, "image_safety:1", "nsfwjs:1", "nsfwjs:2")
+    model, files = baseline_components(Counter({TWO.version: 3}), MODELS, repository)
+    assert model == TWO
+    assert files == {
+        "image_safety:1": repository / "image_safety" / "1" / "model.onnx",
+        "nsfwjs:2": repository / "nsfwjs" / "2" / "model.onnx",
+    }  # the taxonomy step has no ONNX file
+    # A deploy or rollback during the run: the ensemble that decided most of the images.
+    assert baseline_components(Counter({ONE.version: 2, TWO.version: 9}), MODELS, repository)[0] == TWO
+    assert baseline_components(Counter({ONE.version: 9, TWO.version: 2}), MODELS, repository)[0] == ONE
 
 
 def test_no_baseline_without_a_served_version_or_its_file(tmp_path: Path) -> None:
-    repository = repository_with_versions(tmp_path, "1")
+    repository = repository_with(tmp_path, "image_safety:1", "nsfwjs:1")
     with pytest.raises(NoServedModel, match="no decision named a model"):
-        baseline_model(Counter(), repository)
-    with pytest.raises(NoServedModel, match=r"image_safety:2 decided the images, but .* is not there"):
-        baseline_model(Counter({TWO: 4}), repository)
+        baseline_components(Counter(), MODELS, repository)
+    with pytest.raises(NoServedModel, match=r"nsfwjs:2 served the images, but .* is not there"):
+        baseline_components(Counter({TWO.version: 4}), MODELS, repository)
+
+
+def test_an_ensembles_identity_names_every_component_in_order() -> None:
+    assert TWO.version == "image_safety:1+nsfwjs:2+taxonomy:abc"
+    assert TWO.components == {"image_safety": "1", "nsfwjs": "2", "taxonomy": "abc"}

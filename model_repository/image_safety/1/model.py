@@ -1,8 +1,12 @@
 """Run an ONNX image classifier with onnxruntime; answer scores, labels and version.
 
-The labels travel with every response, read from this version's ``labels.txt`` (or
-the model's), so a client always knows which names the scores it holds belong to and
-which version produced them, even while versions are being swapped.
+Every component of the ensemble runs on this file: the ONNX graph does the component's
+own input transform, so all take the preprocess model's pixels. The labels travel with
+every response, read from this version's ``labels.txt`` (or the model's), so whoever
+holds the scores knows which names they belong to and which version produced them, even
+while versions are being swapped. Outputs the config declares beyond SCORES, LABELS and
+MODEL_VERSION (the EMBEDDING of a feature extractor) are the ONNX outputs of the same
+name in lower case, cast to the declared type.
 """
 
 import json
@@ -40,25 +44,30 @@ class TritonPythonModel:
         if width != len(self.labels):
             raise ValueError(f"{onnx_file} gives {width} scores but labels.txt names {len(self.labels)}")
         self.version = f"{args['model_name']}:{args['model_version']}"
+        outputs = json.loads(args["model_config"])["output"]
+        self.extra = [o["name"] for o in outputs if o["name"] not in ("SCORES", "LABELS", "MODEL_VERSION")]
+        self.extra_types = [pb_utils.triton_string_to_numpy(o["data_type"]) for o in outputs if o["name"] in self.extra]
+        self.run_names = [self.session.get_outputs()[0].name, *(name.lower() for name in self.extra)]
 
     def execute(self, requests: list) -> list:
         batches = [pb_utils.get_input_tensor_by_name(r, "PIXELS").as_numpy() for r in requests]
-        scores = self.session.run(None, {self.input_name: np.concatenate(batches)})[0]
+        scores, *extras = self.session.run(self.run_names, {self.input_name: np.concatenate(batches)})
         responses, start = [], 0
         for batch in batches:
-            part = scores[start : start + len(batch)].astype(np.float32)
-            start += len(batch)
-            responses.append(self._response(part))
+            end = start + len(batch)
+            responses.append(self._response(scores[start:end], [extra[start:end] for extra in extras]))
+            start = end
         return responses
 
-    def _response(self, scores: np.ndarray) -> "pb_utils.InferenceResponse":
+    def _response(self, scores: np.ndarray, extras: list) -> "pb_utils.InferenceResponse":
         n = len(scores)
         labels = np.array([[name.encode() for name in self.labels]] * n, dtype=np.object_)
         version = np.array([[self.version.encode()]] * n, dtype=np.object_)
-        return pb_utils.InferenceResponse(
-            output_tensors=[
-                pb_utils.Tensor("SCORES", scores),
-                pb_utils.Tensor("LABELS", labels),
-                pb_utils.Tensor("MODEL_VERSION", version),
-            ]
-        )
+        tensors = [
+            pb_utils.Tensor("SCORES", scores.astype(np.float32)),
+            pb_utils.Tensor("LABELS", labels),
+            pb_utils.Tensor("MODEL_VERSION", version),
+        ]
+        for name, kind, values in zip(self.extra, self.extra_types, extras):
+            tensors.append(pb_utils.Tensor(name, np.ascontiguousarray(values.astype(kind))))
+        return pb_utils.InferenceResponse(output_tensors=tensors)

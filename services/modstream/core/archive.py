@@ -11,6 +11,7 @@ than once (the archiver commits offsets only after a file is durable, so a crash
 between writes it again): readers keep one row per id column.
 """
 
+from base64 import b64decode
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 SCORES = pa.map_(pa.string(), pa.float64())
 LABELS = pa.list_(pa.string())
+VERSIONS = pa.map_(pa.string(), pa.string())
 THRESHOLDS = pa.map_(pa.string(), pa.struct([("review_at", pa.float64()), ("block_at", pa.float64())]))
 TRIGGERS = pa.list_(
     pa.struct([("label", pa.string()), ("score", pa.float64()), ("threshold", pa.float64()), ("level", pa.string())])
@@ -99,6 +101,9 @@ DECISIONS = Table(
         ("error_reason", pa.string(), lambda d: None if d.error is None else d.error.reason.value),
         ("model_name", pa.string(), _model("model", "name")),
         ("model_version", pa.string(), _model("model", "version")),
+        ("model_components", VERSIONS, lambda d: None if d.model is None else d.model.components),
+        ("embedding_model", pa.string(), lambda d: None if d.embedding is None else d.embedding.model),
+        ("embedding", pa.binary(), lambda d: None if d.embedding is None else b64decode(d.embedding.values_base64)),
         *_columns(
             ("policy_id", pa.string()),
             ("policy_version", pa.string()),

@@ -138,8 +138,23 @@ class Thresholds(Part):
 
 
 class ModelRef(Part):
+    """The model that scored: for an ensemble, its name, every component's version in one
+    string (``image_safety:1+nsfwjs:2+…+taxonomy:<hash>``) and the same as a mapping."""
+
     name: str
     version: str
+    components: dict[str, str] = Field(
+        default_factory=dict, description="an ensemble's components (and taxonomy) -> version"
+    )
+
+
+class Embedding(Part):
+    """An image embedding from the ensemble's feature extractor, for learning and drift."""
+
+    model: str = Field(description="the component that made it, as name:version")
+    dtype: Literal["float16"] = "float16"
+    dims: int = Field(ge=1)
+    values_base64: str = Field(description="the vector's little-endian bytes, base64")
 
 
 class DecisionError(Part):
@@ -167,6 +182,7 @@ class ModerationDecision(ImageRecord):
     reasons: list[str] = Field(default_factory=list)
     error: DecisionError | None = None
     model: ModelRef | None = None
+    embedding: Embedding | None = None
     policy_id: str
     policy_version: str
     source: Literal["automatic", "human"] = "automatic"

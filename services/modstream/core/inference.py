@@ -2,21 +2,26 @@
 
 The worker never decodes images: it sends the bytes as they were uploaded and the
 ensemble decodes, resizes and classifies them server-side, where requests from many
-events form one batch. Label names and the classifier version come back with every
-answer, so nothing here knows which model is deployed.
+events form one batch. Label names and every component's version come back with every
+answer, so nothing here knows which models are deployed. An ensemble with a feature
+extractor also answers an EMBEDDING; its config's ``embedding_from`` parameter names the
+component that made it.
 """
 
+import base64
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
-from modstream.core.events import ErrorReason, ModelRef
+from modstream.core.events import Embedding, ErrorReason, ModelRef
 
 _REASON = re.compile(r"\[modstream:([a-z_]+)\]\s*(.*)", re.DOTALL)
 _OUTPUTS = ("SCORES", "LABELS", "MODEL_VERSION")
+SHADOW_SUFFIX = "_shadow"
 # A valid 1x1 PNG: the cheapest request that makes the model name its labels.
 _PROBE = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
@@ -41,6 +46,7 @@ class InferenceUnavailable(Exception):
 class Scores:
     by_label: dict[str, float]
     model: ModelRef
+    embedding: Embedding | None = field(default=None, compare=False)
 
 
 class TritonScorer:
@@ -48,28 +54,41 @@ class TritonScorer:
         self._client = triton.InferenceServerClient(url)
         self._model = model
         self._timeout = timeout
+        self._embedding_from: str | None = None
 
     async def score(self, image: bytes) -> Scores:
         request = triton.InferInput("IMAGE", [1, 1], "BYTES")
         request.set_data_from_numpy(np.array([[image]], dtype=np.object_))
         try:
-            result = await self._client.infer(
-                self._model,
-                [request],
-                outputs=[triton.InferRequestedOutput(name) for name in _OUTPUTS],
-                client_timeout=self._timeout,
-            )
+            # No outputs named: every output the model has, EMBEDDING included when there is one.
+            result = await self._client.infer(self._model, [request], client_timeout=self._timeout)
         except InferenceServerException as exc:
             raise classify_failure(exc) from exc
         scores = result.as_numpy("SCORES")
         labels = result.as_numpy("LABELS")
-        version = result.as_numpy("MODEL_VERSION")
-        if scores is None or labels is None or version is None:
+        versions = result.as_numpy("MODEL_VERSION")
+        if scores is None or labels is None or versions is None:
             raise InferenceUnavailable(f"{self._model} answered without {_OUTPUTS}")
-        name, _, number = version[0][0].decode().partition(":")
+        model = model_ref(self._model, [v.decode() for v in versions[0]])
+        vector = result.as_numpy("EMBEDDING")
         return Scores(
             by_label={label.decode(): float(s) for label, s in zip(labels[0], scores[0], strict=True)},
-            model=ModelRef(name=name, version=number),
+            model=model,
+            embedding=None if vector is None else await self._embedding(vector[0], model),
+        )
+
+    async def _embedding(self, vector: "np.ndarray[Any, Any]", model: ModelRef) -> Embedding:
+        if self._embedding_from is None:
+            config = await self._client.get_model_config(self._model, as_json=True, client_timeout=5.0)
+            parameters = config.get("config", {}).get("parameters", {})
+            self._embedding_from = parameters.get("embedding_from", {}).get("string_value", "")
+        source = self._embedding_from
+        # In a shadow ensemble the component runs under its shadow name.
+        version = model.components.get(source) or model.components.get(source + SHADOW_SUFFIX, "?")
+        return Embedding(
+            model=f"{source}:{version}",
+            dims=int(vector.shape[-1]),
+            values_base64=base64.b64encode(vector.astype("<f2").tobytes()).decode(),
         )
 
     async def labels(self) -> list[str]:
@@ -84,6 +103,12 @@ class TritonScorer:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def model_ref(ensemble: str, versions: list[str]) -> ModelRef:
+    """The ensemble's identity from its components' ``name:version`` strings."""
+    components = dict(sorted(entry.partition(":")[::2] for entry in versions))
+    return ModelRef(name=ensemble, version="+".join(f"{k}:{v}" for k, v in components.items()), components=components)
 
 
 def classify_failure(exc: InferenceServerException) -> Exception:

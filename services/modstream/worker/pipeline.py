@@ -185,6 +185,7 @@ class Pipeline:
             reasons=verdict.reasons,
             review_queue=verdict.review_queue,
             model=scores.model,
+            embedding=scores.embedding,
             audit_sample=verdict.audit_sample,
             audit_rate=policy.audit_sample_rate,
             thresholds=policy.thresholds(),

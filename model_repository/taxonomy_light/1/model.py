@@ -1,0 +1,1 @@
+../../taxonomy/1/model.py

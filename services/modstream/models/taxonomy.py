@@ -1,0 +1,84 @@
+"""The label taxonomy, ``model_repository/taxonomy/taxonomy.yaml``, as the project reads it.
+
+Triton's ``taxonomy`` model applies the file (see its ``1/model.py``); here it is checked
+(names, combine rules, and that every class a label needs is one its component names in
+its labels file), listed, and asked which labels a profile's ensemble produces.
+"""
+
+import re
+from pathlib import Path
+from typing import Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from modstream.models.repository import Repository, read_labels
+
+FILE = Path("taxonomy") / "taxonomy.yaml"
+# Dotted namespaces of lowercase words: sexual.explicit, weapon.firearm, drugs.
+LABEL = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$")
+_STEP = re.compile(r'model_name: "([^"]+)"')
+
+
+class TaxonomyError(ValueError):
+    """A taxonomy that cannot be used; the message names the file and the label."""
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    component: str = Field(alias="from", min_length=1)
+    classes: list[str] = Field(min_length=1)
+    combine: Literal["one", "max", "sum"]
+    description: str = Field(min_length=1)
+    meaning: str = Field(min_length=1, description="what the score is, on its model's own scale")
+
+    @model_validator(mode="after")
+    def _combine_fits(self) -> Self:
+        if (self.combine == "one") != (len(self.classes) == 1):
+            raise ValueError(f"combine {self.combine!r} does not fit {len(self.classes)} classes")
+        return self
+
+
+class Taxonomy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    labels: dict[str, Rule] = Field(min_length=1)
+
+    def produced_by(self, components: set[str]) -> list[str]:
+        """The labels an ensemble of these components answers with, in the file's order."""
+        return [label for label, rule in self.labels.items() if rule.component in components]
+
+
+def read_taxonomy(repository: Path) -> Taxonomy:
+    path = repository / FILE
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise TaxonomyError(f"{path}: cannot be read: {exc}") from exc
+    try:
+        taxonomy = Taxonomy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
+        raise TaxonomyError(f"{path}: {problems}") from exc
+    bad = [label for label in taxonomy.labels if len(label) > 64 or not LABEL.match(label)]
+    if bad:
+        raise TaxonomyError(f"{path}: labels must be dotted lowercase names (e.g. sexual.explicit): {bad}")
+    return taxonomy
+
+
+def missing_classes(taxonomy: Taxonomy, repository: Path) -> list[str]:
+    """Every class a label needs that its component's serving labels file does not name."""
+    problems = []
+    for label, rule in taxonomy.labels.items():
+        component = Repository(repository, rule.component)
+        known = read_labels(component.folder / str(component.serving()))
+        absent = [name for name in rule.classes if name not in known]
+        if absent:
+            problems.append(f"{label}: {rule.component} has no class {', '.join(absent)}")
+    return problems
+
+
+def ensemble_components(repository: Path, ensemble: str) -> set[str]:
+    """The models an ensemble's steps call."""
+    return set(_STEP.findall((repository / ensemble / "config.pbtxt").read_text()))
