@@ -74,14 +74,14 @@ def running_stack(settings: Settings) -> Iterator[Settings]:
 
 
 def policies_reviewing(folder: Path, queues: dict[str, str], version: str) -> Path:
-    """The shipped policies in ``folder``, plus for each tenant one that sends every safe-looking
-    image to review in its queue: sample photos then take the human-review path for real, and
-    (no double review) each leaves exactly one job."""
+    """The shipped policies in ``folder``, plus for each tenant one that sends every image no
+    label blocks to review in its queue (sexual.any from 0): sample photos then take the
+    human-review path for real, and (no double review) each leaves exactly one job."""
     shutil.copytree(PROJECT_ROOT / "config" / "policies", folder, dirs_exist_ok=True)
     for tenant, queue in queues.items():
         (folder / "tenants" / f"{tenant}.yaml").write_text(
             f'version: "{version}"\ndouble_review_rate: 0.0\n'
-            f"labels:\n  sfw: {{review_at: 0.5, block_at: 1.0, queue: {queue}}}\n"
+            f"labels:\n  sexual.any: {{review_at: 0.0, block_at: 1.0, queue: {queue}}}\n"
         )
     return folder
 

