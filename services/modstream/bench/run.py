@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from modstream.bench import raw_model, triton_metrics
+from modstream.bench import served as served_ensemble
 from modstream.bench.pipeline_run import run_pipeline
 from modstream.core.events import ModelRef, ModerationDecision
 from modstream.core.settings import Settings
@@ -48,13 +49,12 @@ def run_bench(
     pipeline = asyncio.run(run_pipeline(settings, images, rate=rate, on_decided=decided))
     after = triton_metrics.read(settings.triton_metrics)
     model, files = baseline_components(served, models, settings.model_repository)
-    # The baseline runs after the pipeline, never beside it: both would share the same cores.
-    on_stage(f"raw ensemble: {', '.join(files)} with onnxruntime in-process, one after the other")
+    # Each stage runs alone, never beside another: they would share the same cores.
     unique = list(dict.fromkeys(images))[:64]
+    on_stage(f"served: {settings.triton_model}, then its preprocess alone, straight to Triton over gRPC")
+    alone = served_ensemble.measure(settings.triton_grpc, settings.triton_model, unique)
+    on_stage(f"raw ensemble: {', '.join(files)} with onnxruntime in-process")
     raw = raw_model.measure(files, unique)
-    served_costs = triton_metrics.ms_per_image(before, after)
-    components = {c.component.partition(":")[0] for c in raw.components} | {"taxonomy", "taxonomy_light"}
-    served_ensemble = round(sum(ms for name, ms in served_costs.items() if name in components), 2)
     raw_sum = round(sum(c.ms_per_image for c in raw.components), 2)
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -62,18 +62,22 @@ def run_bench(
         "profile": settings.profile,
         "pipeline": asdict(pipeline) | {"publish_rate": rate or "burst"},
         "triton_mean_batch_size": triton_metrics.mean_batch_sizes(before, after),
-        "triton_ms_per_image": served_costs,
+        "served": asdict(alone) | {"classifiers_ms_per_image": alone.classifiers_ms_per_image},
         "raw_ensemble": {
             "model": f"{model.name}:{model.version}",
             "by_batch_size": [asdict(r) for r in raw.by_batch_size],
             "best": asdict(raw.best),
+            "best_by_mode": {mode: asdict(best) for mode, best in raw.best_by_mode().items()},
             "components_ms_per_image": {c.component: c.ms_per_image for c in raw.components},
             "sum_ms_per_image": raw_sum,
         },
-        # Triton's own compute time per image in the components and the taxonomy step (the
-        # preprocess's decode left out, as in the raw baseline) against the raw sum.
-        "served_vs_raw_cost": round(served_ensemble / raw_sum, 3) if raw_sum else None,
+        # What the classifiers and the taxonomy step cost per image as served (decode left
+        # out, as in the raw baseline) against the sum of the components' in-process costs.
+        "served_vs_raw_cost": round(alone.classifiers_ms_per_image / raw_sum, 3),
         "pipeline_vs_raw": round(pipeline.images_per_second / raw.best.images_per_second, 3),
+        "pipeline_vs_raw_sequential": round(
+            pipeline.images_per_second / raw.best_by_mode()["sequential"].images_per_second, 3
+        ),
         "settings": {"worker_concurrency": settings.worker_concurrency, "partitions": settings.topic_partitions},
     }
 

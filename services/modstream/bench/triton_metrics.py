@@ -1,19 +1,10 @@
-"""What Triton did during a run, from its Prometheus metrics endpoint: the batch sizes it
-formed and the compute time per image of each model."""
+"""Batch sizes Triton actually formed, from its Prometheus metrics endpoint."""
 
 import re
 
 import httpx
 
-_METRICS = (
-    "nv_inference_count",
-    "nv_inference_exec_count",
-    "nv_inference_compute_input_duration_us",
-    "nv_inference_compute_infer_duration_us",
-    "nv_inference_compute_output_duration_us",
-)
-_LINE = re.compile(r"^(" + "|".join(_METRICS) + r')\{model="([^"]+)",version="([^"]*)"\}\s+([0-9.e+]+)$')
-_COMPUTE = _METRICS[2:]
+_LINE = re.compile(r'^(nv_inference_count|nv_inference_exec_count)\{model="([^"]+)",version="([^"]*)"\}\s+([0-9.e+]+)$')
 Readings = dict[tuple[str, str], float]
 
 
@@ -48,15 +39,3 @@ def mean_batch_sizes(before: Readings, after: Readings) -> dict[str, float]:
         if executions > 0:
             sizes[model] = round(_change(before, after, "nv_inference_count", model) / executions, 2)
     return sizes
-
-
-def ms_per_image(before: Readings, after: Readings) -> dict[str, float]:
-    """Per model: compute time (input, inference, output) per image inferred between two readings."""
-    costs = {}
-    for metric, model in after:
-        images = _change(before, after, "nv_inference_count", model)
-        if metric != "nv_inference_count" or images <= 0:
-            continue
-        micros = sum(_change(before, after, m, model) for m in _COMPUTE)
-        costs[model] = round(micros / images / 1000, 2)
-    return costs

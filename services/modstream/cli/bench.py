@@ -54,8 +54,10 @@ def bench(
 
 
 def _bench_table(report: dict[str, Any]) -> Table:
-    pipeline, raw = report["pipeline"], report["raw_model"]["best"]
+    pipeline, raw = report["pipeline"], report["raw_ensemble"]
+    best = raw["best"]
     table = Table("measure", "value")
+    table.add_row("profile", report["profile"])
     table.add_row("images decided", f"{pipeline['decided']} / {pipeline['images']}")
     table.add_row("pipeline throughput", f"{pipeline['images_per_second']} images/s")
     table.add_row(
@@ -63,9 +65,20 @@ def _bench_table(report: dict[str, Any]) -> Table:
         f"{pipeline['latency_ms_p50']} / {pipeline['latency_ms_p95']} / {pipeline['latency_ms_p99']} ms",
     )
     table.add_row("Triton mean batch size", ", ".join(f"{m} {b}" for m, b in report["triton_mean_batch_size"].items()))
-    best = f"{raw['images_per_second']} images/s at batch {raw['batch_size']} ({report['raw_model']['model']})"
-    table.add_row("raw model in-process (best)", best)
-    table.add_row("pipeline / raw", f"{report['pipeline_vs_raw']}")
+    served = report["served"]
+    table.add_row("served ensemble alone (gRPC, no Kafka)", f"{served['ensemble_images_per_second']} images/s")
+    table.add_row("served preprocess alone", f"{served['preprocess_images_per_second']} images/s")
+    table.add_row("served classifiers + taxonomy", f"{served['classifiers_ms_per_image']} ms/image (decode excluded)")
+    for component, ms in raw["components_ms_per_image"].items():
+        table.add_row(f"raw {component} in-process", f"{ms} ms/image")
+    table.add_row("raw components, sum", f"{raw['sum_ms_per_image']} ms/image")
+    table.add_row("served components / raw sum", f"{report['served_vs_raw_cost']}")
+    for mode, found in report["raw_ensemble"]["best_by_mode"].items():
+        table.add_row(
+            f"raw ensemble in-process, {mode}", f"{found['images_per_second']} images/s at batch {found['batch_size']}"
+        )
+    table.add_row(f"pipeline / raw ensemble (best: {best['mode']})", f"{report['pipeline_vs_raw']}")
+    table.add_row("pipeline / raw ensemble, sequential", f"{report['pipeline_vs_raw_sequential']}")
     return table
 
 

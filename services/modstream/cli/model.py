@@ -169,6 +169,43 @@ def _print_comparison(c: Comparison) -> None:
     console.print(f"decisions (serving→shadow): {outcomes}")
 
 
+@app.command("taxonomy")
+def taxonomy(
+    reload: Annotated[
+        bool, typer.Option("--reload", help="check the file, then have Triton apply it (no restart)")
+    ] = False,
+) -> None:
+    """The labels of model_repository/taxonomy/taxonomy.yaml: what makes each, and which the
+    profile's ensemble produces. Edit the file to rename or regroup labels, then --reload."""
+    from modstream.models import taxonomy as taxonomies
+
+    settings = get_settings()
+    root = settings.model_repository
+    try:
+        found = taxonomies.read_taxonomy(root)
+        produced = set(found.produced_by(taxonomies.ensemble_components(root, settings.triton_model)))
+        if reload:
+            triton = TritonControl(settings.triton_http)
+            try:
+                taxonomies.reload(root, triton, settings.triton_model, console.print)
+            finally:
+                triton.close()
+            return
+    except taxonomies.TaxonomyError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    table = Table(
+        "label", "from", "classes", "combine", f"in {settings.triton_model}", title=str(root / taxonomies.FILE)
+    )
+    for label, rule in found.labels.items():
+        table.add_row(label, rule.component, ", ".join(rule.classes), rule.combine, "yes" if label in produced else "-")
+    console.print(table)
+    problems = taxonomies.missing_classes(found, root)
+    for problem in problems:
+        err.print(f"[red]{problem}[/red]")
+    raise typer.Exit(1 if problems else 0)
+
+
 @app.command("perf", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def perf(
     context: typer.Context,

@@ -6,12 +6,14 @@ its labels file), listed, and asked which labels a profile's ensemble produces.
 """
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from modstream.models.control import TritonControl, TritonControlError
 from modstream.models.repository import Repository, read_labels
 
 FILE = Path("taxonomy") / "taxonomy.yaml"
@@ -82,3 +84,29 @@ def missing_classes(taxonomy: Taxonomy, repository: Path) -> list[str]:
 def ensemble_components(repository: Path, ensemble: str) -> set[str]:
     """The models an ensemble's steps call."""
     return set(_STEP.findall((repository / ensemble / "config.pbtxt").read_text()))
+
+
+def step_of(repository: Path, ensemble: str) -> str:
+    """The ensemble's taxonomy step: the one of its models that reads the taxonomy file."""
+    steps = sorted(name for name in ensemble_components(repository, ensemble) if name.startswith("taxonomy"))
+    if len(steps) != 1:
+        raise TaxonomyError(f"{ensemble} has {len(steps)} taxonomy steps ({steps}); expected one")
+    return steps[0]
+
+
+def reload(repository: Path, triton: TritonControl, ensemble: str, say: Callable[[str], None]) -> Taxonomy:
+    """Check the file, then have Triton load the ensemble's taxonomy step again: from its next
+    request on, answers carry the labels as the file now names them. A file that fails the
+    check is refused and the step keeps what it has."""
+    taxonomy = read_taxonomy(repository)
+    problems = missing_classes(taxonomy, repository)
+    if problems:
+        raise TaxonomyError(f"{repository / FILE}: {'; '.join(problems)}")
+    step = step_of(repository, ensemble)
+    say(f"{len(taxonomy.labels)} labels checked; asking Triton to load {step} again")
+    try:
+        triton.load(step)
+    except TritonControlError as exc:
+        raise TaxonomyError(f"Triton could not load {step}: {exc}") from exc
+    say(f"{step} answers with: {', '.join(taxonomy.produced_by(ensemble_components(repository, ensemble)))}")
+    return taxonomy
