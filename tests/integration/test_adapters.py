@@ -1,7 +1,9 @@
 """Each edge adapter against its real server (from the session's local stack)."""
 
 import asyncio
+import base64
 import io
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge, StorageDenied, StorageUnavailable
 from modstream.core.topics import ensure_topics, topic_names
 from modstream.core.tracing import extract_context, inject_headers
+from modstream.models.taxonomy import read_taxonomy
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from PIL import Image, ImageOps
@@ -25,7 +28,7 @@ from tests.ports import free_port
 from tests.proxy import CountingProxy
 
 pytestmark = pytest.mark.integration
-LABELS = (PROJECT_ROOT / "model_repository" / "image_safety" / "labels.txt").read_text().split()
+LABELS = list(read_taxonomy(PROJECT_ROOT / "model_repository").labels)  # the full profile makes every label
 
 
 def jpeg(width: int = 320, height: int = 240) -> bytes:
@@ -161,8 +164,12 @@ async def scorer(stack_settings: Settings) -> TritonScorer:
 async def test_scores_for_every_label_with_the_version(scorer: TritonScorer) -> None:
     scores = await scorer.score(jpeg())
     assert list(scores.by_label) == LABELS
-    assert sum(scores.by_label.values()) == pytest.approx(1.0, abs=1e-4)  # the default model is a softmax
-    assert (scores.model.name, scores.model.version) == ("image_safety", "1")
+    assert scores.model.name == "moderation"
+    components = {"efficientnet_lite0", "image_safety", "nsfwjs", "opennsfw"}
+    assert {k: v for k, v in scores.model.components.items() if k != "taxonomy"} == dict.fromkeys(components, "1")
+    assert re.fullmatch(r"[0-9a-f]{12}", scores.model.components["taxonomy"])
+    assert scores.embedding is not None and scores.embedding.model == "efficientnet_lite0:1"
+    assert scores.embedding.dims == 1280 and len(base64.b64decode(scores.embedding.values_base64)) == 2 * 1280
     await scorer.close()
 
 
@@ -238,7 +245,8 @@ async def test_concurrent_requests_are_batched_and_a_bad_one_fails_alone(
     after = read(stack_settings.triton_metrics)
     assert isinstance(results[15], ImageRejected) and results[15].reason is ErrorReason.CORRUPT_IMAGE
     assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 15)
-    assert mean_batch_sizes(before, after)["image_safety"] > 1.5
+    sizes = mean_batch_sizes(before, after)
+    assert all(sizes[component] > 1.5 for component in ("image_safety", "nsfwjs", "opennsfw", "efficientnet_lite0"))
 
 
 async def test_triton_down_is_unavailable_not_a_rejection() -> None:
