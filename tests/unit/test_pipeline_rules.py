@@ -11,10 +11,11 @@ from modstream.core.inference import Scores
 from modstream.core.kafka import PublishUnavailable
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.storage import StorageUnavailable
+from modstream.models.taxonomy import read_taxonomy
 from modstream.policy.watcher import PolicyStore
 from modstream.worker.pipeline import Delivery, Pipeline
 
-LABELS = (PROJECT_ROOT / "model_repository" / "image_safety" / "labels.txt").read_text().split()
+LABELS = list(read_taxonomy(PROJECT_ROOT / "model_repository").labels)
 
 
 @pytest.fixture(autouse=True)
@@ -184,11 +185,12 @@ async def test_abandoned_work_gives_its_claim_back() -> None:
 
 
 class Uncertain(Scorer):
-    """Scores nsfw between the default policy's review_at and block_at."""
+    """Scores sexual.any between the default policy's review_at and block_at."""
 
     async def score(self, image: bytes) -> Scores:
         return Scores(
-            {label: 0.6 if label == "nsfw" else 0.01 for label in LABELS}, ModelRef(name="image_safety", version="1")
+            {label: 0.6 if label == "sexual.any" else 0.01 for label in LABELS},
+            ModelRef(name="image_safety", version="1"),
         )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from modstream.core.events import Outcome
 from modstream.core.settings import PROJECT_ROOT
+from modstream.models.taxonomy import read_taxonomy
 from modstream.policy.engine import AUDIT_QUEUE, Policy, evaluate, in_audit_sample
 from modstream.policy.loader import PolicyError, load_policies
 from modstream.policy.watcher import PolicyStore
@@ -190,8 +191,8 @@ def test_a_bad_policy_is_refused_naming_file_tenant_and_field(
     assert field in message
 
 
-def test_the_shipped_policies_load_against_the_default_models_labels() -> None:
-    labels = (PROJECT_ROOT / "model_repository" / "image_safety" / "labels.txt").read_text().split()
+def test_the_shipped_policies_load_against_the_taxonomys_labels() -> None:
+    labels = list(read_taxonomy(PROJECT_ROOT / "model_repository").labels)
     policies = load_policies(PROJECT_ROOT / "config" / "policies", labels)
     assert policies.default.id == "default" and "kids" in policies.tenants
 

@@ -147,6 +147,10 @@ class ModelRef(Part):
         default_factory=dict, description="an ensemble's components (and taxonomy) -> version"
     )
 
+    def __hash__(self) -> int:
+        # The version string already names every component: equal versions, equal models.
+        return hash((self.name, self.version))
+
 
 class Embedding(Part):
     """An image embedding from the ensemble's feature extractor, for learning and drift."""
