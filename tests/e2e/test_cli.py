@@ -123,10 +123,10 @@ def assert_the_quality_report_measures_the_demo(settings: Settings, stdout: str)
             break
         time.sleep(2)
     assert labelled == seeded, report.stdout[-2000:]
-    nsfw = [row for row in found["labels"] if row["label"] == "nsfw"]
-    assert nsfw and all(row["positives"] == 0 for row in nsfw)  # nobody saw nsfw content
+    explicit = [row for row in found["labels"] if row["label"] == "sexual.explicit"]
+    assert explicit and all(row["positives"] == 0 for row in explicit)  # nobody saw sexual content
     text = modstream(settings, "quality", "report", "--tenant", "demo")
-    assert text.returncode == 0 and "nsfw" in text.stdout and "with a verdict" in text.stdout, text.stdout
+    assert text.returncode == 0 and "sexual.explicit" in text.stdout and "with a verdict" in text.stdout, text.stdout
 
 
 def assert_the_dashboard_logs_json_lines(settings: Settings) -> None:

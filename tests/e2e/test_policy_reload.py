@@ -58,13 +58,13 @@ async def test_policy_changes_apply_live_and_a_broken_one_is_refused(
 ) -> None:
     assert (await decide_one(worker_settings)).policy_id == "default"  # no override for this tenant yet
 
-    write_policy(worker_settings, 'version: "reload-1"\nlabels:\n  nsfw: {review_at: 0.2}\n')
+    write_policy(worker_settings, 'version: "reload-1"\nlabels:\n  sexual.any: {review_at: 0.2}\n')
     await audited(worker_settings, "reload-1")  # applied without a restart, and audit-logged
     first = await decide_one(worker_settings)
     assert (first.policy_id, first.policy_version) == (f"tenant:{TENANT}", "reload-1")
 
     logged = log_size(worker_log)
-    write_policy(worker_settings, 'version: "reload-2"\nlabels:\n  nsfw: {review_at: 0.9, block_at: 0.5}\n')
+    write_policy(worker_settings, 'version: "reload-2"\nlabels:\n  sexual.any: {review_at: 0.9, block_at: 0.5}\n')
     refusal = await log_line(
         worker_log,
         lambda line: (

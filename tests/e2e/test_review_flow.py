@@ -20,6 +20,7 @@ from modstream.core.events import ModerationDecision, Outcome, ReviewRequest, Re
 from modstream.core.kafka import producer_options
 from modstream.core.settings import Settings
 from modstream.ingest.sdk import UploadClient
+from modstream.policy.loader import load_policies
 from modstream.review.stats import DecisionCounts
 from modstream.review.web.users import add_user, mint_token
 from modstream.stack import start_service, stop_stack
@@ -69,7 +70,8 @@ async def test_a_review_decision_reaches_a_reviewer_and_their_verdict_is_final(
     assert [d.decision for d in automatic] == [Outcome.REVIEW]
     assert automatic[0].review_queue == REVIEW_QUEUE and automatic[0].policy_id == f"tenant:{REVIEW_TENANT}"
     # What the quality loop weighs verdicts with: the thresholds and audit rate in force.
-    assert set(automatic[0].thresholds) == {"nsfl", "nsfw", "sfw"} and not automatic[0].audit_sample
+    ruled = sorted(load_policies(worker_settings.policies_dir).for_tenant(REVIEW_TENANT).labels)
+    assert sorted(automatic[0].thresholds) == ruled and not automatic[0].audit_sample
 
     auth = {"authorization": f"Bearer {dashboard.token}"}
     async with httpx.AsyncClient(base_url=dashboard.url, headers=auth, timeout=30) as http:
@@ -86,17 +88,17 @@ async def test_a_review_decision_reaches_a_reviewer_and_their_verdict_is_final(
         assert (job["job_id"], job["kind"], sorted(job["thresholds"])) == (
             event.event_id,
             "threshold_review",
-            ["nsfl", "nsfw", "sfw"],  # the tenant's policy reviews sfw too (see policies_reviewing)
+            ruled,  # the tenant's policy reviews sexual.any from 0 (see policies_reviewing)
         )
         # A verdict must say which labels apply (maybe none), and only labels the job asks about;
         # a refused one leaves the job with its reviewer.
         missing = await http.post(f"/api/jobs/{event.event_id}/verdict", json={"verdict": "remove"})
         unknown = await http.post(f"/api/jobs/{event.event_id}/verdict", json={"verdict": "remove", "labels": ["x"]})
         assert (missing.status_code, unknown.status_code) == (422, 422)
-        assert "asks about no label x (its labels: nsfl, nsfw, sfw)" in unknown.json()["detail"]
+        assert f"asks about no label x (its labels: {', '.join(ruled)})" in unknown.json()["detail"]
         verdict = await http.post(
             f"/api/jobs/{event.event_id}/verdict",
-            json={"verdict": "remove", "labels": ["nsfw"], "note": "e2e"},
+            json={"verdict": "remove", "labels": ["sexual.explicit"], "note": "e2e"},
         )
         assert verdict.status_code == 200, verdict.text
 
@@ -116,7 +118,7 @@ async def test_a_review_decision_reaches_a_reviewer_and_their_verdict_is_final(
     )
     assert (recorded.verdict, recorded.labels, recorded.note, recorded.job_kind) == (
         "remove",
-        ["nsfw"],
+        ["sexual.explicit"],
         "e2e",
         "threshold_review",
     )

@@ -206,6 +206,49 @@ def taxonomy(
     raise typer.Exit(1 if problems else 0)
 
 
+@app.command("score")
+def score(
+    files: Annotated[
+        list[Path] | None, typer.Argument(exists=True, dir_okay=False, help="images (default: the sample photos)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON: one object per image")] = False,
+) -> None:
+    """Every label's score for some images, from the serving ensemble (nothing is decided or stored)."""
+    import asyncio
+
+    from modstream.core.inference import ImageRejected, InferenceUnavailable
+    from modstream.models.scoring import score_images
+
+    settings = get_settings()
+    if files:
+        images = {path.name: path.read_bytes() for path in files}
+    else:
+        from modstream.demo.samples import source_photos
+
+        images = source_photos(settings.state_dir / "cache")
+    try:
+        scored = asyncio.run(score_images(settings, images))
+    except InferenceUnavailable as exc:
+        err.print(f"[red]{settings.triton_model} at {settings.triton_grpc} did not answer: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    if as_json:
+        for name, result in scored.items():
+            failed = isinstance(result, ImageRejected)
+            print(json.dumps({"image": name} | ({"error": str(result)} if failed else {"scores": result})))
+        return
+    for name, result in scored.items():
+        if isinstance(result, ImageRejected):
+            err.print(f"[red]{name}: {result}[/red]")
+    scores = {name: result for name, result in scored.items() if not isinstance(result, ImageRejected)}
+    labels = next((list(r) for r in scores.values()), [])
+    # A label per row, an image per column: the labels are many and long, the names cut short.
+    table = Table("label", *(Path(name).stem[:8] for name in scores), title=f"{settings.triton_model} scores")
+    for label in labels:
+        table.add_row(label, *(f"{result[label]:.3f}" for result in scores.values()))
+    console.print(table)
+    raise typer.Exit(1 if len(scores) < len(scored) else 0)
+
+
 @app.command("perf", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def perf(
     context: typer.Context,
