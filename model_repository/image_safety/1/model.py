@@ -44,6 +44,7 @@ class TritonPythonModel:
         if width != len(self.labels):
             raise ValueError(f"{onnx_file} gives {width} scores but labels.txt names {len(self.labels)}")
         self.version = f"{args['model_name']}:{args['model_version']}"
+        self._labels_row = np.array([[name.encode() for name in self.labels]], dtype=np.object_)
         outputs = json.loads(args["model_config"])["output"]
         self.extra = [o["name"] for o in outputs if o["name"] not in ("SCORES", "LABELS", "MODEL_VERSION")]
         self.extra_types = [pb_utils.triton_string_to_numpy(o["data_type"]) for o in outputs if o["name"] in self.extra]
@@ -61,7 +62,7 @@ class TritonPythonModel:
 
     def _response(self, scores: np.ndarray, extras: list) -> "pb_utils.InferenceResponse":
         n = len(scores)
-        labels = np.array([[name.encode() for name in self.labels]] * n, dtype=np.object_)
+        labels = np.repeat(self._labels_row, n, axis=0)
         version = np.array([[self.version.encode()]] * n, dtype=np.object_)
         tensors = [
             pb_utils.Tensor("SCORES", scores.astype(np.float32)),

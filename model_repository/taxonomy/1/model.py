@@ -61,13 +61,17 @@ class Taxonomy:
 
     def __init__(self, rules: list[Rule], components: list[str]) -> None:
         self.rules = [rule for rule in rules if rule.component in components]
-        self._columns: dict[tuple[str, tuple[str, ...]], dict[str, list[int]]] = {}
+        self._columns: dict[tuple[str, tuple], dict[str, list[int]]] = {}
 
-    def columns(self, component: str, classes: tuple[str, ...]) -> dict[str, list[int]]:
-        """Label -> its columns in this component's scores (labels whose classes are all there)."""
+    def columns(self, component: str, classes: tuple) -> dict[str, list[int]]:
+        """Label -> its columns in this component's scores (labels whose classes are all there).
+
+        ``classes`` are the names the component answered with, as bytes or str; they are
+        decoded only the first time a component answers with them (ImageNet has 1000)."""
         key = (component, classes)
         if key not in self._columns:
-            position = {name: i for i, name in enumerate(classes)}
+            names = [c.decode() if isinstance(c, bytes) else c for c in classes]
+            position = {name: i for i, name in enumerate(names)}
             self._columns[key] = {
                 rule.label: [position[c] for c in rule.classes]
                 for rule in self.rules
@@ -75,7 +79,7 @@ class Taxonomy:
             }
         return self._columns[key]
 
-    def apply(self, answers: dict[str, tuple[np.ndarray, tuple[str, ...]]]) -> tuple[np.ndarray, list[str]]:
+    def apply(self, answers: dict[str, tuple[np.ndarray, tuple]]) -> tuple[np.ndarray, list[str]]:
         """Component -> (scores [n, k], class names) into label scores [n, labels] and their names."""
         labels, columns = [], []
         for rule in self.rules:
@@ -109,7 +113,7 @@ class TritonPythonModel:
             scores = pb_utils.get_input_tensor_by_name(request, f"{component}_SCORES").as_numpy()
             labels = pb_utils.get_input_tensor_by_name(request, f"{component}_LABELS").as_numpy()
             version = pb_utils.get_input_tensor_by_name(request, f"{component}_VERSION").as_numpy()
-            answers[component] = (scores, tuple(name.decode() for name in labels[0]))
+            answers[component] = (scores, tuple(labels[0]))
             versions.append(version[0][0])
         scores, labels = self.taxonomy.apply(answers)
         n = len(scores)
