@@ -208,6 +208,8 @@ def test_init_prepares_topics_bucket_and_weights_and_can_run_again(stack_setting
     first = modstream(settings, "init")
     assert first.returncode == 0, first.stdout + first.stderr
     assert sha256_of(repository / "image_safety" / "1" / "model.onnx") == WEIGHTS_SHA256
+    for component in ("nsfwjs", "opennsfw", "efficientnet_lite0"):  # built from their packages
+        assert (repository / component / "1" / "model.onnx").stat().st_size > 1_000_000, component
     ObjectStore(settings).check_bucket("init-test")
     assert asyncio.run(ensure_topics(settings)) == []  # all there already
     again = modstream(settings, "init")

@@ -14,13 +14,14 @@ import pytest
 from modstream.core.events import ModerationDecision, Outcome
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.ingest.sdk import UploadClient
+from modstream.models.taxonomy import read_taxonomy
 from PIL import Image, ImageOps
 
 from tests import images
 from tests.records import decisions_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-LABELS = (PROJECT_ROOT / "model_repository" / "image_safety" / "labels.txt").read_text().split()
+LABELS = list(read_taxonomy(PROJECT_ROOT / "model_repository").labels)
 SCORED = "scored"
 MAX_PIXELS = 50_000_000  # model_repository/preprocess/config.pbtxt
 
@@ -142,7 +143,7 @@ async def test_each_format_gets_its_outcome(name: str, decided: dict[str, Modera
         assert decision.decision in {Outcome.ALLOW, Outcome.REVIEW, Outcome.BLOCK}, decision.error
         assert sorted(decision.scores) == sorted(LABELS)
         assert all(0.0 <= s <= 1.0 for s in decision.scores.values())
-        assert decision.model is not None and decision.model.name == "image_safety"
+        assert decision.model is not None and decision.model.name == "moderation"
     else:
         assert decision.decision is Outcome.ERROR
         assert decision.error is not None and decision.error.reason.value == expected, decision.error
