@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.core.settings import PROFILES, PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectStore
 from modstream.models.weights import install_default_weights
 from modstream.stack import start_stack, stop_stack
@@ -73,11 +73,11 @@ def running_stack(settings: Settings) -> Iterator[Settings]:
         stop_stack(settings)
 
 
-def policies_reviewing(folder: Path, queues: dict[str, str], version: str) -> Path:
+def policies_reviewing(folder: Path, queues: dict[str, str], version: str, profile: str = "full") -> Path:
     """The shipped policies in ``folder``, plus for each tenant one that sends every image no
     label blocks to review in its queue (sexual.any from 0): sample photos then take the
     human-review path for real, and (no double review) each leaves exactly one job."""
-    shutil.copytree(PROJECT_ROOT / "config" / "policies", folder, dirs_exist_ok=True)
+    shutil.copytree(PROJECT_ROOT / "config" / PROFILES[profile][1], folder, dirs_exist_ok=True)
     for tenant, queue in queues.items():
         (folder / "tenants" / f"{tenant}.yaml").write_text(
             f'version: "{version}"\ndouble_review_rate: 0.0\n'

@@ -1,4 +1,9 @@
-"""A private stack for fault tests: they kill and stop its servers, so nobody else shares it."""
+"""A private stack for fault tests: they kill and stop its servers, so nobody else shares it.
+
+It runs the light profile (one classifier): these tests are about Kafka, S3, Redis and the
+worker surviving outages and kills, with thousands of events; the full ensemble would only
+make each event 2.4 times as expensive. The ensemble's own failures (a bad image fails its
+own request) are tested on the full profile (tests/integration/test_adapters.py)."""
 
 import asyncio
 from collections.abc import Iterator
@@ -18,8 +23,9 @@ REVIEW_TENANT = "faults-review"  # its policy sends every safe-looking image to 
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     root = tmp_path_factory.mktemp("faults")
-    policies = policies_reviewing(root / "policies", {REVIEW_TENANT: "faults"}, "faults-1")
-    with running_stack(loopback_settings(root / "state", consumer_group="faults", policies_dir=policies)) as settings:
+    policies = policies_reviewing(root / "policies", {REVIEW_TENANT: "faults"}, "faults-1", profile="light")
+    settings = loopback_settings(root / "state", consumer_group="faults", policies_dir=policies, profile="light")
+    with running_stack(settings):
         yield settings
 
 

@@ -156,6 +156,7 @@ async def test_shadow_changes_no_decision_and_compare_matches_a_hand_computation
     shadows = await first_records(private_stack, private_stack.topic_shadow, ShadowScore, during_ids)
 
     # The same images decide the same way, by the same serving version, while the shadow runs.
+    assert not [d for d in during.values() if d.decision is Outcome.ERROR]
     for old_id, new_id in zip(before_ids, during_ids, strict=True):
         old, new = before[old_id], during[new_id]
         assert (new.decision, new.model) == (old.decision, old.model)

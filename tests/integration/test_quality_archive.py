@@ -12,13 +12,21 @@ import pytest
 import yaml
 from modstream.core.archive import open_archive
 from modstream.core.events import ReviewVerdict
-from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.core.settings import Settings
 from modstream.policy.loader import load_policies
 from modstream.quality.agreement import Pair, agreement_report
 from modstream.quality.archived import Period, load_sample, verdict_pairs
 from modstream.quality.report import quality_report
 
 from tests.archive import Produce, archive_in_process, private_archive, traffic
+
+SEEDED_POLICY = """id: default
+version: "seeded-1"
+ignore: [sfw]
+labels:
+  nsfw: {review_at: 0.4, block_at: 0.85, queue: sexual-content}
+  nsfl: {review_at: 0.35, block_at: 0.8, queue: graphic-violence}
+"""
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +80,9 @@ async def test_the_report_agreement_and_advice_come_from_what_was_archived(
 
     # Advice from the same archive, written as a proposal that the policy loader accepts once
     # moved into place (and not before).
-    policies = Path(shutil.copytree(PROJECT_ROOT / "config" / "policies", tmp_path / "policies"))
+    policies = tmp_path / "policies"  # for the labels of the seeded archive (tests/archive.py)
+    policies.mkdir()
+    (policies / "default.yaml").write_text(SEEDED_POLICY)
     command = [sys.executable, "-m", "modstream.cli", "quality", "suggest", "--label", "nsfw"]
     command += ["--target-precision", "0.6", "--target-recall", "0.8", "--write"]
     env |= {"MODSTREAM_POLICIES_DIR": str(policies), "COLUMNS": "200"}
