@@ -1,4 +1,4 @@
-"""``modstream model …``: the classifier in the Triton model repository, changed while traffic flows."""
+"""``modstream model …``: the ensemble's components and its taxonomy, changed while traffic flows."""
 
 import json
 from collections.abc import Callable
@@ -18,11 +18,13 @@ from modstream.models.repository import Repository
 from modstream.models.workbench import NoSuchModel, open_model
 
 app = typer.Typer(
-    help="The classifier in the Triton model repository: list, deploy, shadow, compare, roll back.",
+    help="The ensemble's components and taxonomy: list, deploy, shadow, compare, roll back, score.",
     no_args_is_help=True,
 )
 T = TypeVar("T")
-ModelName = Annotated[str, typer.Option("--name", help="the classifier model in the repository")]
+ModelName = Annotated[
+    str, typer.Option("--name", help="the component: image_safety, nsfwjs, opennsfw, efficientnet_lite0")
+]
 DEFAULT_MODEL = "image_safety"
 
 
@@ -44,7 +46,7 @@ def _switched(switch: Switch) -> None:
 
 @app.command("list")
 def list_(name: ModelName = DEFAULT_MODEL) -> None:
-    """Every classifier version on disk, its labels, Triton's state of it, and which serves or shadows;
+    """Every version of a component on disk, its labels, Triton's state of it, and which serves or shadows;
     then the other models Triton knows."""
     settings = get_settings()
     repository = Repository(settings.model_repository, name)
