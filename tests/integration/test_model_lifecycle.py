@@ -11,13 +11,13 @@ import pytest
 from modstream.core.events import ModerationDecision, Outcome, ReviewRequest, ShadowScore
 from modstream.core.inference import TritonScorer
 from modstream.core.kafka import read_records
-from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.core.settings import PROJECT_ROOT, SHADOW_SUFFIX, Settings
 from modstream.ingest.sdk import UploadClient
 from modstream.models import lifecycle
 from modstream.models.candidate import CandidateRefused, check_candidate, read_label_file
 from modstream.models.compare import compare
 from modstream.models.control import TritonControl
-from modstream.models.repository import SHADOW_SUFFIX, Repository
+from modstream.models.repository import Repository
 from modstream.models.shadow_run import start_shadow, stop_shadow
 from modstream.policy.engine import evaluate
 from modstream.policy.loader import load_policies

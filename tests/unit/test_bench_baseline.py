@@ -9,7 +9,6 @@ from modstream.core.inference import model_ref
 
 ONE = model_ref("moderation", ["image_safety:1", "nsfwjs:1", "taxonomy:abc"])
 TWO = model_ref("moderation", ["image_safety:1", "nsfwjs:2", "taxonomy:abc"])
-MODELS = {ONE.version: ONE, TWO.version: TWO}
 
 
 def repository_with(root: Path, *versions: str) -> Path:
@@ -22,23 +21,23 @@ def repository_with(root: Path, *versions: str) -> Path:
 
 def test_the_versions_that_decided_the_images_are_the_baseline_not_version_1(tmp_path: Path) -> None:
     repository = repository_with(tmp_path, "image_safety:1", "nsfwjs:1", "nsfwjs:2")
-    model, files = baseline_components(Counter({TWO.version: 3}), MODELS, repository)
+    model, files = baseline_components(Counter({TWO: 3}), repository)
     assert model == TWO
     assert files == {
         "image_safety:1": repository / "image_safety" / "1" / "model.onnx",
         "nsfwjs:2": repository / "nsfwjs" / "2" / "model.onnx",
     }  # the taxonomy step has no ONNX file
     # A deploy or rollback during the run: the ensemble that decided most of the images.
-    assert baseline_components(Counter({ONE.version: 2, TWO.version: 9}), MODELS, repository)[0] == TWO
-    assert baseline_components(Counter({ONE.version: 9, TWO.version: 2}), MODELS, repository)[0] == ONE
+    assert baseline_components(Counter({ONE: 2, TWO: 9}), repository)[0] == TWO
+    assert baseline_components(Counter({ONE: 9, TWO: 2}), repository)[0] == ONE
 
 
 def test_no_baseline_without_a_served_version_or_its_file(tmp_path: Path) -> None:
     repository = repository_with(tmp_path, "image_safety:1", "nsfwjs:1")
     with pytest.raises(NoServedModel, match="no decision named a model"):
-        baseline_components(Counter(), MODELS, repository)
+        baseline_components(Counter(), repository)
     with pytest.raises(NoServedModel, match=r"nsfwjs:2 served the images, but .* is not there"):
-        baseline_components(Counter({TWO.version: 4}), MODELS, repository)
+        baseline_components(Counter({TWO: 4}), repository)
 
 
 def test_an_ensembles_identity_names_every_component_in_order() -> None:

@@ -26,7 +26,8 @@ def read_labels(version_dir: Path) -> list[str]:
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        params = json.loads(args["model_config"]).get("parameters", {})
+        config = json.loads(args["model_config"])
+        params = config.get("parameters", {})
         version_dir = Path(args["model_repository"]) / args["model_version"]
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(params["intra_op_threads"]["string_value"])
@@ -45,10 +46,12 @@ class TritonPythonModel:
             raise ValueError(f"{onnx_file} gives {width} scores but labels.txt names {len(self.labels)}")
         self.version = f"{args['model_name']}:{args['model_version']}"
         self._labels_row = np.array([[name.encode() for name in self.labels]], dtype=np.object_)
-        outputs = json.loads(args["model_config"])["output"]
-        self.extra = [o["name"] for o in outputs if o["name"] not in ("SCORES", "LABELS", "MODEL_VERSION")]
-        self.extra_types = [pb_utils.triton_string_to_numpy(o["data_type"]) for o in outputs if o["name"] in self.extra]
-        self.run_names = [self.session.get_outputs()[0].name, *(name.lower() for name in self.extra)]
+        self.extra = [
+            (o["name"], pb_utils.triton_string_to_numpy(o["data_type"]))
+            for o in config["output"]
+            if o["name"] not in ("SCORES", "LABELS", "MODEL_VERSION")
+        ]
+        self.run_names = [self.session.get_outputs()[0].name, *(name.lower() for name, _ in self.extra)]
 
     def execute(self, requests: list) -> list:
         batches = [pb_utils.get_input_tensor_by_name(r, "PIXELS").as_numpy() for r in requests]
@@ -69,6 +72,6 @@ class TritonPythonModel:
             pb_utils.Tensor("LABELS", labels),
             pb_utils.Tensor("MODEL_VERSION", version),
         ]
-        for name, kind, values in zip(self.extra, self.extra_types, extras):
+        for (name, kind), values in zip(self.extra, extras):
             tensors.append(pb_utils.Tensor(name, np.ascontiguousarray(values.astype(kind))))
         return pb_utils.InferenceResponse(output_tensors=tensors)

@@ -36,19 +36,17 @@ def run_bench(
     images = [pool[i % len(pool)] for i in range(count)]
     pace = f"at {rate:g} events/s" if rate > 0 else "all published at once"
     on_stage(f"pipeline: {len(images)} images through Kafka, the worker and Triton, {pace}")
-    served: Counter[str] = Counter()
-    models: dict[str, ModelRef] = {}
+    served: Counter[ModelRef] = Counter()
 
     def decided(decision: ModerationDecision) -> None:
         if decision.model is not None:
-            served[decision.model.version] += 1
-            models[decision.model.version] = decision.model
+            served[decision.model] += 1
         on_decided(decision)
 
     before = triton_metrics.read(settings.triton_metrics)
     pipeline = asyncio.run(run_pipeline(settings, images, rate=rate, on_decided=decided))
     after = triton_metrics.read(settings.triton_metrics)
-    model, files = baseline_components(served, models, settings.model_repository)
+    model, files = baseline_components(served, settings.model_repository)
     # Each stage runs alone, never beside another: they would share the same cores.
     unique = list(dict.fromkeys(images))[:64]
     on_stage(f"served: {settings.triton_model}, then its preprocess alone, straight to Triton over gRPC")
@@ -82,20 +80,18 @@ def run_bench(
     }
 
 
-def baseline_components(
-    served: Counter[str], models: dict[str, ModelRef], repository: Path
-) -> tuple[ModelRef, dict[str, Path]]:
+def baseline_components(served: Counter[ModelRef], repository: Path) -> tuple[ModelRef, dict[str, Path]]:
     """The ensemble that decided most of the pipeline's images (every answer names each
     component's version) and its components' ONNX files in the model repository: the
     baseline runs what served, whichever versions are pinned or were deployed last."""
     if not served:
         raise NoServedModel("no decision named a model (did every image fail?): nothing to compare with")
-    model = models[served.most_common(1)[0][0]]
+    model = served.most_common(1)[0][0]
     files = {}
     for name, version in model.components.items():
-        onnx_file = repository / name / version / "model.onnx"
         if name.startswith("taxonomy"):
             continue  # the aggregation step has no ONNX model
+        onnx_file = repository / name / version / "model.onnx"
         if not onnx_file.is_file():
             raise NoServedModel(
                 f"{name}:{version} served the images, but {onnx_file} is not there: "

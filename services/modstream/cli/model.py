@@ -184,8 +184,6 @@ def taxonomy(
     settings = get_settings()
     root = settings.model_repository
     try:
-        found = taxonomies.read_taxonomy(root)
-        produced = set(found.produced_by(taxonomies.ensemble_components(root, settings.triton_model)))
         if reload:
             triton = TritonControl(settings.triton_http)
             try:
@@ -193,6 +191,8 @@ def taxonomy(
             finally:
                 triton.close()
             return
+        found = taxonomies.read_taxonomy(root)
+        produced = set(found.produced_by(taxonomies.ensemble_components(root, settings.triton_model)))
     except taxonomies.TaxonomyError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc

@@ -18,10 +18,10 @@ import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
 from modstream.core.events import Embedding, ErrorReason, ModelRef
+from modstream.core.settings import SHADOW_SUFFIX
 
 _REASON = re.compile(r"\[modstream:([a-z_]+)\]\s*(.*)", re.DOTALL)
 _OUTPUTS = ("SCORES", "LABELS", "MODEL_VERSION")
-SHADOW_SUFFIX = "_shadow"
 # A valid 1x1 PNG: the cheapest request that makes the model name its labels.
 _PROBE = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"

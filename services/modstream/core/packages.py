@@ -61,10 +61,7 @@ def fetch_npm_tarball(name: str, version: str, sha256: str, cache_dir: Path) -> 
                 data = answer.read()
         except OSError as exc:
             raise PackageError(f"could not download {name}@{version} from {url}: {exc}") from exc
-        checked(data, sha256, f"{name}@{version} from {url}")
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        write_atomically(target, checked(data, sha256, f"{name}@{version} from {url}"))
     checked(target.read_bytes(), sha256, str(target))
     return target
 
@@ -88,6 +85,14 @@ def checked(data: bytes, sha256: str, what: str) -> bytes:
     if found != sha256:
         raise PackageError(f"{what} has sha256 {found}, expected {sha256}: refusing to install it")
     return data
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Written aside, then renamed: a reader (Triton, a second download) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
 
 
 def sha256_of(path: Path) -> str:

@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsS
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 # Profile -> the ensemble the worker calls and its policies folder under config/.
 PROFILES = {"full": ("moderation", "policies"), "light": ("moderation_light", "policies-light")}
+# `modstream model shadow` runs the ensemble, and the component under shadow, under their
+# own names plus this; workers find the shadow ensemble by that name.
+SHADOW_SUFFIX = "_shadow"
 
 
 class Settings(BaseSettings):

@@ -11,7 +11,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-SHADOW_SUFFIX = "_shadow"
+from modstream.core.packages import write_atomically
+from modstream.core.settings import SHADOW_SUFFIX
+
 _POLICY = re.compile(r"\nversion_policy: \{ specific: \{ versions: \[ (\d+) \] \} \}\n")
 
 
@@ -77,9 +79,7 @@ class Repository:
         """Make ``number`` the version Triton loads (takes effect at the next load)."""
         text = _POLICY.sub("\n", self.config.read_text()).rstrip("\n")
         text += f"\nversion_policy: {{ specific: {{ versions: [ {number} ] }} }}\n"
-        partial = self.config.with_suffix(".partial")
-        partial.write_text(text)
-        os.replace(partial, self.config)
+        write_atomically(self.config, text.encode())
 
 
 def read_labels(version_dir: Path) -> list[str]:

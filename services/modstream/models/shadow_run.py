@@ -12,9 +12,9 @@ import re
 import shutil
 from pathlib import Path
 
+from modstream.core.settings import SHADOW_SUFFIX as SUFFIX
 from modstream.models.control import TritonControl, TritonControlError
 from modstream.models.lifecycle import DeployFailed, Say, Switch, add, serve
-from modstream.models.repository import SHADOW_SUFFIX as SUFFIX
 from modstream.models.repository import Repository
 
 _NAME = re.compile(r'^name: "[^"]*"$', re.MULTILINE)

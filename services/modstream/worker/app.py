@@ -25,10 +25,9 @@ from modstream.core.inference import TritonScorer
 from modstream.core.kafka import broker_errors, connection_options
 from modstream.core.logs import configure_logging
 from modstream.core.retry import retrying
-from modstream.core.settings import Settings
+from modstream.core.settings import SHADOW_SUFFIX, Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.tracing import configure_tracing
-from modstream.models.repository import SHADOW_SUFFIX
 from modstream.policy.watcher import PolicyStore
 from modstream.review.audit import AuditLog
 from modstream.worker.pipeline import Delivery, Pipeline

@@ -6,10 +6,11 @@ model; a folder whose stamp matches is left alone, anything else is built again.
 written aside and renamed, because Triton may be reading the folder.
 """
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from modstream.core.packages import write_atomically
 
 VERSION = "1"  # installed weights are always version 1; deployed versions are never touched
 STAMP_FILE = "model.onnx.source"
@@ -42,10 +43,3 @@ def install(component: Component, repository: Path, cache_dir: Path) -> Path:
     write_atomically(target, built.onnx)
     write_atomically(stamp, component.stamp.encode())
     return target
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
