@@ -1,6 +1,7 @@
 """What the tests read back from topics: one background reader, records grouped by event id."""
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Collection
 from types import TracebackType
@@ -52,6 +53,17 @@ class RecordLog(Generic[R]):
         if self._task.done():
             self._task.result()  # the reader failed: say why
         return self.decided(event_ids)
+
+    async def settled(self, event_ids: Collection[str], quiet: float = 3, timeout: float = 60) -> int:
+        """Wait until the count of ``event_ids`` with a record has not moved for ``quiet`` seconds:
+        the reader drains records its client fetched before a cut."""
+        count, still_since, deadline = self.decided(event_ids), time.monotonic(), time.monotonic() + timeout
+        while time.monotonic() - still_since < quiet:
+            assert time.monotonic() < deadline, f"records kept arriving for {timeout} s"
+            await asyncio.sleep(0.25)
+            if (now := self.decided(event_ids)) != count:
+                count, still_since = now, time.monotonic()
+        return count
 
     def all(self, event_id: str) -> list[R]:
         return [record for record, _ in self.by_event.get(event_id, [])]
