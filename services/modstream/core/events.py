@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -161,6 +161,49 @@ class Embedding(Part):
     values_base64: str = Field(description="the vector's little-endian bytes, base64")
 
 
+PdqHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Md5Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+BankName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
+
+
+class PdqHash(Part):
+    """Meta's PDQ perceptual hash of the decoded image (256 bits) and its quality (0-100;
+    under 50 the image has too little structure for the hash to mean much)."""
+
+    hex: PdqHex
+    quality: int = Field(ge=0, le=100)
+
+
+class ImageHashes(Part):
+    """An image's signals for hash banks: exact hashes of its bytes and its PDQ hash."""
+
+    sha256: Sha256Hex
+    md5: Md5Hex
+    pdq: PdqHash | None = Field(default=None, description="none when the image could not be decoded")
+
+
+SignalType = Literal["sha256", "md5", "pdq"]
+
+
+class BankAction(StrEnum):
+    """What a match against a bank does: block, send to a review queue, or allow (known good)."""
+
+    BLOCK = "block"
+    REVIEW = "review"
+    ALLOW = "allow"
+
+
+class BankMatch(Part):
+    """The bank entry an image matched, and how closely."""
+
+    bank: BankName
+    entry_id: str
+    signal: SignalType
+    distance: int = Field(ge=0, description="PDQ Hamming distance; 0 for an exact hash")
+    action: BankAction
+
+
 class DecisionError(Part):
     reason: ErrorReason
     message: str
@@ -187,6 +230,8 @@ class ModerationDecision(ImageRecord):
     error: DecisionError | None = None
     model: ModelRef | None = None
     embedding: Embedding | None = None
+    hashes: ImageHashes | None = Field(default=None, description="the image's hashes, for banks and re-matching")
+    bank_match: BankMatch | None = Field(default=None, description="the bank entry that decided, if one did")
     policy_id: str
     policy_version: str
     source: Literal["automatic", "human"] = "automatic"
@@ -213,7 +258,9 @@ class ReviewRequest(ImageRecord):
     scores: dict[str, float]
     triggered: list[Trigger]
     reasons: list[str]
-    model: ModelRef
+    model: ModelRef | None = Field(description="none when a bank entry decided without the classifier")
+    hashes: ImageHashes | None = None
+    bank_match: BankMatch | None = None
     policy_id: str
     policy_version: str
     thresholds: dict[str, Thresholds] = Field(default_factory=dict, description="the policy's thresholds, as applied")
@@ -248,6 +295,8 @@ class ReviewVerdict(ImageRecord):
     human_decision_id: str | None = Field(description="the final decision it published; none for a second review")
     scores: dict[str, float]
     model: ModelRef | None
+    hashes: ImageHashes | None = None
+    bank_match: BankMatch | None = Field(default=None, description="the bank entry the item matched: confirmed by a remove")
     policy_id: str
     policy_version: str
 
@@ -269,6 +318,58 @@ class ShadowScore(ImageRecord):
     shadow_decision: Outcome
     policy_id: str
     policy_version: str
+
+
+class Bank(Record):
+    """A hash bank's settings, on the compacted banks topic under the key ``bank/<name>``
+    (a null value there deletes the bank and every entry in it)."""
+
+    event_type: Literal["bank.bank"] = "bank.bank"
+    name: BankName
+    action: BankAction
+    review_queue: str | None = Field(default=None, description="where a review bank's matches go")
+    distance: int = Field(default=31, ge=0, le=128, description="the largest PDQ distance that matches")
+    min_quality: int = Field(default=50, ge=0, le=100, description="PDQ hashes of lower quality are not matched")
+    enabled: bool = True
+    tenants: list[Tenant] | None = Field(default=None, description="the tenants it applies to; none: every tenant")
+    description: str = ""
+    changed_by: str
+
+    @model_validator(mode="after")
+    def _queue_for_review(self) -> "Bank":
+        if (self.action is BankAction.REVIEW) != (self.review_queue is not None):
+            raise ValueError("a review bank names its review_queue, and only a review bank does")
+        return self
+
+
+class BankEntry(Record):
+    """Hashes of one known image in a bank, on the banks topic under ``entry/<bank>/<entry_id>``
+    (a null value there removes it)."""
+
+    event_type: Literal["bank.entry"] = "bank.entry"
+    bank: BankName
+    entry_id: str = Field(default_factory=new_id)
+    pdq: PdqHex | None = None
+    pdq_quality: int | None = Field(default=None, ge=0, le=100)
+    sha256: Sha256Hex | None = None
+    md5: Md5Hex | None = None
+    added_by: str = Field(description="who added it: a reviewer, an operator, or an import")
+    source_event_id: str | None = Field(default=None, description="the upload it was taken from, if any")
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _some_signal(self) -> "BankEntry":
+        if self.pdq is None and self.sha256 is None and self.md5 is None:
+            raise ValueError("an entry needs at least one of pdq, sha256, md5")
+        return self
+
+
+def bank_key(name: str) -> str:
+    return f"bank/{name}"
+
+
+def entry_key(bank: str, entry_id: str) -> str:
+    return f"entry/{bank}/{entry_id}"
 
 
 class DeadLetterReason(StrEnum):

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from modstream.core.events import (
+    Bank,
+    BankEntry,
     DeadLetter,
     ImageUploaded,
     ModerationDecision,
@@ -26,6 +28,8 @@ RECORDS: dict[str, tuple[type[BaseModel], Literal["validation", "serialization"]
     "review.verdict": (ReviewVerdict, "serialization"),
     "dead-letter": (DeadLetter, "serialization"),
     "model.shadow": (ShadowScore, "serialization"),
+    "bank.bank": (Bank, "serialization"),
+    "bank.entry": (BankEntry, "serialization"),
 }
 
 

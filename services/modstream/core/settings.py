@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     topic_dead_letter: str = "moderation.dead-letter"
     topic_review_verdicts: str = "moderation.review-verdicts"
     topic_shadow: str = "moderation.model-shadow"
+    # Hash banks' settings and entries: compacted, the banks' source of truth. Every worker
+    # reads it whole at start and follows it (one partition keeps every change in order).
+    topic_banks: str = "moderation.banks"
     # Bucket notifications as a second source of uploads: MinIO's Kafka target (or S3 event
     # notifications bridged to Kafka) publish here, so a platform needs no producer code.
     # Their records name no tenant: a bucket listed in NOTIFICATION_TENANTS ({"bucket":

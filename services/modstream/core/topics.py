@@ -18,7 +18,15 @@ def topic_names(settings: Settings) -> list[str]:
         settings.topic_review_verdicts,
         settings.topic_shadow,
         settings.topic_s3_notifications,
+        settings.topic_banks,
     ]
+
+
+def new_topic(settings: Settings, name: str) -> NewTopic:
+    if name == settings.topic_banks:
+        # One partition: a bank's creation is read before its entries, a removal after its add.
+        return NewTopic(name, 1, settings.topic_replication, topic_configs={"cleanup.policy": "compact"})
+    return NewTopic(name, settings.topic_partitions, settings.topic_replication)
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
@@ -31,9 +39,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
         if missing:
             # Another process may win the race; the topic is there either way.
             with suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [NewTopic(n, settings.topic_partitions, settings.topic_replication) for n in missing]
-                )
+                await admin.create_topics([new_topic(settings, n) for n in missing])
         return missing
     finally:
         await admin.close()
