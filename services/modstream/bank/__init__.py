@@ -1,0 +1,1 @@
+"""Hash banks: known content matched by PDQ and exact hashes."""
