@@ -179,3 +179,49 @@ def suggest(
             err.print(f"[red]the proposal is not a valid policy: {exc}[/red]")
             raise typer.Exit(1) from exc
         console.print(f"written: {path} (not applied: move it into place to apply it)")
+
+
+@app.command()
+def banks(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
+) -> None:
+    """How often reviewers agree with each hash bank entry it matched, and with each bank."""
+    import asyncio
+
+    from modstream.core.events import ReviewVerdict
+    from modstream.core.kafka import read_records
+    from modstream.quality.banks import bank_precision
+
+    settings = get_settings()
+
+    async def verdicts() -> list[ReviewVerdict]:
+        return [v async for v in read_records(settings, settings.topic_review_verdicts, ReviewVerdict, False)]
+
+    rows = bank_precision(asyncio.run(verdicts()))
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "bank": r.bank,
+                        "entry_id": r.entry_id,
+                        "confirmed": r.confirmed,
+                        "disputed": r.disputed,
+                        "precision": r.precision,
+                        "interval_95": list(r.interval),
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        console.print("no verdicts on bank matches yet")
+        return
+    table = Table("bank", "entry", "confirmed", "disputed", "precision (95 % interval)")
+    for r in rows:
+        low, high = r.interval
+        shown = "-" if r.precision is None else f"{r.precision:.2f} ({low:.2f}–{high:.2f})"
+        table.add_row(r.bank, r.entry_id or "(whole bank)", str(r.confirmed), str(r.disputed), shown)
+    console.print(table)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from pydantic import BaseModel
 
-from modstream.core.events import ModelRef, ModerationDecision, ReviewVerdict, ShadowScore
+from modstream.core.events import ModerationDecision, ReviewVerdict, ShadowScore
 from modstream.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,10 +44,12 @@ def _field(name: str) -> Callable[[Any], Any]:
     return lambda record: getattr(record, name)
 
 
-def _model(attribute: str, part: str) -> Callable[[Any], Any]:
-    def read(record: Any) -> str | None:
-        model: ModelRef | None = getattr(record, attribute)
-        return None if model is None else str(getattr(model, part))
+def _part(attribute: str, part: str) -> Callable[[Any], Any]:
+    """A field of a part of the record (``model.version``), none when the part is absent."""
+
+    def read(record: Any) -> Any:
+        value = getattr(record, attribute)
+        return None if value is None else getattr(value, part)
 
     return read
 
@@ -85,6 +87,21 @@ _IMAGE = _columns(
     ("occurred_at", TIME),
 )
 
+# Hashes, for matching archived uploads against entries added later.
+_HASHES: list[Column] = [
+    ("sha256", pa.string(), _part("hashes", "sha256")),
+    ("md5", pa.string(), _part("hashes", "md5")),
+    ("pdq", pa.string(), lambda r: None if r.hashes is None or r.hashes.pdq is None else r.hashes.pdq.hex),
+    ("pdq_quality", pa.int32(), lambda r: None if r.hashes is None or r.hashes.pdq is None else r.hashes.pdq.quality),
+]
+# The bank entry that decided (decisions) or that the reviewed item matched (verdicts).
+_BANK_MATCH: list[Column] = [
+    ("bank", pa.string(), _part("bank_match", "bank")),
+    ("bank_entry_id", pa.string(), _part("bank_match", "entry_id")),
+    ("bank_signal", pa.string(), _part("bank_match", "signal")),
+    ("bank_distance", pa.int32(), _part("bank_match", "distance")),
+]
+
 DECISIONS = Table(
     name="decisions",
     record=ModerationDecision,
@@ -99,11 +116,13 @@ DECISIONS = Table(
         ("thresholds", THRESHOLDS, lambda d: {label: t.model_dump() for label, t in d.thresholds.items()}),
         ("reasons", LABELS, _field("reasons")),
         ("error_reason", pa.string(), lambda d: None if d.error is None else d.error.reason.value),
-        ("model_name", pa.string(), _model("model", "name")),
-        ("model_version", pa.string(), _model("model", "version")),
+        ("model_name", pa.string(), _part("model", "name")),
+        ("model_version", pa.string(), _part("model", "version")),
         ("model_components", VERSIONS, lambda d: None if d.model is None else d.model.components),
         ("embedding_model", pa.string(), lambda d: None if d.embedding is None else d.embedding.model),
         ("embedding", pa.binary(), lambda d: None if d.embedding is None else b64decode(d.embedding.values_base64)),
+        *_HASHES,
+        *_BANK_MATCH,
         *_columns(
             ("policy_id", pa.string()),
             ("policy_version", pa.string()),
@@ -137,8 +156,9 @@ VERDICTS = Table(
             ("human_decision_id", pa.string()),
             ("scores", SCORES),
         ),
-        ("model_name", pa.string(), _model("model", "name")),
-        ("model_version", pa.string(), _model("model", "version")),
+        ("model_name", pa.string(), _part("model", "name")),
+        ("model_version", pa.string(), _part("model", "version")),
+        *_BANK_MATCH,
         *_columns(("policy_id", pa.string()), ("policy_version", pa.string())),
     ],
 )
@@ -150,12 +170,12 @@ SHADOW = Table(
     columns=[
         *_columns(("shadow_id", pa.string())),
         *_IMAGE,
-        ("serving_model_name", pa.string(), _model("serving_model", "name")),
-        ("serving_model_version", pa.string(), _model("serving_model", "version")),
+        ("serving_model_name", pa.string(), _part("serving_model", "name")),
+        ("serving_model_version", pa.string(), _part("serving_model", "version")),
         ("serving_scores", SCORES, _field("serving_scores")),
         ("serving_decision", pa.string(), lambda s: s.serving_decision.value),
-        ("shadow_model_name", pa.string(), _model("shadow_model", "name")),
-        ("shadow_model_version", pa.string(), _model("shadow_model", "version")),
+        ("shadow_model_name", pa.string(), _part("shadow_model", "name")),
+        ("shadow_model_version", pa.string(), _part("shadow_model", "version")),
         ("shadow_scores", SCORES, _field("shadow_scores")),
         ("shadow_decision", pa.string(), lambda s: s.shadow_decision.value),
         *_columns(("policy_id", pa.string()), ("policy_version", pa.string())),

@@ -296,7 +296,9 @@ class ReviewVerdict(ImageRecord):
     scores: dict[str, float]
     model: ModelRef | None
     hashes: ImageHashes | None = None
-    bank_match: BankMatch | None = Field(default=None, description="the bank entry the item matched: confirmed by a remove")
+    bank_match: BankMatch | None = Field(
+        default=None, description="the bank entry the item matched: a remove confirms it, an approve disputes it"
+    )
     policy_id: str
     policy_version: str
 

@@ -1,4 +1,8 @@
-"""What kind of image a file is, from its first bytes: it is never decoded for this."""
+"""What kind of image a file is, from its first bytes, and its exact hashes: it is never decoded for these."""
+
+import hashlib
+
+from modstream.core.events import ImageHashes
 
 _MAGIC = [
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -44,3 +48,10 @@ EXTENSIONS = {
     "image/heif": ".heif",
     "image/avif": ".avif",
 }
+
+
+def exact_hashes(data: bytes) -> ImageHashes:
+    """The bytes' SHA-256 and MD5 (hash exchanges share both); PDQ needs the decoded image
+    and comes from Triton's preprocess."""
+    md5 = hashlib.md5(data, usedforsecurity=False)
+    return ImageHashes(sha256=hashlib.sha256(data).hexdigest(), md5=md5.hexdigest())

@@ -37,6 +37,12 @@ dependency_retries = _meter.create_counter(
 stage_duration = _meter.create_histogram(
     "modstream.stage.duration", unit="s", description="Time spent in a pipeline stage"
 )
+bank_matches = _meter.create_counter(
+    "modstream.bank.matches", description="Decisions made by a hash bank entry, by bank and signal"
+)
+score_cache_hits = _meter.create_counter(
+    "modstream.score_cache.hits", description="Images whose scores were reused from a byte-identical earlier upload"
+)
 verdicts = _meter.create_counter("modstream.review.verdicts", description="Human verdicts by queue and verdict")
 archived_records = _meter.create_counter(
     "modstream.archive.records", description="Records in durable archive files, by table"

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     triton_model: str = "moderation"  # default: the profile's ensemble
     # Shadow requests (`modstream model shadow`) a worker keeps in flight; more are skipped.
     shadow_max_in_flight: int = Field(16, ge=1)
+    # Scores reused for byte-identical re-uploads under the same model version (0: off).
+    score_cache_entries: int = Field(10_000, ge=0)  # ~4 KB each with the embedding
+    score_cache_ttl_seconds: float = Field(3600.0, gt=0)
     inference_timeout: float = 60.0
 
     # Worker
@@ -111,6 +114,9 @@ class Settings(BaseSettings):
     # Longer than the review-requests topic's retention: a request replayed after its job
     # is gone makes a new job.
     review_job_retention_seconds: int = Field(30 * 24 * 3600, gt=0)
+    # Label -> hash bank: a reviewer's remove that names the label also puts the image's
+    # hashes in that bank, so the same picture is decided without a second look next time.
+    review_bank_on_remove: dict[str, str] = Field(default_factory=dict)
     dashboard_port: int = 18080
     # Prometheus metrics of the dashboard, on a port of their own: the dashboard's is public.
     dashboard_metrics_port: int = 18081

@@ -146,6 +146,8 @@ def job_for(
                 "triggered",
                 "reasons",
                 "model",
+                "hashes",
+                "bank_match",
                 "policy_id",
                 "policy_version",
                 "thresholds",

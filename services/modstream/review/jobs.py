@@ -5,9 +5,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from modstream.core.events import JobKind, ModelRef, Thresholds, Trigger
+from modstream.core.events import BankMatch, BankName, ImageHashes, JobKind, ModelRef, Thresholds, Trigger
 from modstream.core.sampling import in_sample
 
 SECOND_REVIEW_SUFFIX = ":second"
@@ -35,6 +35,8 @@ class ReviewJob(BaseModel):
     triggered: list[Trigger]
     reasons: list[str]
     model: ModelRef | None
+    hashes: ImageHashes | None = None
+    bank_match: BankMatch | None = None
     policy_id: str
     policy_version: str
     thresholds: dict[str, Thresholds] = Field(default_factory=dict)
@@ -103,6 +105,13 @@ class VerdictInput(BaseModel):
     verdict: Verdict
     labels: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(max_length=100)
     note: str | None = Field(default=None, max_length=2000)
+    add_to_bank: BankName | None = Field(default=None, description="on a remove: put the image's hashes in this bank")
+
+    @model_validator(mode="after")
+    def _bank_on_remove(self) -> "VerdictInput":
+        if self.add_to_bank is not None and self.verdict is not Verdict.REMOVE:
+            raise ValueError("only a remove adds the image to a bank")
+        return self
 
 
 def chosen_for_second_review(event_id: str, rate: float) -> bool:

@@ -12,6 +12,7 @@ second review's verdict is only a ``review.verdict`` (no ``human_decision_id``):
 verdict stays the final decision, and the two measure how much reviewers agree.
 """
 
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
@@ -19,13 +20,13 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry import propagate
 
 from modstream.core import metrics
-from modstream.core.events import ModerationDecision, Outcome, Record, ReviewVerdict
+from modstream.core.events import BankEntry, ModerationDecision, Outcome, Record, ReviewVerdict, entry_key
 from modstream.core.kafka import KafkaPublisher, producer_options
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.tracing import inject_headers, tracer
 from modstream.review.audit import AuditEntry, AuditLog
-from modstream.review.jobs import Lease, QueueStats, ReviewJob, VerdictInput
+from modstream.review.jobs import Lease, QueueStats, ReviewJob, Verdict, VerdictInput
 from modstream.review.queue import LeaseLost, ReviewQueues
 from modstream.review.stats import DecisionCounts, HourCounts
 
@@ -37,9 +38,15 @@ class UnknownLabels(ValueError):
     """A verdict names a label the job does not ask about."""
 
 
+class CannotBank(ValueError):
+    """A verdict asks to add the image to a bank that does not exist, or the job has no hashes."""
+
+
 class ReviewService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, bank_names: Callable[[], Collection[str]] = tuple) -> None:
         self.settings = settings
+        # The banks a reviewer can add to (the composer passes the bank room's live view).
+        self.bank_names = bank_names
         self.redis = aioredis.Redis.from_url(settings.redis_url)
         self.queues = ReviewQueues(
             self.redis,
@@ -94,11 +101,14 @@ class ReviewService:
             raise UnknownLabels(
                 f"job {job_id} asks about no label {', '.join(unknown)} (its labels: {', '.join(job.labels_offered)})"
             )
+        banked = self._bank_entries(job, reviewer, verdict)
         await self.queues.extend(job_id, reviewer, PUBLISH_GRACE_SECONDS)
         seconds = round((datetime.now(UTC) - lease.claimed_at).total_seconds(), 2)
         decision = None if job.kind == "second_review" else self._decision(job, reviewer, verdict, seconds)
         record = ReviewVerdict(
-            **job.model_dump(include={"tenant", "bucket", "key", "queue", "scores", "model", "policy_id"}),
+            **job.model_dump(
+                include={"tenant", "bucket", "key", "queue", "scores", "model", "hashes", "bank_match", "policy_id"}
+            ),
             event_id=job.event_id,
             job_id=job.job_id,
             job_kind=job.kind,
@@ -120,6 +130,9 @@ class ReviewService:
             outputs.append((self.settings.topic_review_verdicts, record))
             for topic, value in outputs:
                 await self._publisher.publish(topic, job.event_id, value.to_bytes(), headers)
+            for entry in banked:
+                key = entry_key(entry.bank, entry.entry_id)
+                await self._publisher.publish(self.settings.topic_banks, key, entry.to_bytes(), headers)
         metrics.verdicts.add(1, {"queue": job.queue, "verdict": verdict.verdict.value})
         if decision is not None:
             metrics.decisions.add(1, {"outcome": decision.decision.value, "source": "human"})
@@ -127,15 +140,49 @@ class ReviewService:
         if second is not None:
             await self.queues.enqueue(second, excluded=[reviewer])
         await self.queues.close(job_id, reviewer)
-        details = {"second_job": second.job_id} if second else {}
+        details: dict[str, object] = {"second_job": second.job_id} if second else {}
+        if banked:
+            details["banked"] = [f"{e.bank}/{e.entry_id}" for e in banked]
         await self.audit(
             reviewer, "verdict", job=job_id, kind=job.kind, verdict=verdict.verdict.value, seconds=seconds, **details
         )
         return decision or record
 
+    def _bank_entries(self, job: ReviewJob, reviewer: str, verdict: VerdictInput) -> list[BankEntry]:
+        """The entries a remove puts in banks: the one the reviewer ticked, and those the
+        settings name for the labels given. Checked before anything is published."""
+        if verdict.verdict is not Verdict.REMOVE or job.kind == "second_review":
+            return []  # a second review decides nothing, so it banks nothing either
+        by_label = self.settings.review_bank_on_remove
+        wanted = {by_label[label] for label in verdict.labels if label in by_label}
+        if verdict.add_to_bank is not None:
+            wanted.add(verdict.add_to_bank)
+        if not wanted:
+            return []
+        if job.hashes is None:
+            raise CannotBank(f"job {job.job_id} carries no hashes of its image: it cannot be added to a bank")
+        unknown = sorted(wanted - set(self.bank_names()))
+        if unknown:
+            raise CannotBank(f"no bank named {', '.join(unknown)}")
+        pdq = job.hashes.pdq
+        return [
+            BankEntry(
+                bank=bank,
+                entry_id=f"review-{job.event_id}",  # a retried verdict rewrites the same entry
+                sha256=job.hashes.sha256,
+                md5=job.hashes.md5,
+                pdq=None if pdq is None else pdq.hex,
+                pdq_quality=None if pdq is None else pdq.quality,
+                added_by=reviewer,
+                source_event_id=job.event_id,
+                note=verdict.note,
+            )
+            for bank in sorted(wanted)
+        ]
+
     def _decision(self, job: ReviewJob, reviewer: str, verdict: VerdictInput, seconds: float) -> ModerationDecision:
         return ModerationDecision(
-            **job.model_dump(include={"tenant", "bucket", "key", "scores", "triggered", "model"}),
+            **job.model_dump(include={"tenant", "bucket", "key", "scores", "triggered", "model", "hashes"}),
             event_id=job.event_id,
             decision=OUTCOME[verdict.verdict.value],
             reasons=["human_review"],

@@ -18,6 +18,7 @@ import redis.exceptions
 from faust.types import EventT
 from faust.web import Request, Response, View
 
+from modstream.bank.topic import BankFollower
 from modstream.core import metrics
 from modstream.core.audit_rates import raised_audit_rates
 from modstream.core.dedupe import DecidedEvents
@@ -35,6 +36,8 @@ from modstream.worker.shadow import Shadow
 from modstream.worker.transport import App
 
 log = logging.getLogger("modstream.worker")
+# The bank followers' tasks, held so they are not collected while they run.
+_following: set[asyncio.Future[None]] = set()
 
 
 class FaustPublisher:
@@ -133,6 +136,10 @@ async def _build_pipeline(settings: Settings, app: faust.App) -> Pipeline:
     policies = PolicyStore(settings.policies_dir, labels)
     log.info("pipeline ready", extra={"model_labels": labels, "policies": policies.current.versions})
     publisher = FaustPublisher(app)
+    # Banks are read whole before the first event is decided, then followed change by change.
+    follower = BankFollower(settings)
+    banks = await retrying(follower.load, "kafka")
+    _following.add(asyncio.ensure_future(follower.follow()))
     shadow_model = settings.triton_model + SHADOW_SUFFIX  # set up by `modstream model shadow`
     shadow_scorer = TritonScorer(settings.triton_grpc, shadow_model, settings.inference_timeout)
     return Pipeline(
@@ -142,6 +149,7 @@ async def _build_pipeline(settings: Settings, app: faust.App) -> Pipeline:
         decided=DecidedEvents(settings),
         publisher=publisher,
         policies=policies,
+        banks=banks,
         shadow=Shadow(shadow_scorer, publisher, settings.topic_shadow, settings.shadow_max_in_flight),
     )
 

@@ -17,12 +17,15 @@ from typing import Any
 
 from opentelemetry import trace
 
+from modstream.bank.state import Banks, Match
 from modstream.core import metrics
 from modstream.core.dedupe import Claim, DecidedEvents, renewing
 from modstream.core.events import (
+    BankAction,
     DeadLetter,
     DecisionError,
     ErrorReason,
+    ImageHashes,
     ImageUploaded,
     ModerationDecision,
     Outcome,
@@ -30,12 +33,14 @@ from modstream.core.events import (
 )
 from modstream.core.inference import ImageRejected, Scores, TritonScorer
 from modstream.core.kafka import Publisher
+from modstream.core.media import exact_hashes
 from modstream.core.retry import GaveUp, retrying
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge
 from modstream.core.tracing import KafkaHeaders, extract_context, inject_headers, tracer
 from modstream.policy.engine import Policy, evaluate
 from modstream.policy.watcher import PolicyStore
+from modstream.worker.duplicates import ScoreCache
 from modstream.worker.intake import Admission, Malformed, admit
 from modstream.worker.notifications import Ignored, Tenancy, admit_notification
 from modstream.worker.shadow import Shadow
@@ -43,6 +48,8 @@ from modstream.worker.shadow import Shadow
 log = logging.getLogger("modstream.worker")
 # How often a copy of an event polls while another copy holds its lease.
 CLAIM_POLL_SECONDS = 0.5
+HASH_MATCH = "hash_match"
+BANK_OUTCOMES = {BankAction.BLOCK: Outcome.BLOCK, BankAction.REVIEW: Outcome.REVIEW, BankAction.ALLOW: Outcome.ALLOW}
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class Pipeline:
         decided: DecidedEvents,
         publisher: Publisher,
         policies: PolicyStore,
+        banks: Banks | None = None,
         shadow: Shadow | None = None,
     ) -> None:
         self.settings = settings
@@ -73,7 +81,9 @@ class Pipeline:
         self.decided = decided
         self.publisher = publisher
         self.policies = policies
+        self.banks = banks or Banks()
         self.shadow = shadow
+        self.score_cache = ScoreCache(settings.score_cache_entries, settings.score_cache_ttl_seconds)
         self.admission = Admission(
             max_event_bytes=settings.max_event_bytes,
             buckets=frozenset(settings.allowed_buckets or [settings.uploads_bucket]),
@@ -160,20 +170,31 @@ class Pipeline:
                 return self._error(event, started, ErrorReason.FETCH_FAILED, str(exc))
         if not image:
             return self._error(event, started, ErrorReason.EMPTY_FILE, "the object has 0 bytes")
+        hashes = exact_hashes(image)
+        # A byte-identical copy of a banked image is decided by the bank, without Triton.
+        if (exact := self.banks.match(hashes, event.tenant)) is not None:
+            return self._matched(event, started, exact, hashes)
         with self._stage("inference"):
-            try:
-                scores: Scores = await retrying(
-                    lambda: self.scorer.score(image), "triton", still_up=self.scorer.is_ready
-                )
-            except ImageRejected as exc:
-                return self._error(event, started, exc.reason, exc.message)
-            except GaveUp as exc:
-                return self._error(event, started, ErrorReason.REJECTED_BY_MODEL, str(exc))
+            scores = self.score_cache.get(hashes.sha256)
+            fresh = scores is None
+            if scores is not None:
+                metrics.score_cache_hits.add(1)
+            else:
+                try:
+                    scores = await retrying(lambda: self.scorer.score(image), "triton", still_up=self.scorer.is_ready)
+                except ImageRejected as exc:
+                    return self._error(event, started, exc.reason, exc.message, hashes)
+                except GaveUp as exc:
+                    return self._error(event, started, ErrorReason.REJECTED_BY_MODEL, str(exc), hashes)
+                self.score_cache.put(hashes.sha256, scores)
+        hashes = hashes.model_copy(update={"pdq": scores.pdq})
+        if (similar := self.banks.match(hashes, event.tenant)) is not None:
+            return self._matched(event, started, similar, hashes, scores)
         with self._stage("policy"):
             self.policies.observe_model_labels(list(scores.by_label))
             policy = self._policy(event)
             verdict = evaluate(scores.by_label, policy, content_id=event.event_id)
-        if self.shadow is not None:
+        if fresh and self.shadow is not None:
             await self.shadow.submit(event, image, scores, verdict, policy)
         return self._decision(
             event,
@@ -186,8 +207,31 @@ class Pipeline:
             review_queue=verdict.review_queue,
             model=scores.model,
             embedding=scores.embedding,
+            hashes=hashes,
             audit_sample=verdict.audit_sample,
             audit_rate=policy.audit_sample_rate,
+            thresholds=policy.thresholds(),
+        )
+
+    def _matched(
+        self, event: ImageUploaded, started: float, match: Match, hashes: ImageHashes, scores: Scores | None = None
+    ) -> ModerationDecision:
+        """The bank's action decides, in place of the policy's verdict; an allow bank's match
+        skips review (it is known good)."""
+        metrics.bank_matches.add(1, {"bank": match.bank.name, "signal": match.signal})
+        policy = self._policy(event)
+        return self._decision(
+            event,
+            started,
+            policy,
+            decision=BANK_OUTCOMES[match.bank.action],
+            reasons=[HASH_MATCH],
+            review_queue=match.bank.review_queue,
+            bank_match=match.ref(),
+            hashes=hashes,
+            scores={} if scores is None else scores.by_label,
+            model=None if scores is None else scores.model,
+            embedding=None if scores is None else scores.embedding,
             thresholds=policy.thresholds(),
         )
 
@@ -206,7 +250,9 @@ class Pipeline:
         raised = self.raised_audit_rates.get(event.tenant)
         return policy if raised is None else policy.audited_at_least(raised)
 
-    def _error(self, event: ImageUploaded, started: float, reason: ErrorReason, message: str) -> ModerationDecision:
+    def _error(
+        self, event: ImageUploaded, started: float, reason: ErrorReason, message: str, hashes: ImageHashes | None = None
+    ) -> ModerationDecision:
         log.warning(
             "image cannot be scored", extra={"event_id": event.event_id, "reason": reason.value, "detail": message}
         )
@@ -217,6 +263,7 @@ class Pipeline:
             decision=Outcome.ERROR,
             reasons=[reason.value],
             error=DecisionError(reason=reason, message=message),
+            hashes=hashes,
         )
 
     def _decision(self, event: ImageUploaded, started: float, policy: Policy, **outcome: Any) -> ModerationDecision:
@@ -234,7 +281,7 @@ class Pipeline:
         with self._stage("publish"):
             headers = inject_headers()
             await self._send(self.settings.topic_decisions, decision.event_id, decision.to_bytes(), headers)
-            if decision.review_queue is not None and decision.model is not None:
+            if decision.review_queue is not None:
                 request = ReviewRequest(
                     **decision.model_dump(
                         include={
@@ -250,6 +297,8 @@ class Pipeline:
                             "policy_version",
                             "thresholds",
                             "uploaded_at",
+                            "hashes",
+                            "bank_match",
                         }
                     ),
                     queue=decision.review_queue,

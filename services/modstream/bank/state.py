@@ -1,0 +1,159 @@
+"""Every bank and entry as the banks topic has them so far, and what an image matches.
+
+The compacted banks topic is the source of truth: ``apply`` takes its records one by one,
+in order, and keeps the lookups current — an entry's exact hashes in dictionaries, its PDQ
+hash in the PDQ index — with no rebuild. The same code serves a worker following the topic,
+the CLI listing it, and the HTTP API.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+from pydantic import ValidationError
+
+from modstream.bank.index import PdqIndex, pdq_codes
+from modstream.core.events import Bank, BankAction, BankEntry, BankMatch, ImageHashes, PdqHash, SignalType
+
+T = TypeVar("T", Bank, BankEntry)
+EntryKey = tuple[str, str]  # (bank, entry id)
+# When several entries match, the strictest action wins: a known-good (allow) list must not
+# override a list of known-bad content the same image is on.
+PRECEDENCE = {BankAction.BLOCK: 0, BankAction.REVIEW: 1, BankAction.ALLOW: 2}
+EXACT_SIGNALS: tuple[SignalType, ...] = ("sha256", "md5")
+
+
+class BankRecordInvalid(ValueError):
+    """A record on the banks topic that is not a bank or an entry under its own key."""
+
+
+@dataclass(frozen=True)
+class Match:
+    bank: Bank
+    entry: BankEntry
+    signal: SignalType
+    distance: int
+
+    def ref(self) -> BankMatch:
+        return BankMatch(
+            bank=self.bank.name,
+            entry_id=self.entry.entry_id,
+            signal=self.signal,
+            distance=self.distance,
+            action=self.bank.action,
+        )
+
+
+class Banks:
+    def __init__(self) -> None:
+        self.banks: dict[str, Bank] = {}
+        self.entries: dict[EntryKey, BankEntry] = {}
+        self._exact: dict[str, set[EntryKey]] = defaultdict(set)  # "sha256:<hex>" -> entries
+        self._index = PdqIndex()
+        self._index_ids: dict[EntryKey, int] = {}
+        self._index_keys: dict[int, EntryKey] = {}
+        self._next_id = 0
+
+    def apply(self, key: str, value: bytes | None) -> None:
+        """One record of the banks topic: a bank or an entry, or a null value deleting one."""
+        kind, _, rest = key.partition("/")
+        if kind == "bank" and rest:
+            self._apply_bank(rest, value)
+        elif kind == "entry" and rest.count("/") == 1:
+            bank, _, entry_id = rest.partition("/")
+            self._apply_entry((bank, entry_id), value)
+        else:
+            raise BankRecordInvalid(f"key {key!r} is neither bank/<name> nor entry/<bank>/<entry id>")
+
+    def _apply_bank(self, name: str, value: bytes | None) -> None:
+        if value is None:
+            self.banks.pop(name, None)
+            for key in [k for k in self.entries if k[0] == name]:
+                self._drop(key)
+            return
+        bank = _parse(Bank, value, f"bank/{name}")
+        if bank.name != name:
+            raise BankRecordInvalid(f"bank/{name} holds the bank {bank.name!r}")
+        self.banks[name] = bank
+
+    def _apply_entry(self, key: EntryKey, value: bytes | None) -> None:
+        self._drop(key)
+        if value is None:
+            return
+        entry = _parse(BankEntry, value, f"entry/{key[0]}/{key[1]}")
+        if (entry.bank, entry.entry_id) != key:
+            raise BankRecordInvalid(f"entry/{key[0]}/{key[1]} holds entry {entry.bank}/{entry.entry_id}")
+        self.entries[key] = entry
+        for signal in EXACT_SIGNALS:
+            if (digest := getattr(entry, signal)) is not None:
+                self._exact[f"{signal}:{digest}"].add(key)
+        if entry.pdq is not None:
+            self._next_id += 1
+            self._index_ids[key], self._index_keys[self._next_id] = self._next_id, key
+            self._index.add(np.array([self._next_id], dtype=np.int64), pdq_codes([entry.pdq]))
+
+    def _drop(self, key: EntryKey) -> None:
+        entry = self.entries.pop(key, None)
+        if entry is None:
+            return
+        for signal in EXACT_SIGNALS:
+            if (digest := getattr(entry, signal)) is not None:
+                self._exact[f"{signal}:{digest}"].discard(key)
+                if not self._exact[f"{signal}:{digest}"]:
+                    del self._exact[f"{signal}:{digest}"]
+        if (index_id := self._index_ids.pop(key, None)) is not None:
+            del self._index_keys[index_id]
+            self._index.remove(np.array([index_id], dtype=np.int64))
+
+    def match(self, hashes: ImageHashes, tenant: str) -> Match | None:
+        """The entry that decides for this image, if any."""
+        return self.match_signals(tenant, sha256=hashes.sha256, md5=hashes.md5, pdq=hashes.pdq)
+
+    def match_signals(
+        self, tenant: str, *, sha256: str | None = None, md5: str | None = None, pdq: PdqHash | None = None
+    ) -> Match | None:
+        """Exact hashes match at distance 0, the PDQ hash within each bank's own distance when
+        its quality is high enough; among several matches, the strictest action, then the closest."""
+        found = []
+        for signal, digest in (("sha256", sha256), ("md5", md5)):
+            for key in self._exact.get(f"{signal}:{digest}", ()) if digest else ():
+                bank = self._bank_for(key[0], tenant)
+                if bank is not None:
+                    found.append(Match(bank, self.entries[key], signal, 0))  # type: ignore[arg-type]
+        if pdq is not None:
+            found += self._pdq_matches(pdq.hex, pdq.quality, tenant)
+        if not found:
+            return None
+        return min(found, key=lambda m: (PRECEDENCE[m.bank.action], m.distance, m.signal != "sha256"))
+
+    def _pdq_matches(self, pdq: str, quality: int, tenant: str) -> list[Match]:
+        banks = [b for b in self.banks.values() if _applies(b, tenant) and quality >= b.min_quality]
+        if not banks or not self._index_ids:
+            return []
+        radius = max(b.distance for b in banks)
+        matches = []
+        for index_id, distance in self._index.search(pdq_codes([pdq]), radius)[0]:
+            key = self._index_keys[index_id]
+            bank = self._bank_for(key[0], tenant)
+            if bank is not None and distance <= bank.distance and quality >= bank.min_quality:
+                matches.append(Match(bank, self.entries[key], "pdq", distance))
+        return matches
+
+    def _bank_for(self, name: str, tenant: str) -> Bank | None:
+        bank = self.banks.get(name)
+        return bank if bank is not None and _applies(bank, tenant) else None
+
+    def entries_of(self, bank: str) -> list[BankEntry]:
+        return [entry for (name, _), entry in self.entries.items() if name == bank]
+
+
+def _applies(bank: Bank, tenant: str) -> bool:
+    return bank.enabled and (bank.tenants is None or tenant in bank.tenants)
+
+
+def _parse(kind: type[T], value: bytes, key: str) -> T:
+    try:
+        return kind.model_validate_json(value)
+    except ValidationError as exc:
+        raise BankRecordInvalid(f"{key}: not a valid {kind.__name__}: {exc.errors()[0]['msg']}") from exc

@@ -1,0 +1,297 @@
+"""``modstream bank …``: hash banks of known content, their entries, and what an image matches."""
+
+import asyncio
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from modstream.bank.formats import Format
+from modstream.cli.console import console, err, progress_bar
+from modstream.core.events import BankAction
+from modstream.core.settings import get_settings
+
+if TYPE_CHECKING:
+    from modstream.core.events import ImageHashes
+
+app = typer.Typer(help="Hash banks: known images matched by PDQ and exact hashes, before the classifier.")
+By = Annotated[str, typer.Option("--by", help="who makes the change (default: your user name)")]
+IMPORT_CHUNK = 5000  # entries per publish: the progress bar moves per chunk
+
+
+def _run_changes(make_changes, what: str) -> int:  # type: ignore[no-untyped-def]
+    """Read the banks, make the changes (refused with the reason), publish them."""
+    from modstream.bank import ops, topic
+
+    settings = get_settings()
+
+    async def run() -> int:
+        banks = await topic.read_banks(settings)
+        try:
+            changes = make_changes(banks)
+        except ops.BankError as exc:
+            err.print(f"refused: {exc}")
+            raise typer.Exit(2) from exc
+        changes = changes if isinstance(changes, list) else [changes]
+        await topic.publish(settings, changes)
+        return len(changes)
+
+    count = asyncio.run(run())
+    console.print(f"{what}: {count} change(s) on {settings.topic_banks}")
+    return count
+
+
+def _hashed(images: list[Path]) -> "list[ImageHashes]":
+    """The files' hashes; a file that is not a decodable image stops the command, named."""
+    from modstream.bank.hashing import hash_files
+    from modstream.core.inference import ImageRejected
+
+    missing = [str(p) for p in images if not p.is_file()]
+    if missing:
+        err.print(f"no such file: {', '.join(missing)}")
+        raise typer.Exit(2)
+    try:
+        return asyncio.run(hash_files(get_settings(), images)) if images else []
+    except ImageRejected as exc:
+        err.print(f"refused: {exc.reason.value}: {exc.message}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def create(
+    name: str,
+    action: Annotated[BankAction, typer.Option(help="what a match does")],
+    queue: Annotated[str | None, typer.Option(help="the review queue (review banks only)")] = None,
+    distance: Annotated[int, typer.Option(help="the largest PDQ distance that matches")] = 31,
+    min_quality: Annotated[int, typer.Option(help="PDQ hashes of lower quality never match")] = 50,
+    tenant: Annotated[list[str] | None, typer.Option(help="only for these tenants (repeat; default: all)")] = None,
+    description: Annotated[str, typer.Option()] = "",
+    by: By = "",
+) -> None:
+    """Create a bank."""
+    from modstream.bank import ops
+
+    fields = {
+        "name": name,
+        "action": action,
+        "review_queue": queue,
+        "distance": distance,
+        "min_quality": min_quality,
+        "tenants": tenant or None,
+        "description": description,
+        "changed_by": by or getpass.getuser(),
+    }
+    _run_changes(lambda banks: ops.create(banks, **fields), f"bank {name} created")
+
+
+@app.command("set")
+def set_(
+    name: str,
+    action: Annotated[BankAction | None, typer.Option(help="what a match does")] = None,
+    queue: Annotated[str | None, typer.Option(help="the review queue (review banks only)")] = None,
+    distance: Annotated[int | None, typer.Option(help="the largest PDQ distance that matches")] = None,
+    min_quality: Annotated[int | None, typer.Option(help="PDQ hashes of lower quality never match")] = None,
+    enabled: Annotated[bool | None, typer.Option("--enable/--disable", help="switch matching on or off")] = None,
+    by: By = "",
+) -> None:
+    """Change a bank's settings (only those given)."""
+    from modstream.bank import ops
+
+    changes = {
+        "action": action,
+        "review_queue": queue,
+        "distance": distance,
+        "min_quality": min_quality,
+        "enabled": enabled,
+        "changed_by": by or getpass.getuser(),
+    }
+    _run_changes(lambda banks: ops.update(banks, name, **changes), f"bank {name} changed")
+
+
+@app.command()
+def delete(name: str, yes: Annotated[bool, typer.Option("--yes", help="no question asked")] = False) -> None:
+    """Delete a bank and every entry in it."""
+    from modstream.bank import ops
+
+    if not yes:
+        typer.confirm(f"delete bank {name} and all its entries?", abort=True)
+    _run_changes(lambda banks: ops.delete(banks, name), f"bank {name} deleted")
+
+
+@app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False) -> None:
+    """The banks, their settings and how many entries each holds."""
+    from modstream.bank.topic import read_banks
+
+    banks = asyncio.run(read_banks(get_settings()))
+    rows = [
+        bank.model_dump(mode="json", exclude={"schema_version", "event_type"})
+        | {"entries": len(banks.entries_of(bank.name))}
+        for bank in sorted(banks.banks.values(), key=lambda b: b.name)
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        console.print("no banks yet: create one with `modstream bank create NAME --action block`")
+    for row in rows:
+        state = "on" if row["enabled"] else "OFF"
+        queue = f" → {row['review_queue']}" if row["review_queue"] else ""
+        tenants = ",".join(row["tenants"]) if row["tenants"] else "all tenants"
+        console.print(
+            f"{row['name']:24} {row['action']}{queue:14} distance ≤{row['distance']:<3} {state:3} "
+            f"{row['entries']:>9} entries  {tenants}  {row['description']}"
+        )
+
+
+@app.command()
+def add(
+    bank: str,
+    images: Annotated[list[Path] | None, typer.Argument(help="image files to hash (PDQ through Triton)")] = None,
+    pdq: Annotated[list[str] | None, typer.Option(help="a PDQ hash, 64 hex (repeat)")] = None,
+    sha256: Annotated[list[str] | None, typer.Option(help="a SHA-256 of an image's bytes (repeat)")] = None,
+    md5: Annotated[list[str] | None, typer.Option(help="an MD5 of an image's bytes (repeat)")] = None,
+    note: Annotated[str | None, typer.Option(help="kept with each entry")] = None,
+    by: By = "",
+) -> None:
+    """Add images (hashed here: SHA-256, MD5, and PDQ by the Triton preprocess) or bare hashes."""
+    from modstream.bank import ops
+
+    signals: list[dict[str, object]] = [{"pdq": h.lower(), "pdq_quality": None} for h in pdq or []]
+    signals += [{"sha256": h.lower()} for h in sha256 or []]
+    signals += [{"md5": h.lower()} for h in md5 or []]
+    if images:
+        signals += [ops.signals(h) for h in _hashed(images)]
+    if not signals:
+        err.print("nothing to add: give image files, or --pdq / --sha256 / --md5")
+        raise typer.Exit(2)
+    about = {"added_by": by or getpass.getuser(), "note": note}
+    _run_changes(lambda banks: ops.add(banks, bank, signals, **about), f"added to {bank}")
+
+
+@app.command()
+def remove(bank: str, entry_ids: Annotated[list[str], typer.Argument(help="entry ids (see `bank export`)")]) -> None:
+    """Remove entries from a bank."""
+    from modstream.bank import ops
+
+    _run_changes(lambda banks: ops.remove(banks, bank, entry_ids), f"removed from {bank}")
+
+
+@app.command()
+def match(
+    images: Annotated[list[Path] | None, typer.Argument(help="image files to hash and look up")] = None,
+    pdq: Annotated[list[str] | None, typer.Option(help="a PDQ hash to look up (repeat)")] = None,
+    tenant: Annotated[str, typer.Option(help="match as this tenant's upload")] = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
+) -> None:
+    """What images (or PDQ hashes) would match, as the worker would decide it."""
+    from modstream.bank.hashing import pdq_of
+    from modstream.bank.topic import read_banks
+
+    settings = get_settings()
+    try:
+        given = [(h, pdq_of(h)) for h in pdq or []]
+    except ValueError as exc:
+        err.print(f"refused: {exc}")
+        raise typer.Exit(2) from exc
+    hashed = _hashed(images or [])
+    banks = asyncio.run(read_banks(settings))
+    results: list[dict[str, Any]] = []
+    for path, hashes in zip(images or [], hashed, strict=True):
+        found = banks.match(hashes, tenant)
+        results.append({"query": str(path), "match": None if found is None else found.ref().model_dump(mode="json")})
+    for text, signal in given:
+        found = banks.match_signals(tenant, pdq=signal)
+        results.append({"query": text, "match": None if found is None else found.ref().model_dump(mode="json")})
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    for result in results:
+        m = result["match"]
+        said = (
+            "no match"
+            if m is None
+            else f"{m['action']} by {m['bank']}/{m['entry_id']} ({m['signal']} d={m['distance']})"
+        )
+        console.print(f"{result['query']}: {said}")
+
+
+FormatOption = Annotated[
+    Format,
+    typer.Option(
+        "--format",
+        "-f",
+        help="plain: PDQ hex lines; te: ThreatExchange '<signal type> <signal>' lines; "
+        "te-csv: `threatexchange dataset -P --csv`; hma: HMA 2.0 bank content JSON",
+    ),
+]
+
+
+@app.command("import")
+def import_(
+    bank: str,
+    file: Annotated[Path, typer.Argument(help="the file to read ('-': standard input)")],
+    fmt: FormatOption = Format.PLAIN,
+    note: Annotated[str | None, typer.Option(help="kept with each entry the file gives no note for")] = None,
+    by: By = "",
+) -> None:
+    """Import hashes from a file: the whole file is checked first, and one bad line refuses it all."""
+    from modstream.bank import formats, ops, topic
+
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+        items = formats.read(fmt, text)
+    except (OSError, UnicodeDecodeError) as exc:
+        err.print(f"refused: cannot read {file}: {exc}")
+        raise typer.Exit(2) from exc
+    except formats.FormatError as exc:
+        err.print(f"refused: {file} ({fmt.value}): {exc}; nothing was imported")
+        raise typer.Exit(2) from exc
+    console.print(f"{file}: {len(items)} entries read ({len({i.entry_id for i in items})} distinct ids)")
+    settings = get_settings()
+    about = {"added_by": by or getpass.getuser(), "note": note}
+
+    async def run() -> int:
+        banks = await topic.read_banks(settings)
+        try:
+            changes = ops.add(banks, bank, [item.fields() for item in items], **about)
+        except ops.BankError as exc:
+            err.print(f"refused: {exc}; nothing was imported")
+            raise typer.Exit(2) from exc
+        with progress_bar() as bar:
+            task = bar.add_task(f"publishing to {bank}", total=len(changes))
+            for start in range(0, len(changes), IMPORT_CHUNK):
+                await topic.publish(settings, changes[start : start + IMPORT_CHUNK])
+                bar.advance(task, len(changes[start : start + IMPORT_CHUNK]))
+        return len(changes)
+
+    count = asyncio.run(run())
+    console.print(f"imported into {bank}: {count} entries on {settings.topic_banks}")
+
+
+@app.command()
+def export(
+    bank: str,
+    fmt: FormatOption = Format.PLAIN,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write here (default: standard output)")] = None,
+) -> None:
+    """Export a bank's entries (with their ids where the format has room: hma)."""
+    from modstream.bank import formats
+    from modstream.bank.topic import read_banks
+
+    banks = asyncio.run(read_banks(get_settings()))
+    found = banks.banks.get(bank)
+    if found is None:
+        err.print(f"no bank named {bank!r} (banks: {', '.join(sorted(banks.banks)) or 'none yet'})")
+        raise typer.Exit(2)
+    entries = banks.entries_of(bank)
+    if output is None:
+        counts = formats.write(fmt, found, entries, sys.stdout)
+    else:
+        with output.open("w", encoding="utf-8", newline="") as out:
+            counts = formats.write(fmt, found, entries, out)
+    left_out = f"; {counts.skipped} without a PDQ hash left out (all of them: --format hma)" if counts.skipped else ""
+    err.print(f"{bank}: {counts.entries} entries written to {output or 'standard output'} ({fmt.value}){left_out}")
