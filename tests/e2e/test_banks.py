@@ -25,7 +25,7 @@ from tests import images
 from tests.commands import modstream
 from tests.conftest import policies_reviewing
 from tests.ports import free_port
-from tests.records import RecordLog, decision_log
+from tests.records import RecordLog, decision_log, records_of
 from tests.workers import spawn_worker, stop_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -106,15 +106,23 @@ def by_bank(decision: ModerationDecision) -> bool:
 async def test_a_banked_image_is_decided_by_its_bank_within_seconds(bank_worker: Settings, tmp_path: Path) -> None:
     settings = bank_worker
     original = jpeg(photo(0))
-    before = await decide(settings, original)
-    assert before.hashes is not None and before.hashes.pdq is not None and before.bank_match is None
-    assert before.model is not None, "the classifier scored it"
+    # Uploaded before the bank knows the picture, in other bytes: allowed by the classifier.
+    earlier = await decide(settings, jpeg(photo(0), quality=75))
+    assert earlier.hashes is not None and earlier.hashes.pdq is not None and earlier.bank_match is None
+    assert earlier.model is not None and earlier.decision is not Outcome.BLOCK
 
     cli(settings, "create", "known-bad", "--action", "block", "--by", "ops")
     path = tmp_path / "bad.jpg"
     path.write_bytes(original)
-    cli(settings, "add", "known-bad", str(path), "--note", "from the test")
+    said = cli(settings, "add", "known-bad", str(path), "--note", "from the test", "--retro-days", "1")
     added = time.monotonic()
+    # The earlier upload is decided again, by the PDQ hash its decision carries.
+    assert "1 newly decided" in said, said
+    both = await records_of(settings, settings.topic_decisions, ModerationDecision, earlier.event_id, 2, timeout=30)
+    assert len(both) == 2, both
+    again = max(both, key=lambda d: d.occurred_at)
+    assert again.reasons == ["hash_match", "retroactive"] and again.decision is Outcome.BLOCK
+    assert again.bank_match is not None and again.bank_match.signal == "pdq" and again.hashes == earlier.hashes
     # A re-encoded, resized copy: other bytes, a near PDQ hash.
     copy = jpeg(photo(0), quality=60, scale=0.7)
     took, blocked = await until_decided(settings, copy, by_bank, 30)

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from modstream.bank.index import PdqIndex, pdq_codes
-from modstream.core.events import Bank, BankAction, BankEntry, BankMatch, ImageHashes, PdqHash, SignalType
+from modstream.core.events import Bank, BankAction, BankEntry, BankMatch, ImageHashes, Outcome, PdqHash, SignalType
 
 T = TypeVar("T", Bank, BankEntry)
 EntryKey = tuple[str, str]  # (bank, entry id)
@@ -22,6 +22,8 @@ EntryKey = tuple[str, str]  # (bank, entry id)
 # override a list of known-bad content the same image is on.
 PRECEDENCE = {BankAction.BLOCK: 0, BankAction.REVIEW: 1, BankAction.ALLOW: 2}
 EXACT_SIGNALS: tuple[SignalType, ...] = ("sha256", "md5")
+HASH_MATCH = "hash_match"  # the reason a bank's decision gives
+BANK_OUTCOMES = {BankAction.BLOCK: Outcome.BLOCK, BankAction.REVIEW: Outcome.REVIEW, BankAction.ALLOW: Outcome.ALLOW}
 
 
 class BankRecordInvalid(ValueError):

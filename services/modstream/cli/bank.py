@@ -11,19 +11,28 @@ import typer
 
 from modstream.bank.formats import Format
 from modstream.cli.console import console, err, progress_bar
-from modstream.core.events import BankAction
+from modstream.core.events import BankAction, BankEntry
 from modstream.core.settings import get_settings
 
 if TYPE_CHECKING:
+    from modstream.bank.state import Banks
     from modstream.core.events import ImageHashes
+    from modstream.core.settings import Settings
 
 app = typer.Typer(help="Hash banks: known images matched by PDQ and exact hashes, before the classifier.")
 By = Annotated[str, typer.Option("--by", help="who makes the change (default: your user name)")]
 IMPORT_CHUNK = 5000  # entries per publish: the progress bar moves per chunk
 
 
-def _run_changes(make_changes, what: str) -> int:  # type: ignore[no-untyped-def]
-    """Read the banks, make the changes (refused with the reason), publish them."""
+RetroDays = Annotated[
+    float | None,
+    typer.Option(help="also match the uploads of this many past days (default MODSTREAM_BANK_RETRO_DAYS; 0: no)"),
+]
+
+
+def _run_changes(make_changes, what: str, retro_days: float = 0) -> int:  # type: ignore[no-untyped-def]
+    """Read the banks, make the changes (refused with the reason), publish them; then match
+    the past ``retro_days`` of uploads against the entries added."""
     from modstream.bank import ops, topic
 
     settings = get_settings()
@@ -37,11 +46,28 @@ def _run_changes(make_changes, what: str) -> int:  # type: ignore[no-untyped-def
             raise typer.Exit(2) from exc
         changes = changes if isinstance(changes, list) else [changes]
         await topic.publish(settings, changes)
+        console.print(f"{what}: {len(changes)} change(s) on {settings.topic_banks}")
+        if retro_days > 0:
+            added = [
+                BankEntry.model_validate_json(value) for key, value in changes if value and key.startswith("entry/")
+            ]
+            await _match_recent(settings, banks, added, retro_days)
         return len(changes)
 
-    count = asyncio.run(run())
-    console.print(f"{what}: {count} change(s) on {settings.topic_banks}")
-    return count
+    return asyncio.run(run())
+
+
+async def _match_recent(settings: "Settings", banks: "Banks", added: "list[BankEntry]", days: float) -> None:
+    from modstream.bank.retro import match_recent
+
+    report = await match_recent(settings, banks, added, days)
+    console.print(f"uploads of the last {days:g} days: {report.scanned} looked at, {report.matched} newly decided")
+    for decision in report.decisions:
+        match = decision.bank_match
+        assert match is not None
+        console.print(
+            f"  {decision.event_id} → {decision.decision.value} ({match.bank}/{match.entry_id}, d={match.distance})"
+        )
 
 
 def _hashed(images: list[Path]) -> "list[ImageHashes]":
@@ -155,9 +181,11 @@ def add(
     sha256: Annotated[list[str] | None, typer.Option(help="a SHA-256 of an image's bytes (repeat)")] = None,
     md5: Annotated[list[str] | None, typer.Option(help="an MD5 of an image's bytes (repeat)")] = None,
     note: Annotated[str | None, typer.Option(help="kept with each entry")] = None,
+    retro_days: RetroDays = None,
     by: By = "",
 ) -> None:
-    """Add images (hashed here: SHA-256, MD5, and PDQ by the Triton preprocess) or bare hashes."""
+    """Add images (hashed here: SHA-256, MD5, and PDQ by the Triton preprocess) or bare hashes;
+    recent uploads that match them are decided again."""
     from modstream.bank import ops
 
     signals: list[dict[str, object]] = [{"pdq": h.lower(), "pdq_quality": None} for h in pdq or []]
@@ -169,7 +197,30 @@ def add(
         err.print("nothing to add: give image files, or --pdq / --sha256 / --md5")
         raise typer.Exit(2)
     about = {"added_by": by or getpass.getuser(), "note": note}
-    _run_changes(lambda banks: ops.add(banks, bank, signals, **about), f"added to {bank}")
+    days = get_settings().bank_retro_days if retro_days is None else retro_days
+    _run_changes(lambda banks: ops.add(banks, bank, signals, **about), f"added to {bank}", days)
+
+
+@app.command()
+def retro(
+    bank: str,
+    days: Annotated[float, typer.Option(help="how many past days of uploads")] = 7.0,
+    entry: Annotated[list[str] | None, typer.Option(help="only these entries (repeat; default: all)")] = None,
+) -> None:
+    """Match the uploads of the last days against a bank's entries, and decide those that match."""
+    from modstream.bank.topic import read_banks
+
+    settings = get_settings()
+
+    async def run() -> None:
+        banks = await read_banks(settings)
+        entries = [e for e in banks.entries_of(bank) if not entry or e.entry_id in entry]
+        if bank not in banks.banks or not entries:
+            err.print(f"refused: bank {bank!r} has no such entries")
+            raise typer.Exit(2)
+        await _match_recent(settings, banks, entries, days)
+
+    asyncio.run(run())
 
 
 @app.command()

@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     # Label -> hash bank: a reviewer's remove that names the label also puts the image's
     # hashes in that bank, so the same picture is decided without a second look next time.
     review_bank_on_remove: dict[str, str] = Field(default_factory=dict)
+    # How many past days of uploads `modstream bank add` matches against what it adds.
+    bank_retro_days: float = Field(7.0, ge=0)
     dashboard_port: int = 18080
     # Prometheus metrics of the dashboard, on a port of their own: the dashboard's is public.
     dashboard_metrics_port: int = 18081

@@ -17,11 +17,10 @@ from typing import Any
 
 from opentelemetry import trace
 
-from modstream.bank.state import Banks, Match
+from modstream.bank.state import BANK_OUTCOMES, HASH_MATCH, Banks, Match
 from modstream.core import metrics
 from modstream.core.dedupe import Claim, DecidedEvents, renewing
 from modstream.core.events import (
-    BankAction,
     DeadLetter,
     DecisionError,
     ErrorReason,
@@ -48,8 +47,6 @@ from modstream.worker.shadow import Shadow
 log = logging.getLogger("modstream.worker")
 # How often a copy of an event polls while another copy holds its lease.
 CLAIM_POLL_SECONDS = 0.5
-HASH_MATCH = "hash_match"
-BANK_OUTCOMES = {BankAction.BLOCK: Outcome.BLOCK, BankAction.REVIEW: Outcome.REVIEW, BankAction.ALLOW: Outcome.ALLOW}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,218 @@
+"""Retroactive matching: uploads of the last days matched against entries just added.
+
+Every decision carries its image's hashes, so matching the past needs no image: the
+recent decisions come from the decisions topic and, when there is one, the decision
+archive. A match against a block bank publishes a new ``block`` decision for that upload,
+one against a review bank a ``review`` decision and its review request — both with reasons
+``[hash_match, retroactive]``, after the upload's earlier decision, as a human verdict
+comes after one. Allow banks are not applied to the past (known-good content needs no
+second decision), nor is a bank applied to an upload a person has already decided, or one
+whose decision was already as strict.
+"""
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from modstream.bank.state import BANK_OUTCOMES, HASH_MATCH, Banks
+from modstream.bank.topic import put_bank, put_entry
+from modstream.core.events import (
+    BankAction,
+    BankEntry,
+    ImageHashes,
+    ModerationDecision,
+    Outcome,
+    PdqHash,
+    ReviewRequest,
+)
+from modstream.core.kafka import kafka_producer, read_records
+from modstream.core.settings import Settings
+
+log = logging.getLogger("modstream.bank")
+RETROACTIVE = "retroactive"
+STRICTNESS = {Outcome.ALLOW: 0, Outcome.ERROR: 0, Outcome.REVIEW: 1, Outcome.BLOCK: 2}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An upload as its latest decision left it."""
+
+    event_id: str
+    tenant: str
+    bucket: str
+    key: str
+    hashes: ImageHashes
+    uploaded_at: datetime
+    decided_at: datetime
+    decision: Outcome
+    by_person: bool
+    policy_id: str
+    policy_version: str
+
+
+@dataclass(frozen=True)
+class RetroReport:
+    scanned: int
+    matched: int
+    decisions: list[ModerationDecision]
+
+
+def only_these(banks: Banks, entries: Sequence[BankEntry]) -> Banks:
+    """Banks holding only ``entries`` (with their banks' settings): what is new to match."""
+    fresh = Banks()
+    for name in {e.bank for e in entries}:
+        if name in banks.banks:
+            fresh.apply(*put_bank(banks.banks[name]))
+    for entry in entries:
+        fresh.apply(*put_entry(entry))
+    return fresh
+
+
+def retro_decisions(fresh: Banks, uploads: Iterable[Upload]) -> tuple[int, list[ModerationDecision]]:
+    """The new decisions for uploads that match ``fresh`` (the pure part); also how many were looked at."""
+    scanned, decided = 0, []
+    for upload in uploads:
+        scanned += 1
+        match = fresh.match(upload.hashes, upload.tenant)
+        if match is None or upload.by_person or match.bank.action is BankAction.ALLOW:
+            continue
+        outcome = BANK_OUTCOMES[match.bank.action]
+        if STRICTNESS[upload.decision] >= STRICTNESS[outcome]:
+            continue
+        decided.append(
+            ModerationDecision(
+                event_id=upload.event_id,
+                tenant=upload.tenant,
+                bucket=upload.bucket,
+                key=upload.key,
+                decision=outcome,
+                reasons=[HASH_MATCH, RETROACTIVE],
+                review_queue=match.bank.review_queue,
+                bank_match=match.ref(),
+                hashes=upload.hashes,
+                policy_id=upload.policy_id,
+                policy_version=upload.policy_version,
+                uploaded_at=upload.uploaded_at,
+                latency_ms=0.0,
+            )
+        )
+    return scanned, decided
+
+
+def latest_uploads(decisions: Iterable[ModerationDecision], since: datetime) -> list[Upload]:
+    """Each upload's latest decision from ``since`` on, for those that carry hashes."""
+    latest: dict[str, ModerationDecision] = {}
+    people: set[str] = set()
+    for decision in decisions:
+        if decision.source == "human":
+            people.add(decision.event_id)
+        current = latest.get(decision.event_id)
+        if current is None or decision.occurred_at >= current.occurred_at:
+            latest[decision.event_id] = decision
+    return [
+        Upload(
+            event_id=d.event_id,
+            tenant=d.tenant,
+            bucket=d.bucket,
+            key=d.key,
+            hashes=d.hashes,
+            uploaded_at=d.uploaded_at,
+            decided_at=d.occurred_at,
+            decision=d.decision,
+            by_person=d.event_id in people,
+            policy_id=d.policy_id,
+            policy_version=d.policy_version,
+        )
+        for d in latest.values()
+        if d.hashes is not None and d.occurred_at >= since
+    ]
+
+
+def archived_uploads(settings: Settings, since: datetime) -> list[Upload]:
+    """The same from the decision archive (days before the topic's retention), when there is one."""
+    from modstream.core.archive import open_archive
+
+    connection = open_archive(settings, since=since.date())
+    rows = connection.execute(
+        """
+        SELECT event_id, arg_max(tenant, occurred_at), arg_max(bucket, occurred_at), arg_max(key, occurred_at),
+               arg_max(sha256, occurred_at), arg_max(md5, occurred_at), arg_max(pdq, occurred_at),
+               arg_max(pdq_quality, occurred_at), arg_max(uploaded_at, occurred_at), max(occurred_at),
+               arg_max(decision, occurred_at), bool_or(source = 'human'),
+               arg_max(policy_id, occurred_at), arg_max(policy_version, occurred_at)
+        FROM decisions WHERE occurred_at >= ? AND sha256 IS NOT NULL GROUP BY event_id
+        """,
+        [since],
+    ).fetchall()
+    return [
+        Upload(
+            event_id=r[0],
+            tenant=r[1],
+            bucket=r[2],
+            key=r[3],
+            hashes=ImageHashes(
+                sha256=r[4], md5=r[5], pdq=None if r[6] is None else PdqHash(hex=r[6], quality=int(r[7]))
+            ),
+            uploaded_at=r[8],
+            decided_at=r[9],
+            decision=Outcome(r[10]),
+            by_person=bool(r[11]),
+            policy_id=r[12],
+            policy_version=r[13],
+        )
+        for r in rows
+    ]
+
+
+async def match_recent(
+    settings: Settings, banks: Banks, entries: Sequence[BankEntry], days: float, *, archive: bool = True
+) -> RetroReport:
+    """Match the last ``days`` of uploads against ``entries`` and publish what that decides."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    decisions = [d async for d in read_records(settings, settings.topic_decisions, ModerationDecision, False)]
+    uploads = {u.event_id: u for u in latest_uploads(decisions, since)}
+    if archive:
+        try:
+            for upload in archived_uploads(settings, since):
+                # The topic is newer than the archive for the uploads both hold.
+                if upload.event_id not in uploads or uploads[upload.event_id].decided_at < upload.decided_at:
+                    uploads[upload.event_id] = upload
+        except Exception as exc:  # no archive bucket, or the object store away: the topic alone
+            log.warning("archive not searched", extra={"detail": f"{type(exc).__name__}: {exc}"})
+    scanned, decided = retro_decisions(only_these(banks, entries), uploads.values())
+    async with kafka_producer(settings) as producer:
+        for decision in decided:
+            await producer.send_and_wait(settings.topic_decisions, decision.to_bytes(), key=decision.event_id.encode())
+            if decision.review_queue is not None:
+                request = _review_request(decision)
+                await producer.send_and_wait(
+                    settings.topic_review_requests, request.to_bytes(), key=decision.event_id.encode()
+                )
+    return RetroReport(scanned=scanned, matched=len(decided), decisions=decided)
+
+
+def _review_request(decision: ModerationDecision) -> ReviewRequest:
+    assert decision.review_queue is not None
+    return ReviewRequest(
+        **decision.model_dump(
+            include={
+                "decision_id",
+                "event_id",
+                "tenant",
+                "bucket",
+                "key",
+                "decision",
+                "scores",
+                "reasons",
+                "policy_id",
+                "policy_version",
+                "uploaded_at",
+                "hashes",
+                "bank_match",
+            }
+        ),
+        queue=decision.review_queue,
+        triggered=[],
+        model=None,
+    )
