@@ -18,6 +18,7 @@ def serve(
     """Serve the reviewer dashboard on MODSTREAM_BIND_HOST (and feed review requests into the queues)."""
     if ctx.invoked_subcommand is not None:
         return
+    from modstream.bank.http import BankApi
     from modstream.quality.page import QualityPage
     from modstream.review.web.server import run_dashboard, users_file
 
@@ -26,7 +27,10 @@ def serve(
         err.print("no dashboard users yet: add one with `modstream dashboard add-user NAME --role admin`")
         raise typer.Exit(2)
     console.print(f"dashboard on http://{settings.bind_host}:{port or settings.dashboard_port}/")
-    run_dashboard(settings, port=port, admin_pages=[QualityPage(settings)])
+    # The bank room serves HMA's routes behind the dashboard's tokens, and its live list of
+    # banks is what the job page offers a reviewer to add an image to.
+    banks = BankApi(settings)
+    run_dashboard(settings, port=port, admin_pages=[QualityPage(settings)], extensions=[banks], bank_names=banks.names)
 
 
 @app.command("add-user")

@@ -6,7 +6,8 @@ JSON API authenticates with a bearer token and takes no cookies, so CSRF cannot 
 Every response carries the security headers of ``headers.py``; failed sign-ins are
 throttled per user name and per client address (``throttle.py``); signing in always starts
 a new session, and admins list and end sessions at /admin/sessions. Other rooms add admin
-pages through ``admin_pages`` (``admin_pages.AdminPage``).
+pages through ``admin_pages`` (``admin_pages.AdminPage``), and routes behind the API's
+bearer tokens through ``extensions`` (``extensions.DashboardExtension``).
 """
 
 import asyncio
@@ -22,14 +23,16 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from starlette.types import ASGIApp
 
 from modstream.core.events import ModerationDecision, ReviewVerdict
 from modstream.core.storage import ObjectMissing
 from modstream.review.jobs import ReviewJob, Verdict, VerdictInput
 from modstream.review.queue import LeaseLost
-from modstream.review.service import ReviewService, UnknownLabels
+from modstream.review.service import CannotBank, ReviewService, UnknownLabels
 from modstream.review.web.admin_pages import AdminPage
+from modstream.review.web.extensions import DashboardExtension
 from modstream.review.web.headers import SecurityHeaders
 from modstream.review.web.preview import NoPreview, for_browser
 from modstream.review.web.sessions import BLUR_LEVELS, Session, Sessions
@@ -69,8 +72,10 @@ def create_app(
     run_feeds: bool = True,
     redis_prefix: str = "dashboard:",
     admin_pages: Sequence[AdminPage] = (),
+    extensions: Sequence[DashboardExtension] = (),
 ) -> FastAPI:
-    """The dashboard; ``redis_prefix`` namespaces its sessions, settings and sign-in counts."""
+    """The dashboard; ``redis_prefix`` namespaces its sessions, settings and sign-in counts;
+    ``extensions`` start and stop with it and serve their routes behind its API tokens."""
     sessions = Sessions(service.redis, redis_prefix)
     settings = service.settings
     limits = LoginLimits(
@@ -91,13 +96,21 @@ def create_app(
         from modstream.review.intake import run_feeds as feeds
 
         await service.start()
-        stop = asyncio.Event()
-        task = asyncio.create_task(feeds(service.settings, service, stop)) if run_feeds else None
-        yield
-        stop.set()
-        if task is not None:
-            await task
-        await service.stop()
+        started: list[DashboardExtension] = []
+        try:
+            for extension in extensions:
+                await extension.start()
+                started.append(extension)
+            stop = asyncio.Event()
+            task = asyncio.create_task(feeds(service.settings, service, stop)) if run_feeds else None
+            yield
+            stop.set()
+            if task is not None:
+                await task
+        finally:
+            for extension in reversed(started):
+                await extension.stop()
+            await service.stop()
 
     app = DashboardApp(title="modstream review", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -256,6 +269,7 @@ def create_app(
             mine=holder == session.user,
             blur=await sessions.blur(session.user),
             verdicts=[v.value for v in Verdict],
+            banks=sorted(service.bank_names()),
         )
 
     @app.get("/jobs/{job_id}/image")
@@ -281,16 +295,20 @@ def create_app(
         verdict: Annotated[Verdict, Form()],
         note: Annotated[str, Form(max_length=2000)] = "",
         labels: Annotated[list[str] | None, Form()] = None,
+        add_to_bank: Annotated[str, Form()] = "",
     ) -> Response:
         job = await _held_job(job_id, session)
         try:
             # An unticked box is not sent: no labels at all is an empty list, not a missing field.
-            await service.submit(
-                job_id, session.user, VerdictInput(verdict=verdict, note=note or None, labels=labels or [])
+            given = VerdictInput(
+                verdict=verdict, note=note or None, labels=labels or [], add_to_bank=add_to_bank or None
             )
+            await service.submit(job_id, session.user, given)
         except LeaseLost:
             return RedirectResponse("/?notice=lost", status_code=303)
-        except UnknownLabels as exc:
+        except ValidationError as exc:
+            raise HTTPException(422, exc.errors()[0]["msg"]) from exc
+        except (UnknownLabels, CannotBank) as exc:
             raise HTTPException(422, str(exc)) from exc
         return await _next_job(job.queue, session.user, empty="done")
 
@@ -409,13 +427,16 @@ def create_app(
             return await service.submit(job_id, session.user, body)
         except LeaseLost as exc:
             raise HTTPException(409, str(exc)) from exc
-        except UnknownLabels as exc:
+        except (UnknownLabels, CannotBank) as exc:
             raise HTTPException(422, str(exc)) from exc
 
     @app.post("/api/jobs/{job_id}/skip")
     async def api_skip(job_id: str, session: Api) -> dict[str, bool]:
         await _held_job(job_id, session)
         return {"released": await service.skip(job_id, session.user)}
+
+    for extension in extensions:
+        app.include_router(extension.router(api_user))
 
     return app
 

@@ -1,7 +1,7 @@
 """Serve the dashboard (and the review feeds) with uvicorn, on loopback by default."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -13,6 +13,7 @@ from modstream.core.tracing import configure_tracing
 from modstream.review.service import ReviewService
 from modstream.review.web.admin_pages import AdminPage
 from modstream.review.web.app import create_app
+from modstream.review.web.extensions import DashboardExtension
 
 log = logging.getLogger("modstream.dashboard")
 
@@ -21,7 +22,14 @@ def users_file(settings: Settings) -> Path:
     return settings.dashboard_users_file or settings.state_dir / "dashboard-users.toml"
 
 
-def run_dashboard(settings: Settings, port: int | None = None, admin_pages: Sequence[AdminPage] = ()) -> None:
+def run_dashboard(
+    settings: Settings,
+    port: int | None = None,
+    admin_pages: Sequence[AdminPage] = (),
+    extensions: Sequence[DashboardExtension] = (),
+    bank_names: Callable[[], Collection[str]] = tuple,
+) -> None:
+    """``bank_names``: the banks a reviewer may add an image to (the bank room's live view)."""
     # JSON lines on stderr (the dashboard's log): ours from info up (the feeds' failures and
     # recoveries), every library's warnings; log_config=None below keeps uvicorn from
     # installing its own plain-text handlers, so its errors come through here too.
@@ -29,7 +37,8 @@ def run_dashboard(settings: Settings, port: int | None = None, admin_pages: Sequ
     configure_tracing("modstream-dashboard", settings.trace_exporter)
     if settings.dashboard_metrics_port:
         serve_metrics("modstream-dashboard", settings.bind_host, settings.dashboard_metrics_port)
-    app = create_app(ReviewService(settings), users_file(settings), admin_pages=admin_pages)
+    service = ReviewService(settings, bank_names=bank_names)
+    app = create_app(service, users_file(settings), admin_pages=admin_pages, extensions=extensions)
     host, port = settings.bind_host, port or settings.dashboard_port
     log.info("dashboard starting", extra={"host": host, "port": port, "metrics_port": settings.dashboard_metrics_port})
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
