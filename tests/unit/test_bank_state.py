@@ -158,6 +158,8 @@ def test_changes_are_checked_before_they_are_published() -> None:
         ops.add(banks, "nope", [{"md5": "3" * 32}], added_by="t")
     with pytest.raises(ops.BankError, match="pdq"):
         ops.add(banks, "b", [{"pdq": "xyz"}], added_by="t")
+    with pytest.raises(ops.BankError, match="entry_id"):
+        ops.add(banks, "b", [{"md5": "3" * 32, "entry_id": "a/b"}], added_by="t")
     with pytest.raises(ops.BankError, match="has no entry e9"):
         ops.remove(banks, "b", ["e9"])
     # Leaving review drops the queue; changing only what is given keeps the rest.
@@ -173,3 +175,23 @@ def test_added_entries_carry_who_added_them() -> None:
     (added,) = banks.entries.values()
     assert (added.added_by, added.source_event_id, added.note, added.pdq_quality) == ("ana", "ev1", "seen twice", 80)
     assert banks.match(hashes, "default") is not None
+
+
+def test_every_match_is_listed_the_deciding_one_first() -> None:
+    known = random_pdq()
+    banks = apply(
+        Banks(),
+        bank("good", BankAction.ALLOW),
+        bank("bad"),
+        entry("good", "g", pdq=known),
+        entry("bad", "far", pdq=flipped(known, 20)),
+        entry("bad", "near", pdq=flipped(known, 5), sha256="1" * 64),
+    )
+    found = banks.matches("default", sha256="1" * 64, pdq=PdqHash(hex=known, quality=100))
+    assert [(m.bank.name, m.entry.entry_id, m.signal, m.distance) for m in found] == [
+        ("bad", "near", "sha256", 0),
+        ("bad", "near", "pdq", 5),
+        ("bad", "far", "pdq", 20),
+        ("good", "g", "pdq", 0),
+    ]
+    assert banks.match_signals("default", pdq=PdqHash(hex=known, quality=100)) == found[1]

@@ -107,12 +107,15 @@ class BankApi:
         return exact_hashes(data).model_copy(update={"pdq": pdq})
 
     def lookup(self, signals: dict[str, str | PdqHash], tenant: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
-        """Per signal type, the match that would decide for an upload of ``tenant``, in HMA's
-        shape: ``{bank: [{"bank_content_id", "distance"}]}`` (empty when nothing matches)."""
+        """Per signal type, every match for an upload of ``tenant`` in HMA's shape:
+        ``{bank: [{"bank_content_id", "distance", …}]}``, the deciding match first (empty
+        when nothing matches)."""
         found: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for kind, value in signals.items():
-            match = self.banks.match_signals(tenant, **{kind: value})  # type: ignore[arg-type]
-            found[kind] = {} if match is None else {match.bank.name: [_match_payload(match)]}
+            by_bank: dict[str, list[dict[str, Any]]] = {}
+            for match in self.banks.matches(tenant, **{kind: value}):  # type: ignore[arg-type]
+                by_bank.setdefault(match.bank.name, []).append(_match_payload(match))
+            found[kind] = by_bank
         return found
 
     async def publish(self, changes: list[topic.Change]) -> None:

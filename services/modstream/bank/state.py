@@ -115,8 +115,15 @@ class Banks:
     def match_signals(
         self, tenant: str, *, sha256: str | None = None, md5: str | None = None, pdq: PdqHash | None = None
     ) -> Match | None:
-        """Exact hashes match at distance 0, the PDQ hash within each bank's own distance when
-        its quality is high enough; among several matches, the strictest action, then the closest."""
+        """The match that decides: the strictest action, then the closest."""
+        found = self.matches(tenant, sha256=sha256, md5=md5, pdq=pdq)
+        return found[0] if found else None
+
+    def matches(
+        self, tenant: str, *, sha256: str | None = None, md5: str | None = None, pdq: PdqHash | None = None
+    ) -> list[Match]:
+        """Every entry that matches, the deciding one first: exact hashes at distance 0, the PDQ
+        hash within each bank's own distance when its quality is high enough."""
         found = []
         for signal, digest in (("sha256", sha256), ("md5", md5)):
             for key in self._exact.get(f"{signal}:{digest}", ()) if digest else ():
@@ -125,9 +132,7 @@ class Banks:
                     found.append(Match(bank, self.entries[key], signal, 0))  # type: ignore[arg-type]
         if pdq is not None:
             found += self._pdq_matches(pdq.hex, pdq.quality, tenant)
-        if not found:
-            return None
-        return min(found, key=lambda m: (PRECEDENCE[m.bank.action], m.distance, m.signal != "sha256"))
+        return sorted(found, key=lambda m: (PRECEDENCE[m.bank.action], m.distance, m.signal != "sha256", m.bank.name))
 
     def _pdq_matches(self, pdq: str, quality: int, tenant: str) -> list[Match]:
         banks = [b for b in self.banks.values() if _applies(b, tenant) and quality >= b.min_quality]

@@ -350,7 +350,8 @@ class BankEntry(Record):
 
     event_type: Literal["bank.entry"] = "bank.entry"
     bank: BankName
-    entry_id: str = Field(default_factory=new_id)
+    # An id is part of the entry's topic key (entry/<bank>/<id>): no slashes.
+    entry_id: EventId = Field(default_factory=new_id)
     pdq: PdqHex | None = None
     pdq_quality: int | None = Field(default=None, ge=0, le=100)
     sha256: Sha256Hex | None = None
