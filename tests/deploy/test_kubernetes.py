@@ -123,6 +123,8 @@ def test_strimzi_runs_kraft_and_makes_every_topic_the_services_use(resources: li
     (settings,) = [c["data"] for name, c in config.items() if name.startswith("modstream-config")]
     assert settings["MODSTREAM_KAFKA_BOOTSTRAP"] == f"{kafka['metadata']['name']}-kafka-bootstrap:9092"
     assert int(settings["MODSTREAM_TOPIC_PARTITIONS"]) == topics[defaults.topic_uploads]["spec"]["partitions"]
+    banks = topics[defaults.topic_banks]["spec"]
+    assert (banks["partitions"], banks["config"]["cleanup.policy"]) == (1, "compact")
     assert float(settings["MODSTREAM_BROKER_SESSION_TIMEOUT"]) >= 6  # Kafka's minimum
 
 
