@@ -1,4 +1,5 @@
-"""Encoded image bytes -> 3x224x224 float32 RGB pixels (0-255), for the classifier.
+"""Encoded image bytes -> 3x224x224 float32 RGB pixels (0-255), for the classifiers, and the
+image's PDQ hash with its quality, for hash banks: both from one decode.
 
 Formats: JPEG (and MPO, a JPEG carrying more pictures: the first is the photo), PNG, GIF,
 WebP, BMP, TIFF (first page), ICO (largest image), HEIF/HEIC (pillow-heif) and AVIF
@@ -8,7 +9,9 @@ The pixel limit is checked before anything is decoded: from the image's header, 
 containers from the header of the embedded image that would be decoded (an ICO entry's own
 PNG or BMP header, every HEIF/AVIF item's ``ispe`` size). Pillow decodes (EXIF orientation
 applied, first frame of an animation, 16/32-bit and float samples brought to 8 bits,
-transparency on white); torch resizes.
+transparency on white); torch resizes. PDQ (Meta's perceptual hash, ``pdqhash``: the C++
+reference) hashes the same decoded RGB image, brought down to at most 512 px on its longer side.
+Each output is made only when the request (a client, or an ensemble step's output_map) asks for it.
 
 Each request is checked and decoded on its own: a bad image fails its own request
 with an error whose message carries a reason code as ``[modstream:<code>]``; the
@@ -21,6 +24,7 @@ import struct
 from collections.abc import Iterator
 
 import numpy as np
+import pdqhash
 import pillow_heif
 import torch
 import triton_python_backend_utils as pb_utils
@@ -28,6 +32,10 @@ from PIL import BmpImagePlugin, IcoImagePlugin, Image, ImageOps, PngImagePlugin
 from torchvision.transforms.v2 import functional as tvf
 
 SIZE = 224
+# PDQ hashes a copy whose longer side is at most this: the hash barely moves (measured: 6 to 20
+# of 256 bits against the full-size hash of 1000-4000 px photos) and costs a fixed few ms, not
+# 26 ms at 1600x1004 or 350 ms at 12 MP.
+PDQ_SIDE = 512
 # Pillow's format names. MPO is how Pillow names a JPEG whose MP extension lists more than
 # one picture (phones add previews, depth maps or HDR gain maps): the first is the photo.
 DECODABLE = {"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF", "ICO", "HEIF", "AVIF"}
@@ -198,9 +206,14 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
 
 
 def to_pixels(data: bytes, max_pixels: int) -> torch.Tensor:
+    return pixels_of(decode(data, max_pixels))
+
+
+def decode(data: bytes, max_pixels: int) -> Image.Image:
+    """The image as 8-bit RGB, checked first; whatever goes wrong is this image's ImageRejected."""
     probe(data, max_pixels)
     try:
-        rgb = decode_rgb(data, max_pixels)
+        return decode_rgb(data, max_pixels)
     except ImageRejected:
         raise
     except MemoryError:
@@ -209,8 +222,35 @@ def to_pixels(data: bytes, max_pixels: int) -> torch.Tensor:
         if is_text_bomb(exc):
             raise text_bomb(exc) from exc
         raise ImageRejected("corrupt_image", f"decoding failed: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+def pixels_of(rgb: Image.Image) -> torch.Tensor:
     pixels = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)
     return tvf.resize(pixels, [SIZE, SIZE], antialias=True).to(torch.float32)
+
+
+def pdq_of(rgb: Image.Image) -> tuple[np.ndarray, int]:
+    """PDQ's 256 bits as 32 bytes, the first bit the high bit of the first byte: the bytes of the
+    hex string ThreatExchange, HMA and the C++ reference write (``bytes(pdq).hex()``); and its
+    quality (0-100)."""
+    bits, quality = pdqhash.compute(np.asarray(for_pdq(rgb)))
+    return np.packbits(bits.astype(np.uint8)), int(quality)
+
+
+def for_pdq(rgb: Image.Image) -> Image.Image:
+    """The image with its longer side at most ``PDQ_SIDE``, aspect ratio kept.
+
+    Box filter (each output pixel the mean of the source pixels it covers): PDQ's own first step
+    is a box-filter (Jarosz) downsampling to 64x64, so this is the same kind of low-pass, with no
+    aliasing (unlike nearest) and no ringing (unlike Lanczos); it is Pillow's cheapest
+    antialiased filter (4.5 ms at 1600x1004 against 7 bilinear, 18 Lanczos), and the hashes
+    came out as close to the full-size ones as Lanczos's (mean 9 bits on 11 photos).
+    """
+    scale = PDQ_SIDE / max(rgb.size)
+    if scale >= 1:
+        return rgb
+    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+    return rgb.resize(size, Image.Resampling.BOX)
 
 
 def decode_rgb(data: bytes, max_pixels: int = 0) -> Image.Image:
@@ -278,9 +318,23 @@ class TritonPythonModel:
 
     def _answer(self, request) -> "pb_utils.InferenceResponse":
         images = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()
+        wanted = set(request.requested_output_names())
         try:
-            pixels = torch.stack([to_pixels(bytes(item[0]), self.max_pixels) for item in images])
+            # One image at a time: each decoded image is let go once its outputs are made.
+            made = [outputs(decode(bytes(item[0]), self.max_pixels), wanted) for item in images]
         except ImageRejected as exc:
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
-        output = pb_utils.Tensor("PIXELS", np.ascontiguousarray(pixels.numpy()))
-        return pb_utils.InferenceResponse(output_tensors=[output])
+        tensors = [pb_utils.Tensor(name, np.stack([one[name] for one in made])) for name in made[0]]
+        return pb_utils.InferenceResponse(output_tensors=tensors)
+
+
+def outputs(rgb: Image.Image, wanted: set[str]) -> dict[str, np.ndarray]:
+    """One image's outputs, each made only when asked for (Triton asks for every output when a
+    client names none): PIXELS [3, 224, 224] float32, PDQ [32] uint8, PDQ_QUALITY [1] int32."""
+    made = {}
+    if "PIXELS" in wanted:
+        made["PIXELS"] = pixels_of(rgb).numpy()
+    if wanted & {"PDQ", "PDQ_QUALITY"}:
+        made["PDQ"], quality = pdq_of(rgb)
+        made["PDQ_QUALITY"] = np.array([quality], dtype=np.int32)
+    return {name: value for name, value in made.items() if name in wanted}

@@ -5,7 +5,9 @@ ensemble decodes, resizes and classifies them server-side, where requests from m
 events form one batch. Label names and every component's version come back with every
 answer, so nothing here knows which models are deployed. An ensemble with a feature
 extractor also answers an EMBEDDING; its config's ``embedding_from`` parameter names the
-component that made it.
+component that made it. The ensembles' preprocess step also answers the decoded image's PDQ
+hash (PDQ, its 32 bytes in the order of the hex string; PDQ_QUALITY), for hash banks; ``pdq``
+asks the preprocess model alone for it, to hash an image without classifying it.
 """
 
 import base64
@@ -17,11 +19,12 @@ import numpy as np
 import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
-from modstream.core.events import Embedding, ErrorReason, ModelRef
+from modstream.core.events import Embedding, ErrorReason, ModelRef, PdqHash
 from modstream.core.settings import SHADOW_SUFFIX
 
 _REASON = re.compile(r"\[modstream:([a-z_]+)\]\s*(.*)", re.DOTALL)
 _OUTPUTS = ("SCORES", "LABELS", "MODEL_VERSION")
+_PDQ_OUTPUTS = ("PDQ", "PDQ_QUALITY")
 # A valid 1x1 PNG: the cheapest request that makes the model name its labels.
 _PROBE = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
@@ -47,21 +50,21 @@ class Scores:
     by_label: dict[str, float]
     model: ModelRef
     embedding: Embedding | None = field(default=None, compare=False)
+    pdq: PdqHash | None = field(default=None, compare=False)
 
 
 class TritonScorer:
-    def __init__(self, url: str, model: str, timeout: float) -> None:
+    def __init__(self, url: str, model: str, timeout: float, preprocess: str = "preprocess") -> None:
         self._client = triton.InferenceServerClient(url)
         self._model = model
+        self._preprocess = preprocess
         self._timeout = timeout
         self._embedding_from: str | None = None
 
     async def score(self, image: bytes) -> Scores:
-        request = triton.InferInput("IMAGE", [1, 1], "BYTES")
-        request.set_data_from_numpy(np.array([[image]], dtype=np.object_))
         try:
-            # No outputs named: every output the model has, EMBEDDING included when there is one.
-            result = await self._client.infer(self._model, [request], client_timeout=self._timeout)
+            # No outputs named: every output the model has, EMBEDDING and PDQ included when it has them.
+            result = await self._client.infer(self._model, [image_input(image)], client_timeout=self._timeout)
         except InferenceServerException as exc:
             raise classify_failure(exc) from exc
         scores = result.as_numpy("SCORES")
@@ -75,7 +78,23 @@ class TritonScorer:
             by_label={label.decode(): float(s) for label, s in zip(labels[0], scores[0], strict=True)},
             model=model,
             embedding=None if vector is None else await self._embedding(vector[0], model),
+            pdq=pdq_hash(result),
         )
+
+    async def pdq(self, image: bytes) -> PdqHash:
+        """The image's PDQ hash from the preprocess model alone: decoded there, not classified
+        (only the PDQ outputs are asked for, so it makes no pixels)."""
+        outputs = [triton.InferRequestedOutput(name) for name in _PDQ_OUTPUTS]
+        try:
+            result = await self._client.infer(
+                self._preprocess, [image_input(image)], outputs=outputs, client_timeout=self._timeout
+            )
+        except InferenceServerException as exc:
+            raise classify_failure(exc) from exc
+        found = pdq_hash(result)
+        if found is None:
+            raise InferenceUnavailable(f"{self._preprocess} answered without {_PDQ_OUTPUTS}")
+        return found
 
     async def _embedding(self, vector: "np.ndarray[Any, Any]", model: ModelRef) -> Embedding:
         if self._embedding_from is None:
@@ -103,6 +122,21 @@ class TritonScorer:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def image_input(image: bytes) -> triton.InferInput:
+    request = triton.InferInput("IMAGE", [1, 1], "BYTES")
+    request.set_data_from_numpy(np.array([[image]], dtype=np.object_))
+    return request
+
+
+def pdq_hash(result: triton.InferResult) -> PdqHash | None:
+    """The first image's PDQ hash, when the model answered one: PDQ's 32 bytes are the hex
+    string's, so ``bytes.hex()`` gives the hex ThreatExchange and HMA write for these pixels."""
+    packed, quality = result.as_numpy("PDQ"), result.as_numpy("PDQ_QUALITY")
+    if packed is None or quality is None:
+        return None
+    return PdqHash(hex=packed[0].astype(np.uint8).tobytes().hex(), quality=int(quality[0][0]))
 
 
 def model_ref(ensemble: str, versions: list[str]) -> ModelRef:
