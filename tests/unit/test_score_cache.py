@@ -60,3 +60,12 @@ def test_size_zero_turns_the_cache_off() -> None:
     cache.put("a", scores("1"))
     assert cache.get("a") is None
     assert len(cache) == 0
+
+
+def test_a_probe_of_the_serving_version_ends_reuse_even_when_every_upload_is_a_duplicate() -> None:
+    cache = ScoreCache(10, 60)
+    cache.put("a", scores("1"))
+    cache.serving("1")
+    assert cache.get("a") is not None
+    cache.serving("2")  # deployed: the worker's probe saw it before any new upload was scored
+    assert cache.get("a") is None

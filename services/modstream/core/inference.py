@@ -110,9 +110,13 @@ class TritonScorer:
             values_base64=base64.b64encode(vector.astype("<f2").tobytes()).decode(),
         )
 
+    async def probe(self) -> Scores:
+        """What the serving model answers for a 1x1 image: its labels and its version."""
+        return await self.score(_PROBE)
+
     async def labels(self) -> list[str]:
-        """The serving model's label names, asked of Triton with a 1x1 probe image."""
-        return list((await self.score(_PROBE)).by_label)
+        """The serving model's label names."""
+        return list((await self.probe()).by_label)
 
     async def is_ready(self) -> bool:
         try:

@@ -93,7 +93,8 @@ def create_app(settings: Settings) -> faust.App:
     audit = AuditLog(state)
 
     @app.timer(interval=settings.policy_refresh_seconds)  # type: ignore[untyped-decorator]
-    async def refresh_policies() -> None:
+    async def refresh() -> None:
+        """Every few seconds: policies, raised audit rates, and the serving model version."""
         if pipeline is not None and pipeline.done():
             current = pipeline.result()
             changed = current.policies.refresh()
@@ -102,6 +103,9 @@ def create_app(settings: Settings) -> faust.App:
             # The drift monitor raises a tenant's audit rate while one of its labels drifts.
             with contextlib.suppress(redis.exceptions.RedisError):
                 current.raised_audit_rates = await raised_audit_rates(state)
+            # Triton away: the reuse of scores goes on under the version last seen.
+            with contextlib.suppress(Exception):
+                await current.check_serving_model()
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:

@@ -2,8 +2,9 @@
 sent to Triton again while the same model serves.
 
 An entry is good only for the model version that made it: the newest version Triton
-answered with is the one serving, so a deploy or a rollback makes every older entry miss
-(they age out). Bounded in size (least recently used goes first) and in time (TTL).
+answered with (a scored upload, or the worker's probe every few seconds) is the one
+serving, so a deploy or a rollback makes every older entry miss, duplicates or not.
+Bounded in size (least recently used goes first) and in time (TTL).
 """
 
 import time
@@ -34,6 +35,9 @@ class ScoreCache:
             del self._entries[sha256]
         self.misses += 1
         return None
+
+    def serving(self, version: str) -> None:
+        self._serving = version
 
     def put(self, sha256: str, scores: Scores) -> None:
         self._serving = scores.model.version

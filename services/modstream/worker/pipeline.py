@@ -173,7 +173,6 @@ class Pipeline:
             return self._matched(event, started, exact, hashes)
         with self._stage("inference"):
             scores = self.score_cache.get(hashes.sha256)
-            fresh = scores is None
             if scores is not None:
                 metrics.score_cache_hits.add(1)
             else:
@@ -191,7 +190,7 @@ class Pipeline:
             self.policies.observe_model_labels(list(scores.by_label))
             policy = self._policy(event)
             verdict = evaluate(scores.by_label, policy, content_id=event.event_id)
-        if fresh and self.shadow is not None:
+        if self.shadow is not None:
             await self.shadow.submit(event, image, scores, verdict, policy)
         return self._decision(
             event,
@@ -231,6 +230,11 @@ class Pipeline:
             embedding=None if scores is None else scores.embedding,
             thresholds=policy.thresholds(),
         )
+
+    async def check_serving_model(self) -> None:
+        """Ask Triton which model version serves (a 1x1 probe), so that a deploy or a rollback
+        ends the reuse of older scores even while every upload is a duplicate."""
+        self.score_cache.serving((await self.scorer.probe()).model.version)
 
     @contextlib.contextmanager
     def _stage(self, name: str) -> Iterator[None]:
