@@ -114,7 +114,7 @@ async def test_a_banked_image_is_decided_by_its_bank_within_seconds(bank_worker:
     cli(settings, "create", "known-bad", "--action", "block", "--by", "ops")
     path = tmp_path / "bad.jpg"
     path.write_bytes(original)
-    said = cli(settings, "add", "known-bad", str(path), "--note", "from the test", "--retro-days", "1")
+    said = cli(settings, "add", "known-bad", str(path), "--note", "from the test", "--retro-days", "1", "--by", "ops")
     added = time.monotonic()
     # The earlier upload is decided again, by the PDQ hash its decision carries.
     assert "1 newly decided" in said, said
