@@ -6,7 +6,8 @@ adding an id that exists removes its old row first. When recent rows and dead ro
 ``merge_at``, a thread builds a new main part from the live rows of the old one and of the
 recent part, which is frozen meanwhile (still searched, still removable from) while a
 fresh recent part takes new adds; the owner's next call installs the new main part. An add
-or a remove costs microseconds, and no lookup waits for a rebuild.
+or a remove costs tens of microseconds, and no lookup waits for a rebuild. For a bulk load,
+add many rows per call and ``compact()``.
 
 The main part, by size (one core, random 256-bit hashes, radius 31; see the README's
 "Hash bank index" for the runs):
@@ -15,7 +16,7 @@ The main part, by size (one core, random 256-bit hashes, radius 31; see the READ
   first 128 bits of every row, and only the rows within the radius there are checked on
   the other 128: a row within r bits of the query is within r on either half, so none is
   lost, and a random row differs in ~64 bits of a half, so almost none is checked. About
-  1,450 lookups/s at 1M where faiss's 256-bit flat scan does 850-930; 41 bytes a hash.
+  1,400 lookups/s at 1M where faiss's 256-bit flat scan does 800-970; 41 bytes a hash.
 - above: multi-index hashing. The 256 bits split into 16 chunks of 16 bits, with one table
   per chunk from the chunk's value to the rows that have it; a query takes the rows that
   share any of its 16 chunk values and checks them. A row within 15 bits of the query
@@ -23,9 +24,12 @@ The main part, by size (one core, random 256-bit hashes, radius 31; see the READ
   row is found when its differing bits leave one chunk whole: for random flips 99.94 % at
   20 bits, 98.7 % at 25, 91 % at 31. Probing each chunk's 16 one-bit neighbours too would
   make it exact to 31, but checks 17 times as many rows: 1,300 lookups/s at 10M against
-  14,000. About 105 bytes a hash.
+  12,000-16,000 (75 for the flat scan). About 106 bytes a hash.
 
 Not thread-safe: one thread (or one event loop) calls the methods; merges run in their own.
+faiss's scans start an OpenMP team per call: a process looking up an image at a time should
+run faiss on one thread (``faiss.omp_set_num_threads(1)``), or on busy cores each tiny scan
+waits for the team's slowest thread (this module's tests: 15 s instead of 0.3).
 """
 
 import re
@@ -42,6 +46,11 @@ HALF = CODE_BYTES // 2
 CHUNKS = 16  # of 16 bits each
 KEYS = 1 << 16
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
+# Up to here the exact scan does >= 1,000 lookups/s on one core at <= 64 bytes a hash.
+SCAN_UP_TO = 1 << 20
+# Every lookup scans the recent part in full: 32K rows cost ~17 µs, and at 10M a merge (a
+# few seconds of background work) comes at most once per 32K changes.
+MERGE_AT = 32_768
 
 Ids = npt.NDArray[np.int64]
 Codes = npt.NDArray[np.uint8]
@@ -79,7 +88,7 @@ class PdqIndex:
     15 bits, 99.94 % of random 20-bit flips, 91 % at 31; module docstring).
     """
 
-    def __init__(self, *, scan_up_to: int = 1 << 20, merge_at: int = 32_768) -> None:
+    def __init__(self, *, scan_up_to: int = SCAN_UP_TO, merge_at: int = MERGE_AT) -> None:
         self._scan_up_to = scan_up_to
         self._merge_at = merge_at
         self._main = _Main(np.empty(0, np.int64), _Scan(np.empty((0, CODE_BYTES), np.uint8)))
@@ -92,6 +101,11 @@ class PdqIndex:
 
     def __len__(self) -> int:
         return self._live
+
+    @property
+    def merging(self) -> bool:
+        """Whether a merge is building a new main part (lookups go on meanwhile)."""
+        return self._merge is not None and not self._merge.done()
 
     def add(self, ids: npt.NDArray[np.int64], codes: npt.NDArray[np.uint8]) -> None:
         """Add or replace entries; for an id given twice, the last code wins."""
@@ -385,8 +399,12 @@ class _Merge:
 
     def _run(self, parts: list[tuple[_Part, Alive]], scan_up_to: int) -> None:
         try:
-            ids = np.concatenate([part.ids[alive] for part, alive in parts])
-            codes = np.concatenate([part.codes()[alive] for part, alive in parts])
+            live = [np.flatnonzero(alive) for _, alive in parts]
+            ids = np.concatenate([np.take(part.ids, rows) for (part, _), rows in zip(parts, live, strict=True)])
+            # take, not a boolean index: 20 times faster on (n, 32) rows
+            codes = np.concatenate(
+                [np.take(part.codes(), rows, axis=0) for (part, _), rows in zip(parts, live, strict=True)]
+            )
             order = np.argsort(ids, kind="stable")
             ids, codes = ids[order], np.take(codes, order, axis=0)
             self.result = _Main(ids, _Scan(codes) if len(ids) <= scan_up_to else _Mih(codes))

@@ -21,11 +21,24 @@ def bench(
     archive: Annotated[
         int, typer.Option(help="instead: the archiver drains this many decisions (e.g. 100000), then a quality report")
     ] = 0,
+    bank: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="N",
+            help="instead: the PDQ bank index at N hashes, no stack needed (repeat it or give a comma list)",
+        ),
+    ] = None,
+    bank_queries: Annotated[
+        int, typer.Option(min=1, help="lookups per size for --bank; recall against the exact scan uses 2,000 of them")
+    ] = 10_000,
 ) -> None:
     """Throughput and latency of the served pipeline vs the raw model in-process, same images."""
     from modstream.bench.run import NoServedModel, run_bench, write_report
     from modstream.demo.samples import sample_images
 
+    if bank:
+        _bank(bank, bank_queries, out)
+        return
     settings = get_settings()
     if archive:
         _archive(settings, archive, out)
@@ -80,6 +93,24 @@ def _bench_table(report: dict[str, Any]) -> Table:
     table.add_row(f"pipeline / raw ensemble (best: {best['mode']})", f"{report['pipeline_vs_raw']}")
     table.add_row("pipeline / raw ensemble, sequential", f"{report['pipeline_vs_raw_sequential']}")
     return table
+
+
+def _bank(given: list[str], queries: int, out: Path | None) -> None:
+    from modstream.bench.bank import bank_table, run_bank_bench
+    from modstream.bench.run import write_report
+
+    try:
+        sizes = [int(size) for text in given for size in text.split(",") if size.strip()]
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"numbers of hashes, e.g. --bank 1000000,10000000 ({exc})", param_hint="--bank"
+        ) from exc
+    if min(sizes, default=0) < 1:
+        raise typer.BadParameter("numbers of hashes, at least 1 each", param_hint="--bank")
+    report = run_bank_bench(sizes, queries, on_stage=console.print)
+    path = write_report(report, "bank-bench", out)
+    console.print(bank_table(report))
+    console.print(f"report: {path}")
 
 
 def _soak(settings: Settings, pool: list[bytes], events: int, out: Path | None) -> None:
