@@ -54,7 +54,7 @@ def test_exact_hashes_match_at_distance_zero() -> None:
         "action": BankAction.BLOCK,
     }
     found = banks.match(image(sha="9", md5="3"), "default")
-    assert found is not None and (found.entry.entry_id, found.signal) == ("e2", "md5")
+    assert found is not None and (found.entry_id, found.signal) == ("e2", "md5")
     assert banks.match(image(sha="9", md5="9"), "default") is None
 
 
@@ -101,7 +101,7 @@ def test_the_strictest_action_wins_then_the_closest_entry() -> None:
         entry("bad", "near", pdq=flipped(known, 5)),
     )
     found = banks.match(image(known), "default")
-    assert found is not None and (found.bank.name, found.entry.entry_id, found.distance) == ("bad", "near", 5)
+    assert found is not None and (found.bank.name, found.entry_id, found.distance) == ("bad", "near", 5)
     apply(banks, (bank_key("bad"), None))
     found = banks.match(image(known), "default")
     assert found is not None and found.bank.action is BankAction.REVIEW
@@ -188,10 +188,37 @@ def test_every_match_is_listed_the_deciding_one_first() -> None:
         entry("bad", "near", pdq=flipped(known, 5), sha256="1" * 64),
     )
     found = banks.matches("default", sha256="1" * 64, pdq=PdqHash(hex=known, quality=100))
-    assert [(m.bank.name, m.entry.entry_id, m.signal, m.distance) for m in found] == [
+    assert [(m.bank.name, m.entry_id, m.signal, m.distance) for m in found] == [
         ("bad", "near", "sha256", 0),
         ("bad", "near", "pdq", 5),
         ("bad", "far", "pdq", 20),
         ("good", "g", "pdq", 0),
     ]
     assert banks.match_signals("default", pdq=PdqHash(hex=known, quality=100)) == found[1]
+
+
+def test_records_applied_together_end_as_applied_one_by_one() -> None:
+    hashes = [random_pdq() for _ in range(6)]
+    records = [
+        bank("b"),
+        *(entry("b", f"e{i}", pdq=h) for i, h in enumerate(hashes)),
+        entry("b", "e1", pdq=hashes[5]),  # replaced while waiting for the index
+        (entry_key("b", "e2"), None),  # removed while waiting
+        ("nonsense", b"{}"),
+        entry("b", "e9", md5="3" * 32),
+    ]
+    together, alone = Banks(), Banks()
+    refused = together.apply_all(records)
+    assert [(position, type(problem)) for position, problem in refused] == [(9, BankRecordInvalid)]
+    for key, value in records:
+        if key != "nonsense":
+            alone.apply(key, value)
+    assert together.entries == alone.entries
+    for h in hashes:
+        query = image(h, sha="9")
+        assert [m.entry_id for m in together.matches("default", pdq=query.pdq)] == [
+            m.entry_id for m in alone.matches("default", pdq=query.pdq)
+        ]
+    assert together.match(image(hashes[2], sha="9"), "default") is None
+    found = together.matches("default", pdq=PdqHash(hex=hashes[5], quality=100))
+    assert sorted(m.entry_id for m in found) == ["e1", "e5"]

@@ -304,7 +304,7 @@ class BankApi:
 def _match_payload(match: Match) -> dict[str, Any]:
     # HMA gives the distance as its SignalSimilarityInfo.pretty_str(): a string.
     return {
-        "bank_content_id": match.entry.entry_id,
+        "bank_content_id": match.entry_id,
         "distance": str(match.distance),
         "signal_type": match.signal,
         "action": match.bank.action.value,

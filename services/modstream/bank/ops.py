@@ -48,7 +48,7 @@ def add(banks: Banks, bank: str, hashes: Iterable[ImageHashes | dict[str, object
 
 def remove(banks: Banks, bank: str, entry_ids: Iterable[str]) -> list[Change]:
     _existing(banks, bank)
-    missing = [e for e in entry_ids if (bank, e) not in banks.entries]
+    missing = [e for e in entry_ids if e not in set(banks.ids_of(bank))]
     if missing:
         raise BankError(f"bank {bank} has no entry {', '.join(missing)}")
     return [delete_entry(bank, e) for e in entry_ids]

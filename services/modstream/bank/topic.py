@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from modstream.bank.state import BankRecordInvalid, Banks
+from modstream.bank.state import Banks
 from modstream.core.events import Bank, BankEntry, bank_key, entry_key
 from modstream.core.kafka import connection_options, kafka_producer
 from modstream.core.settings import Settings
@@ -36,7 +36,7 @@ def delete_entry(bank: str, entry_id: str) -> Change:
 
 def delete_bank(banks: Banks, name: str) -> list[Change]:
     """Tombstones for every entry, then the bank's: compaction then forgets them all."""
-    return [delete_entry(name, e.entry_id) for e in banks.entries_of(name)] + [(bank_key(name), None)]
+    return [delete_entry(name, entry_id) for entry_id in banks.ids_of(name)] + [(bank_key(name), None)]
 
 
 async def publish(settings: Settings, changes: Sequence[Change]) -> None:
@@ -74,7 +74,8 @@ class BankFollower:
         end = (await self._consumer.end_offsets([self._partition]))[self._partition]
         while await self._consumer.position(self._partition) < end:
             await self._apply_batch(1000)
-        log.info("banks loaded", extra={"banks": len(self.banks.banks), "entries": len(self.banks.entries)})
+        self.banks.compact()
+        log.info("banks loaded", extra={"banks": len(self.banks.banks), "entries": len(self.banks)})
         return self.banks
 
     async def follow(self) -> None:
@@ -83,13 +84,11 @@ class BankFollower:
 
     async def _apply_batch(self, timeout_ms: int) -> None:
         for records in (await self._consumer.getmany(self._partition, timeout_ms=timeout_ms)).values():
-            for record in records:
-                try:
-                    self.banks.apply((record.key or b"").decode(), record.value)
-                except (BankRecordInvalid, UnicodeDecodeError) as exc:
-                    # One bad record must not stop every bank from updating: it is skipped, loudly.
-                    log.error("bank record skipped", extra={"offset": record.offset, "detail": str(exc)})
-                self.applied += 1
+            keyed = [((r.key or b"").decode(errors="replace"), r.value) for r in records]
+            # One bad record must not stop every bank from updating: it is skipped, loudly.
+            for position, problem in self.banks.apply_all(keyed):
+                log.error("bank record skipped", extra={"offset": records[position].offset, "detail": str(problem)})
+            self.applied += len(records)
 
     async def close(self) -> None:
         if self._started:
