@@ -15,7 +15,7 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 from modstream.bank.topic import read_banks
-from modstream.core.events import BankEntry, ModerationDecision, Outcome, ReviewRequest, entry_key
+from modstream.core.events import BankEntry, ModerationDecision, Outcome, ReviewRequest, entry_key, new_id
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.ingest.sdk import UploadClient
@@ -37,16 +37,17 @@ PROPAGATION_LIMIT_SECONDS = 5.0
 
 @pytest.fixture(scope="module")
 def bank_settings(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    run = new_id()[:8]  # the stack may outlive a session: nothing of an earlier run's banks here
     names = {
-        f"topic_{t}": f"banks-e2e.{t}"
+        f"topic_{t}": f"banks-{run}.{t}"
         for t in ("uploads", "decisions", "review_requests", "dead_letter", "review_verdicts", "shadow", "banks")
     }
     policies = policies_reviewing(tmp_path_factory.mktemp("policies"), {REVIEWED: REVIEW_QUEUE}, "banks-1")
     return stack_settings.model_copy(
         update=names
         | {
-            "topic_s3_notifications": "banks-e2e.s3",
-            "consumer_group": "banks-e2e-worker",
+            "topic_s3_notifications": f"banks-{run}.s3",
+            "consumer_group": f"banks-{run}-worker",
             "worker_web_port": free_port(),
             "policies_dir": policies,
         }

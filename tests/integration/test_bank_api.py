@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from modstream.bank.http import BankApi
 from modstream.bank.topic import read_banks
-from modstream.core.events import PdqHash
+from modstream.core.events import PdqHash, new_id
 from modstream.core.media import exact_hashes
 from modstream.core.settings import Settings
 from modstream.review.service import ReviewService
@@ -53,8 +53,11 @@ def cli(settings: Settings, *args: str, ok: bool = True) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def bank_settings(stack_settings: Settings) -> Settings:
+    # Topics of this run's own: the stack may outlive a session, and what an earlier run
+    # banked must not be found here.
     names = ("banks", "decisions", "review_requests", "review_verdicts")
-    return stack_settings.model_copy(update={f"topic_{name}": f"bank-api-it.{name}" for name in names})
+    run = new_id()[:8]
+    return stack_settings.model_copy(update={f"topic_{name}": f"bank-api-{run}.{name}" for name in names})
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +184,7 @@ async def test_an_admin_adds_an_image_anyone_looks_it_up_by_hash_and_by_a_resize
     assert (BLOCKED, content_id) not in (await read_banks(served.settings)).entries
 
 
-async def test_an_admin_adds_a_hash_as_hma_takes_it_and_a_block_bank_wins_over_an_allow_bank(served: Served) -> None:
+async def test_an_admin_adds_a_hash_as_hma_takes_it_and_a_lookup_lists_the_deciding_bank_first(served: Served) -> None:
     client, ada, rita = served.client, bearer(served, "ada"), bearer(served, "rita")
     assert (await client.post(f"/c/bank/{BLOCKED}/signal", json={"pdq": PARTNER_PDQ}, headers=rita)).status_code == 403
     allowed = await client.post(f"/c/bank/{ALLOWED}/signal", json={"pdq": PARTNER_PDQ}, headers=ada)
@@ -189,10 +192,12 @@ async def test_an_admin_adds_a_hash_as_hma_takes_it_and_a_block_bank_wins_over_a
     assert allowed.status_code == blocked.status_code == 200, blocked.text
     assert blocked.json()["signals"] == {"pdq": PARTNER_PDQ}
     found = await client.get("/m/lookup", params={"signal_type": "pdq", "signal": PARTNER_PDQ}, headers=rita)
-    assert list(found.json()) == [BLOCKED]  # the match that decides: the strictest action
+    # Every match, as HMA lists them; the one that decides (the strictest action) first.
+    assert list(found.json()) == [BLOCKED, ALLOWED]
     assert found.json()[BLOCKED][0]["bank_content_id"] == blocked.json()["id"]
+    assert found.json()[ALLOWED][0]["bank_content_id"] == allowed.json()["id"]
     raw = await client.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": PARTNER_PDQ}, headers=rita)
-    assert raw.json() == {"matches": [blocked.json()["id"]]}
+    assert raw.json() == {"matches": [blocked.json()["id"], allowed.json()["id"]]}
     for bank, added in ((BLOCKED, blocked), (ALLOWED, allowed)):
         gone = await client.delete(f"/c/bank/{bank}/content/{added.json()['id']}", headers=ada)
         assert gone.json() == {"deleted": 1}

@@ -221,6 +221,9 @@ async def test_a_label_renamed_in_the_taxonomy_goes_to_a_person_until_the_policy
         taxonomy.write_text(original.replace("  weapon.firearm:", "  weapon.gun:"))
         reloaded = modstream(private_stack, "model", "taxonomy", "--reload")
         assert reloaded.returncode == 0 and "weapon.gun" in reloaded.stdout, reloaded.stdout + reloaded.stderr
+        # The same bytes again: the worker reuses their scores until its probe (every policy
+        # refresh) sees the new version.
+        await asyncio.sleep(2 * private_stack.policy_refresh_seconds + 1)
         renamed = await upload_and_decide(private_stack, photo)
         assert renamed.model and before.model
         assert renamed.model.components["taxonomy"] != before.model.components["taxonomy"]

@@ -52,7 +52,7 @@ class BankFollower:
 
     def __init__(self, settings: Settings, banks: Banks | None = None) -> None:
         self.settings = settings
-        self.banks = banks or Banks()
+        self.banks = Banks() if banks is None else banks
         self.applied = 0
         self._partition = TopicPartition(settings.topic_banks, 0)
         self._consumer = AIOKafkaConsumer(

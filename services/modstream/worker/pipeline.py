@@ -78,7 +78,7 @@ class Pipeline:
         self.decided = decided
         self.publisher = publisher
         self.policies = policies
-        self.banks = banks or Banks()
+        self.banks = Banks() if banks is None else banks
         self.shadow = shadow
         self.score_cache = ScoreCache(settings.score_cache_entries, settings.score_cache_ttl_seconds)
         self.admission = Admission(
