@@ -1,9 +1,11 @@
 """``modstream bench``: the served pipeline and the raw in-process model, same images, same run."""
 
 import asyncio
+import io
 import json
 import os
 import platform
+import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
@@ -17,9 +19,40 @@ from modstream.bench.pipeline_run import run_pipeline
 from modstream.core.events import ModelRef, ModerationDecision
 from modstream.core.settings import Settings
 
+_TRAILER = b"modstream-bench-"
+
 
 class NoServedModel(Exception):
     """The classifier version that served the pipeline has no ONNX file to run in-process."""
+
+
+def uploads(pool: list[bytes], count: int, duplicate_rate: float = 0.0, seed: int = 0) -> list[bytes]:
+    """``count`` uploads made from ``pool``: each distinct in its bytes (a trailer after the
+    image's end, which decoders skip: the worker's duplicate cache must not see repeats the
+    benchmark did not ask for), except a ``duplicate_rate`` share that repeats an earlier
+    upload's bytes exactly, as a viral re-upload does."""
+    usable = [data for data in pool if _decodes_with_trailer(data)]
+    if not usable:
+        raise ValueError("no image of the pool decodes with bytes after its end")
+    rng = random.Random(seed)
+    made: list[bytes] = []
+    for index in range(count):
+        if made and rng.random() < duplicate_rate:
+            made.append(rng.choice(made))
+        else:
+            made.append(usable[index % len(usable)] + _TRAILER + str(index).encode())
+    return made
+
+
+def _decodes_with_trailer(data: bytes) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data + _TRAILER + b"0")) as image:
+            image.load()
+        return True
+    except Exception:
+        return False
 
 
 def run_bench(
@@ -28,14 +61,16 @@ def run_bench(
     count: int,
     *,
     rate: float = 0.0,
+    duplicate_rate: float = 0.0,
     on_decided: Callable[[ModerationDecision], None] = lambda d: None,
     on_stage: Callable[[str], None] = lambda stage: None,
 ) -> dict[str, Any]:
-    """``count`` images, taken from ``pool`` in turn, through the pipeline; then the raw
-    in-process ensemble (the components that served) on the same images."""
-    images = [pool[i % len(pool)] for i in range(count)]
+    """``count`` distinct images from ``pool`` through the pipeline; with ``duplicate_rate``,
+    then the same count with that share of exact re-uploads (the duplicate cache's gain);
+    then the raw in-process ensemble (the components that served) on the same images."""
+    images = uploads(pool, count)
     pace = f"at {rate:g} events/s" if rate > 0 else "all published at once"
-    on_stage(f"pipeline: {len(images)} images through Kafka, the worker and Triton, {pace}")
+    on_stage(f"pipeline: {len(images)} distinct images through Kafka, the worker and Triton, {pace}")
     served: Counter[ModelRef] = Counter()
 
     def decided(decision: ModerationDecision) -> None:
@@ -46,6 +81,18 @@ def run_bench(
     before = triton_metrics.read(settings.triton_metrics)
     pipeline = asyncio.run(run_pipeline(settings, images, rate=rate, on_decided=decided))
     after = triton_metrics.read(settings.triton_metrics)
+    duplicates: dict[str, Any] | None = None
+    if duplicate_rate > 0:
+        mixed = uploads(pool, count, duplicate_rate, seed=1)
+        repeats = count - len(set(mixed))
+        on_stage(f"pipeline again: {count} images, {repeats} of them exact re-uploads of earlier ones")
+        with_repeats = asyncio.run(run_pipeline(settings, mixed, rate=rate, on_decided=on_decided))
+        duplicates = {
+            "rate": duplicate_rate,
+            "repeated_uploads": repeats,
+            "pipeline": asdict(with_repeats),
+            "gain": round(with_repeats.images_per_second / pipeline.images_per_second, 3),
+        }
     model, files = baseline_components(served, settings.model_repository)
     # Each stage runs alone, never beside another: they would share the same cores.
     unique = list(dict.fromkeys(images))[:64]
@@ -77,6 +124,7 @@ def run_bench(
             pipeline.images_per_second / raw.best_by_mode()["sequential"].images_per_second, 3
         ),
         "settings": {"worker_concurrency": settings.worker_concurrency, "partitions": settings.topic_partitions},
+        "duplicates": duplicates,
     }
 
 

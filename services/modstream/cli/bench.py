@@ -14,6 +14,14 @@ from modstream.core.settings import Settings, get_settings
 def bench(
     images: Annotated[int, typer.Option(min=1, help="how many images to push through the pipeline")] = 500,
     rate: Annotated[float, typer.Option(help="events per second; 0 publishes all at once")] = 0.0,
+    duplicates: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.95,
+            help="also run with this share of exact re-uploads (e.g. 0.3): the duplicate cache's gain",
+        ),
+    ] = 0.0,
     out: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
     soak: Annotated[
         int, typer.Option(help="instead: this many events at once (e.g. 20000); lost, duplicates, memory")
@@ -48,13 +56,14 @@ def bench(
         _soak(settings, pool, soak, out)
         return
     with progress_bar() as progress:
-        task = progress.add_task("decisions", total=images)
+        task = progress.add_task("decisions", total=images * (2 if duplicates else 1))
         try:
             report = run_bench(
                 settings,
                 pool,
                 images,
                 rate=rate,
+                duplicate_rate=duplicates,
                 on_decided=lambda d: progress.advance(task),
                 on_stage=lambda stage: progress.console.print(stage),
             )
@@ -92,6 +101,12 @@ def _bench_table(report: dict[str, Any]) -> Table:
         )
     table.add_row(f"pipeline / raw ensemble (best: {best['mode']})", f"{report['pipeline_vs_raw']}")
     table.add_row("pipeline / raw ensemble, sequential", f"{report['pipeline_vs_raw_sequential']}")
+    if (repeated := report["duplicates"]) is not None:
+        again = repeated["pipeline"]
+        table.add_row(
+            f"pipeline with {repeated['repeated_uploads']} exact re-uploads ({repeated['rate']:.0%})",
+            f"{again['images_per_second']} images/s, p50 {again['latency_ms_p50']} ms: {repeated['gain']}x",
+        )
     return table
 
 

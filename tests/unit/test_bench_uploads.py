@@ -1,0 +1,30 @@
+"""The benchmark's uploads: distinct bytes unless it asks for exact re-uploads."""
+
+import hashlib
+import io
+
+from modstream.bench.run import uploads
+from PIL import Image
+
+from tests import images
+
+
+def pool() -> list[bytes]:
+    photo = images.photos()[0].convert("RGB")
+    return [images.encode(photo, "JPEG", quality=85), images.encode(photo, "PNG"), images.encode(photo, "WEBP")]
+
+
+def test_every_upload_is_distinct_and_still_decodes_to_the_same_picture() -> None:
+    made = uploads(pool(), 30)
+    assert len({hashlib.sha256(d).hexdigest() for d in made}) == 30
+    for data, source in zip(made[:3], pool(), strict=True):
+        with Image.open(io.BytesIO(data)) as shown, Image.open(io.BytesIO(source)) as original:
+            assert shown.tobytes() == original.tobytes()
+
+
+def test_a_duplicate_rate_repeats_earlier_uploads_exactly() -> None:
+    made = uploads(pool(), 1000, duplicate_rate=0.3, seed=1)
+    repeats = len(made) - len(set(made))
+    assert 250 <= repeats <= 350
+    assert uploads(pool(), 1000, duplicate_rate=0.0) == uploads(pool(), 1000)
+    assert len(set(uploads(pool(), 1000))) == 1000
