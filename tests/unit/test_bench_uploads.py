@@ -26,5 +26,10 @@ def test_a_duplicate_rate_repeats_earlier_uploads_exactly() -> None:
     made = uploads(pool(), 1000, duplicate_rate=0.3, seed=1)
     repeats = len(made) - len(set(made))
     assert 250 <= repeats <= 350
-    assert uploads(pool(), 1000, duplicate_rate=0.0) == uploads(pool(), 1000)
+    assert uploads(pool(), 1000, duplicate_rate=0.0, nonce="n") == uploads(pool(), 1000, nonce="n")
     assert len(set(uploads(pool(), 1000))) == 1000
+
+
+def test_two_calls_share_no_bytes_unless_told_to() -> None:
+    # A second run (or a second benchmark within the cache's TTL) must find nothing cached.
+    assert not set(uploads(pool(), 50)) & set(uploads(pool(), 50))

@@ -16,7 +16,7 @@ from typing import Any
 from modstream.bench import raw_model, triton_metrics
 from modstream.bench import served as served_ensemble
 from modstream.bench.pipeline_run import run_pipeline
-from modstream.core.events import ModelRef, ModerationDecision
+from modstream.core.events import ModelRef, ModerationDecision, new_id
 from modstream.core.settings import Settings
 
 _TRAILER = b"modstream-bench-"
@@ -26,11 +26,15 @@ class NoServedModel(Exception):
     """The classifier version that served the pipeline has no ONNX file to run in-process."""
 
 
-def uploads(pool: list[bytes], count: int, duplicate_rate: float = 0.0, seed: int = 0) -> list[bytes]:
+def uploads(
+    pool: list[bytes], count: int, duplicate_rate: float = 0.0, seed: int = 0, nonce: str | None = None
+) -> list[bytes]:
     """``count`` uploads made from ``pool``: each distinct in its bytes (a trailer after the
-    image's end, which decoders skip: the worker's duplicate cache must not see repeats the
-    benchmark did not ask for), except a ``duplicate_rate`` share that repeats an earlier
-    upload's bytes exactly, as a viral re-upload does."""
+    image's end, which decoders skip, with a ``nonce`` new to every call unless given: the
+    worker's duplicate cache must not see repeats the benchmark did not ask for, from this
+    run or an earlier one), except a ``duplicate_rate`` share that repeats an earlier upload's
+    bytes exactly, as a viral re-upload does."""
+    trailer = _TRAILER + (nonce or new_id()).encode() + b"-"
     usable = [data for data in pool if _decodes_with_trailer(data)]
     if not usable:
         raise ValueError("no image of the pool decodes with bytes after its end")
@@ -40,7 +44,7 @@ def uploads(pool: list[bytes], count: int, duplicate_rate: float = 0.0, seed: in
         if made and rng.random() < duplicate_rate:
             made.append(rng.choice(made))
         else:
-            made.append(usable[index % len(usable)] + _TRAILER + str(index).encode())
+            made.append(usable[index % len(usable)] + trailer + str(index).encode())
     return made
 
 
