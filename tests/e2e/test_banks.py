@@ -123,6 +123,7 @@ async def test_a_banked_image_is_decided_by_its_bank_within_seconds(bank_worker:
     assert len(both) == 2, both
     again = max(both, key=lambda d: d.occurred_at)
     assert again.reasons == ["hash_match", "retroactive"] and again.decision is Outcome.BLOCK
+    assert again.source == "retroactive"
     assert again.bank_match is not None and again.bank_match.signal == "pdq" and again.hashes == earlier.hashes
     # A re-encoded, resized copy: other bytes, a near PDQ hash.
     copy = jpeg(photo(0), quality=60, scale=0.7)

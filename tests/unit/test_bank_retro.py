@@ -52,6 +52,7 @@ def test_a_block_entry_decides_allowed_and_reviewed_uploads_again() -> None:
     assert decided[0].bank_match is not None and decided[0].bank_match.distance == 4
     assert decided[0].bank_match.entry_id == added[0].entry_id
     assert decided[0].key == "a1.jpg" and decided[0].hashes is not None
+    assert {d.source for d in decided} == {"retroactive"}
 
 
 def test_a_review_entry_sends_allowed_uploads_to_its_queue_but_leaves_blocked_ones() -> None:

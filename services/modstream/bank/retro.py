@@ -4,8 +4,8 @@ Every decision carries its image's hashes, so matching the past needs no image: 
 recent decisions come from the decisions topic and, when there is one, the decision
 archive. A match against a block bank publishes a new ``block`` decision for that upload,
 one against a review bank a ``review`` decision and its review request — both with reasons
-``[hash_match, retroactive]``, after the upload's earlier decision, as a human verdict
-comes after one. Allow banks are not applied to the past (known-good content needs no
+``[hash_match, retroactive]`` and ``source: retroactive``: a later decision that supersedes
+the upload's first, as a reviewer's does. Allow banks are not applied to the past (known-good content needs no
 second decision), nor is a bank applied to an upload a person has already decided, or one
 whose decision was already as strict.
 """
@@ -87,6 +87,7 @@ def retro_decisions(fresh: Banks, uploads: Iterable[Upload]) -> tuple[int, list[
                 bucket=upload.bucket,
                 key=upload.key,
                 decision=outcome,
+                source="retroactive",
                 reasons=[HASH_MATCH, RETROACTIVE],
                 review_queue=match.bank.review_queue,
                 bank_match=match.ref(),

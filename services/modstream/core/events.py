@@ -234,7 +234,10 @@ class ModerationDecision(ImageRecord):
     bank_match: BankMatch | None = Field(default=None, description="the bank entry that decided, if one did")
     policy_id: str
     policy_version: str
-    source: Literal["automatic", "human"] = "automatic"
+    source: Literal["automatic", "human", "retroactive"] = Field(
+        default="automatic",
+        description="the worker's decision, a reviewer's, or a bank entry's added later (supersedes the first)",
+    )
     review_queue: str | None = Field(default=None, description="the human review queue it was sent to, if any")
     reviewer: str | None = Field(default=None, description="who decided, for human decisions")
     review_seconds: float | None = Field(default=None, ge=0, description="time the reviewer spent on it")
