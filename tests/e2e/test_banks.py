@@ -219,6 +219,13 @@ async def test_byte_identical_reuploads_reuse_their_scores(bank_worker: Settings
     assert second.decision_id != first.decision_id
 
 
+def bank_matches(port: int, bank: str) -> float:
+    """How many decisions the worker behind ``port`` made by ``bank``, from its metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    lines = [line for line in text.splitlines() if line.startswith("modstream_bank_matches") and bank in line]
+    return sum(float(line.split()[-1]) for line in lines)
+
+
 def ensure_bank(settings: Settings, name: str) -> None:
     if name not in {row["name"] for row in json.loads(cli(settings, "list", "--json"))}:
         cli(settings, "create", name, "--action", "block")
@@ -241,3 +248,31 @@ def test_bad_bank_commands_are_refused_with_the_reason(bank_worker: Settings, tm
     corrupt.write_bytes(images.corrupt_jpeg())
     done = modstream(settings, "bank", "add", "known-bad", str(corrupt))
     assert done.returncode == 2 and "corrupt_image" in done.stderr, done.stderr
+
+
+async def test_a_new_entry_reaches_every_running_worker(bank_worker: Settings, tmp_path: Path) -> None:
+    """Two workers share the uploads; an entry added while both run decides on both."""
+    settings = bank_worker
+    second = settings.model_copy(update={"worker_web_port": free_port()})
+    process = spawn_worker(second, tmp_path / "second-worker.log")
+    try:
+        ensure_bank(settings, "everywhere")
+        path = tmp_path / "everywhere.jpg"
+        path.write_bytes(jpeg(photo(6)))
+        cli(settings, "add", "everywhere", str(path), "--retro-days", "0")
+        added = time.monotonic()
+        copies = [jpeg(photo(6), quality=q) for q in range(60, 92, 2)]  # 16 uploads over the partitions
+        async with UploadClient(settings) as client, decision_log(settings) as decisions:
+            events = [await client.upload_image(data, "banks") for data in copies]
+            ids = [e.event_id for e in events]
+            assert await decisions.wait_for(ids, timeout=120) == len(ids)
+            matched = [decisions.first(e) for e in ids]
+        assert all(by_bank(d) for d in matched), [d.reasons for d in matched]
+        took = time.monotonic() - added
+        print(f"\n16 near copies on two workers, all decided by the entry within {took:.2f} s of adding it")
+        for worker in (settings, second):
+            assert bank_matches(worker.worker_web_port, "everywhere") > 0, (
+                f"the worker on {worker.worker_web_port} decided none of them by the bank"
+            )
+    finally:
+        stop_worker(process)

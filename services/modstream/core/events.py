@@ -270,6 +270,9 @@ class ReviewRequest(ImageRecord):
     double_review_rate: float = Field(
         default=0.0, ge=0.0, le=1.0, description="the policy's share of review jobs also given to a second reviewer"
     )
+    bank_on_remove: dict[str, BankName] = Field(
+        default_factory=dict, description="the policy's label -> hash bank: a remove naming the label banks the image"
+    )
     uploaded_at: datetime
 
 

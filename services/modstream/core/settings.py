@@ -114,9 +114,6 @@ class Settings(BaseSettings):
     # Longer than the review-requests topic's retention: a request replayed after its job
     # is gone makes a new job.
     review_job_retention_seconds: int = Field(30 * 24 * 3600, gt=0)
-    # Label -> hash bank: a reviewer's remove that names the label also puts the image's
-    # hashes in that bank, so the same picture is decided without a second look next time.
-    review_bank_on_remove: dict[str, str] = Field(default_factory=dict)
     # How many past days of uploads `modstream bank add` matches against what it adds.
     bank_retro_days: float = Field(7.0, ge=0)
     dashboard_port: int = 18080

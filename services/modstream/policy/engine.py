@@ -10,7 +10,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from modstream.core.events import Outcome, Thresholds, Trigger
+from modstream.core.events import BankName, Outcome, Thresholds, Trigger
 from modstream.core.sampling import in_sample
 
 AUDIT_QUEUE = "audit"
@@ -42,6 +42,16 @@ class Policy(BaseModel):
     )
     labels: dict[str, LabelRule]
     ignore: list[str] = Field(default_factory=list, description="model labels that never trigger, on purpose")
+    bank_on_remove: dict[str, BankName] = Field(
+        default_factory=dict, description="label -> hash bank: a reviewer's remove naming the label banks the image"
+    )
+
+    @model_validator(mode="after")
+    def _banked_labels_known(self) -> Self:
+        unknown = sorted(set(self.bank_on_remove) - self.known_labels())
+        if unknown:
+            raise ValueError(f"bank_on_remove names labels the policy does not have: {', '.join(unknown)}")
+        return self
 
     def known_labels(self) -> set[str]:
         return set(self.labels) | set(self.ignore)

@@ -152,6 +152,7 @@ def job_for(
                 "policy_version",
                 "thresholds",
                 "double_review_rate",
+                "bank_on_remove",
                 "uploaded_at",
             }
         ),

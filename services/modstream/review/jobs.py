@@ -41,6 +41,7 @@ class ReviewJob(BaseModel):
     policy_version: str
     thresholds: dict[str, Thresholds] = Field(default_factory=dict)
     double_review_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    bank_on_remove: dict[str, BankName] = Field(default_factory=dict)
     uploaded_at: datetime
     enqueued_at: datetime
     metadata: dict[str, str] = Field(default_factory=dict)

@@ -149,12 +149,11 @@ class ReviewService:
         return decision or record
 
     def _bank_entries(self, job: ReviewJob, reviewer: str, verdict: VerdictInput) -> list[BankEntry]:
-        """The entries a remove puts in banks: the one the reviewer ticked, and those the
-        settings name for the labels given. Checked before anything is published."""
+        """The entries a remove puts in banks: the one the reviewer chose, and those the
+        policy names for the labels given. Checked before anything is published."""
         if verdict.verdict is not Verdict.REMOVE or job.kind == "second_review":
             return []  # a second review decides nothing, so it banks nothing either
-        by_label = self.settings.review_bank_on_remove
-        wanted = {by_label[label] for label in verdict.labels if label in by_label}
+        wanted = {job.bank_on_remove[label] for label in verdict.labels if label in job.bank_on_remove}
         if verdict.add_to_bank is not None:
             wanted.add(verdict.add_to_bank)
         if not wanted:

@@ -283,6 +283,7 @@ class Pipeline:
             headers = inject_headers()
             await self._send(self.settings.topic_decisions, decision.event_id, decision.to_bytes(), headers)
             if decision.review_queue is not None:
+                policy = self.policies.current.for_tenant(decision.tenant)
                 request = ReviewRequest(
                     **decision.model_dump(
                         include={
@@ -305,7 +306,8 @@ class Pipeline:
                     queue=decision.review_queue,
                     triggered=decision.triggered,
                     model=decision.model,
-                    double_review_rate=self.policies.current.for_tenant(decision.tenant).double_review_rate,
+                    double_review_rate=policy.double_review_rate,
+                    bank_on_remove=policy.bank_on_remove,
                 )
                 await self._send(self.settings.topic_review_requests, decision.event_id, request.to_bytes(), headers)
         # Marked only once the decision is on the topic: a crash in between repeats, never loses.
