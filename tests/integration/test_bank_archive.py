@@ -44,7 +44,7 @@ def uploaded(pdq: str, hours_ago: float, outcome: Outcome = Outcome.ALLOW) -> Mo
         key=f"k/{new_id()}.jpg",
         occurred_at=at,
         decision=outcome,
-        scores={"sexual.any": 0.1},
+        scores={"nsfw": 0.1},
         model=MODEL,
         hashes=ImageHashes(sha256=new_id() * 2, md5=new_id(), pdq=PdqHash(hex=pdq, quality=90)),
         policy_id="default",
