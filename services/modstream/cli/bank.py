@@ -15,7 +15,10 @@ from modstream.core.events import BankAction, BankEntry
 from modstream.core.settings import get_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from modstream.bank.state import Banks
+    from modstream.bank.topic import Change
     from modstream.core.events import ImageHashes
     from modstream.core.settings import Settings
 
@@ -30,7 +33,7 @@ RetroDays = Annotated[
 ]
 
 
-def _run_changes(make_changes, what: str, retro_days: float = 0) -> int:  # type: ignore[no-untyped-def]
+def _run_changes(make_changes: "Callable[[Banks], Change | list[Change]]", what: str, retro_days: float = 0) -> int:
     """Read the banks, make the changes (refused with the reason), publish them; then match
     the past ``retro_days`` of uploads against the entries added."""
     from modstream.bank import ops, topic
@@ -44,15 +47,13 @@ def _run_changes(make_changes, what: str, retro_days: float = 0) -> int:  # type
         except ops.BankError as exc:
             err.print(f"refused: {exc}")
             raise typer.Exit(2) from exc
-        changes = changes if isinstance(changes, list) else [changes]
-        await topic.publish(settings, changes)
-        console.print(f"{what}: {len(changes)} change(s) on {settings.topic_banks}")
+        made = changes if isinstance(changes, list) else [changes]
+        await topic.publish(settings, made)
+        console.print(f"{what}: {len(made)} change(s) on {settings.topic_banks}")
         if retro_days > 0:
-            added = [
-                BankEntry.model_validate_json(value) for key, value in changes if value and key.startswith("entry/")
-            ]
+            added = [BankEntry.model_validate_json(value) for key, value in made if value and key.startswith("entry/")]
             await _match_recent(settings, banks, added, retro_days)
-        return len(changes)
+        return len(made)
 
     return asyncio.run(run())
 
