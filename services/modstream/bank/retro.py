@@ -186,34 +186,8 @@ async def match_recent(
         for decision in decided:
             await producer.send_and_wait(settings.topic_decisions, decision.to_bytes(), key=decision.event_id.encode())
             if decision.review_queue is not None:
-                request = _review_request(decision)
+                request = ReviewRequest.of(decision)
                 await producer.send_and_wait(
                     settings.topic_review_requests, request.to_bytes(), key=decision.event_id.encode()
                 )
     return RetroReport(scanned=scanned, matched=len(decided), decisions=decided)
-
-
-def _review_request(decision: ModerationDecision) -> ReviewRequest:
-    assert decision.review_queue is not None
-    return ReviewRequest(
-        **decision.model_dump(
-            include={
-                "decision_id",
-                "event_id",
-                "tenant",
-                "bucket",
-                "key",
-                "decision",
-                "scores",
-                "reasons",
-                "policy_id",
-                "policy_version",
-                "uploaded_at",
-                "hashes",
-                "bank_match",
-            }
-        ),
-        queue=decision.review_queue,
-        triggered=[],
-        model=None,
-    )

@@ -53,7 +53,6 @@ class BankFollower:
     def __init__(self, settings: Settings, banks: Banks | None = None) -> None:
         self.settings = settings
         self.banks = Banks() if banks is None else banks
-        self.applied = 0
         self._partition = TopicPartition(settings.topic_banks, 0)
         self._consumer = AIOKafkaConsumer(
             **connection_options(settings),
@@ -88,7 +87,6 @@ class BankFollower:
             # One bad record must not stop every bank from updating: it is skipped, loudly.
             for position, problem in self.banks.apply_all(keyed):
                 log.error("bank record skipped", extra={"offset": records[position].offset, "detail": str(problem)})
-            self.applied += len(records)
 
     async def close(self) -> None:
         if self._started:

@@ -275,6 +275,40 @@ class ReviewRequest(ImageRecord):
     )
     uploaded_at: datetime
 
+    @classmethod
+    def of(
+        cls, decision: ModerationDecision, double_review_rate: float = 0.0, bank_on_remove: dict[str, str] | None = None
+    ) -> "ReviewRequest":
+        """The request for a person to look at ``decision`` in its review queue; the rate and
+        the bank map are the deciding policy's."""
+        if decision.review_queue is None:
+            raise ValueError(f"decision {decision.decision_id} names no review queue")
+        return cls(
+            **decision.model_dump(
+                include={
+                    "decision_id",
+                    "event_id",
+                    "tenant",
+                    "bucket",
+                    "key",
+                    "decision",
+                    "scores",
+                    "triggered",
+                    "reasons",
+                    "model",
+                    "hashes",
+                    "bank_match",
+                    "policy_id",
+                    "policy_version",
+                    "thresholds",
+                    "uploaded_at",
+                }
+            ),
+            queue=decision.review_queue,
+            double_review_rate=double_review_rate,
+            bank_on_remove=bank_on_remove or {},
+        )
+
 
 JobKind = Literal["threshold_review", "audit_sample", "second_review"]
 

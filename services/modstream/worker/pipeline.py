@@ -284,31 +284,7 @@ class Pipeline:
             await self._send(self.settings.topic_decisions, decision.event_id, decision.to_bytes(), headers)
             if decision.review_queue is not None:
                 policy = self.policies.current.for_tenant(decision.tenant)
-                request = ReviewRequest(
-                    **decision.model_dump(
-                        include={
-                            "decision_id",
-                            "event_id",
-                            "tenant",
-                            "bucket",
-                            "key",
-                            "decision",
-                            "scores",
-                            "reasons",
-                            "policy_id",
-                            "policy_version",
-                            "thresholds",
-                            "uploaded_at",
-                            "hashes",
-                            "bank_match",
-                        }
-                    ),
-                    queue=decision.review_queue,
-                    triggered=decision.triggered,
-                    model=decision.model,
-                    double_review_rate=policy.double_review_rate,
-                    bank_on_remove=policy.bank_on_remove,
-                )
+                request = ReviewRequest.of(decision, policy.double_review_rate, policy.bank_on_remove)
                 await self._send(self.settings.topic_review_requests, decision.event_id, request.to_bytes(), headers)
         # Marked only once the decision is on the topic: a crash in between repeats, never loses.
         await retrying(lambda: self.decided.mark(decision.event_id, decision.decision_id), "redis")
