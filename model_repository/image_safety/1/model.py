@@ -1,7 +1,8 @@
-"""Run an ONNX image classifier with onnxruntime; answer scores, labels and version.
+"""Run an ONNX classifier with onnxruntime; answer scores, labels and version.
 
 Every component of the ensemble runs on this file: the ONNX graph does the component's
-own input transform, so all take the preprocess model's pixels. The labels travel with
+own input transform, so all take the preprocess model's pixels (learned heads take the
+embedding instead: the input is whichever one the config declares, given as float32). The labels travel with
 every response, read from this version's ``labels.txt`` (or the model's), so whoever
 holds the scores knows which names they belong to and which version produced them, even
 while versions are being swapped. Outputs the config declares beyond SCORES, LABELS and
@@ -40,6 +41,7 @@ class TritonPythonModel:
         onnx_file = version_dir / params["onnx_file"]["string_value"]
         self.session = ort.InferenceSession(str(onnx_file), options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
+        self.given = config["input"][0]["name"]
         self.labels = read_labels(version_dir)
         width = self.session.get_outputs()[0].shape[-1]
         if width != len(self.labels):
@@ -54,8 +56,9 @@ class TritonPythonModel:
         self.run_names = [self.session.get_outputs()[0].name, *(name.lower() for name, _ in self.extra)]
 
     def execute(self, requests: list) -> list:
-        batches = [pb_utils.get_input_tensor_by_name(r, "PIXELS").as_numpy() for r in requests]
-        scores, *extras = self.session.run(self.run_names, {self.input_name: np.concatenate(batches)})
+        batches = [pb_utils.get_input_tensor_by_name(r, self.given).as_numpy() for r in requests]
+        given = np.concatenate(batches).astype(np.float32, copy=False)
+        scores, *extras = self.session.run(self.run_names, {self.input_name: given})
         responses, start = [], 0
         for batch in batches:
             end = start + len(batch)

@@ -9,7 +9,11 @@ with, so a component's new version may reorder or add classes freely; a label wh
 component is not an input, or lacks one of its classes, is left out of the answer (the
 worker's policies then see it as missing and send images to review, never decide blind).
 
-Out come ``SCORES`` and ``LABELS`` (one per label, in the file's order) and
+The file's ``learned: {from: COMPONENT}`` passes every class of that component on as a
+label of the same name (learned heads: their classes are labels made by the project), after
+the file's own labels and never in place of one.
+
+Out come ``SCORES`` and ``LABELS`` (one per label, in the file's order, then the learned) and
 ``MODEL_VERSION``: ``<component>:<version>`` of every component that answered, and
 ``taxonomy:<first 12 hex of the file's SHA-256>``.
 """
@@ -41,9 +45,11 @@ class Rule:
         return picked.sum(axis=1) if self.combine == "sum" else picked.max(axis=1)
 
 
-def read_rules(path: Path) -> list[Rule]:
+def read_rules(path: Path) -> tuple[list[Rule], str | None]:
+    """The file's rules, and the component whose classes are learned labels (if any)."""
     data = yaml.safe_load(path.read_text())
-    return [Rule(label, spec) for label, spec in (data.get("labels") or {}).items()]
+    learned = (data.get("learned") or {}).get("from")
+    return [Rule(label, spec) for label, spec in (data.get("labels") or {}).items()], learned
 
 
 def components_of(input_names: list[str]) -> list[str]:
@@ -59,8 +65,9 @@ def components_of(input_names: list[str]) -> list[str]:
 class Taxonomy:
     """The rules for the components present, with each component's class columns found by name."""
 
-    def __init__(self, rules: list[Rule], components: list[str]) -> None:
+    def __init__(self, rules: list[Rule], components: list[str], learned: str | None = None) -> None:
         self.rules = [rule for rule in rules if rule.component in components]
+        self.learned = learned if learned in components else None
         self._columns: dict[tuple[str, tuple], dict[str, list[int]]] = {}
 
     def columns(self, component: str, classes: tuple) -> dict[str, list[int]]:
@@ -88,6 +95,13 @@ class Taxonomy:
             if found is not None:
                 labels.append(rule.label)
                 columns.append(rule.score(scores, found))
+        if self.learned is not None:
+            scores, classes = answers[self.learned]
+            for i, name in enumerate(classes):
+                label = name.decode() if isinstance(name, bytes) else name
+                if label not in labels:
+                    labels.append(label)
+                    columns.append(scores[:, i])
         n = len(next(iter(answers.values()))[0])
         matrix = np.stack(columns, axis=1) if columns else np.zeros((n, 0))
         return matrix.astype(np.float32), labels
@@ -101,7 +115,8 @@ class TritonPythonModel:
         relative = params.get("taxonomy_file", {}).get("string_value", "taxonomy.yaml")
         path = (folder / relative).resolve()
         self.components = components_of([entry["name"] for entry in config["input"]])
-        self.taxonomy = Taxonomy(read_rules(path), self.components)
+        rules, learned = read_rules(path)
+        self.taxonomy = Taxonomy(rules, self.components, learned)
         self.version = f"taxonomy:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
 
     def execute(self, requests: list) -> list:

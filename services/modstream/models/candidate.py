@@ -4,7 +4,8 @@ import re
 from pathlib import Path
 
 INPUT_SHAPE = (3, 224, 224)  # what the preprocess model gives: 0-255 RGB floats
-LABEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Class names; dotted ones (learned heads name their columns by label: emblem.red) too.
+LABEL = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 class CandidateRefused(ValueError):
@@ -19,15 +20,16 @@ def read_label_file(path: Path) -> list[str]:
     bad = [label for label in labels if not LABEL.match(label)]
     if not labels or bad or len(set(labels)) != len(labels):
         raise CandidateRefused(
-            f"{path}: labels must be one per line, unique, lowercase letters, digits, - or _ "
+            f"{path}: labels must be one per line, unique, lowercase letters, digits, '.', - or _ "
             f"({'none found' if not labels else 'offending: ' + ', '.join(bad or ['duplicates'])})"
         )
     return labels
 
 
-def check_candidate(onnx_file: Path, labels: list[str]) -> None:
-    """Refuse a model that would not load, would not take the preprocess output, or would
-    not give one score per label; a trial run on a batch of two proves it."""
+def check_candidate(onnx_file: Path, labels: list[str], input_shape: tuple[int, ...] = INPUT_SHAPE) -> None:
+    """Refuse a model that would not load, would not take what its step is given (``input_shape``
+    per item: the preprocess model's pixels, or the embedding for heads), or would not give one
+    score per label; a trial run on a batch of two proves it."""
     # Imported here: every `modstream` command loads this module, few need onnxruntime.
     import numpy as np
     import onnxruntime as ort
@@ -41,10 +43,11 @@ def check_candidate(onnx_file: Path, labels: list[str]) -> None:
         raise CandidateRefused(f"{onnx_file}: it takes {len(inputs)} inputs; the ensemble gives one")
     (given,) = inputs
     if given.type != "tensor(float)":
-        raise CandidateRefused(f"{onnx_file}: its input is {given.type}; the preprocess model gives float32")
-    if len(given.shape) != 4 or tuple(given.shape[1:]) != INPUT_SHAPE:
-        raise CandidateRefused(f"{onnx_file}: its input shape is {given.shape}; expected [batch, 3, 224, 224]")
-    trial = np.random.default_rng(0).uniform(0, 255, (2, *INPUT_SHAPE)).astype(np.float32)
+        raise CandidateRefused(f"{onnx_file}: its input is {given.type}; its step gives float32")
+    if len(given.shape) != 1 + len(input_shape) or tuple(given.shape[1:]) != input_shape:
+        expected = ", ".join(map(str, input_shape))
+        raise CandidateRefused(f"{onnx_file}: its input shape is {given.shape}; expected [batch, {expected}]")
+    trial = np.random.default_rng(0).uniform(0, 255, (2, *input_shape)).astype(np.float32)
     try:
         scores = session.run([outputs[0].name], {given.name: trial})[0]
     except Exception as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from modstream.models.candidate import check_candidate, read_label_file
 from modstream.models.control import TritonControl, TritonControlError
+from modstream.models.heads import HEADS, check_heads_candidate
 from modstream.models.repository import Repository, Version
 
 Say = Callable[[str], None]
@@ -32,7 +33,9 @@ def add(repository: Repository, onnx_file: Path, labels_file: Path, say: Say) ->
     """Check a candidate and write it as the next version; it does not serve yet."""
     labels = read_label_file(labels_file)
     say(f"checking {onnx_file.name} against {len(labels)} labels")
-    check_candidate(onnx_file, labels)
+    check_candidate(onnx_file, labels, repository.input_shape())
+    if repository.model == HEADS:
+        check_heads_candidate(repository.root, onnx_file, labels)
     version = repository.add_version(onnx_file, labels)
     say(f"written as version {version.number}")
     return version

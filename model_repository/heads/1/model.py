@@ -1,0 +1,1 @@
+../../image_safety/1/model.py
