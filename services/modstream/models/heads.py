@@ -13,8 +13,10 @@ version whose heads name another embedding model than the one serving is refused
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modstream.models.candidate import CandidateRefused
@@ -24,6 +26,7 @@ HEADS = "heads"
 EMBEDDING_FROM = "efficientnet_lite0"
 EMBEDDING_DIMS = 1280
 _OPSET = 17
+Floats = npt.NDArray[np.floating[Any]]
 
 
 class Interval(BaseModel):
@@ -85,7 +88,9 @@ class Cards(BaseModel):
 class Heads:
     """The heads of one version: weights ``[dims, k]``, biases ``[k]``, labels and cards."""
 
-    def __init__(self, weights: np.ndarray, bias: np.ndarray, cards: Cards) -> None:
+    def __init__(
+        self, weights: npt.NDArray[np.floating[Any]], bias: npt.NDArray[np.floating[Any]], cards: Cards
+    ) -> None:
         if weights.shape != (EMBEDDING_DIMS, len(cards.heads)) or bias.shape != (len(cards.heads),):
             raise ValueError(f"{weights.shape} weights and {bias.shape} biases for {len(cards.heads)} heads")
         self.weights = weights.astype(np.float32)
@@ -96,7 +101,7 @@ class Heads:
     def labels(self) -> list[str]:
         return list(self.cards.heads)
 
-    def with_head(self, weights: np.ndarray, bias: float, card: HeadCard) -> "Heads":
+    def with_head(self, weights: Floats, bias: float, card: HeadCard) -> "Heads":
         """These heads with ``card.label``'s head added, or replaced if it is here already."""
         keep = [i for i, label in enumerate(self.labels) if label != card.label]
         cards = {self.labels[i]: self.cards.heads[self.labels[i]] for i in keep}
