@@ -5,7 +5,7 @@ One module per command group; each parses its options and calls into the rooms b
 
 import typer
 
-from modstream.cli import archive, bank, bench, dashboard, demo, model, quality, schemas, stack, uploads, worker
+from modstream.cli import archive, bank, bench, dashboard, demo, labels, model, quality, schemas, stack, uploads, worker
 
 app = typer.Typer(help="Streaming image moderation: Kafka, Faust, S3 and Triton.", no_args_is_help=True)
 for command in (
@@ -24,3 +24,4 @@ app.add_typer(model.app, name="model")
 app.add_typer(dashboard.app, name="dashboard")
 app.add_typer(quality.app, name="quality")
 app.add_typer(bank.app, name="bank")
+app.add_typer(labels.app, name="labels")

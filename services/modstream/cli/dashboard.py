@@ -19,6 +19,7 @@ def serve(
     if ctx.invoked_subcommand is not None:
         return
     from modstream.bank.http import BankApi
+    from modstream.cli.labels import taxonomy_labels
     from modstream.quality.page import QualityPage
     from modstream.review.web.server import run_dashboard, users_file
 
@@ -28,9 +29,17 @@ def serve(
         raise typer.Exit(2)
     console.print(f"dashboard on http://{settings.bind_host}:{port or settings.dashboard_port}/")
     # The bank room serves HMA's routes behind the dashboard's tokens, and its live list of
-    # banks is what the job page offers a reviewer to add an image to.
+    # banks is what the job page offers a reviewer to add an image to. A label an admin
+    # defines must not be one of the taxonomy's (read at each definition).
     banks = BankApi(settings)
-    run_dashboard(settings, port=port, admin_pages=[QualityPage(settings)], extensions=[banks], bank_names=banks.names)
+    run_dashboard(
+        settings,
+        port=port,
+        admin_pages=[QualityPage(settings)],
+        extensions=[banks],
+        bank_names=banks.names,
+        taxonomy_labels=lambda: taxonomy_labels(settings),
+    )
 
 
 @app.command("add-user")

@@ -22,6 +22,7 @@ from opentelemetry import propagate
 from modstream.core import metrics
 from modstream.core.events import BankEntry, ModerationDecision, Outcome, Record, ReviewVerdict, entry_key
 from modstream.core.kafka import KafkaPublisher, producer_options
+from modstream.core.labels import LabelDefinition, LabelRegistry, label_definition
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.tracing import inject_headers, tracer
@@ -35,7 +36,7 @@ OUTCOME = {"approve": Outcome.ALLOW, "remove": Outcome.BLOCK}
 
 
 class UnknownLabels(ValueError):
-    """A verdict names a label the job does not ask about."""
+    """A verdict names a label the job does not ask about, and that nobody defined."""
 
 
 class CannotBank(ValueError):
@@ -43,10 +44,18 @@ class CannotBank(ValueError):
 
 
 class ReviewService:
-    def __init__(self, settings: Settings, bank_names: Callable[[], Collection[str]] = tuple) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bank_names: Callable[[], Collection[str]] = tuple,
+        taxonomy_labels: Callable[[], Collection[str]] = tuple,
+    ) -> None:
         self.settings = settings
         # The banks a reviewer can add to (the composer passes the bank room's live view).
         self.bank_names = bank_names
+        # The taxonomy's labels, which no defined label may take (the composer reads the
+        # file; raises LabelError when it cannot).
+        self.taxonomy_labels = taxonomy_labels
         self.redis = aioredis.Redis.from_url(settings.redis_url)
         self.queues = ReviewQueues(
             self.redis,
@@ -54,6 +63,7 @@ class ReviewService:
             job_retention_seconds=settings.review_job_retention_seconds,
         )
         self.audit_log = AuditLog(self.redis)
+        self.labels = LabelRegistry(self.redis)
         self.counts = DecisionCounts(self.redis)
         self.store = ObjectStore(settings)
         self._producer: AIOKafkaProducer | None = None
@@ -96,10 +106,11 @@ class ReviewService:
         if found is None or lease is None or lease.reviewer != reviewer:
             raise LeaseLost(f"{reviewer} does not hold a live lease on job {job_id}")
         job = found[0]
-        unknown = sorted(set(verdict.labels) - set(job.labels_offered))
+        offered = await self.offered_labels(job)
+        unknown = sorted(set(verdict.labels) - set(offered))
         if unknown:
             raise UnknownLabels(
-                f"job {job_id} asks about no label {', '.join(unknown)} (its labels: {', '.join(job.labels_offered)})"
+                f"job {job_id} asks about no label {', '.join(unknown)} (its labels: {', '.join(offered)})"
             )
         banked = self._bank_entries(job, reviewer, verdict)
         await self.queues.extend(job_id, reviewer, PUBLISH_GRACE_SECONDS)
@@ -147,6 +158,21 @@ class ReviewService:
             reviewer, "verdict", job=job_id, kind=job.kind, verdict=verdict.verdict.value, seconds=seconds, **details
         )
         return decision or record
+
+    async def offered_labels(self, job: ReviewJob) -> dict[str, str]:
+        """The labels a reviewer answers for, by name, each with its description: the job's own
+        (no description) and every label defined now (read at each call, so a new one shows
+        on every job at once)."""
+        defined = {d.name: d.description for d in await self.labels.all()}
+        return dict(sorted(({label: "" for label in job.labels_offered} | defined).items()))
+
+    async def define_label(self, name: str, description: str, by: str) -> LabelDefinition:
+        """Define a review label (LabelError: a bad name or description, a taxonomy label, or
+        defined already), audited as ``label_defined``."""
+        definition = label_definition(name, description, by, taxonomy=self.taxonomy_labels())
+        await self.labels.define(definition)
+        await self.audit(by, "label_defined", label=definition.name, description=definition.description)
+        return definition
 
     def _bank_entries(self, job: ReviewJob, reviewer: str, verdict: VerdictInput) -> list[BankEntry]:
         """The entries a remove puts in banks: the one the reviewer chose, and those the

@@ -27,8 +27,9 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp
 
 from modstream.core.events import ModerationDecision, ReviewVerdict
+from modstream.core.labels import LabelError
 from modstream.core.storage import ObjectMissing
-from modstream.review.jobs import ReviewJob, Verdict, VerdictInput
+from modstream.review.jobs import Lease, ReviewJob, Verdict, VerdictInput
 from modstream.review.queue import LeaseLost
 from modstream.review.service import CannotBank, ReviewService, UnknownLabels
 from modstream.review.web.admin_pages import AdminPage
@@ -50,6 +51,7 @@ NOTICES = {
     "bye": "You are logged out.",
     "revoked": "Session ended.",
     "gone": "That session had already ended.",
+    "defined": "Label defined: every job offers it now.",
 }
 
 
@@ -268,6 +270,7 @@ def create_app(
             status=status,
             mine=holder == session.user,
             blur=await sessions.blur(session.user),
+            offered=await service.offered_labels(job),
             verdicts=[v.value for v in Verdict],
             banks=sorted(service.bank_names()),
         )
@@ -328,16 +331,19 @@ def create_app(
             return RedirectResponse(f"/?notice={empty}", status_code=303)
         return RedirectResponse(f"/jobs/{claimed[0].job_id}", status_code=303)
 
-    async def _visible_job(job_id: str, session: Session) -> tuple[ReviewJob, str | None, str]:
-        """The job, if this user may see it: its lease holder, or any admin."""
+    async def _visible(job_id: str, session: Session) -> tuple[ReviewJob, Lease | None, str]:
+        """The job, its lease and status, if this user may see it: its lease holder, or any admin."""
         found = await service.job(job_id)
         if found is None:
             raise HTTPException(404, "no such job")
-        job, lease, status = found
-        holder = lease.reviewer if lease else None
-        if holder != session.user and session.role != "admin":
+        lease = found[1]
+        if (lease.reviewer if lease else None) != session.user and session.role != "admin":
             raise HTTPException(403, "this job is not leased to you")
-        return job, holder, status
+        return found
+
+    async def _visible_job(job_id: str, session: Session) -> tuple[ReviewJob, str | None, str]:
+        job, lease, status = await _visible(job_id, session)
+        return job, lease.reviewer if lease else None, status
 
     async def _held_job(job_id: str, session: Session) -> ReviewJob:
         job, holder, _ = await _visible_job(job_id, session)
@@ -396,6 +402,33 @@ def create_app(
             )
         return RedirectResponse("/admin/sessions?notice=revoked", status_code=303)
 
+    @app.get("/admin/labels")
+    async def labels_page(request: Request, session: Admin) -> Response:
+        return render(request, "labels.html", session, labels=await service.labels.all())
+
+    @app.post("/admin/labels")
+    async def define_label(
+        request: Request,
+        session: AdminPosted,
+        name: Annotated[str, Form()] = "",  # missing: refused below with the reason
+        description: Annotated[str, Form()] = "",
+    ) -> Response:
+        try:
+            await service.define_label(name.strip(), description, session.user)
+        except LabelError as exc:
+            labels = await service.labels.all()
+            return render(
+                request,
+                "labels.html",
+                session,
+                status_code=422,
+                labels=labels,
+                error=str(exc),
+                name=name,
+                description=description,
+            )
+        return RedirectResponse("/admin/labels?notice=defined", status_code=303)
+
     def serve_admin_page(page: AdminPage) -> None:
         async def admin_page(request: Request, session: Admin) -> Response:
             return render(request, page.template, session, **await page.context(request.query_params))
@@ -417,7 +450,20 @@ def create_app(
         if claimed is None:
             return Response(status_code=204)
         job, lease = claimed
-        return JSONResponse({"job": job.model_dump(mode="json"), "lease": lease.model_dump(mode="json")})
+        return JSONResponse(await _job_document(job, lease, "leased"))
+
+    @app.get("/api/jobs/{job_id}")
+    async def api_job(job_id: str, session: Api) -> dict[str, Any]:
+        """A job its caller holds (or any job, for an admin), with the labels a verdict may name."""
+        return await _job_document(*await _visible(job_id, session))
+
+    async def _job_document(job: ReviewJob, lease: Lease | None, status: str) -> dict[str, Any]:
+        return {
+            "job": job.model_dump(mode="json"),
+            "lease": lease.model_dump(mode="json") if lease else None,
+            "status": status,
+            "labels_offered": list(await service.offered_labels(job)),
+        }
 
     @app.post("/api/jobs/{job_id}/verdict")
     async def api_verdict(job_id: str, body: VerdictInput, session: Api) -> ModerationDecision | ReviewVerdict:

@@ -28,8 +28,10 @@ def run_dashboard(
     admin_pages: Sequence[AdminPage] = (),
     extensions: Sequence[DashboardExtension] = (),
     bank_names: Callable[[], Collection[str]] = tuple,
+    taxonomy_labels: Callable[[], Collection[str]] = tuple,
 ) -> None:
-    """``bank_names``: the banks a reviewer may add an image to (the bank room's live view)."""
+    """``bank_names``: the banks a reviewer may add an image to (the bank room's live view);
+    ``taxonomy_labels``: the labels the models score, which no defined label may take."""
     # JSON lines on stderr (the dashboard's log): ours from info up (the feeds' failures and
     # recoveries), every library's warnings; log_config=None below keeps uvicorn from
     # installing its own plain-text handlers, so its errors come through here too.
@@ -37,7 +39,7 @@ def run_dashboard(
     configure_tracing("modstream-dashboard", settings.trace_exporter)
     if settings.dashboard_metrics_port:
         serve_metrics("modstream-dashboard", settings.bind_host, settings.dashboard_metrics_port)
-    service = ReviewService(settings, bank_names=bank_names)
+    service = ReviewService(settings, bank_names=bank_names, taxonomy_labels=taxonomy_labels)
     app = create_app(service, users_file(settings), admin_pages=admin_pages, extensions=extensions)
     host, port = settings.bind_host, port or settings.dashboard_port
     log.info("dashboard starting", extra={"host": host, "port": port, "metrics_port": settings.dashboard_metrics_port})
