@@ -2,20 +2,22 @@
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
 
-from modstream.cli.console import console, err
+from modstream.cli.console import as_utc, console, err
 from modstream.core.settings import Settings, get_settings
 from modstream.models.candidate import CandidateRefused
-from modstream.models.compare import Comparison, as_plain
+from modstream.models.compare import DEFAULT_AT, Comparison, NewLabel, as_plain, bar
 from modstream.models.control import TritonControl
 from modstream.models.lifecycle import DeployFailed, Switch, describe, other_models, state_of
 from modstream.models.repository import Repository
 from modstream.models.workbench import NoSuchModel, open_model
+from modstream.quality.label_since import CountingFrom, counting_from
 
 app = typer.Typer(
     help="The ensemble's components and taxonomy: list, deploy, shadow, compare, roll back, score.",
@@ -139,11 +141,24 @@ def promote(name: ModelName = DEFAULT_MODEL) -> None:
 def compare(
     as_json: Annotated[bool, typer.Option("--json", help="JSON, one comparison per line")] = False,
     idle: Annotated[float, typer.Option(help="seconds without new shadow records that end the reading")] = 3.0,
+    at: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="a label only the shadow scores counts as given from this score")
+    ] = DEFAULT_AT,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="verdicts from this time (UTC) count for a label only the shadow scores, when the label "
+            "registry does not know when it was defined (both known: the later)"
+        ),
+    ] = None,
 ) -> None:
-    """Per label score differences and the decision agreement rate over the shadowed traffic."""
+    """Per label score differences and the decision agreement rate over the shadowed traffic; for a
+    label only the shadow scores, its score distribution and its agreement with reviewers."""
     from modstream.models.shadow_scores import shadow_comparisons
 
-    comparisons = shadow_comparisons(get_settings(), idle)
+    comparisons, starts = shadow_comparisons(
+        get_settings(), idle, at=at, since=as_utc(since), warn=lambda note: err.print(f"[yellow]{note}[/yellow]")
+    )
     if not comparisons:
         err.print("no shadow records yet (start one with: modstream model shadow VERSION)")
         raise typer.Exit(1)
@@ -151,10 +166,10 @@ def compare(
         if as_json:
             print(json.dumps(as_plain(comparison)))
         else:
-            _print_comparison(comparison)
+            _print_comparison(comparison, starts)
 
 
-def _print_comparison(c: Comparison) -> None:
+def _print_comparison(c: Comparison, starts: dict[str, CountingFrom]) -> None:
     console.print(
         f"[bold]shadow {c.shadow.name}:{c.shadow.version} vs serving {c.serving.name}:{c.serving.version}[/bold]"
         f" — {c.images} images, decisions agree on {c.agreement:.1%}"
@@ -169,6 +184,34 @@ def _print_comparison(c: Comparison) -> None:
         console.print(f"labels only in serving: {c.only_serving or '-'}; only in the shadow: {c.only_shadow or '-'}")
     outcomes = ", ".join(f"{a.value}→{b.value}: {n}" for (a, b), n in sorted(c.outcomes.items()))
     console.print(f"decisions (serving→shadow): {outcomes}")
+    if c.new_labels:
+        _print_new_labels(c.new_labels, starts)
+
+
+def _print_new_labels(new_labels: list[NewLabel], starts: dict[str, CountingFrom]) -> None:
+    table = Table(
+        "new label", "images", "min", "q1", "median", "q3", "p90", "p99", "max", "0 … 1", title="only the shadow scores"
+    )
+    for new in new_labels:
+        s = new.scores
+        quantiles = (s.min, s.q1, s.median, s.q3, s.p90, s.p99, s.max)
+        table.add_row(new.label, str(s.n), *(f"{q:.3f}" for q in quantiles), bar(s.histogram))
+    console.print(table)
+    table = Table("new label", "labelled (+)", "at", "precision", "recall", "agreement", title="against reviewers")
+    for new in new_labels:
+        r = new.reviewers
+        table.add_row(
+            new.label,
+            f"{r.labelled} ({r.positives} +)",
+            f"{r.at:.2f}",
+            str(r.precision),
+            str(r.recall),
+            str(r.agreement),
+        )
+    console.print(table)
+    for new in new_labels:
+        start = starts.get(new.label, counting_from(None, new.reviewers.since))
+        console.print(f"  {new.label}: {start}; the labelled images are reviews and audit samples, not a random sample")
 
 
 @app.command("taxonomy")
