@@ -3,30 +3,61 @@
 import asyncio
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 import yaml
 from modstream.core.archive import open_archive
-from modstream.core.events import ReviewVerdict
+from modstream.core.events import ModerationDecision, Record, ReviewVerdict
+from modstream.core.labels import LabelRegistry, label_definition
 from modstream.core.settings import Settings
 from modstream.policy.loader import load_policies
+from modstream.quality.advice import advise
 from modstream.quality.agreement import Pair, agreement_report
 from modstream.quality.archived import Period, load_sample, verdict_pairs
 from modstream.quality.report import quality_report
 
 from tests.archive import Produce, archive_in_process, private_archive, traffic
 
+# A label a new model version scores and the policy ignores until its thresholds are set.
 SEEDED_POLICY = """id: default
 version: "seeded-1"
-ignore: [sfw]
+ignore: [sfw, {new_label}]
 labels:
-  nsfw: {review_at: 0.4, block_at: 0.85, queue: sexual-content}
-  nsfl: {review_at: 0.35, block_at: 0.8, queue: graphic-violence}
+  nsfw: {{review_at: 0.4, block_at: 0.85, queue: sexual-content}}
+  nsfl: {{review_at: 0.35, block_at: 0.8, queue: graphic-violence}}
 """
+# Half-way through the seeded traffic (2026-11-27 20:00 to 2026-11-28 16:00).
+DEFINED = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+
+
+def with_new_label(records: list[tuple[str, Record]], label: str, seed: int) -> list[tuple[str, Record]]:
+    """Every decision scores ``label`` too; reviewers name it on first verdicts given from
+    DEFINED on, with a probability of its score (before, they could not tick it)."""
+    rng = random.Random(seed)
+    scored: dict[str, float] = {}
+    out: list[tuple[str, Record]] = []
+    for table, record in records:
+        if isinstance(record, ModerationDecision):
+            scored[record.decision_id] = rng.random()
+            record = record.model_copy(update={"scores": record.scores | {label: scored[record.decision_id]}})
+        elif (
+            isinstance(record, ReviewVerdict)
+            and record.job_kind != "second_review"
+            and record.occurred_at >= DEFINED
+            and rng.random() < scored[record.automatic_decision_id]
+        ):
+            record = record.model_copy(update={"labels": [*record.labels, label]})
+        out.append((table, record))
+    return out
+
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +68,8 @@ async def test_the_report_agreement_and_advice_come_from_what_was_archived(
     settings = (await private_archive(stack_settings)).model_copy(
         update={"archive_flush_seconds": 1.0, "archive_web_port": 0}
     )
-    records = list(traffic(600, seed=2))
+    new_label = f"emblem.t{uuid.uuid4().hex[:8]}"  # the registry is the session's: a name of this run's own
+    records = with_new_label(list(traffic(600, seed=2)), new_label, seed=3)
     producer = Produce(settings)
     for table, record in records:
         producer.record(table, record)
@@ -82,7 +114,7 @@ async def test_the_report_agreement_and_advice_come_from_what_was_archived(
     # moved into place (and not before).
     policies = tmp_path / "policies"  # for the labels of the seeded archive (tests/archive.py)
     policies.mkdir()
-    (policies / "default.yaml").write_text(SEEDED_POLICY)
+    (policies / "default.yaml").write_text(SEEDED_POLICY.format(new_label=new_label))
     command = [sys.executable, "-m", "modstream.cli", "quality", "suggest", "--label", "nsfw"]
     command += ["--target-precision", "0.6", "--target-recall", "0.8", "--write"]
     env |= {"MODSTREAM_POLICIES_DIR": str(policies), "COLUMNS": "200"}
@@ -94,3 +126,32 @@ async def test_the_report_agreement_and_advice_come_from_what_was_archived(
     shutil.move(written, policies / "default.yaml")
     proposed = load_policies(policies).default.labels["nsfw"]
     assert proposed.review_at < 0.4  # recall 0.8 needs more reviews than 0.4 gives (most positives score low)
+
+    # The label under ignore: its thresholds from the verdicts given since the registry says it
+    # was defined (the same numbers in-process), written as a rule of its own that loads.
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        await LabelRegistry(client).define(label_definition(new_label, "a red emblem", "test", at=DEFINED))
+    finally:
+        await client.aclose()
+    command = [sys.executable, "-m", "modstream.cli", "quality", "suggest", "--label", new_label]
+    command += ["--target-precision", "0.6", "--target-recall", "0.8", "--write"]
+    advised = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True)
+    assert advised.returncode == 0, advised.stdout + advised.stderr
+    queue = new_label.replace(".", "-")
+    assert f"{new_label} is under ignore in policy default: a new rule in queue {queue}" in advised.stdout
+    assert "counting verdicts from 2026-11-28 06:00:00 UTC (its definition)" in advised.stdout
+    # Decisions 300 to 599 of the traffic, every one scoring the label.
+    assert f"backtest over 300 archived decisions that score {new_label}" in advised.stdout
+    with open_archive(settings) as archive:
+        since_defined = load_sample(archive, Period(since=DEFINED), extra_labels=[new_label])
+    advice = advise(since_defined, new_label, None, target_precision=0.6, target_recall=0.8)
+    assert f"from {advice.labelled} labelled decisions ({advice.positives} with {new_label}) of 300" in advised.stdout
+    (written,) = (policies / "proposed").glob("default-proposed-*.yaml")
+    raw = yaml.safe_load(written.read_text())
+    assert raw["labels"][new_label] == advice.proposed.model_dump() | {"queue": queue}
+    assert raw["ignore"] == ["sfw"]
+    shutil.move(written, policies / "default.yaml")
+    moved = load_policies(policies).default
+    assert new_label not in moved.ignore and moved.labels[new_label].queue == queue
+    print(f"{new_label}: {advice.proposed} from {advice.labelled} verdicts ({advice.positives} +); {advice.notes}")

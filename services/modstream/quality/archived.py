@@ -5,6 +5,7 @@ Automatic decisions of the period (errors aside) joined with the first verdict o
 thresholds and truth pulled out as columns by DuckDB, so Python sees plain arrays.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -71,8 +72,12 @@ def labels_in(connection: duckdb.DuckDBPyConnection, period: Period) -> list[str
     return [str(row[0]) for row in rows]
 
 
-def load_sample(connection: duckdb.DuckDBPyConnection, period: Period) -> Sample:
+def load_sample(connection: duckdb.DuckDBPyConnection, period: Period, extra_labels: Sequence[str] = ()) -> Sample:
+    """The period's automatic decisions with their first verdicts, a column set per label the
+    policies had thresholds for, and per label of ``extra_labels`` too (a label the policy
+    does not trigger on yet: its scores and truth, NaN thresholds)."""
     labels = labels_in(connection, period)
+    labels += [label for label in dict.fromkeys(extra_labels) if label not in labels]
     columns = [
         "a.tenant",
         "coalesce(a.model_version, '') AS model_version",
