@@ -1,12 +1,14 @@
-"""Deploy, roll back and shadow one component of the ensemble on a real Triton, and rename a
-taxonomy label, with traffic flowing."""
+"""Deploy, roll back and shadow one component of the ensemble on a real Triton, rename a
+taxonomy label, and learn a new label from reviewers and ship it, with traffic flowing."""
 
 import asyncio
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from modstream.core.events import ModerationDecision, Outcome, ReviewRequest, ShadowScore
 from modstream.core.inference import TritonScorer
@@ -21,12 +23,14 @@ from modstream.models.repository import Repository
 from modstream.models.shadow_run import start_shadow, stop_shadow
 from modstream.policy.engine import evaluate
 from modstream.policy.loader import load_policies
-from modstream.stack import start_service
+from modstream.review.web.users import add_user, mint_token
+from modstream.stack import start_service, stop_stack
 
-from tests import candidates, images
+from tests import candidates, emblem, images
 from tests.commands import modstream
-from tests.conftest import loopback_settings, running_stack
-from tests.records import first_records
+from tests.conftest import SHARED_CACHE, loopback_settings, running_stack
+from tests.offsets import wait_until_committed_to_end
+from tests.records import first_records, records_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -300,3 +304,152 @@ def test_model_commands_report_state_and_refusals(private_stack: Settings, tmp_p
     missing = modstream(private_stack, "model", "rollback", "--to", "99")
     assert missing.returncode == 1 and "there is no version 99" in missing.stderr
     assert Repository(private_stack.model_repository).serving() == 1
+
+
+LEARNING_TENANT = "learning"
+LEARNING_QUEUE = "learning-review"
+LABEL = "emblem.starred"
+HELD_OUT_PRECISION, HELD_OUT_RECALL = 0.8, 0.75  # the stated level for 12 held-out of each
+
+
+async def test_a_label_learned_from_reviewers_goes_through_shadow_to_production(
+    private_stack: Settings, tmp_path: Path
+) -> None:
+    """A concept no model knows (tests/emblem.py) is defined, labelled by a reviewer through the
+    dashboard's API, learned from the archive, shadowed, promoted, and rolled back."""
+    users = tmp_path / "users.toml"
+    add_user(users, "lena", "reviewer", "learning-password")
+    settings = private_stack.model_copy(update={"dashboard_users_file": users})
+    tenants = settings.policies_dir / "tenants"
+    (tenants / f"{LEARNING_TENANT}.yaml").write_text(  # every image reaches a reviewer
+        f'version: "learning-1"\ndouble_review_rate: 0.0\n'
+        f"labels:\n  sexual.any: {{review_at: 0.0, block_at: 1.0, queue: {LEARNING_QUEUE}}}\n"
+    )
+    start_service(settings, "dashboard", timeout=90)
+    start_service(settings, "archive", timeout=90)
+    try:
+        defined = modstream(settings, "labels", "add", LABEL, "--description", "a red disc with a yellow star")
+        assert defined.returncode == 0, defined.stderr
+        await asyncio.sleep(2 * settings.policy_refresh_seconds + 1)  # the worker reads the tenant's policy
+
+        labelled = list(emblem.examples(SHARED_CACHE, 96, seed=7))
+        ids = await upload_as(settings, [e.data for e in labelled])
+        truth = {event_id: e.emblem for event_id, e in zip(ids, labelled, strict=True)}
+        decisions = await first_records(settings, settings.topic_decisions, ModerationDecision, ids)
+        # Most wait in the tenant's queue; an image another label of the default policy flags, in that label's.
+        queues = sorted({d.review_queue for d in decisions.values() if d.review_queue is not None})
+        assert len([d for d in decisions.values() if d.review_queue is not None]) == len(ids)
+        auth = {"authorization": f"Bearer {mint_token(users, 'lena')}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.dashboard_port}", headers=auth) as http:
+            answered = 0
+            for attempt in range(600):
+                claimed = await http.post(f"/api/queues/{queues[attempt % len(queues)]}/claim")
+                if claimed.status_code != 200 or claimed.json().get("job") is None:
+                    await asyncio.sleep(0.2)
+                    continue
+                job = claimed.json()["job"]
+                assert LABEL in claimed.json()["labels_offered"]  # a defined label is offered on every job
+                labels = [LABEL] if truth[job["job_id"]] else []  # a first review's job id is its event id
+                said = await http.post(
+                    f"/api/jobs/{job['job_id']}/verdict", json={"verdict": "approve", "labels": labels}
+                )
+                assert said.status_code == 200, said.text
+                answered += 1
+                if answered == 16:
+                    early = datetime.now(UTC)
+                if answered == len(ids):
+                    break
+        assert answered == len(ids)
+        for topic in (settings.topic_decisions, settings.topic_review_verdicts):
+            await wait_until_committed_to_end(settings, settings.archive_group, topic, timeout=120)
+
+        # Too few examples, or another embedding model: refused, saying why.
+        few = modstream(settings, "model", "train-head", "--label", LABEL, "--until", early.isoformat())
+        assert few.returncode == 1 and "a head needs at least 12 of each" in few.stderr, few.stderr
+        other = modstream(
+            settings, "model", "train-head", "--label", LABEL, "--embedding-model", "efficientnet_lite0:2"
+        )
+        assert other.returncode == 1 and "heads run on the serving embedding model efficientnet_lite0:1" in other.stderr
+
+        out = tmp_path / "candidate"
+        trained = modstream(settings, "model", "train-head", "--label", LABEL, "--out", str(out), "--json")
+        assert trained.returncode == 0, trained.stderr
+        card = json.loads(trained.stdout)
+        assert (card["train"], card["held_out"]) == (
+            {"positives": 36, "negatives": 36},
+            {"positives": 12, "negatives": 12},
+        )
+        assert card["embedding_model"] == "efficientnet_lite0:1"
+        assert card["precision"]["value"] >= HELD_OUT_PRECISION and card["recall"]["value"] >= HELD_OUT_RECALL, card
+        print(
+            f"learned {LABEL} from {len(ids)} verdicts in {card['training_seconds']:.1f} s: held-out precision "
+            f"{card['precision']}, recall {card['recall']}, F1 {card['f1']}, AP {card['average_precision']:.3f}"
+        )
+
+        # Shadow: the new label is scored beside the serving heads, decisions unchanged.
+        shadowed = modstream(
+            settings,
+            "model",
+            "deploy",
+            str(out / "model.onnx"),
+            "--labels",
+            str(out / "labels.txt"),
+            "--name",
+            "heads",
+            "--shadow",
+        )
+        assert shadowed.returncode == 0, shadowed.stdout + shadowed.stderr
+        assert json.loads((settings.model_repository / "heads" / "2" / "card.json").read_text())["heads"][LABEL]
+        await until_shadowed(settings)
+        fresh = list(emblem.examples(SHARED_CACHE, 20, seed=99))
+        shadows = {}  # one at a time: with too many in flight the worker skips shadowing some
+        for example in fresh:
+            (event_id,) = await upload_as(settings, [example.data])
+            (shadows[event_id],) = await records_of(settings, settings.topic_shadow, ShadowScore, event_id, 1)
+        fresh_ids = list(shadows)
+        scored = [(shadows[i].shadow_scores[LABEL], e.emblem) for i, e in zip(fresh_ids, fresh, strict=True)]
+        assert all(LABEL not in shadows[i].serving_scores for i in fresh_ids)
+        found = sum(score >= 0.5 for score, marked in scored if marked)
+        false_alarms = sum(score >= 0.5 for score, marked in scored if not marked)
+        print(f"fresh images in shadow: {found} of 10 emblems found, {false_alarms} of 10 clean flagged")
+        marked = [score for score, is_marked in scored if is_marked]
+        clean = [score for score, is_marked in scored if not is_marked]
+        assert found >= 6 and false_alarms <= 2 and sum(marked) / 10 > sum(clean) / 10 + 0.3
+        compared = modstream(settings, "model", "compare", "--json", "--idle", "2")
+        assert compared.returncode == 0 and LABEL in compared.stdout, compared.stderr
+
+        # Promote: decisions carry the label's score; the policy has no rule for it yet, so the
+        # existing labels-changed rule sends images to a person until it has one.
+        promoted = modstream(settings, "model", "promote", "--name", "heads")
+        assert promoted.returncode == 0 and "version 2 serves" in promoted.stdout, promoted.stdout + promoted.stderr
+        await asyncio.sleep(3)  # the worker's probe sees the new serving version
+        live = list(emblem.examples(SHARED_CACHE, 6, seed=123))
+        live_ids = await upload_as(settings, [e.data for e in live])
+        decided = await first_records(settings, settings.topic_decisions, ModerationDecision, live_ids)
+        for decision in decided.values():
+            assert decision.model is not None and decision.model.components["heads"] == "2"
+            assert f"unknown_label:{LABEL}" in decision.reasons
+        marked = [decided[i].scores[LABEL] for i, e in zip(live_ids, live, strict=True) if e.emblem]
+        clean = [decided[i].scores[LABEL] for i, e in zip(live_ids, live, strict=True) if not e.emblem]
+        print(f"live decisions, {LABEL}: emblems {marked}, clean {clean}")
+        assert sum(marked) / len(marked) > sum(clean) / len(clean)
+    finally:
+        modstream(settings, "model", "shadow", "--stop", "--name", "heads")
+        assert modstream(settings, "model", "rollback", "--to", "1", "--name", "heads").returncode == 0
+        (tenants / f"{LEARNING_TENANT}.yaml").unlink()
+        stop_stack(settings, only=["dashboard", "archive"])
+
+
+async def upload_as(settings: Settings, photos: list[bytes], tenant: str = LEARNING_TENANT) -> list[str]:
+    async with UploadClient(settings) as client:
+        return [(await client.upload_image(photo, tenant)).event_id for photo in photos]
+
+
+async def until_shadowed(settings: Settings) -> None:
+    """Wait until the worker scores uploads with the shadow too (it looks every 2 s)."""
+    probe = next(emblem.examples(SHARED_CACHE, 1, seed=5)).data
+    for _ in range(20):
+        (event_id,) = await upload_as(settings, [probe])
+        if await records_of(settings, settings.topic_shadow, ShadowScore, event_id, 1, timeout=3):
+            return
+    raise AssertionError("the worker never scored an upload with the shadow")

@@ -1,8 +1,9 @@
 """``modstream model …``: the ensemble's components and its taxonomy, changed while traffic flows."""
 
+import getpass
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -14,6 +15,7 @@ from modstream.core.settings import Settings, get_settings
 from modstream.models.candidate import CandidateRefused
 from modstream.models.compare import DEFAULT_AT, Comparison, NewLabel, as_plain, bar
 from modstream.models.control import TritonControl
+from modstream.models.heads import HeadCard, Interval
 from modstream.models.lifecycle import DeployFailed, Switch, describe, other_models, state_of
 from modstream.models.repository import Repository
 from modstream.models.workbench import NoSuchModel, open_model
@@ -25,7 +27,7 @@ app = typer.Typer(
 )
 T = TypeVar("T")
 ModelName = Annotated[
-    str, typer.Option("--name", help="the component: image_safety, nsfwjs, opennsfw, efficientnet_lite0")
+    str, typer.Option("--name", help="the component: image_safety, nsfwjs, opennsfw, efficientnet_lite0, heads")
 ]
 DEFAULT_MODEL = "image_safety"
 
@@ -212,6 +214,87 @@ def _print_new_labels(new_labels: list[NewLabel], starts: dict[str, CountingFrom
     for new in new_labels:
         start = starts.get(new.label, counting_from(None, new.reviewers.since))
         console.print(f"  {new.label}: {start}; the labelled images are reviews and audit samples, not a random sample")
+
+
+@app.command("train-head")
+def train_head(
+    label: Annotated[str, typer.Option(help="the defined label to learn (modstream labels add)")],
+    since: Annotated[
+        datetime | None, typer.Option(help="verdicts from this time (UTC; default: when the label was defined)")
+    ] = None,
+    until: Annotated[datetime | None, typer.Option(help="verdicts up to this time (UTC; default: now)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="where to write the candidate (default: a new folder in the state dir)")
+    ] = None,
+    embedding_model: Annotated[
+        str | None, typer.Option(help="refuse unless this is the serving embedding model (name:version)")
+    ] = None,
+    by: Annotated[str, typer.Option(help="who trains it, for the head's card")] = getpass.getuser(),
+    as_json: Annotated[bool, typer.Option("--json", help="the head's card as JSON")] = False,
+) -> None:
+    """Learn a defined label from reviewers' verdicts: a logistic head on the archived embeddings,
+    measured on a held-out quarter; writes the next heads version as a candidate to deploy."""
+    import asyncio
+
+    from modstream.core.archive import open_archive
+    from modstream.learn.head import WrongEmbeddingModel
+    from modstream.learn.head import train_head as train
+    from modstream.learn.train import TooFewExamples
+    from modstream.quality.label_since import definition_times
+
+    settings = get_settings()
+    defined_at = asyncio.run(definition_times(settings, [label], err.print)).get(label)
+    if defined_at is None:
+        define = f"modstream labels add {label} --description ..."
+        err.print(f"[red]no label {label!r} is defined (define it with: {define})[/red]")
+        raise typer.Exit(2)
+    start = as_utc(since) or defined_at
+    end = as_utc(until) or datetime.now(UTC)
+    target = out or settings.state_dir / "heads" / f"{label}-{end:%Y%m%dT%H%M%SZ}"
+    err.print(f"reading verdicts for {label} from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC from the archive")
+    try:
+        trained = train(
+            open_archive(settings, since=start.date(), until=end.date()),
+            settings.model_repository,
+            label,
+            since=start,
+            until=end,
+            out=target,
+            trained_by=by,
+            embedding_model=embedding_model,
+        )
+    except (TooFewExamples, WrongEmbeddingModel) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    if as_json:
+        print(trained.card.model_dump_json(indent=2))
+    else:
+        _print_card(trained.card)
+    deploy = f"modstream model deploy {trained.candidate} --labels {trained.candidate.with_name('labels.txt')}"
+    say = err.print if as_json else console.print  # --json: the card alone on stdout
+    say(f"candidate written: {trained.candidate.parent} (heads: {', '.join(trained.labels)})")
+    say(f"shadow it with: {deploy} --name heads --shadow")
+
+
+def _print_card(card: "HeadCard") -> None:
+    console.print(
+        f"[bold]{card.label}[/bold] on {card.embedding_model}: trained on {card.train.positives} positive and "
+        f"{card.train.negatives} negative examples, held out {card.held_out.positives} and {card.held_out.negatives} "
+        f"(verdicts {card.window_start:%Y-%m-%d %H:%M} to {card.window_end:%Y-%m-%d %H:%M}); "
+        f"{card.training_seconds:.1f} s"
+    )
+    console.print(
+        f"held out, at {card.threshold}: precision {_interval(card.precision)}, recall {_interval(card.recall)}, "
+        f"F1 {_interval(card.f1)}; average precision {card.average_precision:.3f}"
+    )
+    table = Table("threshold", "precision [95 %]", "recall [95 %]", title="held-out precision-recall curve")
+    for point in card.curve:
+        table.add_row(f"{point.threshold:.3f}", _interval(point.precision), _interval(point.recall))
+    console.print(table)
+
+
+def _interval(value: "Interval") -> str:
+    return f"{value.value:.2f} [{value.low:.2f}, {value.high:.2f}]"
 
 
 @app.command("taxonomy")
