@@ -1,0 +1,164 @@
+"""Learned heads: the served graph, the version files and their checks, the fit and its refusals."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import onnxruntime as ort
+import pytest
+from modstream.learn.examples import labelled_examples
+from modstream.learn.train import MIN_EACH, TooFewExamples, fit_head, stratified_split
+from modstream.models.candidate import CandidateRefused
+from modstream.models.heads import (
+    EMBEDDING_DIMS,
+    Counts,
+    HeadCard,
+    Interval,
+    check_heads_candidate,
+    no_heads,
+    read_heads,
+)
+
+AT = datetime(2026, 11, 28, 12, tzinfo=UTC)
+
+
+def card(label: str, embedding_model: str = "efficientnet_lite0:1") -> HeadCard:
+    share = Interval(value=0.9, low=0.7, high=1.0)
+    return HeadCard(
+        label=label,
+        embedding_model=embedding_model,
+        trained_at=AT,
+        trained_by="test",
+        window_start=AT,
+        window_end=AT,
+        train=Counts(positives=12, negatives=12),
+        held_out=Counts(positives=4, negatives=4),
+        threshold=0.5,
+        precision=share,
+        recall=share,
+        f1=share,
+        average_precision=0.9,
+        curve=[],
+        regularisation=1.0,
+        training_seconds=0.1,
+    )
+
+
+def served(folder: Path, embeddings: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {"embedding": embeddings.astype(np.float32)})[0])
+
+
+def test_the_served_graph_is_the_sigmoid_of_each_heads_linear_score(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.normal(size=EMBEDDING_DIMS) / 40, rng.normal(size=EMBEDDING_DIMS) / 40
+    heads = no_heads().with_head(w1, 0.3, card("emblem.red")).with_head(w2, -0.2, card("scam.layout"))
+    heads.write(tmp_path)
+    x = rng.normal(size=(5, EMBEDDING_DIMS))
+    expected = 1 / (1 + np.exp(-np.column_stack([x @ w1 + 0.3, x @ w2 - 0.2])))
+    np.testing.assert_allclose(served(tmp_path, x), expected, atol=1e-5)
+    assert (tmp_path / "labels.txt").read_text() == "emblem.red\nscam.layout\n"
+    again = read_heads(tmp_path)
+    assert again.labels == ["emblem.red", "scam.layout"] and again.cards == heads.cards
+
+
+def test_a_head_trained_again_replaces_its_column_and_keeps_the_others(tmp_path: Path) -> None:
+    first = (
+        no_heads()
+        .with_head(np.ones(EMBEDDING_DIMS), 0.0, card("a.x"))
+        .with_head(np.zeros(EMBEDDING_DIMS), 1.0, card("b.y"))
+    )
+    again = first.with_head(np.full(EMBEDDING_DIMS, 2.0), 0.5, card("a.x"))
+    assert again.labels == ["b.y", "a.x"]
+    np.testing.assert_allclose(again.weights[:, 0], 0.0)
+    np.testing.assert_allclose(again.bias, [1.0, 0.5])
+
+
+def test_no_heads_is_a_graph_with_no_columns(tmp_path: Path) -> None:
+    no_heads().write(tmp_path)
+    assert served(tmp_path, np.zeros((3, EMBEDDING_DIMS))).shape == (3, 0)
+    assert (tmp_path / "labels.txt").read_text() == ""
+
+
+def repository_with_embedding(root: Path) -> Path:
+    (root / "efficientnet_lite0" / "1").mkdir(parents=True)
+    (root / "efficientnet_lite0" / "1" / "model.onnx").write_bytes(b"")
+    (root / "efficientnet_lite0" / "config.pbtxt").write_text('name: "efficientnet_lite0"\n')
+    return root
+
+
+def test_heads_on_another_embedding_model_or_a_card_that_does_not_fit_are_refused(tmp_path: Path) -> None:
+    root = repository_with_embedding(tmp_path / "repository")
+    good = tmp_path / "good"
+    no_heads().with_head(np.zeros(EMBEDDING_DIMS), 0.0, card("emblem.red")).write(good)
+    check_heads_candidate(root, good / "model.onnx", ["emblem.red"])
+    with pytest.raises(CandidateRefused, match=r"describes heads \['emblem.red'\] but the labels file names"):
+        check_heads_candidate(root, good / "model.onnx", ["emblem.blue"])
+    foreign = tmp_path / "foreign"
+    no_heads().with_head(np.zeros(EMBEDDING_DIMS), 0.0, card("emblem.red", "efficientnet_lite0:2")).write(foreign)
+    with pytest.raises(CandidateRefused, match=r"another embedding model than the serving efficientnet_lite0:1: "):
+        check_heads_candidate(root, foreign / "model.onnx", ["emblem.red"])
+    (good / "card.json").write_text("{not json")
+    with pytest.raises(CandidateRefused, match="not a heads card"):
+        check_heads_candidate(root, good / "model.onnx", ["emblem.red"])
+
+
+def test_too_few_examples_of_either_kind_are_refused_saying_how_many_more() -> None:
+    positive = np.array([True] * 5 + [False] * 30)
+    with pytest.raises(
+        TooFewExamples, match=rf"5 positive and 30 negative .* at least {MIN_EACH} of each \(7 more positives\)"
+    ):
+        fit_head("emblem.red", np.zeros((35, EMBEDDING_DIMS)), positive)
+
+
+def test_the_held_out_part_is_stratified_and_disjoint() -> None:
+    positive = np.array([True] * 16 + [False] * 40)
+    split = stratified_split(positive)
+    assert (positive[split.held_out].sum(), (~positive[split.held_out]).sum()) == (4, 10)
+    assert not set(split.train) & set(split.held_out) and len(split.train) + len(split.held_out) == 56
+
+
+def test_a_separable_concept_is_learned_and_the_served_weights_equal_the_fit() -> None:
+    rng = np.random.default_rng(3)
+    positive = np.arange(80) < 32
+    x = rng.normal(size=(80, EMBEDDING_DIMS)) + np.where(positive[:, None], 1.5, 0.0) * (np.arange(EMBEDDING_DIMS) < 64)
+    fitted = fit_head("emblem.red", x, positive)
+    assert fitted.precision.value >= 0.8 and fitted.recall.value >= 0.8
+    held = x[fitted.split.held_out]
+    np.testing.assert_allclose(
+        1 / (1 + np.exp(-(held @ fitted.weights + fitted.bias))), fitted.held_out_scores, atol=1e-4
+    )
+    assert [p.threshold for p in fitted.curve] == sorted(p.threshold for p in fitted.curve)
+    assert fitted.f1.low <= fitted.f1.value <= fitted.f1.high
+
+
+def test_examples_are_the_latest_first_review_per_image_from_the_window_and_one_embedding_model() -> None:
+    db = duckdb.connect()
+    db.execute("CREATE TABLE verdicts (event_id VARCHAR, labels VARCHAR[], occurred_at TIMESTAMPTZ, job_kind VARCHAR)")
+    db.execute(
+        "CREATE TABLE decisions (event_id VARCHAR, embedding BLOB, embedding_model VARCHAR, occurred_at TIMESTAMPTZ)"
+    )
+    vector = np.arange(4, dtype=np.float16).tobytes()
+    rows = [
+        ("before", ["emblem.red"], "2026-11-28 11:00:00+00", "threshold_review"),  # before the window
+        ("a", [], "2026-11-28 12:10:00+00", "audit"),
+        ("a", ["emblem.red"], "2026-11-28 12:20:00+00", "threshold_review"),  # the latest counts
+        ("a", [], "2026-11-28 12:30:00+00", "second_review"),  # blind second reviews never count
+        ("b", ["other"], "2026-11-28 12:15:00+00", "audit"),
+        ("c", ["emblem.red"], "2026-11-28 12:16:00+00", "audit"),  # another embedding model
+        ("d", [], "2026-11-28 12:17:00+00", "audit"),  # no embedding: decided by a bank
+    ]
+    db.executemany("INSERT INTO verdicts VALUES (?, ?, ?, ?)", rows)
+    db.executemany(
+        "INSERT INTO decisions VALUES (?, ?, ?, ?)",
+        [
+            (e, vector, model, "2026-11-28 12:00:00+00")
+            for e, model in [("before", "m:1"), ("a", "m:1"), ("b", "m:1"), ("c", "m:2")]
+        ],
+    )
+    examples = labelled_examples(db, "emblem.red", "m:1", AT, datetime(2026, 11, 29, tzinfo=UTC))
+    assert examples.event_ids == ["b", "a"] and examples.positive.tolist() == [False, True]
+    assert examples.other_models == {"m:2": 1} and examples.without_embedding == 1
+    np.testing.assert_array_equal(examples.embeddings[0], [0, 1, 2, 3])
