@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
-from modstream.core.events import ModerationDecision, Outcome, ReviewRequest, ShadowScore
+from modstream.core.events import ModerationDecision, Outcome, ReviewRequest, ReviewVerdict, ShadowScore
 from modstream.core.inference import TritonScorer
 from modstream.core.kafka import read_records
 from modstream.core.settings import PROJECT_ROOT, SHADOW_SUFFIX, Settings
 from modstream.ingest.sdk import UploadClient
+from modstream.learn.seed import embed_examples, similarity_to_nearest, vector_of
 from modstream.models import lifecycle
 from modstream.models.candidate import CandidateRefused, check_candidate, read_label_file
 from modstream.models.compare import compare
@@ -332,38 +334,57 @@ async def test_a_label_learned_from_reviewers_goes_through_shadow_to_production(
         assert defined.returncode == 0, defined.stderr
         await asyncio.sleep(2 * settings.policy_refresh_seconds + 1)  # the worker reads the tenant's policy
 
+        quiet = list(emblem.examples(SHARED_CACHE, 24, seed=11))  # decided, archived, never reviewed
+        quiet_ids = await upload_as(settings, [e.data for e in quiet], "quiet")
+        quiet_truth = {event_id: e.emblem for event_id, e in zip(quiet_ids, quiet, strict=True)}
         labelled = list(emblem.examples(SHARED_CACHE, 96, seed=7))
         ids = await upload_as(settings, [e.data for e in labelled])
         truth = {event_id: e.emblem for event_id, e in zip(ids, labelled, strict=True)}
-        decisions = await first_records(settings, settings.topic_decisions, ModerationDecision, ids)
+        decisions = await first_records(settings, settings.topic_decisions, ModerationDecision, [*quiet_truth, *ids])
         # Most wait in the tenant's queue; an image another label of the default policy flags, in that label's.
-        queues = sorted({d.review_queue for d in decisions.values() if d.review_queue is not None})
-        assert len([d for d in decisions.values() if d.review_queue is not None]) == len(ids)
+        queues = sorted({decisions[i].review_queue or "" for i in ids})
+        assert "" not in queues
         auth = {"authorization": f"Bearer {mint_token(users, 'lena')}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.dashboard_port}", headers=auth) as http:
-            answered = 0
-            for attempt in range(600):
-                claimed = await http.post(f"/api/queues/{queues[attempt % len(queues)]}/claim")
-                if claimed.status_code != 200 or claimed.json().get("job") is None:
-                    await asyncio.sleep(0.2)
-                    continue
-                job = claimed.json()["job"]
-                assert LABEL in claimed.json()["labels_offered"]  # a defined label is offered on every job
-                labels = [LABEL] if truth[job["job_id"]] else []  # a first review's job id is its event id
-                said = await http.post(
-                    f"/api/jobs/{job['job_id']}/verdict", json={"verdict": "approve", "labels": labels}
-                )
-                assert said.status_code == 200, said.text
-                answered += 1
-                if answered == 16:
-                    early = datetime.now(UTC)
-                if answered == len(ids):
-                    break
-        assert answered == len(ids)
+            times = await label_jobs(http, queues, {i: i for i in ids}, truth)
+            await wait_until_committed_to_end(settings, settings.archive_group, settings.topic_decisions, timeout=120)
+
+            # Seeding: the archived images most like two examples, never those labelled already.
+            example_files = []
+            examples_shown = list(emblem.examples(SHARED_CACHE, 2, seed=5, share_with_emblem=1.0))
+            for n, example in enumerate(examples_shown):
+                example_files += ["--example", str(tmp_path / f"example-{n}.jpg")]
+                (tmp_path / f"example-{n}.jpg").write_bytes(example.data)
+            undefined = modstream(settings, "labels", "seed", "emblem.none", *example_files)
+            assert undefined.returncode == 2 and "no label named 'emblem.none' is defined" in undefined.stderr
+            seeded = modstream(settings, "labels", "seed", LABEL, *example_files, "--count", "8", "--tenant", "quiet")
+            assert seeded.returncode == 0 and "8 new labelling jobs in queue label-emblem-starred" in seeded.stdout, (
+                seeded.stdout + seeded.stderr
+            )
+            jobs = {f"{e}:label:{LABEL}": e for e in quiet_truth}
+            times += await label_jobs(http, ["label-emblem-starred"], jobs, quiet_truth, expected=8)
+        seeded_ids = [e for e in quiet_truth if f"{e}  quiet" in seeded.stdout]
+        seeded_marked = sum(quiet_truth[e] for e in seeded_ids)
+        print(f"seeded 8 of 24 unreviewed images (12 with the emblem) by likeness to 2: {seeded_marked} show it")
+        # By hand: the 8 whose embedding (as decided) is nearest an example's, by cosine.
+        vectors, _ = await embed_examples(settings, {str(n): e.data for n, e in enumerate(examples_shown)})
+        embeddings = [decisions[e].embedding for e in quiet_truth]
+        quiet_vectors = np.stack([vector_of(embedding) for embedding in embeddings if embedding is not None])
+        nearest = np.argsort(-similarity_to_nearest(quiet_vectors, vectors))[:8]
+        assert sorted(seeded_ids) == sorted(np.array(list(quiet_truth))[nearest])
+        # A labelling verdict decides nothing: its verdict is published, and no human decision.
+        (verdict,) = await records_of(settings, settings.topic_review_verdicts, ReviewVerdict, seeded_ids[0], 1)
+        assert verdict.job_kind == "labelling"
+        assert len(await records_of(settings, settings.topic_decisions, ModerationDecision, seeded_ids[0], 2, 3)) == 1
         for topic in (settings.topic_decisions, settings.topic_review_verdicts):
             await wait_until_committed_to_end(settings, settings.archive_group, topic, timeout=120)
+        early = times[15]
+        positives = sum(truth.values()) + seeded_marked
+        negatives = len(truth) + 8 - positives
 
-        # Too few examples, or another embedding model: refused, saying why.
+        # Too few examples, another embedding model, or an undefined label: refused, saying why.
+        undefined = modstream(settings, "model", "train-head", "--label", "emblem.none")
+        assert undefined.returncode == 2 and "no label 'emblem.none' is defined" in undefined.stderr
         few = modstream(settings, "model", "train-head", "--label", LABEL, "--until", early.isoformat())
         assert few.returncode == 1 and "a head needs at least 12 of each" in few.stderr, few.stderr
         other = modstream(
@@ -375,15 +396,16 @@ async def test_a_label_learned_from_reviewers_goes_through_shadow_to_production(
         trained = modstream(settings, "model", "train-head", "--label", LABEL, "--out", str(out), "--json")
         assert trained.returncode == 0, trained.stderr
         card = json.loads(trained.stdout)
-        assert (card["train"], card["held_out"]) == (
-            {"positives": 36, "negatives": 36},
-            {"positives": 12, "negatives": 12},
-        )
+        held = {"positives": round(positives / 4), "negatives": round(negatives / 4)}
+        assert card["held_out"] == held
+        assert card["train"] == {"positives": positives - held["positives"], "negatives": negatives - held["negatives"]}
+
         assert card["embedding_model"] == "efficientnet_lite0:1"
         assert card["precision"]["value"] >= HELD_OUT_PRECISION and card["recall"]["value"] >= HELD_OUT_RECALL, card
         print(
-            f"learned {LABEL} from {len(ids)} verdicts in {card['training_seconds']:.1f} s: held-out precision "
-            f"{card['precision']}, recall {card['recall']}, F1 {card['f1']}, AP {card['average_precision']:.3f}"
+            f"learned {LABEL} from {positives + negatives} verdicts in {card['training_seconds']:.1f} s: "
+            f"held-out precision {card['precision']}, recall {card['recall']}, F1 {card['f1']}, "
+            f"AP {card['average_precision']:.3f}"
         )
 
         # Shadow: the new label is scored beside the serving heads, decisions unchanged.
@@ -453,3 +475,28 @@ async def until_shadowed(settings: Settings) -> None:
         if await records_of(settings, settings.topic_shadow, ShadowScore, event_id, 1, timeout=3):
             return
     raise AssertionError("the worker never scored an upload with the shadow")
+
+
+async def label_jobs(
+    http: httpx.AsyncClient, queues: list[str], jobs: dict[str, str], truth: dict[str, bool], expected: int = 0
+) -> list[datetime]:
+    """Answer ``expected`` (default: all) of the ``jobs`` (job id -> event id) waiting in ``queues``
+    as a reviewer would: the label when the image shows the emblem, none when not. When each
+    verdict was given."""
+    times: list[datetime] = []
+    for attempt in range(600):
+        claimed = await http.post(f"/api/queues/{queues[attempt % len(queues)]}/claim")
+        if claimed.status_code != 200 or claimed.json().get("job") is None:
+            await asyncio.sleep(0.2)
+            continue
+        job_id = claimed.json()["job"]["job_id"]
+        if job_id not in jobs:  # an earlier test's job in a shared queue: not ours
+            continue
+        assert LABEL in claimed.json()["labels_offered"]  # a defined label is offered on every job
+        labels = [LABEL] if truth[jobs[job_id]] else []
+        said = await http.post(f"/api/jobs/{job_id}/verdict", json={"verdict": "approve", "labels": labels})
+        assert said.status_code == 200, said.text
+        times.append(datetime.now(UTC))
+        if len(times) == (expected or len(jobs)):
+            return times
+    raise AssertionError(f"{len(times)} of {expected or len(jobs)} jobs answered")

@@ -8,17 +8,25 @@ keep it.
 import asyncio
 import getpass
 import json
+import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from modstream.cli.console import console, err
+from modstream.core.events import QUEUE_NAME
 from modstream.core.labels import LabelError, LabelRegistry, label_definition
 from modstream.core.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from modstream.learn.seed import Alike
+
 app = typer.Typer(help="Review labels no model knows yet: reviewers tick them, verdicts carry them.")
 T = TypeVar("T")
+QUEUE = re.compile(QUEUE_NAME)
 
 
 def taxonomy_labels(settings: Settings) -> list[str]:
@@ -96,3 +104,67 @@ def remove(name: str) -> None:
         err.print(f"refused: no label named {name!r} is defined (see `modstream labels list`)", markup=False)
         raise typer.Exit(2)
     console.print(f"label {name} removed: jobs no longer offer it")
+
+
+@app.command()
+def seed(
+    name: Annotated[str, typer.Argument(help="the defined label reviewers should look for")],
+    example: Annotated[
+        list[Path], typer.Option(exists=True, dir_okay=False, help="an image showing it (repeat for several)")
+    ],
+    count: Annotated[int, typer.Option(min=1, max=10_000, help="how many jobs to add at most")] = 50,
+    days: Annotated[float, typer.Option(min=0.01, help="look this many days back in the archive")] = 30.0,
+    tenant: Annotated[str | None, typer.Option(help="only this tenant's images")] = None,
+    queue: Annotated[str | None, typer.Option(help="the labelling queue (default: label-<name with dashes>)")] = None,
+    by: Annotated[str, typer.Option("--by", help="who asks (default: your user name)")] = "",
+) -> None:
+    """Fill a labelling queue with the archived images most like the examples (nearest in the
+    ensemble's embedding), so reviewers see the rare concept without waiting for it. Images
+    labelled since the label's definition are left out; a labelling verdict decides nothing."""
+    from modstream.learn.seed import CannotSeed
+    from modstream.learn.seed import seed as find
+    from modstream.review.intake import labelling_job
+    from modstream.review.service import ReviewService
+
+    settings = get_settings()
+    target = queue or f"label-{name.replace('.', '-')}"
+    if not QUEUE.match(target):
+        err.print(f"refused: {target!r} is not a queue name (lowercase letters, digits, - and _)", markup=False)
+        raise typer.Exit(2)
+    definition = _with_registry(lambda registry: registry.get(name))
+    if definition is None:
+        err.print(f"refused: no label named {name!r} is defined (see `modstream labels list`)", markup=False)
+        raise typer.Exit(2)
+    examples = {str(path): path.read_bytes() for path in example}
+    until = datetime.now(UTC)
+
+    async def run() -> tuple[list["Alike"], str, int]:
+        found, model = await find(
+            settings,
+            examples,
+            count=count,
+            queue=target,
+            since=until - timedelta(days=days),
+            until=until,
+            labelled_since=definition.defined_at,
+            tenant=tenant,
+        )
+        service = ReviewService(settings)
+        try:
+            jobs = [labelling_job(alike.request, name) for alike in found]
+            return found, model, await service.enqueue_all(jobs, by or getpass.getuser())
+        finally:
+            await service.stop()
+
+    try:
+        found, model, added = asyncio.run(run())
+    except CannotSeed as exc:
+        err.print(f"refused: {exc}", markup=False)
+        raise typer.Exit(2) from exc
+    for alike in found:
+        request = alike.request
+        console.print(f"{alike.similarity:.3f}  {request.event_id}  {request.tenant}  {request.key}", markup=False)
+    console.print(
+        f"{len(found)} archived images most like {len(examples)} example(s) by {model}'s embedding: "
+        f"{added} new labelling jobs in queue {target} ({len(found) - added} were there already)"
+    )

@@ -16,6 +16,8 @@ SCHEMA_VERSION: Literal[1] = 1
 
 EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 Tenant = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+QUEUE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+QueueName = Annotated[str, StringConstraints(pattern=QUEUE_NAME)]  # a review queue
 # S3 bucket naming rules (lowercase, 3-63 chars) and a key that is a plain relative path.
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 
@@ -310,7 +312,10 @@ class ReviewRequest(ImageRecord):
         )
 
 
-JobKind = Literal["threshold_review", "audit_sample", "second_review"]
+JobKind = Literal["threshold_review", "audit_sample", "second_review", "labelling"]
+DECIDING_JOB_KINDS = ("threshold_review", "audit_sample")
+"""The kinds whose verdict publishes the final decision; a blind second review and a labelling
+job (an archived image a team asked reviewers to label) publish none."""
 
 
 class ReviewVerdict(ImageRecord):
@@ -318,7 +323,8 @@ class ReviewVerdict(ImageRecord):
 
     ``labels`` is the reviewer's whole label set for the image (empty: none applies), the
     per-label truth the quality loop measures against. A ``second_review`` verdict was given
-    blind to the first and published no decision.
+    blind to the first and published no decision; neither did a ``labelling`` one (an archived
+    image chosen for its likeness to a new label's examples).
     """
 
     event_type: Literal["review.verdict"] = "review.verdict"

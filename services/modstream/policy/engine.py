@@ -10,7 +10,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from modstream.core.events import BankName, Outcome, Thresholds, Trigger
+from modstream.core.events import BankName, Outcome, QueueName, Thresholds, Trigger
 from modstream.core.sampling import in_sample
 
 AUDIT_QUEUE = "audit"
@@ -22,7 +22,7 @@ class LabelRule(BaseModel):
 
     review_at: float = Field(ge=0.0, le=1.0)
     block_at: float = Field(ge=0.0, le=1.0)
-    queue: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    queue: QueueName = "default"
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

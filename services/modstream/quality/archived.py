@@ -14,6 +14,7 @@ import duckdb
 import numpy as np
 
 from modstream.core.archive import open_archive
+from modstream.core.events import DECIDING_JOB_KINDS
 from modstream.core.settings import Settings
 from modstream.quality.agreement import AgreementReport, Pair, agreement_report
 from modstream.quality.report import QualityReport, quality_report
@@ -51,10 +52,14 @@ class Period:
         return " AND ".join(clauses), params
 
 
+# Verdicts that decided: blind second reviews and labelling jobs (chosen by likeness, not by
+# the policy's sampling) would bias the weighted sample.
+_DECIDING = "(" + ", ".join(f"'{kind}'" for kind in DECIDING_JOB_KINDS) + ")"
+
 _JOINED = """
 WITH automatic AS (SELECT * FROM decisions WHERE {where}),
 first_verdict AS (
-    SELECT automatic_decision_id, verdict, labels FROM verdicts WHERE job_kind <> 'second_review'
+    SELECT automatic_decision_id, verdict, labels FROM verdicts WHERE job_kind IN {deciding}
     QUALIFY row_number() OVER (PARTITION BY automatic_decision_id ORDER BY occurred_at) = 1
 )
 SELECT {columns}
@@ -95,7 +100,8 @@ def load_sample(connection: duckdb.DuckDBPyConnection, period: Period, extra_lab
             f"coalesce(list_contains(v.labels, {literal}), false) AS truth_{i}",
         ]
     where, params = period.where()
-    found = connection.execute(_JOINED.format(where=where, columns=", ".join(columns)), params).fetchnumpy()
+    query = _JOINED.format(where=where, columns=", ".join(columns), deciding=_DECIDING)
+    found = connection.execute(query, params).fetchnumpy()
     return Sample(
         tenant=np.asarray(found["tenant"], dtype=np.str_),
         model_version=np.asarray(found["model_version"], dtype=np.str_),
@@ -130,7 +136,7 @@ def scores_in(connection: duckdb.DuckDBPyConnection, period: Period) -> tuple[li
 _PAIRS = """
 WITH v AS (SELECT * FROM verdicts WHERE {where}),
 first AS (
-    SELECT * FROM v WHERE job_kind <> 'second_review'
+    SELECT * FROM v WHERE job_kind IN {deciding}
     QUALIFY row_number() OVER (PARTITION BY automatic_decision_id ORDER BY occurred_at) = 1
 ),
 second AS (
@@ -146,7 +152,7 @@ WHERE f.reviewer <> s.reviewer
 def verdict_pairs(connection: duckdb.DuckDBPyConnection, period: Period) -> list[Pair]:
     """Items of the period judged twice, blind, by two reviewers."""
     where, params = period.where_verdicts()
-    rows = connection.execute(_PAIRS.format(where=where), params).fetchall()
+    rows = connection.execute(_PAIRS.format(where=where, deciding=_DECIDING), params).fetchall()
     return [
         Pair(
             item=str(item),

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from modstream.core.events import BankAction, ReviewVerdict
+from modstream.core.events import DECIDING_JOB_KINDS, BankAction, ReviewVerdict
 from modstream.quality.metrics import wilson
 
 
@@ -44,7 +44,7 @@ def bank_precision(verdicts: Iterable[ReviewVerdict]) -> list[BankPrecision]:
     entries: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for verdict in verdicts:
         match = verdict.bank_match
-        if match is None or verdict.job_kind == "second_review":
+        if match is None or verdict.job_kind not in DECIDING_JOB_KINDS:
             continue
         entries[match.bank, match.entry_id][0 if confirms(match.action, verdict.verdict) else 1] += 1
     banks: dict[str, list[int]] = defaultdict(lambda: [0, 0])

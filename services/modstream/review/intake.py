@@ -32,7 +32,7 @@ from modstream.core.retry import retrying
 from modstream.core.settings import Settings
 from modstream.core.tracing import KafkaHeaders, trace_carrier
 from modstream.review import gauges
-from modstream.review.jobs import ReviewJob
+from modstream.review.jobs import LABELLING_INFIX, ReviewJob
 from modstream.review.service import ReviewService
 
 log = logging.getLogger("modstream.review")
@@ -161,6 +161,13 @@ def job_for(
         enqueued_at=now or datetime.now(UTC),
         trace_context=trace_context or {},
     )
+
+
+def labelling_job(request: ReviewRequest, label: str, now: datetime | None = None) -> ReviewJob:
+    """A job asking a reviewer to label an already decided image for ``label`` (its verdict
+    decides nothing); one per image and label, however often the queue is seeded."""
+    job = job_for(request, now)
+    return job.model_copy(update={"job_id": f"{request.event_id}{LABELLING_INFIX}{label}", "kind": "labelling"})
 
 
 async def run_feeds(settings: Settings, service: ReviewService, stop: asyncio.Event) -> None:

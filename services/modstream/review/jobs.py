@@ -7,10 +7,20 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from modstream.core.events import BankMatch, BankName, ImageHashes, JobKind, ModelRef, Thresholds, Trigger
+from modstream.core.events import (
+    DECIDING_JOB_KINDS,
+    BankMatch,
+    BankName,
+    ImageHashes,
+    JobKind,
+    ModelRef,
+    Thresholds,
+    Trigger,
+)
 from modstream.core.sampling import in_sample
 
 SECOND_REVIEW_SUFFIX = ":second"
+LABELLING_INFIX = ":label:"
 
 
 class Verdict(StrEnum):
@@ -20,7 +30,7 @@ class Verdict(StrEnum):
 
 class ReviewJob(BaseModel):
     """One image waiting for (or under) human review. Its id is the upload's event id; a
-    second review's is that id with ``:second`` added."""
+    second review's is that id with ``:second`` added, a labelling job's ``:label:<label>``."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -50,12 +60,19 @@ class ReviewJob(BaseModel):
 
     @property
     def event_id(self) -> str:
-        return self.job_id.removesuffix(SECOND_REVIEW_SUFFIX) if self.kind == "second_review" else self.job_id
+        if self.kind == "second_review":
+            return self.job_id.removesuffix(SECOND_REVIEW_SUFFIX)
+        return self.job_id.partition(LABELLING_INFIX)[0] if self.kind == "labelling" else self.job_id
+
+    @property
+    def decides(self) -> bool:
+        """Whether its verdict publishes the image's final decision."""
+        return self.kind in DECIDING_JOB_KINDS
 
     @property
     def wants_second_review(self) -> bool:
-        """Whether a verdict on this job calls for a second one (never on a second review itself)."""
-        return self.kind != "second_review" and chosen_for_second_review(self.event_id, self.double_review_rate)
+        """Whether a verdict on this job calls for a second one (only on a job that decides)."""
+        return self.decides and chosen_for_second_review(self.event_id, self.double_review_rate)
 
     def second_review(self, enqueued_at: datetime) -> "ReviewJob":
         """The same image, scores and reasons for another reviewer: nothing of the first verdict

@@ -100,7 +100,7 @@ class ReviewService:
 
     async def submit(self, job_id: str, reviewer: str, verdict: VerdictInput) -> ModerationDecision | ReviewVerdict:
         """Publish the reviewer's verdict and close the job. Returns the final decision it
-        published, or for a second review (which decides nothing) its verdict record."""
+        published, or for a second review or a labelling job (which decide nothing) its verdict record."""
         found = await self.queues.job(job_id)
         lease = found[1] if found else None
         if found is None or lease is None or lease.reviewer != reviewer:
@@ -115,7 +115,7 @@ class ReviewService:
         banked = self._bank_entries(job, reviewer, verdict)
         await self.queues.extend(job_id, reviewer, PUBLISH_GRACE_SECONDS)
         seconds = round((datetime.now(UTC) - lease.claimed_at).total_seconds(), 2)
-        decision = None if job.kind == "second_review" else self._decision(job, reviewer, verdict, seconds)
+        decision = self._decision(job, reviewer, verdict, seconds) if job.decides else None
         record = ReviewVerdict(
             **job.model_dump(
                 include={"tenant", "bucket", "key", "queue", "scores", "model", "hashes", "bank_match", "policy_id"}
@@ -159,6 +159,14 @@ class ReviewService:
         )
         return decision or record
 
+    async def enqueue_all(self, jobs: list[ReviewJob], by: str) -> int:
+        """Add jobs someone asked for (a seeded labelling queue), audited; how many were new."""
+        added = 0
+        for job in jobs:
+            added += await self.queues.enqueue(job)
+        await self.audit(by, "jobs_enqueued", queues=sorted({j.queue for j in jobs}), asked=len(jobs), added=added)
+        return added
+
     async def offered_labels(self, job: ReviewJob) -> dict[str, str]:
         """The labels a reviewer answers for, by name, each with its description: the job's own
         (no description) and every label defined now (read at each call, so a new one shows
@@ -177,8 +185,8 @@ class ReviewService:
     def _bank_entries(self, job: ReviewJob, reviewer: str, verdict: VerdictInput) -> list[BankEntry]:
         """The entries a remove puts in banks: the one the reviewer chose, and those the
         policy names for the labels given. Checked before anything is published."""
-        if verdict.verdict is not Verdict.REMOVE or job.kind == "second_review":
-            return []  # a second review decides nothing, so it banks nothing either
+        if verdict.verdict is not Verdict.REMOVE or not job.decides:
+            return []  # a second review or a labelling job decides nothing, so it banks nothing either
         wanted = {job.bank_on_remove[label] for label in verdict.labels if label in job.bank_on_remove}
         if verdict.add_to_bank is not None:
             wanted.add(verdict.add_to_bank)
