@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from modstream.bench import emblem
 from modstream.core.events import ModerationDecision, Outcome, ReviewRequest, ReviewVerdict, ShadowScore
 from modstream.core.inference import TritonScorer
 from modstream.core.kafka import read_records
@@ -28,7 +29,7 @@ from modstream.policy.loader import load_policies
 from modstream.review.web.users import add_user, mint_token
 from modstream.stack import start_service, stop_stack
 
-from tests import candidates, emblem, images
+from tests import candidates, images
 from tests.commands import modstream
 from tests.conftest import SHARED_CACHE, loopback_settings, running_stack
 from tests.offsets import wait_until_committed_to_end
@@ -317,7 +318,7 @@ HELD_OUT_PRECISION, HELD_OUT_RECALL = 0.8, 0.75  # the stated level for 12 held-
 async def test_a_label_learned_from_reviewers_goes_through_shadow_to_production(
     private_stack: Settings, tmp_path: Path
 ) -> None:
-    """A concept no model knows (tests/emblem.py) is defined, labelled by a reviewer through the
+    """A concept no model knows (modstream/bench/emblem.py) is defined, labelled by a reviewer through the
     dashboard's API, learned from the archive, shadowed, promoted, and rolled back."""
     users = tmp_path / "users.toml"
     add_user(users, "lena", "reviewer", "learning-password")

@@ -39,6 +39,14 @@ def bench(
     bank_queries: Annotated[
         int, typer.Option(min=1, help="lookups per size for --bank; recall against the exact scan uses 2,000 of them")
     ] = 10_000,
+    learning: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N,N,…",
+            help="instead: held-out and test precision/recall of learned heads on N labelled examples "
+            "of a synthetic concept (e.g. 24,48,96,128; needs the stack's Triton)",
+        ),
+    ] = None,
 ) -> None:
     """Throughput and latency of the served pipeline vs the raw model in-process, same images."""
     from modstream.bench.run import NoServedModel, run_bench, write_report
@@ -48,6 +56,9 @@ def bench(
         _bank(bank, bank_queries, out)
         return
     settings = get_settings()
+    if learning:
+        _learning(settings, learning, out)
+        return
     if archive:
         _archive(settings, archive, out)
         return
@@ -125,6 +136,45 @@ def _bank(given: list[str], queries: int, out: Path | None) -> None:
     report = run_bank_bench(sizes, queries, on_stage=console.print)
     path = write_report(report, "bank-bench", out)
     console.print(bank_table(report))
+    console.print(f"report: {path}")
+
+
+def _learning(settings: Settings, given: str, out: Path | None) -> None:
+    from modstream.bench.learning import DRAWS, TEST_IMAGES, learning_curve
+    from modstream.bench.run import write_report
+
+    try:
+        sizes = [int(size) for size in given.split(",") if size.strip()]
+        with progress_bar() as progress:
+            task = progress.add_task("embedded", total=max(sizes) * DRAWS + TEST_IMAGES)
+            report = learning_curve(
+                settings,
+                sizes,
+                settings.state_dir / "cache",
+                on_stage=progress.console.print,
+                on_embedded=lambda: progress.advance(task),
+            )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--learning") from exc
+    path = write_report(report, "learning-bench", out)
+    table = Table(
+        "examples",
+        "held-out P",
+        "held-out R",
+        "test P",
+        "test R",
+        "test FPR",
+        "fit s",
+        title=f"learned heads, medians of {report['draws']} draws; test set {report['test_images']} images",
+    )
+    for row in report["rows"]:
+        table.add_row(
+            str(row["examples"]),
+            *(f"{row[key]:.2f}" for key in ("held_out_precision", "held_out_recall", "test_precision", "test_recall")),
+            f"{row['test_false_positive_rate']:.3f}",
+            f"{row['fit_seconds']:.1f}",
+        )
+    console.print(table)
     console.print(f"report: {path}")
 
 

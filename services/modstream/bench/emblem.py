@@ -1,4 +1,4 @@
-"""A concept no model knows, for learning tests: a coloured emblem pasted onto photos.
+"""A concept no model knows, for learning benchmarks and tests: a coloured emblem pasted onto photos.
 
 The emblem is a red disc with a yellow five-pointed star and a blue ring. Each image is a
 random crop of one of the sample photos (flipped at random, brightness varied), and an
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from modstream.demo.samples import source_photos
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+from modstream.demo.samples import source_photos
 
 BACKGROUNDS = [
     "astronaut.png",
