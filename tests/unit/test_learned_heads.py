@@ -125,13 +125,24 @@ def test_a_separable_concept_is_learned_and_the_served_weights_equal_the_fit() -
     positive = np.arange(80) < 32
     x = rng.normal(size=(80, EMBEDDING_DIMS)) + np.where(positive[:, None], 1.5, 0.0) * (np.arange(EMBEDDING_DIMS) < 64)
     fitted = fit_head("emblem.red", x, positive)
-    assert fitted.precision.value >= 0.8 and fitted.recall.value >= 0.8
+    assert (fitted.precision.value or 0) >= 0.8 and (fitted.recall.value or 0) >= 0.8
     held = x[fitted.split.held_out]
     np.testing.assert_allclose(
         1 / (1 + np.exp(-(held @ fitted.weights + fitted.bias))), fitted.held_out_scores, atol=1e-4
     )
     assert [p.threshold for p in fitted.curve] == sorted(p.threshold for p in fitted.curve)
-    assert fitted.f1.low <= fitted.f1.value <= fitted.f1.high
+    assert fitted.f1.value is not None and fitted.f1.low <= fitted.f1.value <= fitted.f1.high
+
+
+def test_a_rate_with_nothing_to_count_is_undefined_not_zero() -> None:
+    from modstream.learn.train import pr_points
+
+    (point,) = pr_points(np.array([0.2, 0.2]), np.array([True, False]))
+    assert point.precision.value == 0.5
+    from modstream.learn.train import _at
+
+    precision, recall = _at(np.array([0.2, 0.3]), np.array([True, False]), 0.5)
+    assert precision.value is None and (precision.low, precision.high) == (0.0, 1.0) and recall.value == 0.0
 
 
 def test_examples_are_the_latest_first_review_per_image_from_the_window_and_one_embedding_model() -> None:

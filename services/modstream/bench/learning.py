@@ -22,7 +22,7 @@ from modstream.bench.emblem import examples
 from modstream.core.inference import TritonScorer
 from modstream.core.settings import Settings
 from modstream.learn.seed import vector_of
-from modstream.learn.train import MIN_EACH, THRESHOLD, fit_head
+from modstream.learn.train import MIN_EACH, THRESHOLD, fit_head, probability
 
 TEST_IMAGES = 200
 DRAWS = 3
@@ -70,7 +70,8 @@ def learning_curve(
     for n in sizes:
         on_stage(f"{DRAWS} heads on {n} labelled examples")
         runs = [_run(pool_x, pool_y, test_x, test_y, n, draw) for draw in range(DRAWS)]
-        rows.append({"examples": n, **{key: statistics.median(run[key] for run in runs) for key in runs[0]}})
+        # An undefined rate (nothing reached the threshold) is left out of its median.
+        rows.append({"examples": n, **{key: _median([run[key] for run in runs]) for key in runs[0]}})
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "concept": "bench/emblem.py: a red disc, yellow star, blue ring at 25-40 % of the shorter side",
@@ -80,6 +81,11 @@ def learning_curve(
     }
 
 
+def _median(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
+
+
 def _run(
     pool_x: npt.NDArray[np.float32],
     pool_y: npt.NDArray[np.bool_],
@@ -87,7 +93,7 @@ def _run(
     test_y: npt.NDArray[np.bool_],
     n: int,
     draw: int,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """One head on ``n`` examples of draw ``draw`` (half with the emblem), measured on the test set."""
     rng = np.random.default_rng(draw)
     marked, clean = np.flatnonzero(pool_y), np.flatnonzero(~pool_y)
@@ -95,12 +101,12 @@ def _run(
     started = time.perf_counter()
     head = fit_head("bench.emblem", pool_x[chosen], pool_y[chosen], seed=draw)
     seconds = time.perf_counter() - started
-    predicted = 1.0 / (1.0 + np.exp(-(test_x @ head.weights + head.bias))) >= THRESHOLD
+    predicted = probability(test_x, head.weights, head.bias) >= THRESHOLD
     hits = int((predicted & test_y).sum())
     return {
         "held_out_precision": head.precision.value,
         "held_out_recall": head.recall.value,
-        "test_precision": hits / max(1, int(predicted.sum())),
+        "test_precision": hits / int(predicted.sum()) if predicted.any() else None,
         "test_recall": hits / int(test_y.sum()),
         "test_false_positive_rate": int((predicted & ~test_y).sum()) / int((~test_y).sum()),
         "fit_seconds": seconds,

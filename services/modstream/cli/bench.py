@@ -170,7 +170,10 @@ def _learning(settings: Settings, given: str, out: Path | None) -> None:
     for row in report["rows"]:
         table.add_row(
             str(row["examples"]),
-            *(f"{row[key]:.2f}" for key in ("held_out_precision", "held_out_recall", "test_precision", "test_recall")),
+            *(
+                "-" if row[key] is None else f"{row[key]:.2f}"
+                for key in ("held_out_precision", "held_out_recall", "test_precision", "test_recall")
+            ),
             f"{row['test_false_positive_rate']:.3f}",
             f"{row['fit_seconds']:.1f}",
         )

@@ -294,6 +294,8 @@ def _print_card(card: "HeadCard") -> None:
 
 
 def _interval(value: "Interval") -> str:
+    if value.value is None:
+        return "undefined (nothing counted)"
     return f"{value.value:.2f} [{value.low:.2f}, {value.high:.2f}]"
 
 

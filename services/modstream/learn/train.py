@@ -109,7 +109,7 @@ def fit_head(
     # sigmoid(((x - mean) / scale) · w + b) = sigmoid(x · (w / scale) + b - mean · (w / scale))
     weights = model.coef_[0] / scale
     bias = float(model.intercept_[0] - mean @ weights)
-    held_scores = 1.0 / (1.0 + np.exp(-(x[split.held_out] @ weights + bias)))
+    held_scores = probability(x[split.held_out], weights, bias)
     truth = positive[split.held_out]
     precision, recall = _at(held_scores, truth, threshold)
     return FittedHead(
@@ -145,7 +145,14 @@ def _at(scores: npt.NDArray[np.float64], truth: npt.NDArray[np.bool_], threshold
 
 def _share(hits: int, n: int) -> Interval:
     low, high = wilson(hits, n)
-    return Interval(value=hits / n if n else 0.0, low=low, high=high)
+    return Interval(value=hits / n if n else None, low=low, high=high)
+
+
+def probability(embeddings: npt.NDArray[Any], weights: npt.NDArray[Any], bias: float) -> npt.NDArray[np.float64]:
+    """What the served head answers for these embeddings."""
+    from scipy.special import expit
+
+    return np.asarray(expit(embeddings @ weights + bias), dtype=np.float64)
 
 
 def _f1(scores: npt.NDArray[np.float64], truth: npt.NDArray[np.bool_], threshold: float) -> float:

@@ -32,7 +32,7 @@ Floats = npt.NDArray[np.floating[Any]]
 class Interval(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    value: float
+    value: float | None = Field(description="none when nothing was counted (e.g. no score reached the threshold)")
     low: float
     high: float
 
