@@ -173,3 +173,25 @@ def test_examples_are_the_latest_first_review_per_image_from_the_window_and_one_
     assert examples.event_ids == ["b", "a"] and examples.positive.tolist() == [False, True]
     assert examples.other_models == {"m:2": 1} and examples.without_embedding == 1
     np.testing.assert_array_equal(examples.embeddings[0], [0, 1, 2, 3])
+
+
+def test_another_embedding_version_does_not_serve_while_heads_trained_on_this_one_do(tmp_path: Path) -> None:
+    from modstream.models.lifecycle import DeployFailed, serve
+    from modstream.models.repository import Repository
+
+    root = repository_with_embedding(tmp_path)
+    (root / "efficientnet_lite0" / "2").mkdir()
+    (root / "efficientnet_lite0" / "2" / "model.onnx").write_bytes(b"")
+    (root / "heads").mkdir()
+    (root / "heads" / "config.pbtxt").write_text('name: "heads"\n')
+    no_heads().with_head(np.zeros(EMBEDDING_DIMS), 0.0, card("emblem.red")).write(root / "heads" / "1")
+
+    class NoTriton:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"Triton was asked to {name}")
+
+    embedding = Repository(root, "efficientnet_lite0")
+    embedding.pin(1)
+    with pytest.raises(DeployFailed, match=r"trained on another embedding model: emblem.red \(efficientnet_lite0:1\)"):
+        serve(embedding, NoTriton(), 2, print)  # type: ignore[arg-type]
+    assert embedding.serving() == 1

@@ -320,7 +320,9 @@ def taxonomy(
                 triton.close()
             return
         found = taxonomies.read_taxonomy(root)
-        produced = set(found.produced_by(taxonomies.ensemble_components(root, settings.triton_model)))
+        components = taxonomies.ensemble_components(root, settings.triton_model)
+        produced = set(found.produced_by(components))
+        learned = found.learned_labels(root, components)
     except taxonomies.TaxonomyError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
@@ -329,6 +331,8 @@ def taxonomy(
     )
     for label, rule in found.labels.items():
         table.add_row(label, rule.component, ", ".join(rule.classes), rule.combine, "yes" if label in produced else "-")
+    for label in learned:  # the serving heads version's labels: learned, not in the file
+        table.add_row(label, "heads (learned)", label, "one", "yes")
     console.print(table)
     problems = taxonomies.missing_classes(found, root)
     for problem in problems:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from modstream.cli.console import console, err
+from modstream.cli.console import as_utc, console, err
 from modstream.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -22,10 +22,6 @@ TenantOption = Annotated[str | None, typer.Option(help="only this tenant's decis
 SinceOption = Annotated[datetime | None, typer.Option(help="from this time (UTC), e.g. 2026-11-28 or 2026-11-28T06:00")]
 UntilOption = Annotated[datetime | None, typer.Option(help="before this time (UTC)")]
 VersionOption = Annotated[str | None, typer.Option("--model-version", help="only decisions of this model version")]
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def _open(settings: Settings, since: datetime | None, until: datetime | None) -> "duckdb.DuckDBPyConnection":
@@ -51,7 +47,7 @@ def report(
     from modstream.quality.archived import Period, measure
 
     settings = get_settings()
-    period = Period(tenant=tenant, model_version=model_version, since=_utc(since), until=_utc(until))
+    period = Period(tenant=tenant, model_version=model_version, since=as_utc(since), until=as_utc(until))
     with console.status("reading the archive…"):
         measured = measure(settings, period, only_label=label)
     sample, result, reviewers = measured.sample, measured.report, measured.reviewers
@@ -132,7 +128,7 @@ def suggest(
     from modstream.quality.label_since import counting_from, definition_times
 
     settings = get_settings()
-    since, until = _utc(since), _utc(until)
+    since, until = as_utc(since), as_utc(until)
     try:
         policies = load_policies(settings.policies_dir)
     except PolicyError as exc:

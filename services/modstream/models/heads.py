@@ -84,6 +84,12 @@ class Cards(BaseModel):
 
     heads: dict[str, HeadCard] = Field(default_factory=dict)
 
+    def trained_elsewhere(self, embedding_model: str) -> dict[str, str]:
+        """Label -> the embedding model of each head not trained on ``embedding_model``."""
+        return {
+            label: card.embedding_model for label, card in self.heads.items() if card.embedding_model != embedding_model
+        }
+
 
 class Heads:
     """The heads of one version: weights ``[dims, k]``, biases ``[k]``, labels and cards."""
@@ -177,10 +183,19 @@ def check_heads_candidate(root: Path, onnx_file: Path, labels: list[str]) -> Non
             f"{onnx_file.parent / CARD_FILE} describes heads {list(cards.heads)} but the labels file names {labels}"
         )
     serving = serving_embedding_model(root)
-    foreign = {label: card.embedding_model for label, card in cards.heads.items() if card.embedding_model != serving}
+    foreign = cards.trained_elsewhere(serving)
     if foreign:
         raise CandidateRefused(
             f"heads trained on another embedding model than the serving {serving}: "
             + ", ".join(f"{label} ({model})" for label, model in foreign.items())
             + "; train them again on the serving one"
         )
+
+
+def heads_trained_elsewhere(root: Path, embedding_model: str) -> dict[str, str]:
+    """Label -> the embedding model it was trained on, for the serving heads that were not
+    trained on ``embedding_model`` (which the embedding component is about to serve)."""
+    heads = Repository(root, HEADS)
+    if not heads.config.is_file():
+        return {}
+    return read_cards(heads.folder / str(heads.serving())).trained_elsewhere(embedding_model)

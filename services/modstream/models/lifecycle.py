@@ -13,7 +13,7 @@ from pathlib import Path
 
 from modstream.models.candidate import check_candidate, read_label_file
 from modstream.models.control import TritonControl, TritonControlError
-from modstream.models.heads import HEADS, check_heads_candidate
+from modstream.models.heads import EMBEDDING_FROM, HEADS, check_heads_candidate, heads_trained_elsewhere
 from modstream.models.repository import Repository, Version
 
 Say = Callable[[str], None]
@@ -65,6 +65,8 @@ def serve(repository: Repository, triton: TritonControl, number: int, say: Say) 
     numbers = [v.number for v in repository.versions()]
     if number not in numbers:
         raise DeployFailed(f"there is no version {number} (versions: {numbers})")
+    if repository.model == EMBEDDING_FROM:
+        _check_heads_follow(repository.root, number)
     previous = repository.serving()
     repository.pin(number)
     say(f"asking Triton to load {repository.model} version {number}")
@@ -78,6 +80,18 @@ def serve(repository: Repository, triton: TritonControl, number: int, say: Say) 
         raise DeployFailed(f"Triton could not load {repository.model} version {number}: {exc}") from exc
     say(f"version {number} is serving")
     return Switch(previous=previous, serving=number)
+
+
+def _check_heads_follow(root: Path, number: int) -> None:
+    """Learned heads read the embedding's features: another embedding version would make their
+    scores meaningless, so it does not serve while heads trained on another one do."""
+    elsewhere = heads_trained_elsewhere(root, f"{EMBEDDING_FROM}:{number}")
+    if elsewhere:
+        named = ", ".join(f"{label} ({model})" for label, model in sorted(elsewhere.items()))
+        raise DeployFailed(
+            f"the serving heads were trained on another embedding model: {named}; serve heads without them "
+            f"first (modstream model rollback --name heads --to 1), then train them again on {EMBEDDING_FROM}:{number}"
+        )
 
 
 @dataclass(frozen=True)

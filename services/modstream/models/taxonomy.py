@@ -123,5 +123,7 @@ def reload(repository: Path, triton: TritonControl, ensemble: str, say: Callable
         triton.load(step)
     except TritonControlError as exc:
         raise TaxonomyError(f"Triton could not load {step}: {exc}") from exc
-    say(f"{step} answers with: {', '.join(taxonomy.produced_by(ensemble_components(repository, ensemble)))}")
+    components = ensemble_components(repository, ensemble)
+    labels = taxonomy.produced_by(components) + taxonomy.learned_labels(repository, components)
+    say(f"{step} answers with: {', '.join(labels)}")
     return taxonomy
