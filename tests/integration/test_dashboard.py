@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from modstream.review.jobs import LABELLING_INFIX
 from modstream.review.service import ReviewService
 from modstream.review.web.sessions import session_id
 from PIL import Image
@@ -456,3 +457,26 @@ async def test_an_admin_ends_every_session_of_one_user(
         assert (await rita.get("/")).status_code == 200 and (await ada.get("/")).status_code == 200
     revoked = await service.audit_entries(actor="ada", action="session_revoked", limit=100)
     assert sum(e.details["user"] == "remy" for e in revoked) == 2
+
+
+async def test_a_labelling_job_says_what_it_is_for_and_its_verdict_decides_nothing(
+    service: ReviewService, users: tuple[Path, dict[str, str]]
+) -> None:
+    seeded = await seed_job(service.settings, service, "j-seeded", "elsewhere")  # its image, stored
+    update = {"job_id": f"j-seeded{LABELLING_INFIX}emblem.red", "kind": "labelling", "queue": "label-q"}
+    job = seeded.model_copy(update=update)
+    assert await service.queues.enqueue(job)
+    async with dashboard(service, users[0]) as rita:
+        csrf = await log_in(rita, "rita")
+        claimed = await rita.post("/queues/label-q/claim", data={"csrf": csrf})
+        assert claimed.headers["location"] == f"/jobs/{job.job_id}"
+        page = await rita.get(f"/jobs/{job.job_id}")
+        assert 'id="labelling"' in page.text and "likeness to examples of emblem.red" in page.text
+        done = await rita.post(f"/jobs/{job.job_id}/verdict", data={"csrf": csrf, "verdict": "remove"})
+        assert done.status_code == 303
+    found = await service.job(job.job_id)
+    assert found is not None and found[2] == "closed"
+    (entry,) = [
+        e for e in await service.audit_entries(actor="rita", action="verdict") if e.details["job"] == job.job_id
+    ]
+    assert entry.details["kind"] == "labelling"

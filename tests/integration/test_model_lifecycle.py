@@ -438,8 +438,23 @@ async def test_a_label_learned_from_reviewers_goes_through_shadow_to_production(
         marked = [score for score, is_marked in scored if is_marked]
         clean = [score for score, is_marked in scored if not is_marked]
         assert found >= 6 and false_alarms <= 2 and sum(marked) / 10 > sum(clean) / 10 + 0.3
+        # A reviewer labels the shadowed images: compare shows the new label against them.
+        fresh_truth = {event_id: e.emblem for event_id, e in zip(fresh_ids, fresh, strict=True)}
+        fresh_decided = await first_records(settings, settings.topic_decisions, ModerationDecision, fresh_ids)
+        fresh_queues = sorted({d.review_queue or "" for d in fresh_decided.values()})
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.dashboard_port}", headers=auth) as http:
+            await label_jobs(http, fresh_queues, {i: i for i in fresh_ids}, fresh_truth)
         compared = modstream(settings, "model", "compare", "--json", "--idle", "2")
-        assert compared.returncode == 0 and LABEL in compared.stdout, compared.stderr
+        assert compared.returncode == 0, compared.stderr
+        (heads_comparison,) = [
+            c for c in map(json.loads, compared.stdout.splitlines()) if "heads_shadow" in c["shadow"]["components"]
+        ]
+        (new_label,) = heads_comparison["new_labels"]
+        reviewers = new_label["reviewers"]
+        assert (new_label["label"], reviewers["labelled"], reviewers["positives"]) == (LABEL, 20, 10)
+        assert reviewers["recall"]["value"] == pytest.approx(found / 10)
+        assert reviewers["precision"]["value"] == pytest.approx(found / (found + false_alarms))
+        assert new_label["scores"]["n"] >= 20
 
         # Promote: decisions carry the label's score; the policy has no rule for it yet, so the
         # existing labels-changed rule sends images to a person until it has one.

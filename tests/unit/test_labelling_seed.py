@@ -133,6 +133,7 @@ def test_a_labelling_job_has_its_own_id_and_decides_nothing() -> None:
         "label-emblem-red",
     )
     assert not job.decides and not job.wants_second_review  # even at a double review rate of 1
+    assert job.labelling_for == "emblem.red" and labelling_job(request, "a.b").labelling_for == "a.b"
 
 
 def test_seeding_refuses_a_bad_queue_before_asking_anything_and_names_an_unreachable_redis(tmp_path: Path) -> None:

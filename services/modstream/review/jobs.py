@@ -65,6 +65,11 @@ class ReviewJob(BaseModel):
         return self.job_id.partition(LABELLING_INFIX)[0] if self.kind == "labelling" else self.job_id
 
     @property
+    def labelling_for(self) -> str | None:
+        """The label a labelling job was seeded for."""
+        return self.job_id.partition(LABELLING_INFIX)[2] if self.kind == "labelling" else None
+
+    @property
     def decides(self) -> bool:
         """Whether its verdict publishes the image's final decision."""
         return self.kind in DECIDING_JOB_KINDS
