@@ -33,7 +33,7 @@ from tests import candidates, images
 from tests.commands import modstream
 from tests.conftest import SHARED_CACHE, loopback_settings, running_stack
 from tests.offsets import wait_until_committed_to_end
-from tests.records import first_records, records_of
+from tests.records import RecordLog, first_records, records_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -423,12 +423,14 @@ async def test_a_label_learned_from_reviewers_goes_through_shadow_to_production(
         )
         assert shadowed.returncode == 0, shadowed.stdout + shadowed.stderr
         assert json.loads((settings.model_repository / "heads" / "2" / "card.json").read_text())["heads"][LABEL]
-        await until_shadowed(settings)
         fresh = list(emblem.examples(SHARED_CACHE, 20, seed=99))
         shadows = {}  # one at a time: with too many in flight the worker skips shadowing some
-        for example in fresh:
-            (event_id,) = await upload_as(settings, [example.data])
-            (shadows[event_id],) = await records_of(settings, settings.topic_shadow, ShadowScore, event_id, 1)
+        async with RecordLog(settings, settings.topic_shadow, ShadowScore) as shadow_log:
+            await until_shadowed(settings, shadow_log)
+            for example in fresh:
+                (event_id,) = await upload_as(settings, [example.data])
+                assert await shadow_log.wait_for([event_id], timeout=30) == 1
+                shadows[event_id] = shadow_log.first(event_id)
         fresh_ids = list(shadows)
         scored = [(shadows[i].shadow_scores[LABEL], e.emblem) for i, e in zip(fresh_ids, fresh, strict=True)]
         assert all(LABEL not in shadows[i].serving_scores for i in fresh_ids)
@@ -483,12 +485,12 @@ async def upload_as(settings: Settings, photos: list[bytes], tenant: str = LEARN
         return [(await client.upload_image(photo, tenant)).event_id for photo in photos]
 
 
-async def until_shadowed(settings: Settings) -> None:
+async def until_shadowed(settings: Settings, shadow_log: RecordLog[ShadowScore]) -> None:
     """Wait until the worker scores uploads with the shadow too (it looks every 2 s)."""
     probe = next(emblem.examples(SHARED_CACHE, 1, seed=5)).data
     for _ in range(20):
         (event_id,) = await upload_as(settings, [probe])
-        if await records_of(settings, settings.topic_shadow, ShadowScore, event_id, 1, timeout=3):
+        if await shadow_log.wait_for([event_id], timeout=3):
             return
     raise AssertionError("the worker never scored an upload with the shadow")
 
