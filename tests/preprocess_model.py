@@ -1,6 +1,6 @@
 """The Triton ``preprocess`` model's module (model_repository/preprocess/1/model.py), imported
-in-process as tests/unit/test_preprocess_formats.py does: its decode and PDQ functions run here
-exactly as they run inside Triton's Python backend (the same environment)."""
+in-process, once for every test that needs it: its decode and PDQ functions run here exactly as
+they run inside Triton's Python backend (the same environment)."""
 
 import functools
 import importlib.util

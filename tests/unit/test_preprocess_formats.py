@@ -2,35 +2,22 @@
 layout becomes, and which check refuses what (tests/e2e/test_formats.py runs the same files
 through the real pipeline)."""
 
-import importlib.util
-import sys
-import types
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
-from modstream.core.settings import PROJECT_ROOT
 from PIL import Image
 
-from tests import images
-
-MODEL = PROJECT_ROOT / "model_repository" / "preprocess" / "1" / "model.py"
-MAX_PIXELS = 50_000_000
+from tests import images, preprocess_model
+from tests.preprocess_model import MAX_PIXELS
 
 
 @pytest.fixture(scope="module")
 def model() -> Any:
-    """model.py as Triton loads it; only its Triton-facing class needs the backend's module."""
-    sys.modules.setdefault("triton_python_backend_utils", types.ModuleType("triton_python_backend_utils"))
-    limit = Image.MAX_IMAGE_PIXELS
-    spec = importlib.util.spec_from_file_location("preprocess_model", MODEL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    Image.MAX_IMAGE_PIXELS = limit  # the import turns Pillow's guard off for the whole process
-    return module
+    """model.py as Triton loads it (tests/preprocess_model.py)."""
+    return preprocess_model.load()
 
 
 @pytest.fixture(autouse=True)
