@@ -15,20 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from modstream.demo.samples import source_photos
+from modstream.demo.samples import PHOTOS, source_photos
 
-BACKGROUNDS = [
-    "astronaut.png",
-    "chelsea.png",
-    "coffee.png",
-    "camera.png",
-    "rocket.jpg",
-    "motorcycle_left.png",
-    "hubble_deep_field.jpg",
-    "brick.png",
-    "coins.png",
-    "horse.png",
-]
+# Every sample photo but the logo (a flat drawing) and the animated GIF.
+BACKGROUNDS = [name for name in PHOTOS if name not in ("logo.png", "no_time_for_that_tiny.gif")]
 
 
 @dataclass(frozen=True)
