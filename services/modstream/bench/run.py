@@ -66,12 +66,15 @@ def run_bench(
     *,
     rate: float = 0.0,
     duplicate_rate: float = 0.0,
+    seconds: float | None = None,
     on_decided: Callable[[ModerationDecision], None] = lambda d: None,
     on_stage: Callable[[str], None] = lambda stage: None,
 ) -> dict[str, Any]:
     """``count`` distinct images from ``pool`` through the pipeline; with ``duplicate_rate``,
     then the same count with that share of exact re-uploads (the duplicate cache's gain);
-    then the raw in-process ensemble (the components that served) on the same images."""
+    then the raw in-process ensemble (the components that served) on the same images.
+    ``seconds``, if given, replaces each measurement window after the pipeline (the served
+    ensemble's and the in-process ensemble's; each component alone gets half)."""
     images = uploads(pool, count)
     pace = f"at {rate:g} events/s" if rate > 0 else "all published at once"
     on_stage(f"pipeline: {len(images)} distinct images through Kafka, the worker and Triton, {pace}")
@@ -101,9 +104,10 @@ def run_bench(
     # Each stage runs alone, never beside another: they would share the same cores.
     unique = list(dict.fromkeys(images))[:64]
     on_stage(f"served: {settings.triton_model}, then its preprocess alone, straight to Triton over gRPC")
-    alone = served_ensemble.measure(settings.triton_grpc, settings.triton_model, unique)
+    windows = {"served": seconds or served_ensemble.SECONDS, "raw_ensemble": seconds or raw_model.SECONDS}
+    alone = served_ensemble.measure(settings.triton_grpc, settings.triton_model, unique, windows["served"])
     on_stage(f"raw ensemble: {', '.join(files)} with onnxruntime in-process")
-    raw = raw_model.measure(files, unique)
+    raw = raw_model.measure(files, unique, seconds=windows["raw_ensemble"])
     raw_sum = round(sum(c.ms_per_image for c in raw.components), 2)
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -114,6 +118,7 @@ def run_bench(
         "served": asdict(alone) | {"classifiers_ms_per_image": alone.classifiers_ms_per_image},
         "raw_ensemble": {
             "model": f"{model.name}:{model.version}",
+            "inputs": raw.inputs,
             "by_batch_size": [asdict(r) for r in raw.by_batch_size],
             "best": asdict(raw.best),
             "best_by_mode": {mode: asdict(best) for mode, best in raw.best_by_mode().items()},
@@ -129,6 +134,7 @@ def run_bench(
         ),
         "settings": {"worker_concurrency": settings.worker_concurrency, "partitions": settings.topic_partitions},
         "duplicates": duplicates,
+        "measurement_seconds": windows,
     }
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import tritonclient.grpc.aio as triton
 
 PREPROCESS = "preprocess"
+SECONDS = 10.0  # the ensemble, then its preprocess
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ async def images_per_second(url: str, model: str, images: list[bytes], seconds: 
         await client.close()
 
 
-def measure(url: str, ensemble: str, images: list[bytes], seconds: float = 10.0, concurrency: int = 16) -> Served:
+def measure(url: str, ensemble: str, images: list[bytes], seconds: float = SECONDS, concurrency: int = 16) -> Served:
     return Served(
         ensemble_images_per_second=asyncio.run(images_per_second(url, ensemble, images, seconds, concurrency)),
         preprocess_images_per_second=asyncio.run(images_per_second(url, PREPROCESS, images, seconds, concurrency)),

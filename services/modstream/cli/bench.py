@@ -23,9 +23,25 @@ def bench(
         ),
     ] = 0.0,
     out: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
+    seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            help="length of each measurement after the pipeline: the served ensemble, its preprocess, the "
+            "in-process ensemble at each batch size and mode, each component alone half of it "
+            "(default 10 s served, 4 s in-process)",
+        ),
+    ] = None,
     soak: Annotated[
         int, typer.Option(help="instead: this many events at once (e.g. 20000); lost, duplicates, memory")
     ] = 0,
+    soak_quiet: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="for --soak: decisions are read on until none came for this long (a late duplicate counts)",
+        ),
+    ] = 20.0,
     archive: Annotated[
         int, typer.Option(help="instead: the archiver drains this many decisions (e.g. 100000), then a quality report")
     ] = 0,
@@ -49,6 +65,7 @@ def bench(
     ] = None,
 ) -> None:
     """Throughput and latency of the served pipeline vs the raw model in-process, same images."""
+    from modstream.bench.raw_model import Unwired
     from modstream.bench.run import NoServedModel, run_bench, write_report
     from modstream.demo.samples import sample_images
 
@@ -64,7 +81,7 @@ def bench(
         return
     pool = sample_images(settings.state_dir / "cache")
     if soak:
-        _soak(settings, pool, soak, out)
+        _soak(settings, pool, soak, soak_quiet, out)
         return
     with progress_bar() as progress:
         task = progress.add_task("decisions", total=images * (2 if duplicates else 1))
@@ -75,10 +92,11 @@ def bench(
                 images,
                 rate=rate,
                 duplicate_rate=duplicates,
+                seconds=seconds,
                 on_decided=lambda d: progress.advance(task),
                 on_stage=lambda stage: progress.console.print(stage),
             )
-        except NoServedModel as exc:
+        except (NoServedModel, Unwired) as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
     path = write_report(report, "bench", out)
@@ -103,7 +121,8 @@ def _bench_table(report: dict[str, Any]) -> Table:
     table.add_row("served preprocess alone", f"{served['preprocess_images_per_second']} images/s")
     table.add_row("served classifiers + taxonomy", f"{served['classifiers_ms_per_image']} ms/image (decode excluded)")
     for component, ms in raw["components_ms_per_image"].items():
-        table.add_row(f"raw {component} in-process", f"{ms} ms/image")
+        fed = raw["inputs"][component]
+        table.add_row(f"raw {component} in-process", f"{ms} ms/image" + ("" if fed == "pixels" else f" (on {fed})"))
     table.add_row("raw components, sum", f"{raw['sum_ms_per_image']} ms/image")
     table.add_row("served components / raw sum", f"{report['served_vs_raw_cost']}")
     for mode, found in report["raw_ensemble"]["best_by_mode"].items():
@@ -181,7 +200,7 @@ def _learning(settings: Settings, given: str, out: Path | None) -> None:
     console.print(f"report: {path}")
 
 
-def _soak(settings: Settings, pool: list[bytes], events: int, out: Path | None) -> None:
+def _soak(settings: Settings, pool: list[bytes], events: int, quiet: float, out: Path | None) -> None:
     from modstream.bench.run import write_report
     from modstream.bench.soak import NothingToWatch, run_soak, watched_processes
     from modstream.stack import stack_status
@@ -194,7 +213,9 @@ def _soak(settings: Settings, pool: list[bytes], events: int, out: Path | None) 
         raise typer.Exit(1) from exc
     with progress_bar() as progress:
         task = progress.add_task("decisions", total=events)
-        soaking = run_soak(settings, pool, events, worker, triton, on_decided=lambda d: progress.advance(task))
+        soaking = run_soak(
+            settings, pool, events, worker, triton, on_decided=lambda d: progress.advance(task), quiet_seconds=quiet
+        )
         report = asyncio.run(soaking)
     path = write_report(report, "soak", out)
     console.print(_soak_table(report))
