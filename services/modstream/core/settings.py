@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # set 0 to keep the client's default batching.
     producer_max_batch_size: int = 1
     consumer_group: str = "modstream-worker"
+    # How often the worker commits each partition's contiguous handled prefix.
+    consumer_commit_seconds: float = Field(1.0, gt=0)
     # How long a fetch may wait for records. Tansu answers only when this runs out, so
     # it is short locally; against Kafka (which answers as soon as records arrive) 500.
     consumer_fetch_max_wait_ms: int = Field(100, ge=1)
