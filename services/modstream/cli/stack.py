@@ -1,6 +1,7 @@
 """``modstream stack …``: the local servers, started, stopped and watched."""
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -58,6 +59,88 @@ def down() -> None:
 
     stopped = stop_stack(get_settings())
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+@app.command("restart")
+def restart(
+    name: Annotated[str, typer.Argument(help="kafka, s3, redis, triton, worker, dashboard or archive")],
+    timeout: Annotated[float, typer.Option(help="seconds to wait for it to answer")] = 180.0,
+) -> None:
+    """Restart one server (or background service) alone: stop it by PID, start it, wait until it answers.
+
+    The broker keeps its topics, records and committed offsets across a restart on S3
+    storage (the default); on memory storage (MODSTREAM_BROKER_STORAGE=memory) it starts empty.
+    """
+    from modstream.stack import StackError, restart_server
+
+    settings = get_settings()
+    try:
+        with console.status(f"restarting {name}…") as spinner:
+            restarted = restart_server(
+                settings, name, timeout, on_event=lambda server, msg: spinner.update(f"{server}: {msg}")
+            )
+    except StackError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"{restarted.name} answers on {restarted.address} (pid {restarted.pid})")
+
+
+@app.command("bench")
+def bench(
+    records: Annotated[int, typer.Option(min=1, help="records produced (and consumed) per storage and mode")] = 2_000,
+    size: Annotated[int, typer.Option(min=1, help="bytes per record (an upload event is about 400)")] = 512,
+    in_flight: Annotated[int, typer.Option(min=1, help="unacknowledged records at most")] = 64,
+    out: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
+) -> None:
+    """What the broker's durable (S3) storage costs against memory storage, on private brokers.
+
+    One after the other, a private Tansu on memory storage and one on S3 storage (with its own
+    local S3 server; free loopback ports, a temporary folder) get the same load: produce with
+    acks=all (one record per batch as the local stack sends them, then batched), a consumer
+    group reading and committing, then a SIGKILL and a restart. Your stack is not touched.
+    """
+    from modstream.bench.run import write_report
+    from modstream.stack.broker_bench import run_broker_bench
+
+    with console.status("measuring the broker…") as spinner:
+        report = run_broker_bench(get_settings(), records, size, in_flight, on_stage=spinner.update)
+    path = write_report(report, "broker-bench", out)
+    console.print(_broker_table(report))
+    console.print(f"report: {path}")
+
+
+def _broker_table(report: dict[str, Any]) -> Table:
+    memory, s3 = report["storages"]["memory"], report["storages"]["s3"]
+    table = Table(f"{report['records']} records of {report['record_bytes']} B", "memory storage", "s3 storage")
+    for mode, label in (
+        ("produce_one_per_batch", "produce, one record a batch"),
+        ("produce_batched", "produce, batched"),
+    ):
+        table.add_row(
+            label,
+            *(
+                f"{run[mode]['records_per_second']:,.0f}/s; "
+                f"p50 {run[mode]['latency_p50_ms']} ms, p99 {run[mode]['latency_p99_ms']} ms"
+                for run in (memory, s3)
+            ),
+        )
+    table.add_row(
+        "consume + commit each fetch",
+        *(
+            f"{run['consume']['records_per_second']:,.0f}/s; commit p50 {run['consume'].get('commit_p50_ms')} ms"
+            for run in (memory, s3)
+        ),
+    )
+    table.add_row("group join", *(f"{run['consume']['group_join_seconds']} s" for run in (memory, s3)))
+    table.add_row(
+        "after SIGKILL + restart",
+        *(
+            f"{run['restart']['records_left']} of {run['restart']['records_produced']} records left; "
+            f"answering in {run['restart']['seconds_until_answering']} s"
+            for run in (memory, s3)
+        ),
+    )
+    return table
 
 
 @app.command("status")

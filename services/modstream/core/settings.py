@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     # it is short locally; against Kafka (which answers as soon as records arrive) 500.
     consumer_fetch_max_wait_ms: int = Field(100, ge=1)
     broker_session_timeout: float = 3.0
+    # The local broker's storage (Tansu; local stack only): "s3" keeps topics, records and
+    # committed offsets in a bucket of its own on the object store (below), so a broker restart
+    # loses nothing; "memory" starts empty at each start (faster: docs/architecture.md).
+    broker_storage: Literal["s3", "memory"] = "s3"
+    broker_bucket: str = "modstream-broker"
 
     # Object storage (S3 protocol)
     s3_endpoint: str = "127.0.0.1:19000"

@@ -3,10 +3,19 @@
 from modstream.stack.supervisor import (
     ServerStatus,
     StackError,
+    restart_server,
     stack_status,
     start_service,
     start_stack,
     stop_stack,
 )
 
-__all__ = ["ServerStatus", "StackError", "stack_status", "start_service", "start_stack", "stop_stack"]
+__all__ = [
+    "ServerStatus",
+    "StackError",
+    "restart_server",
+    "stack_status",
+    "start_service",
+    "start_stack",
+    "stop_stack",
+]

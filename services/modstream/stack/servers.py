@@ -90,7 +90,6 @@ def kafka(settings: Settings, layout: Layout) -> Server:
     return Server(
         name="kafka",
         address=settings.kafka_bootstrap,
-        # Memory storage: the local stack starts empty each time (see docs/architecture.md).
         argv=[
             str(tansu),
             "broker",
@@ -99,10 +98,39 @@ def kafka(settings: Settings, layout: Layout) -> Server:
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            "memory://tansu/",
+            broker_storage_url(settings),
         ],
+        env=broker_storage_env(settings),
         answers=partial(probes.kafka_answers, settings.kafka_bootstrap),
     )
+
+
+def broker_storage_url(settings: Settings) -> str:
+    """Tansu's ``--storage-engine``: the broker bucket on the object store, or memory."""
+    if settings.broker_storage == "s3":
+        return f"s3://{settings.broker_bucket}/"
+    return "memory://tansu/"  # starts empty each time (see docs/architecture.md)
+
+
+def broker_storage_env(settings: Settings) -> dict[str, str]:
+    """Where Tansu's S3 storage is and how to sign for it (its object_store reads AWS_*)."""
+    if settings.broker_storage != "s3":
+        return {}
+    scheme = "https" if settings.s3_secure else "http"
+    env = {
+        "AWS_ENDPOINT": f"{scheme}://{settings.s3_endpoint}",
+        "AWS_ACCESS_KEY_ID": settings.s3_access_key.get_secret_value(),
+        "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
+        "AWS_DEFAULT_REGION": settings.s3_region,
+    }
+    if not settings.s3_secure:
+        env["AWS_ALLOW_HTTP"] = "true"
+    return env
+
+
+def broker_needs_s3(settings: Settings) -> bool:
+    """Whether the broker keeps its data on the object store, which must then answer first."""
+    return settings.broker_storage == "s3"
 
 
 def s3(settings: Settings, layout: Layout) -> Server:

@@ -16,8 +16,9 @@ from pathlib import Path
 import psutil
 
 from modstream.core.settings import Settings
+from modstream.core.storage import ObjectMissing, ObjectStore, StorageUnavailable
 from modstream.models.weights import install_default_weights
-from modstream.stack.servers import SERVERS, SERVICES, Layout, Server, link_triton_backend
+from modstream.stack.servers import SERVERS, SERVICES, Layout, Server, broker_needs_s3, link_triton_backend
 
 Progress = Callable[[str, str], None]
 SHM = Path("/dev/shm")
@@ -43,22 +44,75 @@ def start_stack(
     timeout: float = 180.0,
     on_event: Progress | None = None,
 ) -> list[ServerStatus]:
-    """Start the servers not already running and wait until each answers."""
+    """Start the servers not already running and wait until each answers.
+
+    A broker on S3 storage needs the object store: when nothing answers there, the local S3
+    server is started with it (and reported in the result) even if ``only`` leaves it out.
+    """
     say = on_event or (lambda server, message: None)
     layout = Layout(settings.state_dir)
-    names = list(only or SERVERS)
+    names = _with_broker_storage(settings, layout, list(only or SERVERS))
     if "triton" in names:
         say("triton", "checking the model weights")
         install_default_weights(settings.model_repository, layout.cache, ensemble=settings.triton_model)
         link_triton_backend(layout)
-    servers = [SERVERS[name](settings, layout) for name in names]
-    # Launch all first, then wait: Triton's ~10 s start overlaps the others'.
-    launched = {s.name: _launch(s, layout, say) for s in servers}
-    for server in servers:
-        _wait_until_answering(server, launched[server.name], layout, timeout, say)
-        if server.name == "triton":
+    servers = {name: SERVERS[name](settings, layout) for name in names}
+    # Launch all first, then wait: Triton's ~10 s start overlaps the others'. A broker on S3
+    # storage is launched last, once the object store answers and holds the broker's bucket.
+    broker_waits = "kafka" in servers and broker_needs_s3(settings)
+    launched = {name: _launch(s, layout, say) for name, s in servers.items() if not (broker_waits and name == "kafka")}
+    answering: set[str] = set()
+    if broker_waits:
+        if "s3" in servers:
+            _wait_until_answering(servers["s3"], launched["s3"], layout, timeout, say)
+            answering.add("s3")
+        _ensure_broker_bucket(settings, say)
+        launched["kafka"] = _launch(servers["kafka"], layout, say)
+    for name, server in servers.items():
+        if name not in answering:
+            _wait_until_answering(server, launched[name], layout, timeout, say)
+        if name == "triton":
             _remember_shm_regions(server, layout)
     return stack_status(settings, names)
+
+
+def restart_server(
+    settings: Settings, name: str, timeout: float = 180.0, on_event: Progress | None = None
+) -> ServerStatus:
+    """Stop one server or service (by PID; nothing to stop after a crash) and start it again,
+    waiting until it answers; the others keep running. ``modstream stack restart NAME``."""
+    if name not in SERVERS and name not in SERVICES:
+        raise StackError(f"no server or service named {name!r}: one of {', '.join([*SERVERS, *SERVICES])}")
+    say = on_event or (lambda server, message: None)
+    if stop_stack(settings, only=[name]):
+        say(name, "stopped")
+    if name in SERVICES:
+        return start_service(settings, name, timeout)
+    statuses = start_stack(settings, only=[name], timeout=timeout, on_event=say)
+    return next(status for status in statuses if status.name == name)
+
+
+def _with_broker_storage(settings: Settings, layout: Layout, names: list[str]) -> list[str]:
+    """``names``, with the local S3 server before the broker when the broker keeps its data
+    there and nothing answers at the object store's address yet."""
+    if "kafka" not in names or "s3" in names or not broker_needs_s3(settings):
+        return names
+    if SERVERS["s3"](settings, layout).answers():
+        return names
+    return ["s3", *names]
+
+
+def _ensure_broker_bucket(settings: Settings, say: Progress) -> None:
+    """The broker's bucket must exist before Tansu starts on it."""
+    say("kafka", f"checking its bucket {settings.broker_bucket} on {settings.s3_endpoint}")
+    try:
+        ObjectStore(settings, pool_size=1).ensure_bucket(settings.broker_bucket)
+    except (ObjectMissing, StorageUnavailable) as exc:
+        raise StackError(
+            f"kafka ({settings.kafka_bootstrap}) keeps its data in s3://{settings.broker_bucket} on "
+            f"{settings.s3_endpoint}, which could not be created or checked: {exc} "
+            "(or run it on memory storage: MODSTREAM_BROKER_STORAGE=memory)"
+        ) from exc
 
 
 def start_service(settings: Settings, name: str, timeout: float = 90.0) -> ServerStatus:
@@ -176,10 +230,37 @@ def _terminate(process: psutil.Process, timeout: float) -> None:
     group = os.getpgid(process.pid)
     members = [process, *process.children(recursive=True)]
     os.killpg(group, signal.SIGTERM)
-    _, alive = psutil.wait_procs(members, timeout=timeout)
+    alive = _wait_exited(members, timeout)
     if alive:
         os.killpg(group, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=5)
+        _wait_exited(alive, 5)
+
+
+def _wait_exited(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until each has exited; those still running at the timeout. A zombie has exited:
+    when another process started the server (a test, say) and has not reaped it yet, waiting
+    for it to vanish would only wait out the timeout."""
+    deadline = time.monotonic() + timeout
+    alive = processes
+    while alive:
+        alive = [process for process in alive if not _exited(process)]
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return alive
+
+
+def _exited(process: psutil.Process) -> bool:
+    try:
+        process.wait(timeout=0)  # reaps it when it is our own child
+        return True
+    except psutil.TimeoutExpired:
+        try:
+            return bool(process.status() == psutil.STATUS_ZOMBIE)
+        except psutil.NoSuchProcess:
+            return True
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _remember_shm_regions(server: Server, layout: Layout) -> None:
