@@ -24,13 +24,11 @@ REVIEW_TENANT = "faults-review"  # its policy sends every safe-looking image to 
 def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     root = tmp_path_factory.mktemp("faults")
     policies = policies_reviewing(root / "policies", {REVIEW_TENANT: "faults"}, "faults-1", profile="light")
-    # Every event here is the same stored photo: with the duplicate cache on, all but the first
-    # would skip Triton, and the faults would no longer be met on the path each upload takes.
-    # (With it on, the rebalance test lost 28 early records of one partition once: the faust
-    # recovery skip of docs/ARCHITECTURE, exposed by events decided 300 times faster.)
-    settings = loopback_settings(
-        root / "state", consumer_group="faults", policies_dir=policies, profile="light", score_cache_entries=0
-    )
+    # The duplicate cache is on (its default): every event here is the same stored photo, so
+    # all but the first are decided from it in milliseconds, the fast path on which faust's
+    # consumer once lost records at a rebalance (docs/architecture.md). The Triton outage
+    # test turns it off for its own worker, so that its events meet Triton.
+    settings = loopback_settings(root / "state", consumer_group="faults", policies_dir=policies, profile="light")
     with running_stack(settings):
         yield settings
 

@@ -107,3 +107,16 @@ def test_a_revoked_partition_forgets_its_work_and_late_completions() -> None:
     assert not progress.owns("p")
     progress.assign("p", 1)  # back again, from the group's commit
     assert progress.handed("p", 1) is None
+
+
+def test_records_handed_out_before_the_assignment_is_announced_are_tracked() -> None:
+    # aiokafka may return a new partition's records while the listener still asks for its
+    # commit: they count, and the assignment then checks the first against where it starts.
+    progress: Progress[str] = Progress()
+    assert progress.handed("p", 0) is None
+    progress.done("p", 0)
+    assert progress.assign("p", 0) is None
+    assert progress.to_commit() == {"p": 1}
+    late: Progress[str] = Progress()
+    late.handed("q", 10)
+    assert late.assign("q", 4) == Gap("q", 4, 10)

@@ -6,7 +6,7 @@ benchmark both judge a run with it, so "lost" and "decided two ways" mean one th
 """
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
@@ -83,12 +83,15 @@ def account(
     )
 
 
-async def read_ledger(settings: Settings, group: str | None = None) -> Account:
-    """The account of the uploads topic as it is now (read to its end), with ``group``'s commits."""
+async def read_ledger(settings: Settings, group: str | None = None, events: Collection[str] | None = None) -> Account:
+    """The account of the uploads topic as it is now (read to its end), with ``group``'s commits;
+    with ``events``, of their uploads only (a run's, on a stack that saw traffic before it)."""
     uploads = [
         Upload(partition, offset, _event_id(value))
         for partition, offset, value in await read_to_end(settings, settings.topic_uploads)
     ]
+    if events is not None:
+        uploads = [u for u in uploads if u.event_id in events]
     decisions: dict[str, list[ModerationDecision]] = defaultdict(list)
     for _, _, value in await read_to_end(settings, settings.topic_decisions):
         try:
@@ -101,11 +104,13 @@ async def read_ledger(settings: Settings, group: str | None = None) -> Account:
     return account(uploads, decisions, commits)
 
 
-async def read_to_end(settings: Settings, topic: str) -> list[tuple[int, int, bytes | None]]:
-    """(partition, offset, value) of every record on ``topic`` up to its end as it is now.
-
-    End offsets are exact on the local broker only with one record per producer batch
-    (``MODSTREAM_PRODUCER_MAX_BATCH_SIZE``, docs/architecture.md)."""
+async def read_to_end(
+    settings: Settings, topic: str, quiet_seconds: float = 2.0
+) -> list[tuple[int, int, bytes | None]]:
+    """(partition, offset, value) of every record on ``topic``, read until the reported end
+    and then until nothing more came for ``quiet_seconds``: the local broker's end offsets
+    can fall a few records short even with one record per producer batch (seen here with
+    200 sends in flight), so they are only where to start waiting."""
     found: list[tuple[int, int, bytes | None]] = []
     async with kafka_consumer(settings) as consumer:
         await consumer.topics()  # metadata first, so the partitions are known
@@ -115,14 +120,13 @@ async def read_to_end(settings: Settings, topic: str) -> list[tuple[int, int, by
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for batch in (await consumer.getmany(*partitions, timeout_ms=500)).values():
-                found.extend(
-                    (m.partition, m.offset, m.value)
-                    for m in batch
-                    if m.offset < ends[TopicPartition(m.topic, m.partition)]
-                )
-    return found
+        while True:
+            short = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+            batches = await consumer.getmany(*partitions, timeout_ms=500 if short else int(quiet_seconds * 1000))
+            if not batches and not short:
+                return found
+            for batch in batches.values():
+                found.extend((m.partition, m.offset, m.value) for m in batch)
 
 
 async def committed_offsets(settings: Settings, group: str, topic: str, partitions: list[int]) -> dict[int, int]:

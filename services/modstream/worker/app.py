@@ -1,21 +1,19 @@
-"""The Faust application: consumes upload events (and bucket notifications) and runs each
-through the pipeline.
+"""The worker process: Faust hosts it (web pages, timers, the producer, start and stop), and
+``consumer.UploadsConsumer`` reads upload events (and bucket notifications) into the pipeline.
 
-Many agent actors share the uploads stream, so many events are in flight at once and
-Triton's dynamic batcher sees concurrent requests to batch. Offsets are committed
-(at least once) only up to the last run of consecutive events whose decision is
-already on the decisions topic.
+Many events are in flight at once (``worker_concurrency``), so Triton's dynamic batcher
+sees concurrent requests to batch. Offsets are committed (at least once) only up to the
+end of each partition's contiguous run of events whose decision is on the decisions topic.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable
 
 import faust
+import mode
 import redis.asyncio as aioredis
 import redis.exceptions
-from faust.types import EventT
 from faust.web import Request, Response, View
 
 from modstream.bank.state import Banks
@@ -32,9 +30,9 @@ from modstream.core.storage import ObjectStore
 from modstream.core.tracing import configure_tracing
 from modstream.policy.watcher import PolicyStore
 from modstream.review.audit import AuditLog
+from modstream.worker.consumer import STOP_DRAIN_SECONDS, UploadsConsumer
 from modstream.worker.pipeline import Delivery, Pipeline
 from modstream.worker.shadow import Shadow
-from modstream.worker.transport import App
 
 log = logging.getLogger("modstream.worker")
 # The bank followers' tasks, held so they are not collected while they run.
@@ -52,9 +50,11 @@ class FaustPublisher:
 
 
 def create_app(settings: Settings) -> faust.App:
-    app = App(
-        settings.consumer_group,
-        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+    app = faust.App(
+        # Faust reads no records here (``UploadsConsumer`` does), but its consumer must
+        # subscribe to something: its leader topic, in a group of its own, apart from the
+        # uploads reader's (the two use different assignors and could not share one).
+        f"{settings.consumer_group}-host",
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=broker_credentials(settings),
         processing_guarantee="at_least_once",
@@ -73,22 +73,36 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.bind_host,
         web_port=settings.worker_web_port or 6066,
     )
-    # Upload events and bucket notifications, both through the one pipeline (told apart by topic).
-    uploads = app.topic(settings.topic_uploads, settings.topic_s3_notifications, key_type=bytes, value_type=bytes)
     pipeline: asyncio.Future[Pipeline] | None = None
 
     def shared_pipeline() -> asyncio.Future[Pipeline]:
-        # Built on first use, inside Faust's event loop, once for all actors.
+        # Built on first use, inside Faust's event loop, once for all records in flight.
         nonlocal pipeline
         if pipeline is None:
             pipeline = asyncio.ensure_future(_build_pipeline(settings, app))
         return pipeline
 
-    @app.agent(uploads, concurrency=settings.worker_concurrency)
-    async def moderate(stream: faust.StreamT[bytes]) -> AsyncIterable[None]:
-        async for event in stream.events():
-            await _until_handled(await shared_pipeline(), _delivery(event))
-            yield None
+    async def moderate(delivery: Delivery) -> None:
+        await _until_handled(await shared_pipeline(), delivery)
+
+    # Upload events and bucket notifications, both through the one pipeline (told apart by topic).
+    reader = UploadsConsumer(settings, [settings.topic_uploads, settings.topic_s3_notifications], moderate)
+
+    @app.service
+    class Consuming(mode.Service):
+        """The reader's life inside Faust's: started with the app, drained and committed at stop."""
+
+        _stop: asyncio.Event
+        _running: asyncio.Future[None]
+
+        async def on_start(self) -> None:
+            self._stop = asyncio.Event()
+            self._running = asyncio.ensure_future(reader.run(self._stop))
+
+        async def on_stop(self) -> None:
+            self._stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._running, STOP_DRAIN_SECONDS + 3)
 
     state = aioredis.Redis.from_url(settings.redis_url)
     audit = AuditLog(state)
@@ -110,11 +124,10 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
-        # Ready (200) only once it owns a partition of the topics it moderates: Faust's own
-        # internal topics are assigned first and mean nothing to the probes.
-        assignment = app.consumer.assignment()
-        working = [tp for tp in assignment if tp.topic in uploads.topics]
-        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in assignment)
+        # Ready (200) only once it owns a partition of the topics it moderates.
+        assignment = reader.assignment()
+        working = sorted(f"{tp.topic}:{tp.partition}" for tp in assignment)
+        assigned = working
         return web.json(
             {"status": "ok" if working else "starting", "assigned": assigned}, status=200 if working else 503
         )
@@ -179,19 +192,6 @@ def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLC
     if "ssl_context" in options:
         return faust.SSLCredentials(options["ssl_context"])
     return None
-
-
-def _delivery(event: EventT[bytes]) -> Delivery:
-    message = event.message
-    raw = message.headers
-    pairs = list(raw.items()) if isinstance(raw, dict) else [(h[0], h[1]) for h in raw or []]
-    return Delivery(
-        value=event.value,
-        headers=[(str(k), v) for k, v in pairs if isinstance(v, bytes)],
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-    )
 
 
 def run_worker(settings: Settings, loglevel: str = "warning") -> None:

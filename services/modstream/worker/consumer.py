@@ -23,7 +23,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from modstream.core.kafka import kafka_consumer
 from modstream.core.settings import Settings
-from modstream.worker.offsets import Progress
+from modstream.worker.offsets import Gap, Progress
 from modstream.worker.pipeline import Delivery
 
 log = logging.getLogger("modstream.worker")
@@ -87,21 +87,15 @@ class UploadsConsumer:
                 self._start(record)
 
     def _start(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        # Every record aiokafka returns is handled, even one of a partition whose assignment
+        # the listener is still announcing: aiokafka has moved its position past it, so a
+        # record left here would be skipped (how faust lost records).
         tp = TopicPartition(record.topic, record.partition)
-        if not self.progress.owns(tp):
-            # A record of a partition the listener never gave us: aiokafka does not do this.
-            log.error("record of a partition not assigned here, left for its owner", extra=_where(record))
-            return
         try:
-            gap = self.progress.handed(tp, record.offset)
+            _report(self.progress.handed(tp, record.offset))
         except ValueError:
             log.error("record handed out twice, handled once", extra=_where(record))
             return
-        if gap is not None:
-            log.error(
-                "the consumer skipped records",
-                extra={"topic": tp.topic, "partition": tp.partition, "expected": gap.expected, "got": gap.got},
-            )
         delivery = Delivery(
             value=record.value,
             headers=[(k, v) for k, v in record.headers if isinstance(v, bytes)],
@@ -174,7 +168,7 @@ class UploadsConsumer:
             start = await consumer.committed(tp)
             if start is None:
                 start = (await consumer.beginning_offsets([tp]))[tp]
-            self.progress.assign(tp, start)
+            _report(self.progress.assign(tp, start))
         if partitions:
             log.info(
                 "partitions assigned", extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)}
@@ -190,6 +184,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._reader.assigned(assigned)
+
+
+def _report(gap: Gap | None) -> None:
+    if gap is not None:
+        tp = gap.partition
+        assert isinstance(tp, TopicPartition)
+        where = {"topic": tp.topic, "partition": tp.partition}
+        log.error("the consumer skipped records", extra=where | {"expected": gap.expected, "got": gap.got})
 
 
 def _where(record: ConsumerRecord[bytes, bytes] | Delivery) -> dict[str, object]:

@@ -31,6 +31,7 @@ class _Partition:
     handed: deque[int] = field(default_factory=deque)  # in the order received, not yet committable
     done: set[int] = field(default_factory=set)
     next_expected: int | None = None
+    first_handed: int | None = None
     commit_at: int | None = None  # the offset to commit (the next one to read), once known
     committed: int | None = None
 
@@ -41,10 +42,21 @@ class Progress(Generic[P]):
     def __init__(self) -> None:
         self._partitions: dict[P, _Partition] = {}
 
-    def assign(self, partition: P, start: int | None = None) -> None:
-        """Start tracking ``partition``, whose reading starts at ``start`` (the group's commit,
-        else the partition's first offset; None: unknown, not checked)."""
-        self._partitions[partition] = _Partition(next_expected=start, committed=start)
+    def assign(self, partition: P, start: int | None = None) -> Gap | None:
+        """Track ``partition``, whose reading starts at ``start`` (the group's commit, else the
+        partition's first offset; None: unknown). The consumer may hand out records of a new
+        partition before it is told of the assignment: those were tracked already, and the
+        first of them is checked against ``start`` here."""
+        state = self._partitions.get(partition)
+        if state is None:
+            self._partitions[partition] = _Partition(next_expected=start, committed=start)
+            return None
+        if state.committed is None:
+            state.committed = start
+        first = state.first_handed
+        if start is not None and first is not None and first != start:
+            return Gap(partition, start, first)
+        return None
 
     def revoke(self, partition: P) -> None:
         """Forget ``partition``: records of it still being handled no longer count here."""
@@ -55,13 +67,16 @@ class Progress(Generic[P]):
 
     def handed(self, partition: P, offset: int) -> Gap | None:
         """The consumer handed out ``offset``: it is in flight now. Returns the gap before it
-        when it does not follow the previous one."""
-        state = self._partitions[partition]
+        when it does not follow the previous one. A partition not assigned yet is tracked
+        from here (its assignment is being announced)."""
+        state = self._partitions.setdefault(partition, _Partition())
         if state.handed and offset <= state.handed[-1]:
             raise ValueError(f"{partition}: offset {offset} handed out again (last {state.handed[-1]})")
         gap = None
         if state.next_expected is not None and offset != state.next_expected:
             gap = Gap(partition, state.next_expected, offset)
+        if state.first_handed is None:
+            state.first_handed = offset
         state.handed.append(offset)
         state.next_expected = offset + 1
         return gap
