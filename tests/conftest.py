@@ -56,6 +56,10 @@ def loopback_settings(state_dir: object, **overrides: object) -> Settings:
         "archive_web_port": archive,
         "state_dir": state_dir,
         "broker_session_timeout": 2.0,
+        # Memory storage: the local stack's default, s3, costs the broker 10-20 times its
+        # record rate (docs/architecture.md) and would slow every test that streams; the tests
+        # of durability (a broker restart, the chaos run) ask for s3.
+        "broker_storage": "memory",
         "archive_flush_seconds": 2.0,  # tests wait for what the archiver writes
     }
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]

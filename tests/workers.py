@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from modstream.core.settings import Settings
 from modstream.stack.probes import worker_answers
 
@@ -90,3 +91,9 @@ def _first_line(log_path: Path, wanted: Callable[[dict[str, Any]], bool], after:
 
 def _tail(log_path: Path) -> str:
     return log_path.read_bytes()[-3000:].decode(errors="replace")
+
+
+def assigned(settings: Settings) -> list[str]:
+    """The uploads partitions the worker on ``settings.worker_web_port`` holds, as it reports them."""
+    answer = httpx.get(f"http://127.0.0.1:{settings.worker_web_port}/healthz", timeout=5).json()
+    return [tp for tp in answer["assigned"] if tp.startswith(f"{settings.topic_uploads}:")]

@@ -1,4 +1,4 @@
-"""A private stack for fault tests: they kill and stop its servers, so nobody else shares it.
+"""A private stack for the fault tests: they kill and stop its servers, so no other package shares it.
 
 It runs the light profile (one classifier): these tests are about Kafka, S3, Redis and the
 worker surviving outages and kills, with thousands of events; the full ensemble would only
@@ -20,8 +20,10 @@ from tests.conftest import loopback_settings, policies_reviewing, running_stack
 REVIEW_TENANT = "faults-review"  # its policy sends every safe-looking image to review
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """One stack for every fault module: a test that stops or kills a server starts it again
+    before it ends, so the next finds it whole (and each test uses event ids of its own)."""
     root = tmp_path_factory.mktemp("faults")
     policies = policies_reviewing(root / "policies", {REVIEW_TENANT: "faults"}, "faults-1", profile="light")
     # The duplicate cache is on (its default): every event here is the same stored photo, so

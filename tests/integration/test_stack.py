@@ -122,8 +122,7 @@ def test_the_broker_on_s3_keeps_records_and_commits_across_a_sigkill_and_restart
     """Records produced with acks=all and a group's commits, the broker SIGKILLed, then
     ``modstream stack restart kafka``: every record is there (read by librdkafka, a client
     nobody here wrote), the group's commits too, and the group resumes where it committed."""
-    settings = loopback_settings(tmp_path)
-    assert settings.broker_storage == "s3"
+    settings = loopback_settings(tmp_path, broker_storage="s3")
     try:
         start_stack(settings, only=["kafka"], timeout=60)
         # Its data lives in its own stack's object store, so two stacks never share it.
