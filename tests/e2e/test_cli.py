@@ -32,7 +32,8 @@ DEMO_IMAGES = 8
 
 
 def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
-    settings = loopback_settings(tmp_path / "state", consumer_group="cli-test")
+    # The broker on s3 storage, as a new user's stack runs it (tests default to memory).
+    settings = loopback_settings(tmp_path / "state", consumer_group="cli-test", broker_storage="s3")
     try:
         demo = modstream(settings, "demo", "--images", str(DEMO_IMAGES))
         assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]

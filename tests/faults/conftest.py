@@ -35,8 +35,11 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         yield settings
 
 
-async def publish_events(settings: Settings, count: int, tenants: tuple[str, ...] = ("faults",)) -> list[str]:
-    """``count`` upload events over one stored photo, spread over ``tenants``; returns their ids."""
+async def publish_events(
+    settings: Settings, count: int, tenants: tuple[str, ...] = ("faults",), parallel: int = 200
+) -> list[str]:
+    """``count`` upload events over one stored photo, spread over ``tenants``, ``parallel`` sends
+    at a time; returns their ids."""
     photo = images.varied_images(1, seed=5)[0][1]
     async with UploadClient(settings) as client:
         first = await client.upload_image(photo, tenants[0])
@@ -44,8 +47,8 @@ async def publish_events(settings: Settings, count: int, tenants: tuple[str, ...
             ImageUploaded.new(tenant=tenants[i % len(tenants)], bucket=first.bucket, key=first.key)
             for i in range(1, count)
         ]
-        for start in range(0, len(events), 200):
-            await asyncio.gather(*(client.send(event) for event in events[start : start + 200]))
+        for start in range(0, len(events), parallel):
+            await asyncio.gather(*(client.send(event) for event in events[start : start + parallel]))
     return [first.event_id, *(event.event_id for event in events)]
 
 
