@@ -97,7 +97,10 @@ def create_app(settings: Settings) -> faust.App:
 
         async def on_start(self) -> None:
             self._stop = asyncio.Event()
-            self._running = asyncio.ensure_future(reader.run(self._stop))
+            # A consumer that fails (the broker unreachable at start, say) is made again.
+            self._running = asyncio.ensure_future(
+                retrying(lambda: reader.run(self._stop), "kafka", transient=(Exception,), cap=10.0)
+            )
 
         async def on_stop(self) -> None:
             self._stop.set()

@@ -53,6 +53,8 @@ class UploadsConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Read, hand out and commit until ``stop`` is set; then let work in flight finish
         (bounded), commit it and leave the group."""
+        # A fresh start (the first, or after a failure): nothing from an earlier consumer counts.
+        self.progress = Progress()
         async with kafka_consumer(self.settings, group_id=self.settings.consumer_group, auto_commit=False) as consumer:
             self.consumer = consumer
             consumer.subscribe(self.topics, listener=_Rebalance(self))
