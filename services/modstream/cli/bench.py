@@ -1,8 +1,10 @@
-"""``modstream bench``: the served pipeline against the raw model, or a soak that watches memory."""
+"""``modstream bench``: the served pipeline against the raw model, a soak that watches memory, or chaos."""
 
 import asyncio
+import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -10,10 +12,16 @@ from rich.table import Table
 from modstream.cli.console import console, err, progress_bar
 from modstream.core.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from modstream.bench.chaos import StackControls
+
 
 def bench(
     images: Annotated[int, typer.Option(min=1, help="how many images to push through the pipeline")] = 500,
-    rate: Annotated[float, typer.Option(help="events per second; 0 publishes all at once")] = 0.0,
+    rate: Annotated[
+        float,
+        typer.Option(help="events per second; 0 publishes all at once (with --chaos: half the measured capacity)"),
+    ] = 0.0,
     duplicates: Annotated[
         float,
         typer.Option(
@@ -55,6 +63,16 @@ def bench(
     bank_queries: Annotated[
         int, typer.Option(min=1, help="lookups per size for --bank; recall against the exact scan uses 2,000 of them")
     ] = 10_000,
+    chaos: Annotated[
+        float,
+        typer.Option(
+            metavar="MINUTES",
+            min=0.0,
+            help="instead: steady uploads for MINUTES while a worker, Triton, S3, Redis or the broker is "
+            "SIGKILLed every 30 s and restarted; lost, twice, two ways, review jobs, archive rows, recovery times",
+        ),
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="for --chaos: the order of the faults, the images and tenants")] = 20,
     learning: Annotated[
         str | None,
         typer.Option(
@@ -80,6 +98,9 @@ def bench(
         _archive(settings, archive, out)
         return
     pool = sample_images(settings.state_dir / "cache")
+    if chaos:
+        _chaos(settings, pool, chaos, seed, rate, out)
+        return
     if soak:
         _soak(settings, pool, soak, soak_quiet, out)
         return
@@ -284,3 +305,187 @@ def _archive(settings: Settings, decisions: int, out: Path | None) -> None:
     )
     console.print(table)
     console.print(f"report: {path}")
+
+
+def _chaos(settings: Settings, pool: list[bytes], minutes: float, seed: int, rate: float, out: Path | None) -> None:
+    from modstream.bench.chaos import ChaosError, run_chaos
+    from modstream.bench.run import write_report
+    from modstream.stack import StackError
+
+    # Every broker kill makes the Kafka clients log each failed fetch and reconnect; what the
+    # faults cost is in the report.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    with progress_bar() as progress:
+        tasks: dict[str, Any] = {}
+
+        def advanced(name: str, done: int, total: int | None) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        try:
+            report = run_chaos(
+                settings,
+                _stack_controls(settings),
+                pool,
+                minutes,
+                seed=seed,
+                rate=rate,
+                on_stage=progress.console.print,
+                on_progress=advanced,
+            )
+        except (ChaosError, StackError) as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+    path = write_report(report, "chaos", out)
+    console.print(_chaos_table(report))
+    console.print(_faults_table(report))
+    console.print(_kinds_table(report))
+    console.print(f"report: {path}")
+    if not report["sound"]:
+        raise typer.Exit(1)
+
+
+def _stack_controls(settings: Settings) -> "StackControls":
+    """What the chaos run does to the local stack: the stack room's PID files, starts and
+    probes, and the review room's jobs (bench imports neither)."""
+    import redis.asyncio as aioredis
+
+    from modstream.bench.chaos import RESTART_TIMEOUT, StackControls, remove_abandoned_writes
+    from modstream.review.queue import ReviewQueues
+    from modstream.stack import restart_server, stack_status, start_service
+    from modstream.stack.probes import worker_answers
+    from modstream.stack.servers import Layout
+
+    def running() -> dict[str, int]:
+        return {s.name: s.pid for s in stack_status(settings) if s.running and s.pid}
+
+    async def review_jobs(events: Sequence[str]) -> dict[str, str]:
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        queues = ReviewQueues(
+            client,
+            lease_seconds=settings.review_lease_seconds,
+            job_retention_seconds=settings.review_job_retention_seconds,
+        )
+        found: dict[str, str] = {}
+        try:
+            for start in range(0, len(events), 200):
+                chunk = events[start : start + 200]
+                for event, job in zip(chunk, await asyncio.gather(*(queues.job(e) for e in chunk)), strict=True):
+                    if job is not None:
+                        found[event] = job[0].queue
+        finally:
+            await client.aclose()
+        return found
+
+    return StackControls(
+        running=running,
+        start_service=lambda name: start_service(settings, name, RESTART_TIMEOUT),
+        # After a SIGKILL nothing runs: `stack restart` only removes its PID file (and Triton's
+        # shared memory), then starts it as `stack up` does and waits until it answers.
+        restart=lambda name: restart_server(settings, name, RESTART_TIMEOUT),
+        worker_answers=worker_answers,
+        review_jobs=review_jobs,
+        # Until the stack's S3 start does it: a killed nanio's half-done writes break the broker.
+        clean_after_kill=lambda name: (
+            remove_abandoned_writes(Layout(settings.state_dir).data_dir("s3")) if name == "s3" else 0
+        ),
+    )
+
+
+def _chaos_table(report: dict[str, Any]) -> Table:
+    ledger, review, archive, redis = report["ledger"], report["review"], report["archive"], report["redis_kills"]
+    table = Table("measure", "value", title=f"chaos: {report['minutes']:g} min, seed {report['seed']}")
+    capacity = f" (capacity {report['capacity']}/s)" if report["capacity"] else ""
+    table.add_row("rate", f"{report['rate']} uploads/s{capacity} for {report['publishing_seconds']} s")
+    spared = "" if "kafka" in report["kinds"] else " (not the broker: on memory storage a kill empties it)"
+    table.add_row("killed in turn", ", ".join(report["kinds"]) + spared)
+    table.add_row(
+        "uploads published / acknowledged / on the topic",
+        f"{report['uploads_published']} / {report['uploads_acknowledged']} / {ledger['uploads']}",
+    )
+    if ledger["unreadable"]:
+        table.add_row("[red]ledger[/red]", ledger["unreadable"])
+    table.add_row("acknowledged, then gone from the topic", str(report["acknowledged_then_gone"]))
+    table.add_row("never decided (waited for)", str(report["never_decided"]))
+    table.add_row("on the topic: decided / lost", f"{ledger['decided']} / {ledger['lost']}")
+    table.add_row("decided twice identically", str(ledger["decided_twice_identically"]))
+    table.add_row("decided two different ways", str(ledger["decided_two_ways"]))
+    table.add_row("commits past an undecided upload", str(ledger["commits_past_a_hole"]))
+    table.add_row(
+        "review decisions / review jobs",
+        f"{review['review_decisions']} / {review['jobs']} (missing {review['missing']}, wrong queue "
+        f"{review['wrong_queue']}, without a review decision {review['unexpected']})",
+    )
+    table.add_row(
+        "decisions / archive rows", f"{archive['decisions']} / {archive['rows']} (missing {archive['missing']})"
+    )
+    table.add_row(
+        f"Redis SIGKILLs ({redis['kills']}): lost of what it had",
+        f"marks {redis['marks_lost']} of {redis['marks_before']}, leases {redis['leases_lost']} of "
+        f"{redis['leases_before']}, review jobs {redis['jobs_lost']} of {redis['jobs_before']}",
+    )
+    for crash in report["crashes"]:
+        back = "-" if crash["answering_seconds"] is None else f"{crash['answering_seconds']:.1f} s"
+        table.add_row(
+            f"[red]{crash['name']} died unkilled[/red]",
+            f"at {crash['at_seconds']:.0f} s; answering again after {back}"
+            + (f": {crash['error']}" if crash["error"] else ""),
+        )
+    if report["leftovers_removed"]:
+        table.add_row("files killed servers left (removed)", str(report["leftovers_removed"]))
+    latency = report["latency_seconds"]
+    table.add_row("upload to decision p50 / p99 / max", f"{latency['p50']} / {latency['p99']} / {latency['max']} s")
+    table.add_row("drain after publishing", f"{report['drain']['seconds']} s ({report['drain']['undecided']} left)")
+    if report["aborted"]:
+        table.add_row("[red]aborted[/red]", report["aborted"])
+    return table
+
+
+def _faults_table(report: dict[str, Any]) -> Table:
+    def s(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    table = Table(
+        "#",
+        "at",
+        "killed",
+        "answers",
+        "decides",
+        "all decided",
+        "longest gap",
+        "waiting",
+        title="seconds after each kill until it answers, until the next decision, until all uploads waiting at "
+        "the kill are decided; the longest time without a decision; how many waited",
+    )
+    for number, fault in enumerate(report["faults"], 1):
+        table.add_row(
+            str(number),
+            f"{fault['at_seconds']:.0f}",
+            fault["kind"],
+            s(fault["answering_seconds"]),
+            s(fault["flowing_seconds"]),
+            s(fault["caught_up_seconds"]),
+            s(fault["longest_gap_seconds"]),
+            str(fault["backlog_at_kill"]),
+        )
+    return table
+
+
+def _kinds_table(report: dict[str, Any]) -> Table:
+    def spread(row: dict[str, Any], name: str) -> str:
+        found = row[name]
+        text = "-" if found["median"] is None else f"{found['median']:.1f} / {found['max']:.1f}"
+        return text + (f" ({found['missing']} never)" if found["missing"] else "")
+
+    table = Table("killed", "times", "recovered", "answers", "decides", "all decided", title="per kind: median / max s")
+    for kind, row in report["by_kind"].items():
+        table.add_row(
+            kind,
+            str(row["count"]),
+            str(row["recovered"]),
+            spread(row, "answering_seconds"),
+            spread(row, "flowing_seconds"),
+            spread(row, "caught_up_seconds"),
+        )
+    return table
