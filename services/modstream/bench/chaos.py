@@ -79,6 +79,9 @@ TENANT = "chaos"
 CAPACITY_EVENTS = 200
 LEAD_SECONDS = 30.0  # images are stored this far ahead of their announcement (S3 is killed too)
 DRAIN_SECONDS = 300.0
+# The wait ends early when no decision came for this long (longer than a worker's 30 s lease
+# and a Triton restart): what is still undecided then stays so.
+STALL_SECONDS = 90.0
 QUIET_SECONDS = 10.0  # after the last decision, late repeats are still counted this long
 JOBS_SECONDS = 60.0  # review jobs are waited for this long after the last decision
 ARCHIVE_SECONDS = 60.0  # and archive rows this long on top of the archiver's flush interval
@@ -737,10 +740,17 @@ class Chaos:
         started = time.monotonic()
         deadline = started + self.drain_seconds
         self.say(f"waiting for {self.traffic.backlog} undecided uploads (at most {self.drain_seconds:.0f} s)")
+        stalled = False
         if self.traffic.backlog:
             self.traffic.all_decided.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.traffic.all_decided.wait(), self.drain_seconds)
+            while not self.traffic.all_decided.is_set() and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.traffic.all_decided.wait(), min(5.0, deadline - time.monotonic()))
+                last = max(self.traffic.decision_times[-1] if self.traffic.decision_times else 0.0, started)
+                if not self.traffic.all_decided.is_set() and time.monotonic() - last > STALL_SECONDS:
+                    stalled = True  # nothing comes any more: waiting out the bound would show nothing new
+                    self.say(f"no decision for {STALL_SECONDS:.0f} s: {self.traffic.backlog} uploads left undecided")
+                    break
         undecided = self.traffic.backlog
         drained = round(time.monotonic() - started, 1)
         while time.monotonic() < deadline + QUIET_SECONDS:
@@ -751,7 +761,7 @@ class Chaos:
         unsent = sum(1 for task in sends if not task.done())
         for task in list(sends):
             task.cancel()
-        return {"seconds": drained, "undecided": undecided, "unacknowledged_sends": unsent}
+        return {"seconds": drained, "undecided": undecided, "stalled": stalled, "unacknowledged_sends": unsent}
 
     async def _ledger(self) -> tuple[Account, set[str]] | None:
         """The run judged by ``bench.ledger``, and the run's events whose upload record is on

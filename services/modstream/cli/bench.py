@@ -436,7 +436,9 @@ def _chaos_table(report: dict[str, Any]) -> Table:
         table.add_row("files killed servers left (removed)", str(report["leftovers_removed"]))
     latency = report["latency_seconds"]
     table.add_row("upload to decision p50 / p99 / max", f"{latency['p50']} / {latency['p99']} / {latency['max']} s")
-    table.add_row("drain after publishing", f"{report['drain']['seconds']} s ({report['drain']['undecided']} left)")
+    drain = report["drain"]
+    stalled = ", no decision came any more" if drain["stalled"] else ""
+    table.add_row("drain after publishing", f"{drain['seconds']} s ({drain['undecided']} left{stalled})")
     if report["aborted"]:
         table.add_row("[red]aborted[/red]", report["aborted"])
     return table
