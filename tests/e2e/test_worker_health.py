@@ -1,7 +1,7 @@
 """A worker says it is ready only when it owns a partition of the uploads topic; alive always.
 
-Two workers share a one-partition uploads topic: one works, the other is idle (it may hold
-Faust's internal leader topic, which must not count) until the first one stops.
+Two workers share a one-partition uploads topic: one works, the other is idle until the first
+one stops.
 """
 
 import asyncio
@@ -62,8 +62,8 @@ def test_only_the_worker_with_an_uploads_partition_is_ready(stack_settings: Sett
         update={
             "consumer_group": "health-test",
             "topic_uploads": "health-test.uploads",
-            # Both topics the agent reads have one partition: Faust assigns such co-partitioned
-            # topics together, so one worker gets both and the other has nothing to work on.
+            # Both topics the worker reads have one partition: its range assignment gives such
+            # co-partitioned topics to one member, so the other has nothing to work on.
             "topic_s3_notifications": "health-test.notifications",
             "topic_partitions": 1,
             "tenants": ["health"],

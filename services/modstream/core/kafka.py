@@ -97,7 +97,7 @@ async def kafka_producer(settings: Settings, **options: Any) -> AsyncIterator[AI
 
 @asynccontextmanager
 async def kafka_consumer(
-    settings: Settings, *topics: str, group_id: str | None = None, auto_commit: bool = True
+    settings: Settings, *topics: str, group_id: str | None = None, auto_commit: bool = True, **options: Any
 ) -> AsyncIterator[AIOKafkaConsumer]:
     # Always from the earliest offset: "latest" relies on end offsets, which Tansu
     # (the local broker) reports wrongly; see docs/architecture.md.
@@ -110,6 +110,7 @@ async def kafka_consumer(
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         session_timeout_ms=int(settings.broker_session_timeout * 1000),
         heartbeat_interval_ms=max(100, int(settings.broker_session_timeout * 1000) // 3),
+        **options,
     )
     await consumer.start()
     try:

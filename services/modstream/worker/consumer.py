@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from modstream.core.kafka import kafka_consumer
@@ -55,7 +56,14 @@ class UploadsConsumer:
         (bounded), commit it and leave the group."""
         # A fresh start (the first, or after a failure): nothing from an earlier consumer counts.
         self.progress = Progress()
-        async with kafka_consumer(self.settings, group_id=self.settings.consumer_group, auto_commit=False) as consumer:
+        # Range assignment gives partition N of both topics to one member, as Faust did: with
+        # one partition each, one worker works and the other is idle (not ready).
+        async with kafka_consumer(
+            self.settings,
+            group_id=self.settings.consumer_group,
+            auto_commit=False,
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        ) as consumer:
             self.consumer = consumer
             consumer.subscribe(self.topics, listener=_Rebalance(self))
             log.info("consuming", extra={"topics": self.topics, "group": self.settings.consumer_group})
