@@ -14,6 +14,7 @@ capacity, and measuring the capacity would cost another minute.
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,15 @@ from modstream.review.web.users import add_user
 from tests.commands import modstream
 from tests.conftest import SHARED_CACHE, loopback_settings, running_stack
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.timeout(900),
+    # 5 min 18 s here, and it cannot pass until the local broker keeps acknowledged records
+    # (Tansu's S3 storage on nanio, which ignores conditional writes: README "Chaos"); run it
+    # by hand with MODSTREAM_CHAOS=1 until then, when the xfail below must go.
+    pytest.mark.skipif(not os.environ.get("MODSTREAM_CHAOS"), reason="long; MODSTREAM_CHAOS=1"),
+    pytest.mark.xfail(strict=True, reason="the durable local broker loses acknowledged records under SIGKILLs"),
+]
 MINUTES = 3
 RATE = 5
 
