@@ -79,6 +79,9 @@ def test_only_the_worker_with_an_uploads_partition_is_ready(stack_settings: Sett
         # The positive signal: the broker lists both workers as members of the group.
         wait_until(lambda: asyncio.run(members(shared)) == 2, 60, "two members in the group")
         time.sleep(shared.broker_session_timeout)  # the rebalance the join started has ended
+        # The first holds the partitions again once that rebalance is over (while it runs, a
+        # member's assignment is empty and it says 503 too).
+        wait_until(lambda: ready(one), 60, "the first worker ready again after the rebalance")
         idle = health(two, "/healthz")
         assert idle is not None and idle.status_code == 503, idle and idle.text
         assert idle.json()["status"] == "starting"
