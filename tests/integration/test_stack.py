@@ -46,7 +46,7 @@ def test_start_is_idempotent(stack_settings: Settings) -> None:
 
 
 def test_stop_by_pid_then_status_shows_down(tmp_path: Path) -> None:
-    settings = loopback_settings(tmp_path)
+    settings = loopback_settings(tmp_path, broker_storage="s3")
     started = start_stack(settings, only=["redis", "kafka"], timeout=60)
     # The broker keeps its data on the object store: the local S3 server starts first, with it.
     assert [s.name for s in started] == ["s3", "redis", "kafka"]
