@@ -55,6 +55,7 @@ from modstream.core.archive import open_archive
 from modstream.core.events import ImageUploaded, ModerationDecision, new_id
 from modstream.core.kafka import kafka_consumer, kafka_producer
 from modstream.core.media import sniff_content_type
+from modstream.core.processes import exited, wait_exited
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.tracing import inject_headers
@@ -329,7 +330,7 @@ def sigkill(pid: int) -> None:
         process.send_signal(signal.SIGKILL)
     except (psutil.NoSuchProcess, ProcessLookupError):
         return
-    _gone([process], 10)
+    wait_exited([process], 10)
     bury(pid, group)
 
 
@@ -346,33 +347,9 @@ def bury(pid: int, group: int) -> None:
 def alive(pid: int) -> bool:
     """Whether the process runs (a zombie does not; our own child is reaped)."""
     try:
-        return not _exited(psutil.Process(pid))
+        return not exited(psutil.Process(pid))
     except psutil.NoSuchProcess:
         return False
-
-
-def _gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """Wait until each has exited (a zombie has; our own child is reaped); those left."""
-    deadline = time.monotonic() + timeout
-    alive = processes
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if not _exited(p)]
-        if alive:
-            time.sleep(0.05)
-    return alive
-
-
-def _exited(process: psutil.Process) -> bool:
-    try:
-        process.wait(timeout=0)
-        return True
-    except psutil.TimeoutExpired:
-        try:
-            return bool(process.status() == psutil.STATUS_ZOMBIE)
-        except psutil.NoSuchProcess:
-            return True
-    except psutil.NoSuchProcess:
-        return True
 
 
 class Chaos:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 
+from modstream.core.processes import wait_exited
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectMissing, ObjectStore, StorageUnavailable
 from modstream.models.weights import install_default_weights
@@ -230,37 +231,10 @@ def _terminate(process: psutil.Process, timeout: float) -> None:
     group = os.getpgid(process.pid)
     members = [process, *process.children(recursive=True)]
     os.killpg(group, signal.SIGTERM)
-    alive = _wait_exited(members, timeout)
+    alive = wait_exited(members, timeout)
     if alive:
         os.killpg(group, signal.SIGKILL)
-        _wait_exited(alive, 5)
-
-
-def _wait_exited(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """Wait until each has exited; those still running at the timeout. A zombie has exited:
-    when another process started the server (a test, say) and has not reaped it yet, waiting
-    for it to vanish would only wait out the timeout."""
-    deadline = time.monotonic() + timeout
-    alive = processes
-    while alive:
-        alive = [process for process in alive if not _exited(process)]
-        if not alive or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    return alive
-
-
-def _exited(process: psutil.Process) -> bool:
-    try:
-        process.wait(timeout=0)  # reaps it when it is our own child
-        return True
-    except psutil.TimeoutExpired:
-        try:
-            return bool(process.status() == psutil.STATUS_ZOMBIE)
-        except psutil.NoSuchProcess:
-            return True
-    except psutil.NoSuchProcess:
-        return True
+        wait_exited(alive, 5)
 
 
 def _remember_shm_regions(server: Server, layout: Layout) -> None:
