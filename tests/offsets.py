@@ -8,9 +8,7 @@ import asyncio
 from collections import defaultdict
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from modstream.bench.ledger import read_to_end
-from modstream.core.kafka import connection_options
+from modstream.bench.ledger import committed, read_to_end
 from modstream.core.settings import Settings
 from pydantic import ValidationError
 
@@ -37,16 +35,6 @@ async def records_so_far(settings: Settings, topic: str, kind: type[R]) -> dict[
         if isinstance(event_id := getattr(record, "event_id", None), str):
             found[event_id].append(record)
     return found
-
-
-async def committed(settings: Settings, group: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(**connection_options(settings))
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
-    finally:
-        await admin.close()
-    return {tp: meta.offset for tp, meta in offsets.items()}
 
 
 async def wait_until_committed_to_end(settings: Settings, group: str, topic: str, timeout: float = 300) -> None:

@@ -10,12 +10,13 @@ import time
 import pytest
 from aiokafka import TopicPartition
 from confluent_kafka import Producer
+from modstream.bench.ledger import committed
 from modstream.core.events import ErrorReason, ImageUploaded, ModerationDecision, Outcome
 from modstream.core.settings import Settings
 from modstream.ingest.sdk import UploadClient
 
 from tests import images
-from tests.offsets import committed, records_so_far, wait_until_committed_to_end
+from tests.offsets import records_so_far, wait_until_committed_to_end
 from tests.records import decision_log
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]

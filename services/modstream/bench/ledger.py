@@ -129,18 +129,22 @@ async def read_to_end(
                 found.extend((m.partition, m.offset, m.value) for m in batch)
 
 
-async def committed_offsets(settings: Settings, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
-    """``group``'s committed offset on each of ``partitions`` of ``topic`` (never committed: left out).
-    The partitions are named: the local broker cannot answer for "all of the group's"."""
+async def committed(settings: Settings, group: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """``group``'s committed offset on each of ``partitions`` (-1: never committed). The
+    partitions are named: the local broker cannot answer for "all of the group's"."""
     admin = AIOKafkaAdminClient(**connection_options(settings))
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(
-            group, partitions=[TopicPartition(topic, p) for p in partitions]
-        )
+        offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
     finally:
         await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+    return {tp: meta.offset for tp, meta in offsets.items()}
+
+
+async def committed_offsets(settings: Settings, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
+    """``group``'s committed offset on each of ``partitions`` of ``topic`` (never committed: left out)."""
+    found = await committed(settings, group, [TopicPartition(topic, p) for p in partitions])
+    return {tp.partition: offset for tp, offset in found.items() if offset >= 0}
 
 
 def _event_id(value: bytes | None) -> str | None:
