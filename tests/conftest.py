@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.ports import free_port
+from tests.ports import free_port, free_port_block
 
 SHARED_CACHE = PROJECT_ROOT / ".modstream" / "cache"
 
@@ -54,6 +54,7 @@ def loopback_settings(state_dir: object, **overrides: object) -> Settings:
         "dashboard_port": dashboard,
         "dashboard_metrics_port": dashboard_metrics,
         "archive_web_port": archive,
+        "broker_store_endpoint": f"127.0.0.1:{free_port_block(12)}",
         "state_dir": state_dir,
         "broker_session_timeout": 2.0,
         # Memory storage: the local stack's default, s3, costs the broker 10-20 times its

