@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from modstream.core.ports import free_port_block, free_ports
 from modstream.core.settings import PROFILES, PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectStore
 from modstream.models.weights import install_default_weights
@@ -18,8 +19,6 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from tests.ports import free_port, free_port_block
 
 SHARED_CACHE = PROJECT_ROOT / ".modstream" / "cache"
 
@@ -39,10 +38,7 @@ def _one_stack_run_per_machine() -> None:
 def loopback_settings(state_dir: object, **overrides: object) -> Settings:
     """Settings for a private stack: its own state folder and free ports for everything."""
     _one_stack_run_per_machine()
-    ports: set[int] = set()
-    while len(ports) < 10:
-        ports.add(free_port())
-    kafka, s3, redis, http, grpc, metrics, web, dashboard, dashboard_metrics, archive = sorted(ports)
+    kafka, s3, redis, http, grpc, metrics, web, dashboard, dashboard_metrics, archive = free_ports(10)
     values: dict[str, object] = {
         "kafka_bootstrap": f"127.0.0.1:{kafka}",
         "s3_endpoint": f"127.0.0.1:{s3}",

@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Producer
 from modstream.bank.topic import read_banks
 from modstream.core.events import BankEntry, ModerationDecision, Outcome, ReviewRequest, entry_key, new_id
+from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.ingest.sdk import UploadClient
@@ -24,7 +25,6 @@ from PIL import Image
 from tests import images
 from tests.commands import modstream
 from tests.conftest import policies_reviewing
-from tests.ports import free_port
 from tests.records import RecordLog, decision_log, records_of
 from tests.workers import spawn_worker, stop_worker
 

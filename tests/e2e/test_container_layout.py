@@ -10,12 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from modstream.core.ports import free_port
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.stack.probes import http_answers
 
 from tests.conftest import SHARED_CACHE
 from tests.package import build_wheel, image_environment
-from tests.ports import free_port
 from tests.workers import stop_worker, wait_for_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
+from modstream.core.ports import free_port
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.review.service import ReviewService
 
 from tests.dashboard_helpers import PASSWORDS, dashboard_app, make_users, seed_job
-from tests.ports import free_port
 
 if TYPE_CHECKING:
     from playwright.async_api import Page

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from modstream.core.ports import free_port
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.quality.page import QualityPage
 from modstream.review.service import ReviewService
@@ -19,7 +20,6 @@ from modstream.review.web.app import create_app
 from tests.archive import private_archive
 from tests.dashboard_helpers import PASSWORDS, make_users
 from tests.e2e.test_dashboard_browser import CHROMIUM, FLAGS, Console
-from tests.ports import free_port
 from tests.quality_seed import DRIFT, reviewed_traffic, tally_drift, write_archive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]

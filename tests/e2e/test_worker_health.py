@@ -13,9 +13,9 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from modstream.core.kafka import connection_options
+from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 
-from tests.ports import free_port
 from tests.workers import start_worker, stop_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -15,11 +15,11 @@ import pytest
 from aiokafka import TopicPartition
 from modstream.bench.ledger import committed
 from modstream.core.archive import open_archive
+from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 
 from tests.archive import Produce, private_archive, start_archiver, traffic
 from tests.offsets import wait_until_committed_to_end
-from tests.ports import free_port
 
 pytestmark = pytest.mark.faults
 IDS = {"decisions": "decision_id", "verdicts": "verdict_id", "shadow": "shadow_id"}

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 from modstream.core.events import Outcome
+from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 from modstream.stack.probes import kafka_answers
 from modstream.stack.servers import package_file
 
 from tests.faults.conftest import publish_events
-from tests.ports import free_port
 from tests.records import decision_log
 from tests.workers import spawn_worker, stop_worker
 

@@ -36,13 +36,6 @@ pytestmark = [
     # Run by hand (MODSTREAM_BROKER_RESTART=1): 694 s for 1,000 uploads here, and it cannot pass
     # on Tansu 0.6 yet; tests/integration/test_stack.py pins the defect in a minute.
     pytest.mark.skipif(not os.environ.get("MODSTREAM_BROKER_RESTART"), reason="long: MODSTREAM_BROKER_RESTART=1"),
-    pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "Tansu 0.6 on s3:// storage overwrites acknowledged records of a partition written again "
-            "after a SIGKILL and restart (seen 2026-12-07: 128 decisions of one partition lost)"
-        ),
-    ),
 ]
 # The issue asks for 3,000: on s3 storage, with every consumer of the stack reading (six
 # here), one run took 14 minutes on this machine; 1,000 keeps the claim at a CI cost.

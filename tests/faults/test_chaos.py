@@ -33,11 +33,7 @@ from tests.conftest import SHARED_CACHE, loopback_settings, running_stack
 pytestmark = [
     pytest.mark.faults,
     pytest.mark.timeout(900),
-    # 5 min 18 s here, and it cannot pass until the local broker keeps acknowledged records
-    # (Tansu's S3 storage on nanio, which ignores conditional writes: README "Chaos"); run it
-    # by hand with MODSTREAM_CHAOS=1 until then, when the xfail below must go.
     pytest.mark.skipif(not os.environ.get("MODSTREAM_CHAOS"), reason="long; MODSTREAM_CHAOS=1"),
-    pytest.mark.xfail(strict=True, reason="the durable local broker loses acknowledged records under SIGKILLs"),
 ]
 MINUTES = 3
 RATE = 5

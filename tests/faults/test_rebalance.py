@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from modstream.bench.ledger import Account, read_ledger
+from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 
 from tests.faults.conftest import publish_events
-from tests.ports import free_port
 from tests.records import decision_log
 from tests.workers import assigned, start_worker, stop_worker, wait_for_worker
 

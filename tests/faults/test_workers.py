@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from modstream.core.events import ModerationDecision
+from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 
 from tests.faults.conftest import publish_events
 from tests.offsets import records_so_far, wait_until_committed_to_end
-from tests.ports import free_port
 from tests.records import decision_log
 from tests.workers import spawn_worker, stop_worker
 

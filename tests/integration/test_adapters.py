@@ -13,6 +13,7 @@ from modstream.core.dedupe import Claim, DecidedEvents
 from modstream.core.events import ErrorReason
 from modstream.core.inference import ImageRejected, InferenceUnavailable, TritonScorer
 from modstream.core.kafka import kafka_consumer, kafka_producer
+from modstream.core.ports import free_port
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge, StorageDenied, StorageUnavailable
 from modstream.core.topics import ensure_topics, topic_names
@@ -24,7 +25,6 @@ from PIL import Image, ImageOps
 from pydantic import SecretStr
 
 from tests import images
-from tests.ports import free_port
 from tests.proxy import CountingProxy
 
 pytestmark = pytest.mark.integration

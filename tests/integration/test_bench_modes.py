@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from modstream.core.events import new_id
 from modstream.core.packages import fetch_wheel
+from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 from modstream.demo.samples import SOURCE
 from modstream.stack import start_service, stop_stack
 
 from tests.commands import modstream
 from tests.conftest import SHARED_CACHE
-from tests.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 TOPICS = ("uploads", "decisions", "review_requests", "dead_letter", "review_verdicts", "shadow", "banks")

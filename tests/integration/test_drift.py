@@ -20,11 +20,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from modstream.core.audit_rates import raised_audit_rates
+from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 from modstream.review.audit import AuditLog
 
 from tests.archive import Produce, decision, private_archive, start_archiver
-from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 WINDOW = 5.0

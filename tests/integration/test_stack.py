@@ -48,18 +48,23 @@ def test_start_is_idempotent(stack_settings: Settings) -> None:
 
 def test_stop_by_pid_then_status_shows_down(tmp_path: Path) -> None:
     settings = loopback_settings(tmp_path, broker_storage="s3")
-    started = start_stack(settings, only=["redis", "kafka"], timeout=60)
-    # The broker keeps its data in its store: the store starts first, with it.
-    assert [s.name for s in started] == ["broker-store", "redis", "kafka"]
-    names = ["redis", "kafka", "broker-store"]
-    pids = {s.name: s.pid for s in stack_status(settings, names)}
-    assert all(pids.values())
-    assert sorted(stop_stack(settings, only=names)) == ["broker-store", "kafka", "redis"]
-    for status in stack_status(settings, names):
-        assert not status.running and not status.answering and status.pid is None
-    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in pids.values() if pid)
-    assert not (tmp_path / "pids" / "redis.pid").exists()
-    assert stop_stack(settings, only=names) == []
+    try:
+        started = start_stack(settings, only=["redis", "kafka"], timeout=60)
+        # The broker keeps its data in its store: the store starts first, with it.
+        assert [s.name for s in started] == ["broker-store", "redis", "kafka"]
+        names = ["redis", "kafka", "broker-store"]
+        pids = {s.name: s.pid for s in stack_status(settings, names)}
+        assert all(pids.values())
+        assert sorted(stop_stack(settings, only=names)) == ["broker-store", "kafka", "redis"]
+        for status in stack_status(settings, names):
+            assert not status.running and not status.answering and status.pid is None
+        assert not any(
+            psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in pids.values() if pid
+        )
+        assert not (tmp_path / "pids" / "redis.pid").exists()
+        assert stop_stack(settings, only=names) == []
+    finally:
+        stop_stack(settings)
 
 
 def test_a_stale_pid_file_is_never_signalled(tmp_path: Path) -> None:

@@ -2,9 +2,8 @@
 cost and what the review jobs must be. The run itself is tests/faults/test_chaos.py."""
 
 from collections import Counter
-from pathlib import Path
 
-from modstream.bench.chaos import KINDS, fault_plan, recovery, redis_losses, remove_abandoned_writes, review_check
+from modstream.bench.chaos import KINDS, fault_plan, recovery, redis_losses, review_check
 
 
 def test_the_plan_is_seeded_one_fault_a_slot_and_every_kind_comes_once_a_round() -> None:
@@ -64,17 +63,3 @@ def test_every_review_decision_needs_its_one_job_in_its_queue_and_no_other_event
         ["e2"],
         ["e4"],
     )
-
-
-def test_a_killed_nanios_half_done_writes_are_removed_and_nothing_else(tmp_path: Path) -> None:
-    records = tmp_path / "broker" / "topics" / "t" / "records"
-    meta = tmp_path / "broker" / ".nanio-meta" / "topics" / "t"
-    for folder in (records, meta):
-        folder.mkdir(parents=True)
-    kept = [records / "00000000000000000001.batch", meta / "watermark.json.json", tmp_path / "uploads" / "a.tmpl"]
-    left = [records / ".tmp.75a9f2f05915418eb88c26e3421fe9a3", meta / "watermark.json.json.tmp"]
-    (tmp_path / "uploads").mkdir()
-    for path in kept + left:
-        path.write_bytes(b"x")
-    assert remove_abandoned_writes(tmp_path) == 2
-    assert [p.exists() for p in kept + left] == [True, True, True, False, False]

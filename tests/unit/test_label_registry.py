@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from modstream.core.labels import LabelDefinition, LabelError, label_definition
+from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 from pydantic import ValidationError
 
 from tests.commands import modstream
-from tests.ports import free_port
 
 AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -16,6 +16,7 @@ from modstream import cli
 from modstream.cli import quality as quality_cli
 from modstream.core.archive import TABLES
 from modstream.core.events import ModelRef, ModerationDecision, Outcome, Record, ReviewVerdict, Thresholds
+from modstream.core.ports import free_port
 from modstream.core.settings import Settings, get_settings
 from modstream.policy.loader import load_policies
 from modstream.quality import label_since
@@ -23,8 +24,6 @@ from modstream.quality.advice import NoAdvice, advise
 from modstream.quality.label_since import counting_from
 from modstream.quality.sample import Bools, Floats, LabelColumns, Sample
 from typer.testing import CliRunner
-
-from tests.ports import free_port
 
 LABEL = "emblem.red"
 DEFINED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

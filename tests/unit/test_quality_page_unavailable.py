@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
+from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 from modstream.quality.page import QualityPage
-
-from tests.ports import free_port
 
 
 async def test_an_unreachable_archive_is_a_message_and_is_tried_again(tmp_path: Path) -> None:

@@ -31,7 +31,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,7 @@ from modstream.core.archive import open_archive
 from modstream.core.events import ImageUploaded, ModerationDecision, new_id
 from modstream.core.kafka import kafka_consumer, kafka_producer
 from modstream.core.media import sniff_content_type
+from modstream.core.ports import free_port
 from modstream.core.processes import exited, wait_exited
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
@@ -102,10 +102,6 @@ class StackControls:
     restart: Callable[[str], object]  # a killed server or service, started as the stack starts it; once it answers
     worker_answers: Callable[[int], bool]  # the worker on this web port has partitions to work on
     review_jobs: Callable[[Sequence[str]], Awaitable[dict[str, str]]]  # event id -> its review job's queue
-    # The files a killed server left that its next start would trip on, removed before it is
-    # restarted; how many. A stand-in for the stack, which does not do it yet (nanio: see
-    # ``remove_abandoned_writes``).
-    clean_after_kill: Callable[[str], int] = lambda name: 0
 
 
 class ChaosError(RuntimeError):
@@ -136,7 +132,6 @@ class Fault:
     caught_up_seconds: float | None = None  # kill -> every upload undecided at the kill is decided
     longest_gap_seconds: float | None = None  # without any decision, from the kill until caught up
     restart_attempts: int = 0
-    leftovers_removed: int = 0  # files the killed server left, removed before its restart
     error: str | None = None
     redis: dict[str, int] | None = None  # for a Redis kill: what it had before and lost
 
@@ -257,7 +252,7 @@ class SecondWorker:
     run (the stack's PID files know one worker): the same command and settings as the stack's."""
 
     def __init__(self, settings: Settings, log: Path, answers: Callable[[int], bool]) -> None:
-        self.settings = settings.model_copy(update={"worker_web_port": _free_port()})
+        self.settings = settings.model_copy(update={"worker_web_port": free_port()})
         self.log = log
         self._answers = answers
         self.process: subprocess.Popen[bytes] | None = None
@@ -297,29 +292,6 @@ class SecondWorker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def remove_abandoned_writes(data_dir: Path) -> int:
-    """Remove the writes a killed nanio left half done under ``data_dir``; how many files.
-
-    nanio (0.1.7) stages each object as ``.tmp.<uuid>`` beside it and each metadata sidecar as
-    ``<name>.tmp``, then renames. After a SIGKILL both stay: its listings then name the staging
-    file as an object (Tansu, on S3 storage, cannot parse it as an offset and fails every fetch
-    of that partition), and the sidecar's fixed name, opened with O_EXCL, refuses every later
-    write of that key (500). Only while nanio is not running."""
-    removed = 0
-    for path in data_dir.rglob("*"):
-        if path.is_file() and not path.is_symlink() and (path.name.startswith(".tmp.") or path.name.endswith(".tmp")):
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
 
 
 def sigkill(pid: int) -> None:
@@ -610,9 +582,7 @@ class Chaos:
         fault = Fault(kind, round(killed - self._start, 1), pid, len(pending))
         self._kills.append((killed, pending))
         await asyncio.to_thread(sigkill, pid)
-        fault.leftovers_removed = await asyncio.to_thread(self.controls.clean_after_kill, kind)
-        left = f", {fault.leftovers_removed} files it left removed" if fault.leftovers_removed else ""
-        self.say(f"{kind}: killed (pid {pid}) at {fault.at_seconds:.0f} s{left}, restarting it")
+        self.say(f"{kind}: killed (pid {pid}) at {fault.at_seconds:.0f} s, restarting it")
         for attempt in (1, 2):
             fault.restart_attempts = attempt
             try:
@@ -838,7 +808,6 @@ class Chaos:
                 "kills": len(redis_kills),
                 **{key: sum(r[key] for r in redis_kills) for key in redis_losses({}, {}, {}, {})},
             },
-            "leftovers_removed": sum(f.leftovers_removed for f in self.faults),
             "faults": [asdict(f) | {"recovered": f.recovered} for f in self.faults],
             "crashes": [asdict(c) for c in self.crashes],
             "by_kind": by_kind(self.faults),

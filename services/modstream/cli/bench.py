@@ -351,11 +351,10 @@ def _stack_controls(settings: Settings) -> "StackControls":
     probes, and the review room's jobs (bench imports neither)."""
     import redis.asyncio as aioredis
 
-    from modstream.bench.chaos import RESTART_TIMEOUT, StackControls, remove_abandoned_writes
+    from modstream.bench.chaos import RESTART_TIMEOUT, StackControls
     from modstream.review.queue import ReviewQueues
     from modstream.stack import restart_server, stack_status, start_service
     from modstream.stack.probes import worker_answers
-    from modstream.stack.servers import Layout
 
     def running() -> dict[str, int]:
         return {s.name: s.pid for s in stack_status(settings) if s.running and s.pid}
@@ -386,10 +385,6 @@ def _stack_controls(settings: Settings) -> "StackControls":
         restart=lambda name: restart_server(settings, name, RESTART_TIMEOUT),
         worker_answers=worker_answers,
         review_jobs=review_jobs,
-        # Until the stack's S3 start does it: a killed nanio's half-done writes break the broker.
-        clean_after_kill=lambda name: (
-            remove_abandoned_writes(Layout(settings.state_dir).data_dir("s3")) if name == "s3" else 0
-        ),
     )
 
 
@@ -432,8 +427,6 @@ def _chaos_table(report: dict[str, Any]) -> Table:
             f"at {crash['at_seconds']:.0f} s; answering again after {back}"
             + (f": {crash['error']}" if crash["error"] else ""),
         )
-    if report["leftovers_removed"]:
-        table.add_row("files killed servers left (removed)", str(report["leftovers_removed"]))
     latency = report["latency_seconds"]
     table.add_row("upload to decision p50 / p99 / max", f"{latency['p50']} / {latency['p99']} / {latency['max']} s")
     drain = report["drain"]

@@ -14,7 +14,6 @@ free loopback ports; on S3 storage with its own local S3 server) gets the same w
 """
 
 import asyncio
-import socket
 import statistics
 import tempfile
 import time
@@ -28,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from modstream.core.kafka import connection_options, kafka_producer, producer_options
+from modstream.core.ports import free_port_block, free_ports
 from modstream.core.settings import Settings
 from modstream.stack.supervisor import restart_server, stack_status, start_stack, stop_stack
 
@@ -74,27 +74,17 @@ def run_broker_bench(
 
 
 def _private_settings(settings: Settings, storage: Storage, state_dir: Path) -> Settings:
-    kafka, s3 = _free_ports(2)
+    kafka, s3 = free_ports(2)
     return settings.model_copy(
         update={
             "state_dir": state_dir,
             "kafka_bootstrap": f"127.0.0.1:{kafka}",
             "s3_endpoint": f"127.0.0.1:{s3}",
+            "broker_store_endpoint": f"127.0.0.1:{free_port_block(12)}",
             "broker_storage": storage,
             "producer_max_batch_size": settings.producer_max_batch_size or 1,
         }
     )
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 async def _measure(

@@ -53,6 +53,8 @@ class Server:
     argv: list[str]
     answers: Callable[[], bool]
     env: dict[str, str] = field(default_factory=dict)
+    # Removes what a killed earlier run left that would trip this start; how many files.
+    clear_leftovers: Callable[[], int] = lambda: 0
 
     @property
     def executable(self) -> str:
@@ -225,7 +227,23 @@ def s3(settings: Settings, layout: Layout) -> Server:
             "NANIO_SECRET_KEY": settings.s3_secret_key.get_secret_value(),
         },
         answers=partial(probes.http_answers, f"http://{settings.s3_endpoint}/"),
+        clear_leftovers=partial(remove_abandoned_writes, layout.data_dir("s3")),
     )
+
+
+def remove_abandoned_writes(data_dir: Path) -> int:
+    """Remove the writes a killed nanio left half done under ``data_dir``; how many files.
+
+    nanio (0.1.7) stages each object as ``.tmp.<uuid>`` beside it and each metadata sidecar as
+    ``<name>.tmp``, then renames. After a SIGKILL both stay: its listings then name the staging
+    file as an object, and the sidecar's fixed name, opened with O_EXCL, refuses every later
+    write of that key (500). Only while nanio is not running."""
+    removed = 0
+    for path in data_dir.rglob("*"):
+        if path.is_file() and not path.is_symlink() and (path.name.startswith(".tmp.") or path.name.endswith(".tmp")):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def redis(settings: Settings, layout: Layout) -> Server:

@@ -195,6 +195,8 @@ def _launch(server: Server, layout: Layout, say: Progress) -> subprocess.Popen[b
         folder.mkdir(parents=True, exist_ok=True)
     data = layout.data_dir(server.name)
     data.mkdir(parents=True, exist_ok=True)
+    if removed := server.clear_leftovers():
+        say(server.name, f"removed {removed} half-done writes a killed run left")
     say(server.name, f"starting on {server.address}")
     with layout.log_file(server.name).open("ab") as log:
         log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(server.argv)}\n".encode())
