@@ -32,7 +32,8 @@ def up(
     dashboard: Annotated[bool, typer.Option(help="also start the reviewer dashboard in the background")] = False,
     archive: Annotated[bool, typer.Option(help="start the decision archiver in the background")] = True,
 ) -> None:
-    """Start Kafka (Tansu), S3 (nanio), Redis (Valkey) and Triton, then create topics and bucket."""
+    """Start Kafka (Tansu, on its store: SeaweedFS), S3 (nanio), Redis (Valkey) and Triton, then
+    create topics and bucket."""
     from modstream.core.provision import provision
     from modstream.stack import StackError, start_service, start_stack
 
@@ -63,13 +64,14 @@ def down() -> None:
 
 @app.command("restart")
 def restart(
-    name: Annotated[str, typer.Argument(help="kafka, s3, redis, triton, worker, dashboard or archive")],
+    name: Annotated[str, typer.Argument(help="kafka, broker-store, s3, redis, triton, worker, dashboard or archive")],
     timeout: Annotated[float, typer.Option(help="seconds to wait for it to answer")] = 180.0,
 ) -> None:
     """Restart one server (or background service) alone: stop it by PID, start it, wait until it answers.
 
     The broker keeps its topics, records and committed offsets across a restart on S3
-    storage (the default); on memory storage (MODSTREAM_BROKER_STORAGE=memory) it starts empty.
+    storage (the default, in the broker-store server); on memory storage
+    (MODSTREAM_BROKER_STORAGE=memory) it starts empty.
     """
     from modstream.stack import StackError, restart_server
 
