@@ -47,7 +47,7 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
         status = modstream(settings, "stack", "status")
         assert status.returncode == 0, status.stdout
         assert "Reviewer dashboard: http://127.0.0.1:" in demo.stdout and "user admin, password" in demo.stdout
-        for server in ("kafka", "s3", "redis", "triton", "worker", "dashboard", "archive"):
+        for server in ("kafka", "broker-store", "s3", "redis", "triton", "worker", "dashboard", "archive"):
             assert server in status.stdout
         assert_queue_gauges_match_the_queues(settings)
 
@@ -70,7 +70,7 @@ def test_demo_then_upload_decisions_status_and_down(tmp_path: Path) -> None:
     finally:
         down = modstream(settings, "stack", "down")
     assert down.returncode == 0
-    assert "stopped: worker, dashboard, archive, kafka, s3, redis, triton" in down.stdout
+    assert "stopped: worker, dashboard, archive, kafka, broker-store, s3, redis, triton" in down.stdout
     assert modstream(settings, "stack", "status").returncode == 1
 
 

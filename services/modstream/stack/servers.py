@@ -148,7 +148,7 @@ def broker_store_name(settings: Settings) -> str | None:
 
 
 def server_names(settings: Settings) -> list[str]:
-    """The servers the local stack runs with these settings, in the order they start."""
+    """The servers the local stack runs with these settings (in stop order: see ``SERVERS``)."""
     store = broker_store_name(settings)
     return [name for name in SERVERS if name != "broker-store" or store == "broker-store"]
 
@@ -331,8 +331,9 @@ def archive(settings: Settings, layout: Layout) -> Server:
     )
 
 
-# In start order; the broker store is started only when the broker is on S3 storage.
-SERVERS = {"broker-store": broker_store, "kafka": kafka, "s3": s3, "redis": redis, "triton": triton}
+# In stop order (the broker before its store); ``start_stack`` starts the broker last, once
+# its store answers. The store runs only when the broker is on S3 storage.
+SERVERS = {"kafka": kafka, "broker-store": broker_store, "s3": s3, "redis": redis, "triton": triton}
 # Our own processes, started after the servers and stopped before them.
 SERVICES = {"worker": worker, "dashboard": dashboard, "archive": archive}
 
