@@ -36,10 +36,10 @@ from tests.conftest import loopback_settings
 from tests.scrape import scrape, total
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
-REQUESTS = 300
+REQUESTS = 200
 PER_SECOND = 10
 OUTAGE_SECONDS = 15
-FREEZE_SECONDS = 20  # over the 10 s of silence after which /healthz shows it
+FREEZE_SECONDS = 14  # over the 10 s of silence after which /healthz shows it
 
 
 @pytest.fixture(scope="module")
