@@ -1,7 +1,8 @@
 """The brokers go away for 20 s while workers publish: decisions wait, nothing is lost, no errors.
 
-The local broker keeps its data only in memory, so stopping it would lose the topics. A
-network outage is the honest fault here instead: the worker reaches a broker of its own
+A network outage is the fault here, not a restart (tests/faults/test_broker_restart.py
+kills the broker on its durable storage; this one runs on memory storage, which a restart
+would empty): the worker reaches a broker of its own
 only through a loopback TCP proxy (the broker advertises the proxy's address), and the test
 cuts every connection and refuses new ones for 20 s, then lets them through again.
 """

@@ -5,9 +5,10 @@ it) on a private stack of the broker and Redis only: the feeds need nothing else
 worker and no Triton; review requests and decisions go straight to their topics, as the
 worker would publish them.
 
-The local broker (Tansu, memory storage) loses its topics and offsets when it restarts, so
-stopping it would test a new empty broker, not an outage. It is frozen instead (SIGSTOP,
-then SIGCONT): unreachable for a while, with its data kept, as a Kafka restart would.
+This stack's broker runs on memory storage (the tests' default), which a restart empties,
+so stopping it would test a new empty broker, not an outage. It is frozen instead (SIGSTOP,
+then SIGCONT): unreachable for a while, with its data kept, as a Kafka restart would; the
+restart on durable storage is tests/faults/test_broker_restart.py.
 """
 
 import asyncio
