@@ -31,6 +31,7 @@ from modstream.core.tracing import configure_tracing
 from modstream.policy.watcher import PolicyStore
 from modstream.review.audit import AuditLog
 from modstream.worker.consumer import STOP_DRAIN_SECONDS, UploadsConsumer
+from modstream.worker.lazy import Lazy
 from modstream.worker.pipeline import Delivery, Pipeline
 from modstream.worker.shadow import Shadow
 
@@ -73,17 +74,11 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.bind_host,
         web_port=settings.worker_web_port or 6066,
     )
-    pipeline: asyncio.Future[Pipeline] | None = None
-
-    def shared_pipeline() -> asyncio.Future[Pipeline]:
-        # Built on first use, inside Faust's event loop, once for all records in flight.
-        nonlocal pipeline
-        if pipeline is None:
-            pipeline = asyncio.ensure_future(_build_pipeline(settings, app))
-        return pipeline
+    # Built on first use, inside Faust's event loop, once for all records in flight.
+    pipeline = Lazy(lambda: _build_pipeline(settings, app))
 
     async def moderate(delivery: Delivery) -> None:
-        await _until_handled(await shared_pipeline(), delivery)
+        await _until_handled(await pipeline.get(), delivery)
 
     # Upload events and bucket notifications, both through the one pipeline (told apart by topic).
     reader = UploadsConsumer(settings, [settings.topic_uploads, settings.topic_s3_notifications], moderate)
