@@ -18,6 +18,7 @@ async def test_a_cancelled_waiter_does_not_cancel_the_build_for_the_others() -> 
         return "pipeline"
 
     shared = Lazy(build)
+    assert shared.built() is None
     abandoned = asyncio.create_task(shared.get())
     waiting = asyncio.create_task(shared.get())
     await asyncio.sleep(0)
@@ -26,7 +27,7 @@ async def test_a_cancelled_waiter_does_not_cancel_the_build_for_the_others() -> 
         await abandoned
     release.set()
     assert await waiting == "pipeline"
-    assert await shared.get() == "pipeline" and builds == 1
+    assert await shared.get() == "pipeline" and builds == 1 and shared.built() == "pipeline"
 
 
 async def test_a_build_that_failed_is_started_again() -> None:
@@ -41,4 +42,5 @@ async def test_a_build_that_failed_is_started_again() -> None:
     shared = Lazy(build)
     with pytest.raises(RuntimeError):
         await shared.get()
+    assert shared.built() is None
     assert await shared.get() == 2 and await shared.get() == 2 and len(attempts) == 2

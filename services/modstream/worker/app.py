@@ -108,8 +108,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(interval=settings.policy_refresh_seconds)  # type: ignore[untyped-decorator]
     async def refresh() -> None:
         """Every few seconds: policies, raised audit rates, and the serving model version."""
-        if pipeline is not None and pipeline.done():
-            current = pipeline.result()
+        if (current := pipeline.built()) is not None:
             changed = current.policies.refresh()
             if changed:
                 await audit.append("worker", "policy_change", **changed)

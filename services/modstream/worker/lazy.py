@@ -21,6 +21,17 @@ class Lazy(Generic[T]):
 
     async def get(self) -> T:
         task = self._task
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+        if task is None or (task.done() and _failed(task)):
             task = self._task = asyncio.ensure_future(self._build())
         return await asyncio.shield(task)
+
+    def built(self) -> T | None:
+        """The value once a build has made it; None before (never waits)."""
+        task = self._task
+        if task is None or not task.done() or _failed(task):
+            return None
+        return task.result()
+
+
+def _failed(task: "asyncio.Task[T]") -> bool:
+    return task.cancelled() or task.exception() is not None
