@@ -3,7 +3,7 @@ cost and what the review jobs must be. The run itself is tests/faults/test_chaos
 
 from collections import Counter
 
-from modstream.bench.chaos import KINDS, fault_plan, recovery, redis_losses, review_check
+from modstream.bench.chaos import KINDS, fault_plan, recovery, redis_losses, review_check, watched
 
 
 def test_the_plan_is_seeded_one_fault_a_slot_and_every_kind_comes_once_a_round() -> None:
@@ -63,3 +63,11 @@ def test_every_review_decision_needs_its_one_job_in_its_queue_and_no_other_event
         ["e2"],
         ["e4"],
     )
+
+
+def test_a_server_that_died_while_a_fault_ran_stays_watched_under_its_old_pid() -> None:
+    before = {"triton": 10, "worker": 11, "worker-2": 12}
+    running = {"worker": 21, "worker-2": 12, "kafka": 13}  # Triton crashed; the worker was restarted
+    names = ("kafka", "triton", "worker", "worker-2")
+    assert watched(before, running, names) == {"triton": 10, "worker": 21, "worker-2": 12, "kafka": 13}
+    assert watched({}, {"dashboard": 5}, names) == {}

@@ -316,6 +316,17 @@ def bury(pid: int, group: int) -> None:
         os.killpg(group, signal.SIGKILL)
 
 
+def watched(before: dict[str, int], running: dict[str, int], names: Sequence[str]) -> dict[str, int]:
+    """The PIDs the watchdog checks: each of ``names`` that runs now, and each it checked
+    before that runs no more, under its old PID, so that its death is noticed. Without the
+    second, a server that crashed while a fault held the lock was dropped unnoticed (a
+    Triton SIGSEGV during a worker's restart: the run then found it gone at its own fault)."""
+    return {
+        **{name: pid for name, pid in before.items() if name in names},
+        **{n: running[n] for n in names if n in running},
+    }
+
+
 def alive(pid: int) -> bool:
     """Whether the process runs (a zombie does not; our own child is reaped)."""
     try:
@@ -601,9 +612,9 @@ class Chaos:
     async def _register(self) -> None:
         """Note what runs now (after a start or restart) and each one's process group."""
         running = await asyncio.to_thread(self.controls.running)
-        pids = {name: running[name] for name in (*SERVERS, *SERVICES) if name in running}
         if self.second.pid is not None:
-            pids[SECOND_WORKER] = self.second.pid
+            running = {**running, SECOND_WORKER: self.second.pid}
+        pids = watched(self._pids, running, (*SERVERS, *SERVICES, SECOND_WORKER))
         for name, pid in pids.items():
             if self._pids.get(name) != pid:
                 with contextlib.suppress(ProcessLookupError):
