@@ -175,7 +175,7 @@ def broker_store(settings: Settings, layout: Layout) -> Server:
     """SeaweedFS (``weed mini``) holding the broker's bucket. Tansu's S3 engine appends with
     conditional writes (If-None-Match, If-Match), which SeaweedFS honours and nanio 0.1.7
     ignores: on nanio a restarted broker overwrote records it had acknowledged
-    (docs/architecture.md, "The durable local broker")."""
+    (docs/architecture.md, "What we learned about the local servers")."""
     host = settings.broker_store_endpoint.rpartition(":")[0] or "127.0.0.1"
     port = int(_port(settings.broker_store_endpoint))
     return Server(
