@@ -1,0 +1,65 @@
+"""The JSON API, for bearer tokens (``modstream dashboard token NAME``): the queues, claiming
+the next job, a job with the labels a verdict may name, the verdict, and a skip."""
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response
+from fastapi.responses import JSONResponse
+
+from modstream.core.events import ModerationDecision, ReviewVerdict
+from modstream.review.jobs import Lease, ReviewJob, VerdictInput
+from modstream.review.queue import LeaseLost
+from modstream.review.service import CannotBank, ReviewService, UnknownLabels
+from modstream.review.web.access import Api, held_job, visible
+from modstream.review.web.shared import Shared
+
+router = APIRouter(prefix="/api")
+
+
+@router.get("/queues")
+async def api_queues(session: Api, dashboard: Shared) -> list[dict[str, Any]]:
+    return [q.model_dump() for q in await dashboard.service.queue_stats()]
+
+
+@router.post("/queues/{queue}/claim")
+async def api_claim(queue: str, session: Api, dashboard: Shared) -> Response:
+    claimed = await dashboard.service.claim_next(queue, session.user)
+    if claimed is None:
+        return Response(status_code=204)
+    job, lease = claimed
+    return JSONResponse(await _job_document(dashboard.service, job, lease, "leased"))
+
+
+@router.get("/jobs/{job_id}")
+async def api_job(job_id: str, session: Api, dashboard: Shared) -> dict[str, Any]:
+    """A job its caller holds (or any job, for an admin), with the labels a verdict may name."""
+    return await _job_document(dashboard.service, *await visible(dashboard.service, job_id, session))
+
+
+@router.post("/jobs/{job_id}/verdict")
+async def api_verdict(
+    job_id: str, body: VerdictInput, session: Api, dashboard: Shared
+) -> ModerationDecision | ReviewVerdict:
+    """The final decision the verdict published; for a second review, which decides nothing, the verdict."""
+    await held_job(dashboard.service, job_id, session)
+    try:
+        return await dashboard.service.submit(job_id, session.user, body)
+    except LeaseLost as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except (UnknownLabels, CannotBank) as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+@router.post("/jobs/{job_id}/skip")
+async def api_skip(job_id: str, session: Api, dashboard: Shared) -> dict[str, bool]:
+    await held_job(dashboard.service, job_id, session)
+    return {"released": await dashboard.service.skip(job_id, session.user)}
+
+
+async def _job_document(service: ReviewService, job: ReviewJob, lease: Lease | None, status: str) -> dict[str, Any]:
+    return {
+        "job": job.model_dump(mode="json"),
+        "lease": lease.model_dump(mode="json") if lease else None,
+        "status": status,
+        "labels_offered": list(await service.offered_labels(job)),
+    }

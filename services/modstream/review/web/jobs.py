@@ -1,0 +1,109 @@
+"""Reviewing in the browser: the queues, claiming the next job, a job's page and image, and
+the verdict or skip that leads on to the queue's next job."""
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from modstream.core.storage import ObjectMissing
+from modstream.review.jobs import Verdict, VerdictInput
+from modstream.review.queue import LeaseLost
+from modstream.review.service import CannotBank, ReviewService, UnknownLabels
+from modstream.review.web.access import Anyone, Page, Posted, held_job, visible_job
+from modstream.review.web.preview import NoPreview, for_browser
+from modstream.review.web.shared import Shared
+
+router = APIRouter()
+
+
+@router.get("/")
+async def queues(request: Request, session: Page, dashboard: Shared) -> Response:
+    return dashboard.pages.render(request, "queues.html", session, queues=await dashboard.service.queue_stats())
+
+
+@router.post("/queues/{queue}/claim")
+async def start_reviewing(queue: str, session: Posted, dashboard: Shared) -> Response:
+    return await _next_job(dashboard.service, queue, session.user, empty="empty")
+
+
+@router.get("/jobs/{job_id}")
+async def job_page(request: Request, job_id: str, session: Page, dashboard: Shared) -> Response:
+    service = dashboard.service
+    job, holder, status = await visible_job(service, job_id, session)
+    return dashboard.pages.render(
+        request,
+        "job.html",
+        session,
+        job=job,
+        holder=holder,
+        status=status,
+        mine=holder == session.user,
+        blur=await dashboard.sessions.blur(session.user),
+        offered=await service.offered_labels(job),
+        verdicts=[v.value for v in Verdict],
+        banks=sorted(service.bank_names()),
+    )
+
+
+@router.get("/jobs/{job_id}/image")
+async def job_image(job_id: str, session: Anyone, dashboard: Shared) -> Response:
+    job, _, _ = await visible_job(dashboard.service, job_id, session)
+    try:
+        data = await dashboard.service.image(job)
+    except ObjectMissing as exc:
+        raise HTTPException(404, "the image is no longer in storage") from exc
+    # Served as the type its magic bytes say (octet-stream if unknown), and never sniffed
+    # by the browser (nosniff, from the middleware): a polyglot is never run as a script.
+    # TIFF and HEIF, which browsers cannot show, go as a PNG of their first picture.
+    try:
+        shown, media_type = await asyncio.to_thread(for_browser, data)
+    except NoPreview as exc:
+        raise HTTPException(415, f"this image cannot be shown: {exc}") from exc
+    return Response(shown, media_type=media_type)
+
+
+@router.post("/jobs/{job_id}/verdict")
+async def verdict_form(
+    job_id: str,
+    session: Posted,
+    dashboard: Shared,
+    verdict: Annotated[Verdict, Form()],
+    note: Annotated[str, Form(max_length=2000)] = "",
+    labels: Annotated[list[str] | None, Form()] = None,
+    add_to_bank: Annotated[str, Form()] = "",
+) -> Response:
+    service = dashboard.service
+    job = await held_job(service, job_id, session)
+    try:
+        # An unticked box is not sent: no labels at all is an empty list, not a missing field.
+        given = VerdictInput(verdict=verdict, note=note or None, labels=labels or [], add_to_bank=add_to_bank or None)
+        await service.submit(job_id, session.user, given)
+    except LeaseLost:
+        return RedirectResponse("/?notice=lost", status_code=303)
+    except ValidationError as exc:
+        raise HTTPException(422, exc.errors()[0]["msg"]) from exc
+    except (UnknownLabels, CannotBank) as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return await _next_job(service, job.queue, session.user, empty="done")
+
+
+@router.post("/jobs/{job_id}/skip")
+async def skip_form(job_id: str, session: Posted, dashboard: Shared) -> Response:
+    service = dashboard.service
+    job = await held_job(service, job_id, session)
+    # Claim the next job before giving this one back, so a skip never returns it.
+    following = await service.claim_next(job.queue, session.user)
+    await service.skip(job_id, session.user)
+    if following is None:
+        return RedirectResponse("/?notice=empty", status_code=303)
+    return RedirectResponse(f"/jobs/{following[0].job_id}", status_code=303)
+
+
+async def _next_job(service: ReviewService, queue: str, reviewer: str, *, empty: str) -> Response:
+    claimed = await service.claim_next(queue, reviewer)
+    if claimed is None:
+        return RedirectResponse(f"/?notice={empty}", status_code=303)
+    return RedirectResponse(f"/jobs/{claimed[0].job_id}", status_code=303)

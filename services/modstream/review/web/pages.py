@@ -1,0 +1,41 @@
+"""The dashboard's pages as HTML: its templates (and those of the admin pages other rooms add),
+each given the signed-in session and the notice the query string names."""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from modstream.review.web.admin_pages import AdminPage
+from modstream.review.web.sessions import Session
+
+NOTICES = {
+    "empty": "That queue is empty.",
+    "done": "Verdict saved. The queue is empty now.",
+    "lost": "Your lease on that job ran out; it went back to its queue.",
+    "saved": "Settings saved.",
+    "bye": "You are logged out.",
+    "revoked": "Session ended.",
+    "gone": "That session had already ended.",
+    "defined": "Label defined: every job offers it now.",
+}
+
+
+class Pages:
+    """Templates looked up in ``folder`` first, then in each admin page's own folder (so they
+    can extend ``base.html``, whose navigation links every admin page)."""
+
+    def __init__(self, folder: Path, admin_pages: Sequence[AdminPage] = ()) -> None:
+        self.templates = Jinja2Templates(directory=[folder, *(page.templates for page in admin_pages)])
+        self.templates.env.globals["admin_pages"] = tuple(admin_pages)
+
+    def render(
+        self, request: Request, template: str, session: Session | None, *, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
+        notice = NOTICES.get(request.query_params.get("notice", ""))
+        return self.templates.TemplateResponse(
+            request, template, {"session": session, "notice": notice, **context}, status_code=status_code
+        )
