@@ -7,9 +7,9 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
-from modstream.archive.archiver import PARQUET_TYPE, parquet_bytes
-from modstream.core.archive import TABLES, object_key
-from modstream.core.events import ModerationDecision, Outcome, Record, new_id
+from modstream.core import lake
+from modstream.core.archive import TABLES
+from modstream.core.events import ModerationDecision, Outcome, Record
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.quality.drift_monitor import DriftMonitor
@@ -48,15 +48,13 @@ def reviewed_traffic(tenant: str, hours: int, seed: int) -> list[tuple[str, Reco
 
 
 def write_archive(settings: Settings, records: list[tuple[str, Record]]) -> None:
-    """One Parquet file per table and day, where the archiver would put it."""
-    store = ObjectStore(settings)
-    store.ensure_bucket(settings.archive_bucket)
-    groups: defaultdict[tuple[str, str], list[object]] = defaultdict(list)
+    """One commit per table, into the tables the archiver writes."""
+    ObjectStore(settings).ensure_bucket(settings.archive_bucket)
+    groups: defaultdict[str, list[object]] = defaultdict(list)
     for table, record in records:
-        groups[(table, record.occurred_at.date().isoformat())].append(record)
-    for (table, day), rows in groups.items():
-        key = object_key(table, day, f"part-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{new_id()[:8]}")
-        store.put(settings.archive_bucket, key, parquet_bytes(TABLES[table], rows), PARQUET_TYPE)
+        groups[table].append(record)
+    for table, rows in groups.items():
+        lake.open_table(settings, TABLES[table]).append(TABLES[table].rows(rows))
 
 
 def decisions_of(records: list[tuple[str, Record]]) -> list[ModerationDecision]:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 from modstream.bench.ledger import committed
-from modstream.core.archive import open_archive
+from modstream.core.lake import open_archive
 from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 

@@ -14,7 +14,7 @@ import pytest
 from modstream.bank.state import Banks
 from modstream.bank.topic import BankFollower, publish, put_bank
 from modstream.bench.ledger import read_ledger
-from modstream.core.archive import open_archive
+from modstream.core.lake import open_archive
 from modstream.core.events import Bank, ReviewRequest
 from modstream.core.kafka import read_records
 from modstream.core.settings import Settings

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 import yaml
-from modstream.core.archive import open_archive
+from modstream.core.lake import open_archive
 from modstream.core.events import ModerationDecision, Record, ReviewVerdict
 from modstream.core.labels import LabelRegistry, label_definition
 from modstream.core.settings import Settings

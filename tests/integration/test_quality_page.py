@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi import FastAPI
-from modstream.core.archive import open_archive
+from modstream.core.lake import open_archive
 from modstream.core.events import Record
 from modstream.core.settings import Settings
 from modstream.quality.agreement import agreement_report

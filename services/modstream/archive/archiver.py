@@ -1,37 +1,39 @@
-"""The archiver: decisions, verdicts and shadow scores from their topics into Parquet files.
+"""The archiver: decisions, verdicts and shadow scores from their topics into Iceberg tables.
 
 Read → hold (``batch.Pending``) → when enough records wait or the oldest has waited long
-enough, write one file per table and day → commit the offsets those files free. Offsets
-are committed only after every file of the flush is stored, so a crash at any point
-loses nothing; it may write a record twice, which readers remove (one row per id).
+enough, one commit per table → commit the Kafka offsets those commits free. Each table
+commit records the offsets it covers (``core.lake``), so after a crash between the two
+commits the records read again are skipped, not stored twice.
 """
 
 import asyncio
-import io
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Protocol
-from uuid import uuid4
+from typing import TYPE_CHECKING, Protocol
 
-import pyarrow.parquet as pq
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from modstream.archive.batch import Flush, Message, Pending, row_for
-from modstream.core import metrics
-from modstream.core.archive import DECISIONS, SHADOW, TABLES, VERDICTS, Table, object_key
+from modstream.archive.batch import Flush, Message, Pending, RecentIds, Row, row_for, unwritten, written_through
+from modstream.core import lake, metrics
+from modstream.core.archive import DECISIONS, SHADOW, TABLES, VERDICTS, Table
 from modstream.core.kafka import kafka_consumer
 from modstream.core.retry import retrying
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 
+if TYPE_CHECKING:
+    from pyiceberg.table import Table as IcebergTable
+
 log = logging.getLogger("modstream.archive")
 POLL_MS = 1000
-PARQUET_TYPE = "application/vnd.apache.parquet"
 
 REVOKE_FLUSH_SECONDS = 30.0
+# Ids remembered per table to hold back a record published twice (~10 MB at most).
+RECENT_IDS = 100_000
 
 
 def tables_by_topic(settings: Settings) -> dict[str, Table]:
@@ -42,17 +44,21 @@ def tables_by_topic(settings: Settings) -> dict[str, Table]:
     }
 
 
-def parquet_bytes(table: Table, rows: list[object]) -> bytes:
-    # Written whole to memory and stored with one PUT: the local S3 server mangles
-    # pyarrow's own multipart writes (docs/architecture.md).
-    buffer = io.BytesIO()
-    pq.write_table(table.rows(rows), buffer, compression="zstd")
-    return buffer.getvalue()
+def append_unwritten(stored: "IcebergTable", table: Table, rows: list[Row]) -> list[Row]:
+    """Append the rows ``stored`` does not hold yet in one commit, recording the offsets they
+    cover (repeats' included); the rows appended (none when a replay finds them all there)."""
+    written = lake.written_offsets(stored)
+    new = unwritten(rows, written)
+    if new:
+        stored.append(
+            table.rows([row.value for row in new if not row.repeat]),
+            snapshot_properties={**lake.carried(stored), **lake.offsets_summary(written_through(new, written))},
+        )
+    return [row for row in new if not row.repeat]
 
 
 class Observer(Protocol):
-    """Told of every batch once it is in durable files (before its offsets are committed:
-    after a crash in between, a batch may be told again)."""
+    """Told of every batch once its table commit landed (once: a replay skips what is stored)."""
 
     async def archived(self, table: str, records: Sequence[object]) -> None: ...
 
@@ -63,8 +69,10 @@ class Archiver:
     def __init__(self, settings: Settings, observers: Sequence[Observer] = ()) -> None:
         self.settings = settings
         self.store = ObjectStore(settings, pool_size=4)
+        self._stored: dict[str, IcebergTable] = {}
         self.tables = tables_by_topic(settings)
         self.pending = Pending()
+        self.recent = RecentIds(RECENT_IDS)
         self.last_durable: datetime | None = None
         self.failing_since: float | None = None
         self._observers = observers
@@ -98,28 +106,28 @@ class Archiver:
                 "unreadable record kept in the archive's unreadable table",
                 extra={"topic": message.topic, "partition": message.partition, "offset": message.offset},
             )
+        elif not self.recent.first_time(row.table.name, getattr(row.value, row.table.id_column)):
+            row = replace(row, repeat=True)
         self.pending.add(message, row, now)
 
     async def flush(self, consumer: AIOKafkaConsumer) -> None:
-        """Write what is held, then commit the offsets it frees; retried until it is done."""
+        """Commit what is held to the tables, then the Kafka offsets it frees; retried until done."""
         async with self._flushing:
             taken = self.pending.take()
             if not taken.records:
                 return
-            by_table: dict[str, list[object]] = {}
-            for (name, _), rows in taken.groups.items():
-                by_table.setdefault(name, []).extend(rows)
-            await retrying(lambda: self._write(taken), "archive", transient=(Exception,), cap=30.0)
+            appended: dict[str, list[object]] = {}
+            await retrying(lambda: self._write(taken, appended), "archive", transient=(Exception,), cap=30.0)
             self.failing_since = None
             self.last_durable = datetime.now(UTC)
-            await self._tell(by_table)
+            await self._tell(appended)
             offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "") for (t, p), o in taken.offsets.items()}
             try:
                 await consumer.commit(offsets)
             except Exception as exc:
                 # Lost the partitions meanwhile (a rebalance): their next owner reads these
-                # records again, and readers keep one row per id.
-                log.warning("offsets not committed; the records will be archived again", extra={"error": repr(exc)})
+                # records again and finds them in the tables' recorded offsets.
+                log.warning("offsets not committed; the records will be read again", extra={"error": repr(exc)})
 
     async def _tell(self, by_table: dict[str, list[object]]) -> None:
         for observer in self._observers:
@@ -133,21 +141,31 @@ class Archiver:
                         extra={"observer": type(observer).__name__, "table": name, "error": repr(exc)[:300]},
                     )
 
-    async def _write(self, taken: Flush) -> None:
+    async def _write(self, taken: Flush, appended: dict[str, list[object]]) -> None:
         try:
-            # A group leaves ``taken`` once stored, so a retry writes only the rest.
-            for (name, day), rows in list(taken.groups.items()):
-                table = TABLES[name]
-                data = await asyncio.to_thread(parquet_bytes, table, rows)
-                key = object_key(name, day, f"part-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid4().hex[:8]}")
-                await self.store.aput(self.settings.archive_bucket, key, data, PARQUET_TYPE)
-                del taken.groups[(name, day)]
-                metrics.archived_records.add(len(rows), {"table": name})
-                metrics.archive_files.add(1, {"table": name})
-                log.info("archive file written", extra={"key": key, "records": len(rows), "bytes": len(data)})
+            # A table leaves ``taken`` once committed, so a retry commits only the rest.
+            for name, rows in list(taken.tables.items()):
+                new = await asyncio.to_thread(self._commit, TABLES[name], rows)
+                del taken.tables[name]
+                appended[name] = [row.value for row in new]
+                metrics.archived_records.add(len(new), {"table": name})
+                metrics.archive_replayed.add(len(rows) - len(new), {"table": name})
+                if new:
+                    metrics.archive_commits.add(1, {"table": name})
+                log.info(
+                    "archive commit", extra={"table": name, "records": len(new), "already_stored": len(rows) - len(new)}
+                )
         except Exception:
             self.failing_since = self.failing_since or time.monotonic()
             raise
+
+    def _commit(self, table: Table, rows: list[Row]) -> list[Row]:
+        stored = self._stored.get(table.name)
+        if stored is None:
+            stored = self._stored[table.name] = lake.open_table(self.settings, table)
+        else:
+            stored.refresh()  # another archiver, or maintenance, may have committed since
+        return lake.committing(stored, lambda current: append_unwritten(current, table, rows))
 
 
 class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from modstream.archive.archiver import Archiver, Observer
+from modstream.archive.maintenance import maintain_every
 from modstream.core import metrics
 from modstream.core.logs import configure_logging
 from modstream.core.settings import Settings
@@ -44,7 +45,7 @@ async def serve(settings: Settings, stop: asyncio.Event, observers: Sequence[Obs
     """Archive until ``stop`` is set, then write what was read and return."""
     archiver = Archiver(settings, observers)
     web: uvicorn.Server | None = None
-    tasks = []
+    tasks = [asyncio.create_task(maintain_every(settings, stop))]
     if settings.archive_web_port:
         config = uvicorn.Config(
             health_app(archiver),

@@ -132,7 +132,7 @@ def latest_uploads(decisions: Iterable[ModerationDecision], since: datetime) -> 
 
 def archived_uploads(settings: Settings, since: datetime) -> list[Upload]:
     """The same from the decision archive (days before the topic's retention), when there is one."""
-    from modstream.core.archive import open_archive
+    from modstream.core.lake import open_archive
 
     connection = open_archive(settings, since=since.date())
     rows = connection.execute(

@@ -50,7 +50,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from modstream.bench.ledger import Account, read_ledger, read_to_end
 from modstream.bench.pipeline_run import run_pipeline
 from modstream.bench.run import uploads
-from modstream.core.archive import open_archive
+from modstream.core.lake import open_archive
 from modstream.core.events import ImageUploaded, ModerationDecision, new_id
 from modstream.core.kafka import kafka_consumer, kafka_producer
 from modstream.core.media import sniff_content_type

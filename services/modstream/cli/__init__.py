@@ -11,7 +11,6 @@ app = typer.Typer(help="Streaming image moderation: Kafka, Faust, S3 and Triton.
 for command in (
     worker.worker,
     worker.init,
-    archive.archive,
     uploads.upload,
     uploads.decisions,
     schemas.schemas,
@@ -20,6 +19,7 @@ for command in (
 ):
     app.command()(command)
 app.add_typer(stack.app, name="stack")
+app.add_typer(archive.app, name="archive")
 app.add_typer(model.app, name="model")
 app.add_typer(dashboard.app, name="dashboard")
 app.add_typer(quality.app, name="quality")

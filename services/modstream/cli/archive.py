@@ -1,20 +1,28 @@
-"""``modstream archive``: the decision archiver, in this process or in the background."""
+"""``modstream archive``: the decision archiver, its table maintenance and the migration."""
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.progress import TaskID
 
-from modstream.cli.console import console
+from modstream.cli.console import console, err, progress_bar
 from modstream.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from modstream.archive.archiver import Observer
 
+app = typer.Typer(help="The decision archive: Iceberg tables on the object store.")
 
+
+@app.callback(invoke_without_command=True)
 def archive(
+    ctx: typer.Context,
     detach: Annotated[bool, typer.Option(help="run in the background, managed with the stack")] = False,
 ) -> None:
-    """Archive decisions, verdicts and shadow scores as Parquet files on the object store."""
+    """Archive decisions, verdicts and shadow scores into Iceberg tables (the archiver)."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = get_settings()
     if detach:
         from modstream.stack import start_service
@@ -25,6 +33,68 @@ def archive(
     from modstream.archive.service import run_archiver
 
     run_archiver(settings, lambda: archive_observers(settings))
+
+
+@app.command()
+def maintain(
+    retain_hours: Annotated[
+        float | None, typer.Option(help="keep snapshots this many hours (default: the setting)", min=0)
+    ] = None,
+    grace_minutes: Annotated[
+        float, typer.Option(help="leave unreferenced files younger than this (a write about to commit)", min=0)
+    ] = 60.0,
+) -> None:
+    """Compact small files by day, expire old snapshots and delete the files nothing references."""
+    from modstream.archive.maintenance import maintain as run
+
+    settings = get_settings()
+    retain = settings.archive_snapshot_retention_hours if retain_hours is None else retain_hours
+    with console.status("maintaining the archive's tables"):
+        done = run(settings, retain=timedelta(hours=retain), grace=timedelta(minutes=grace_minutes))
+    if not done:
+        console.print("no archive tables yet")
+    for table in done:
+        console.print(
+            f"{table.table}: {table.files_before} → {table.files_after} data files "
+            f"({table.days_compacted} days compacted, {table.days_too_large} too large), "
+            f"{table.snapshots_expired} snapshots expired, {table.orphans_removed} orphan files removed"
+        )
+
+
+@app.command()
+def migrate(
+    delete_source: Annotated[
+        bool, typer.Option(help="delete the old Parquet files of each table whose rows all add up")
+    ] = False,
+) -> None:
+    """Move an archive in the Parquet layout before Iceberg (<table>/date=…/*.parquet) into the tables."""
+    from modstream.archive.migrate import MigrationError, delete_old_files
+    from modstream.archive.migrate import migrate as run
+
+    settings = get_settings()
+    with progress_bar() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(table: str, done: int, files: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(f"{table} files", total=files)
+            bar.update(tasks[table], completed=done)
+
+        try:
+            migrated = run(settings, advance)
+        except MigrationError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+    if not migrated:
+        console.print(f"no Parquet files in the old layout in bucket {settings.archive_bucket}")
+        return
+    for m in migrated:
+        console.print(
+            f"{m.table}: {m.files} files, {m.read} rows read = {m.written} written + "
+            f"{m.repeated} repeats of a record read before + {m.already_stored} already in the table"
+        )
+    if delete_source:
+        console.print(f"deleted {delete_old_files(settings, migrated)} old files")
 
 
 def archive_observers(settings: Settings) -> "list[Observer]":

@@ -269,7 +269,7 @@ def _archive(settings: Settings, decisions: int, out: Path | None) -> None:
     from modstream.archive.bench import run_archive_bench
     from modstream.bench.run import write_report
     from modstream.cli.archive import archive_observers
-    from modstream.core.archive import open_archive
+    from modstream.core.lake import open_archive
     from modstream.quality.archived import Period, load_sample
     from modstream.quality.report import quality_report
 

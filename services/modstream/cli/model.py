@@ -12,10 +12,11 @@ from rich.table import Table
 
 from modstream.cli.console import as_utc, console, err
 from modstream.core.settings import Settings, get_settings
+from modstream.core.stats import Rate
 from modstream.models.candidate import CandidateRefused
 from modstream.models.compare import DEFAULT_AT, Comparison, NewLabel, as_plain, bar
 from modstream.models.control import TritonControl
-from modstream.models.heads import HeadCard, Interval
+from modstream.models.heads import HeadCard
 from modstream.models.lifecycle import DeployFailed, Switch, describe, other_models, state_of
 from modstream.models.repository import Repository
 from modstream.models.workbench import NoSuchModel, open_model
@@ -236,7 +237,7 @@ def train_head(
     measured on a held-out quarter; writes the next heads version as a candidate to deploy."""
     import asyncio
 
-    from modstream.core.archive import open_archive
+    from modstream.core.lake import open_archive
     from modstream.learn.head import WrongEmbeddingModel
     from modstream.learn.head import train_head as train
     from modstream.learn.train import TooFewExamples
@@ -293,7 +294,7 @@ def _print_card(card: "HeadCard") -> None:
     console.print(table)
 
 
-def _interval(value: "Interval") -> str:
+def _interval(value: Rate) -> str:
     if value.value is None:
         return "undefined (nothing counted)"
     return f"{value.value:.2f} [{value.low:.2f}, {value.high:.2f}]"

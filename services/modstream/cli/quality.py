@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from modstream.core.events import Thresholds
     from modstream.quality.advice import Estimate
+    from modstream.quality.suggest import Suggestion
 
 app = typer.Typer(help="Per-label quality from reviewers' verdicts, and threshold advice.", no_args_is_help=True)
 
@@ -25,7 +26,7 @@ VersionOption = Annotated[str | None, typer.Option("--model-version", help="only
 
 
 def _open(settings: Settings, since: datetime | None, until: datetime | None) -> "duckdb.DuckDBPyConnection":
-    from modstream.core.archive import open_archive
+    from modstream.core.lake import open_archive
 
     return open_archive(
         settings,
@@ -117,105 +118,49 @@ def suggest(
     A label the policy does not trigger on yet (under `ignore`, or scored by the model and named
     nowhere) gets both thresholds from the targets and, with --write, a rule of its own in
     --queue; its verdicts count from its definition in the label registry (or --since)."""
-    import asyncio
+    from functools import partial
 
-    import numpy as np
+    from rich.markup import escape
 
     from modstream.policy.loader import PolicyError, load_policies
     from modstream.policy.proposal import outcome_under, with_thresholds, write_proposal
-    from modstream.quality.advice import NoAdvice, advise, backtest
-    from modstream.quality.archived import Period, load_sample, scores_in
-    from modstream.quality.label_since import counting_from, definition_times
+    from modstream.quality.advice import NoAdvice
+    from modstream.quality.archived import Period
+    from modstream.quality.suggest import Policies, Refused, Request, Sources, registry
+    from modstream.quality.suggest import suggest as suggest_thresholds
 
     settings = get_settings()
-    since, until = as_utc(since), as_utc(until)
     try:
         policies = load_policies(settings.policies_dir)
     except PolicyError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     policy = policies.for_tenant(tenant) if tenant else policies.default
-    new = label not in policy.labels
-    start = None
-    if new:
-        queue = _new_rule_queue(label, queue, policy.id, target_recall)
-        defined = asyncio.run(definition_times(settings, [label], _warn)).get(label)
-        start = counting_from(defined, since)
-        where = "under ignore" if label in policy.ignore else "not named"
-        console.print(f"{label} is {where} in policy {policy.id}: a new rule in queue {queue}; counting {start}")
-        since = start.at
-    elif queue is not None:
-        err.print(
-            f"[red]{label!r} already has a rule in policy {policy.id} (queue {policy.labels[label].queue}): "
-            f"--queue is for a label the policy does not trigger on yet; edit the policy file to move it[/red]"
-        )
-        raise typer.Exit(2)
-    period = Period(tenant=tenant, model_version=model_version, since=since, until=until)
-    with console.status("reading the archive…"), _open(settings, since, until) as archive:
-        sample = load_sample(archive, period, extra_labels=[label] if new else ())
-        scores, days = scores_in(archive, period)
-    if new:
-        scored = int(np.sum(~np.isnan(sample.labels[label].score)))
-        if not scored:
-            if label in policy.ignore:
-                err.print(f"[red]no archived decision of the period scores {label!r} (ignored by {policy.id})[/red]")
-            else:
-                known = f"its labels: {', '.join(policy.labels)}; ignored: {', '.join(policy.ignore) or '-'}"
-                err.print(
-                    f"[red]policy {policy.id} has no rule for {label!r}, and no archived decision of the period "
-                    f"scores it ({known})[/red]"
-                )
-            raise typer.Exit(2)
-        # Decisions from before the model scored the label would all look changed: under the
-        # proposal its missing score sends them to review (missing_label). Only the others count.
-        scores = [s for s in scores if label in s]
-    current = None if new else policy.thresholds()[label]
+    period = Period(tenant=tenant, model_version=model_version, since=as_utc(since), until=as_utc(until))
+    request = Request(label, target_precision, target_recall, queue=queue, period=period)
+    sources = Sources(archive=partial(_open, settings), defined_at=registry(settings, _warn))
     try:
-        advice = advise(sample, label, current, target_precision, target_recall)
+        with console.status("reading the archive…"):
+            found = suggest_thresholds(
+                request, Policies(policy, outcome_under, with_thresholds), sources, note=console.print
+            )
+    except Refused as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from exc
     except NoAdvice as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    proposal = with_thresholds(policy, label, advice.proposed, queue)
-    moved = backtest(scores, days, outcome_under(policy), outcome_under(proposal))
-
-    console.print(
-        f"{label} for {policy.id} ({policy.version}), from {advice.labelled} labelled decisions "
-        f"({advice.positives} with {label}) of {len(sample)}:"
-    )
-    table = Table("", "review_at", "block_at", "precision at block", "recall at block", "recall at review")
-    if advice.current is None or advice.before is None:
-        table.add_row("in force", "none", "none", "-", "-", "-")
-    else:
-        table.add_row("in force", *_thresholds_row(advice.current, advice.before))
-    table.add_row("proposed", *_thresholds_row(advice.proposed, advice.after))
-    console.print(table)
-    for note in advice.notes:
-        console.print(f"[yellow]{note}[/yellow]")
-    scoring = f" that score {label}" if new else ""
-    console.print(
-        f"backtest over {moved.decisions} archived decisions{scoring} ({moved.days:.1f} days): "
-        f"{moved.changed} change outcome"
-    )
-    for (before, after), count in sorted(moved.moves.items()):
-        if before != after:
-            console.print(f"  {before} → {after}: {count}")
-    for outcome in ("review", "block"):
-        now, then = moved.per_day(outcome, proposed=False), moved.per_day(outcome, proposed=True)
-        console.print(f"  {outcome} per day: {now:.1f} → {then:.1f}")
+    _show(found)
     if write:
-        options = f" --target-recall {target_recall}" if target_recall is not None else ""
-        options += f" --queue {queue}" if new else ""
-        moving = f"{label} moves from ignore to labels (queue {queue})\n" if label in policy.ignore else ""
-        counted = f"counting for {label}: {start}\n" if start is not None else ""
-        why = (
-            f"proposed by `modstream quality suggest --label {label} --target-precision {target_precision}"
-            f"{options}` at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n{moving}{counted}"
-            f"from {advice.labelled} labelled decisions "
-            f"({advice.positives} with {label}); backtest: {moved.changed} of {moved.decisions} decisions change\n"
-            f"apply by moving this file to {'tenants/' + tenant + '.yaml' if tenant else 'default.yaml'}"
-        )
         try:
-            path = write_proposal(settings.policies_dir, tenant, label, advice.proposed, why, queue=queue)
+            path = write_proposal(
+                settings.policies_dir,
+                tenant,
+                label,
+                found.advice.proposed,
+                found.why(datetime.now(UTC)),
+                queue=found.queue,
+            )
         except PolicyError as exc:
             err.print(f"[red]the proposal is not a valid policy: {exc}[/red]")
             raise typer.Exit(1) from exc
@@ -226,29 +171,32 @@ def _warn(note: str) -> None:
     err.print(f"[yellow]{note}[/yellow]")
 
 
-def _new_rule_queue(label: str, queue: str | None, policy_id: str, target_recall: float | None) -> str:
-    """The queue of a new label's rule, checked as the policy checks it; a new label also needs
-    a recall target (it has no review_at in force to keep). A refusal ends the command."""
-    from pydantic import ValidationError
-    from rich.markup import escape
-
-    from modstream.policy.engine import LabelRule
-
-    if target_recall is None:
-        err.print(
-            f"[red]{label!r} is not triggered by policy {policy_id} yet: give --target-recall "
-            "(there is no review_at in force to keep)[/red]"
-        )
-        raise typer.Exit(2)
-    chosen = queue if queue is not None else label.replace(".", "-")
-    try:
-        LabelRule(review_at=0.0, block_at=0.0, queue=chosen)
-    except ValidationError as exc:
-        problem = exc.errors()[0]["msg"]
-        hint = "" if queue is not None else f" (the default from the label {label!r}: give one with --queue)"
-        err.print(f"[red]{escape(f'queue {chosen!r} refused: {problem}{hint}')}[/red]")
-        raise typer.Exit(2) from exc
-    return chosen
+def _show(found: "Suggestion") -> None:
+    label, advice, moved = found.request.label, found.advice, found.backtest
+    console.print(
+        f"{label} for {found.policy_id} ({found.policy_version}), from {advice.labelled} labelled decisions "
+        f"({advice.positives} with {label}) of {found.decisions}:"
+    )
+    table = Table("", "review_at", "block_at", "precision at block", "recall at block", "recall at review")
+    if advice.current is None or advice.before is None:
+        table.add_row("in force", "none", "none", "-", "-", "-")
+    else:
+        table.add_row("in force", *_thresholds_row(advice.current, advice.before))
+    table.add_row("proposed", *_thresholds_row(advice.proposed, advice.after))
+    console.print(table)
+    for note in advice.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    scoring = f" that score {label}" if found.new_rule else ""
+    console.print(
+        f"backtest over {moved.decisions} archived decisions{scoring} ({moved.days:.1f} days): "
+        f"{moved.changed} change outcome"
+    )
+    for (before, after), count in sorted(moved.moves.items()):
+        if before != after:
+            console.print(f"  {before} → {after}: {count}")
+    for outcome in ("review", "block"):
+        now, then = moved.per_day(outcome, proposed=False), moved.per_day(outcome, proposed=True)
+        console.print(f"  {outcome} per day: {now:.1f} → {then:.1f}")
 
 
 def _thresholds_row(at: "Thresholds", estimate: "Estimate") -> tuple[str, ...]:

@@ -1,31 +1,20 @@
-"""The decision archive's layout: its tables, their Arrow schemas and where their files live.
+"""The decision archive's layout: its tables and their Arrow schemas.
 
-The archiver writes it and the quality reports read it, so the contract lives here, like
-the events. One folder per table under the archive bucket, Hive-style partitions by day:
-
-    s3://<archive_bucket>/decisions/date=2026-11-28/part-20261128T071500Z-3f2a9c1e.parquet
-
-Each table is a plain Parquet dataset, readable as it is by Spark, Trino or Athena (an
-external table per folder, partitioned by ``date``). A record may be in the archive more
-than once (the archiver commits offsets only after a file is durable, so a crash in
-between writes it again): readers keep one row per id column.
+The archiver writes it and every reader of evidence reads it, so the contract lives here,
+like the events. Each table is an Iceberg table (``core.lake``): partitioned by the day of
+``occurred_at``, one row per record (a replay never stores one twice).
 """
 
 from base64 import b64decode
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 from pydantic import BaseModel
 
 from modstream.core.events import ModerationDecision, ReviewVerdict, ShadowScore
-from modstream.core.settings import Settings
-
-if TYPE_CHECKING:
-    import duckdb
-    import pyarrow.fs as pafs
 
 SCORES = pa.map_(pa.string(), pa.float64())
 LABELS = pa.list_(pa.string())
@@ -35,7 +24,6 @@ TRIGGERS = pa.list_(
     pa.struct([("label", pa.string()), ("score", pa.float64()), ("threshold", pa.float64()), ("level", pa.string())])
 )
 TIME = pa.timestamp("us", tz="UTC")
-PARTITION = "date"
 
 Column = tuple[str, pa.DataType, Callable[[Any], Any]]
 
@@ -213,62 +201,3 @@ UNREADABLE = Table(
 )
 
 TABLES = {table.name: table for table in (DECISIONS, VERDICTS, SHADOW, UNREADABLE)}
-
-
-def object_key(table: str, day: str, name: str) -> str:
-    return f"{table}/{PARTITION}={day}/{name}.parquet"
-
-
-def s3_filesystem(settings: Settings) -> "pafs.S3FileSystem":
-    """The archive bucket through pyarrow's own S3 client (built into its wheels)."""
-    import pyarrow.fs as pafs
-
-    return pafs.S3FileSystem(
-        access_key=settings.s3_access_key.get_secret_value(),
-        secret_key=settings.s3_secret_key.get_secret_value(),
-        endpoint_override=settings.s3_endpoint,
-        scheme="https" if settings.s3_secure else "http",
-        region=settings.s3_region,
-        tls_ca_file_path=str(settings.s3_ca_file) if settings.s3_ca_file else None,
-        connect_timeout=5,
-        request_timeout=60,
-    )
-
-
-def open_archive(
-    settings: Settings, *, since: date | None = None, until: date | None = None
-) -> "duckdb.DuckDBPyConnection":
-    """An in-process DuckDB over the archive: a view per table, one row per record id.
-
-    DuckDB reads Arrow datasets that pyarrow scans from S3: DuckDB's own S3 access (httpfs)
-    is an extension it downloads at run time. ``since``/``until`` (days, inclusive) prune
-    whole day folders before anything is read.
-    """
-    import duckdb
-    import pyarrow.dataset as pads
-
-    filesystem = s3_filesystem(settings)
-    days = pads.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive")
-    connection = duckdb.connect()
-    for table in TABLES.values():
-        schema = table.schema.append(pa.field(PARTITION, pa.string()))
-        try:
-            files: Any = pads.dataset(
-                f"{settings.archive_bucket}/{table.name}",
-                schema=schema,
-                filesystem=filesystem,
-                format="parquet",
-                partitioning=days,
-            )
-        except FileNotFoundError:  # nothing archived in this table yet
-            files = schema.empty_table()
-        if since is not None:
-            files = files.filter(pads.field(PARTITION) >= since.isoformat())
-        if until is not None:
-            files = files.filter(pads.field(PARTITION) <= until.isoformat())
-        connection.register(f"{table.name}_files", files)
-        connection.execute(
-            f"CREATE VIEW {table.name} AS SELECT * FROM {table.name}_files "
-            f"QUALIFY row_number() OVER (PARTITION BY {table.id_column} ORDER BY occurred_at) = 1"
-        )
-    return connection

@@ -45,9 +45,13 @@ score_cache_hits = _meter.create_counter(
 )
 verdicts = _meter.create_counter("modstream.review.verdicts", description="Human verdicts by queue and verdict")
 archived_records = _meter.create_counter(
-    "modstream.archive.records", description="Records in durable archive files, by table"
+    "modstream.archive.records", description="Records committed to the archive's tables, by table"
 )
-archive_files = _meter.create_counter("modstream.archive.files", description="Archive files written, by table")
+archive_commits = _meter.create_counter("modstream.archive.commits", description="Archive table commits, by table")
+archive_replayed = _meter.create_counter(
+    "modstream.archive.replayed",
+    description="Records read again (after a crash or a rebalance) that their table already held, by table",
+)
 archive_unreadable = _meter.create_counter(
     "modstream.archive.unreadable", description="Records on archived topics that were not their type, by topic"
 )

@@ -139,12 +139,21 @@ class Settings(BaseSettings):
     dashboard_login_window_seconds: float = Field(900.0, gt=0)
 
     # The decision archive (`modstream archive`): decisions, verdicts and shadow scores as
-    # Parquet files in a bucket of its own. A file per table and day is written when this many
-    # records wait or the oldest has waited this long; offsets are committed only after.
+    # Iceberg tables, their files in a bucket of their own. A commit per table is made when
+    # this many records wait or the oldest has waited this long; offsets are committed only after.
     archive_bucket: str = "modstream-archive"
     archive_group: str = "modstream-archive"
     archive_flush_records: int = Field(20_000, ge=1)
     archive_flush_seconds: float = Field(30.0, gt=0)
+    # The tables' Iceberg catalog. Empty: a sqlite file, <state_dir>/data/archive-catalog.db
+    # (one machine). Production: a PostgreSQL URL (postgresql+psycopg2://user:pass@host/db,
+    # with psycopg2 installed) or an Iceberg REST catalog's http(s):// URL.
+    archive_catalog: str = ""
+    # Table maintenance by the archiver (`modstream archive maintain` does the same at once):
+    # small files compacted by day, snapshots older than the retention expired, files nothing
+    # references removed. 0 seconds turns it off.
+    archive_maintain_seconds: float = Field(3600.0, ge=0)
+    archive_snapshot_retention_hours: float = Field(24.0, ge=0)
     # The archiver's HTTP endpoint (/healthz, /livez, /metrics); 0 turns it off.
     archive_web_port: int = 16067
 

@@ -18,7 +18,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from modstream.core.archive import open_archive
+from modstream.core.lake import open_archive
 from modstream.core.events import Embedding, ModelRef, Outcome, ReviewRequest, Trigger
 from modstream.core.inference import ImageRejected, TritonScorer
 from modstream.core.settings import Settings

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from modstream.core.archive import open_archive
+from modstream.core.lake import open_archive
 from modstream.core.events import DECIDING_JOB_KINDS
 from modstream.core.settings import Settings
 from modstream.quality.agreement import AgreementReport, Pair, agreement_report
