@@ -1,9 +1,10 @@
 """Threshold advice for a label the policy does not trigger on yet: the pure advice against a
-hand computation, and ``modstream quality suggest`` over an archive held in memory (DuckDB
-views over the archive's own Arrow tables), with every refusal."""
+hand computation, the quality room's ``suggest`` over an archive held in memory (DuckDB
+views over the archive's own Arrow tables) with every refusal, and the command's refusals
+of what does not fit the policy."""
 
+import re
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -13,16 +14,18 @@ import numpy as np
 import pytest
 import yaml
 from modstream import cli
-from modstream.cli import quality as quality_cli
 from modstream.core.archive import TABLES
 from modstream.core.events import ModelRef, ModerationDecision, Outcome, Record, ReviewVerdict, Thresholds
 from modstream.core.ports import free_port
 from modstream.core.settings import Settings, get_settings
 from modstream.policy.loader import load_policies
+from modstream.policy.proposal import outcome_under, with_thresholds, write_proposal
 from modstream.quality import label_since
 from modstream.quality.advice import NoAdvice, advise
+from modstream.quality.archived import Period
 from modstream.quality.label_since import counting_from
 from modstream.quality.sample import Bools, Floats, LabelColumns, Sample
+from modstream.quality.suggest import Policies, Refused, Request, Sources, Suggestion, suggest
 from typer.testing import CliRunner
 
 LABEL = "emblem.red"
@@ -93,7 +96,7 @@ def test_advice_for_a_new_label_refuses_what_it_cannot_tell() -> None:
         advise(labelled_sample(truth=np.zeros(100, dtype=bool)), LABEL, None, target_precision=0.9, target_recall=0.9)
 
 
-# The command, over an archive in memory.
+# The quality room's suggest, over an archive in memory.
 
 
 def decided(at: datetime, scores: dict[str, float]) -> ModerationDecision:
@@ -173,57 +176,74 @@ def policies(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def suggest(policies: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator["Suggest"]:
-    monkeypatch.setenv("MODSTREAM_POLICIES_DIR", str(policies))
-    monkeypatch.setenv("COLUMNS", "200")
-    get_settings.cache_clear()
-    yield Suggest(monkeypatch)
-    get_settings.cache_clear()
+def suggesting(policies: Path) -> "Suggesting":
+    return Suggesting(policies)
 
 
-class Suggest:
-    """``modstream quality suggest`` over records in memory, the registry answering ``defined``."""
+class Suggesting:
+    """The quality room's ``suggest`` over records in memory and the default policy of
+    ``folder``, composed as ``modstream quality suggest`` composes it; the registry answers
+    ``defined`` for the label."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.monkeypatch = monkeypatch
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
         self.opened: list[datetime | None] = []
-        """The ``since`` of each archive the command opened."""
+        """The ``since`` of each archive it opened."""
+        self.notes: list[str] = []
 
     def __call__(
-        self, records: list[tuple[str, Record]], *args: str, defined: datetime | None = None
-    ) -> tuple[int, str]:
-        def archive(settings: Settings, since: datetime | None, until: datetime | None) -> duckdb.DuckDBPyConnection:
+        self,
+        records: list[tuple[str, Record]],
+        label: str = LABEL,
+        *,
+        target_recall: float | None = 0.95,
+        queue: str | None = None,
+        since: datetime | None = None,
+        defined: datetime | None = None,
+    ) -> Suggestion:
+        def archive(since: datetime | None, until: datetime | None) -> duckdb.DuckDBPyConnection:
             self.opened.append(since)
             return memory_archive(records)
 
-        async def registry(settings: Settings, labels: object, warn: object) -> dict[str, datetime]:
-            return {} if defined is None else {LABEL: defined}
+        def defined_at(name: str) -> datetime | None:
+            return defined if name == LABEL else None
 
-        self.monkeypatch.setattr(quality_cli, "_open", archive)
-        self.monkeypatch.setattr(label_since, "definition_times", registry)
-        result = CliRunner().invoke(cli.app, ["quality", "suggest", *args])
-        return result.exit_code, result.output
+        request = Request(label, 0.9, target_recall, queue=queue, period=Period(since=since))
+        policy = load_policies(self.folder).default
+        policies = Policies(policy, outcome_under, with_thresholds)
+        return suggest(request, policies, Sources(archive, defined_at), note=self.notes.append)
+
+    def write(self, found: Suggestion) -> Path:
+        """The proposal, as ``--write`` writes it."""
+        why = found.why(datetime.now(UTC))
+        return write_proposal(self.folder, None, found.request.label, found.advice.proposed, why, queue=found.queue)
 
 
-def test_suggest_proposes_and_writes_a_rule_for_an_ignored_label(suggest: Suggest, policies: Path) -> None:
-    args = ["--label", LABEL, "--target-precision", "0.9", "--target-recall", "0.95", "--write"]
-    code, output = suggest(archived(), *args, defined=DEFINED)
-    assert code == 0, output
-    assert "emblem.red is under ignore in policy default: a new rule in queue emblem-red" in output
-    assert "counting verdicts from 2026-11-20 12:00:00 UTC (its definition)" in output
-    assert suggest.opened == [DEFINED]  # the archive is read from the definition on
+def test_suggest_proposes_and_writes_a_rule_for_an_ignored_label(suggesting: Suggesting, policies: Path) -> None:
+    found = suggesting(archived(), defined=DEFINED)
+    (note,) = suggesting.notes
+    assert note == (
+        "emblem.red is under ignore in policy default: a new rule in queue emblem-red; "
+        "counting verdicts from 2026-11-20 12:00:00 UTC (its definition)"
+    )
+    assert suggesting.opened == [DEFINED]  # the archive is read from the definition on
     # The 50 decisions from before the definition are left out: the hand computation stands.
-    assert "from 100 labelled decisions (43 with emblem.red) of 105" in output
-    assert "│ in force │ none      │ none     │" in output
-    assert "│ proposed │ 0.5000    │ 0.6000   │ 1.000 [0.912, 1.000] n=40 │" in output
+    advice = found.advice
+    assert (advice.labelled, advice.positives, found.decisions) == (100, 43, 105)
+    assert advice.current is None and advice.before is None
+    assert advice.proposed == Thresholds(review_at=0.5, block_at=0.6)
+    assert str(advice.after.precision_at_block) == "1.000 [0.912, 1.000] n=40"
     # Every decision is a review under nsfw; the proposal blocks the 40 from 0.60 on. The 5
     # decisions without the label's score are left out of the backtest.
-    assert "backtest over 100 archived decisions that score emblem.red" in output
-    assert "review → block: 40" in output
-    (written,) = (policies / "proposed").glob("default-proposed-*.yaml")
+    assert found.backtest.decisions == 100
+    assert found.backtest.moves == {("review", "block"): 40, ("review", "review"): 60}
+    written = suggesting.write(found)
+    assert written.parent == policies / "proposed" and written.name.startswith("default-proposed-")
     text = written.read_text()
     assert "# emblem.red moves from ignore to labels (queue emblem-red)\n" in text
-    assert "--target-recall 0.95 --queue emblem-red`" in text
+    assert "# counting for emblem.red: verdicts from 2026-11-20 12:00:00 UTC (its definition)\n" in text
+    assert "--target-precision 0.9 --target-recall 0.95 --queue emblem-red`" in text
+    assert "# from 100 labelled decisions (43 with emblem.red); backtest: 40 of 100 decisions change\n" in text
     raw = yaml.safe_load(text)
     assert raw["ignore"] == ["sfw", "ghost"]
     assert raw["labels"][LABEL] == {"review_at": 0.5, "block_at": 0.6, "queue": "emblem-red"}
@@ -231,39 +251,58 @@ def test_suggest_proposes_and_writes_a_rule_for_an_ignored_label(suggest: Sugges
     assert load_policies(policies).default.labels[LABEL].queue == "emblem-red"
 
 
-def test_without_a_definition_time_since_decides_and_else_every_verdict_counts(suggest: Suggest) -> None:
-    args = ["--label", LABEL, "--target-precision", "0.9", "--target-recall", "0.95"]
-    code, output = suggest(archived(), *args, "--since", "2026-11-20T12:00:00")
-    assert code == 0, output
-    assert "counting verdicts from 2026-11-20 12:00:00 UTC (--since)" in output
-    assert "│ proposed │ 0.5000    │ 0.6000   │" in output
+def test_without_a_definition_time_since_decides_and_else_every_verdict_counts(suggesting: Suggesting) -> None:
+    found = suggesting(archived(), since=DEFINED)
+    assert "counting verdicts from 2026-11-20 12:00:00 UTC (--since)" in suggesting.notes[-1]
+    assert found.advice.proposed == Thresholds(review_at=0.5, block_at=0.6)
     # Both known: the later counts.
-    code, output = suggest(archived(), *args, "--since", "2026-11-19", defined=DEFINED)
-    assert code == 0 and "(its definition)" in output and "of 105:" in output
+    found = suggesting(archived(), since=DEFINED - timedelta(hours=12), defined=DEFINED)
+    assert suggesting.notes[-1].endswith("(its definition)") and found.decisions == 105
     # Neither: the 50 early verdicts count as "not emblem.red", and 0.9 is no longer a sure sign.
-    code, output = suggest(archived(), *args)
-    assert code == 0, output
-    assert "counting every verdict (its definition time is unknown: give --since)" in output
-    assert "from 150 labelled decisions (43 with emblem.red) of 155" in output
-    assert "│ proposed │ 0.5000    │ 0.6000   │" not in output
+    found = suggesting(archived())
+    assert suggesting.notes[-1].endswith("counting every verdict (its definition time is unknown: give --since)")
+    assert (found.advice.labelled, found.advice.positives, found.decisions) == (150, 43, 155)
+    assert found.advice.proposed != Thresholds(review_at=0.5, block_at=0.6)
+    assert suggesting.opened == [DEFINED, DEFINED, None]
 
 
-def test_a_scored_label_the_policy_does_not_name_gets_a_rule_too(suggest: Suggest, policies: Path) -> None:
+def test_a_scored_label_the_policy_does_not_name_gets_a_rule_too(suggesting: Suggesting, policies: Path) -> None:
     (policies / "default.yaml").write_text(POLICY.replace("emblem.red, ", ""))
-    args = ["--label", LABEL, "--target-precision", "0.9", "--target-recall", "0.95", "--queue", "emblems"]
-    code, output = suggest(archived(), *args, "--write", defined=DEFINED)
-    assert code == 0, output
-    assert "emblem.red is not named in policy default: a new rule in queue emblems" in output
+    found = suggesting(archived(), queue="emblems", defined=DEFINED)
+    assert suggesting.notes[0].startswith("emblem.red is not named in policy default: a new rule in queue emblems;")
     # In force, the unknown label sends every decision to review already: nothing moves to review.
-    assert "review → block: 40" in output
-    (written,) = (policies / "proposed").glob("default-proposed-*.yaml")
-    assert yaml.safe_load(written.read_text())["labels"][LABEL]["queue"] == "emblems"
+    assert found.backtest.moves[("review", "block")] == 40
+    assert "moves from ignore" not in found.why(DEFINED)
+    assert yaml.safe_load(suggesting.write(found).read_text())["labels"][LABEL]["queue"] == "emblems"
 
 
-def test_an_existing_label_is_advised_as_before(suggest: Suggest) -> None:
-    code, output = suggest(archived(), "--label", "nsfw", "--target-precision", "0.9")
+def test_an_existing_label_is_advised_as_before(suggesting: Suggesting) -> None:
     # Every nsfw score is 0.5 and no reviewer names nsfw: the refusal it always gave.
-    assert code == 1 and "no reviewer gave 'nsfw' in the period (155 labelled decisions)" in output
+    with pytest.raises(NoAdvice, match=re.escape("no reviewer gave 'nsfw' in the period (155 labelled decisions)")):
+        suggesting(archived(), "nsfw", target_recall=None)
+    assert suggesting.notes == []
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        (
+            "nope",
+            "policy default has no rule for 'nope', and no archived decision of the period scores it (its labels: "
+            "nsfw; ignored: sfw, emblem.red, ghost)",
+        ),
+        ("ghost", "no archived decision of the period scores 'ghost' (ignored by default)"),
+    ],
+)
+def test_a_new_label_nothing_scores_is_refused(suggesting: Suggesting, label: str, message: str) -> None:
+    with pytest.raises(Refused, match=re.escape(message)):
+        suggesting(archived(), label)
+
+
+def test_no_verdict_on_the_new_label_is_refused(suggesting: Suggesting) -> None:
+    message = "no verdict on a decision that scores 'emblem.red' in the period (5 labelled decisions, none scoring it)"
+    with pytest.raises(NoAdvice, match=re.escape(message)):
+        suggesting(archived(verdicts=False), defined=DEFINED)
 
 
 @pytest.mark.parametrize(
@@ -288,32 +327,22 @@ def test_an_existing_label_is_advised_as_before(suggest: Suggest) -> None:
             "'nsfw' already has a rule in policy default (queue sexual-content): --queue is for a label the policy "
             "does not trigger on yet; edit the policy file to move it",
         ),
-        (
-            ["--label", "nope", "--target-precision", "0.9", "--target-recall", "0.9"],
-            "policy default has no rule for 'nope', and no archived decision of the period scores it (its labels: "
-            "nsfw; ignored: sfw, emblem.red, ghost)",
-        ),
-        (
-            ["--label", "ghost", "--target-precision", "0.9", "--target-recall", "0.9"],
-            "no archived decision of the period scores 'ghost' (ignored by default)",
-        ),
     ],
 )
-def test_refusals_for_a_new_label(suggest: Suggest, policies: Path, args: list[str], message: str) -> None:
-    code, output = suggest(archived(), *args)
-    assert code == 2
-    assert message in " ".join(output.split())
+def test_the_command_refuses_what_does_not_fit_the_policy(
+    policies: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    """Refused before the registry or the archive is asked: the command needs only the policies."""
+    monkeypatch.setenv("MODSTREAM_POLICIES_DIR", str(policies))
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli.app, ["quality", "suggest", *args])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
     assert not (policies / "proposed").exists()
-
-
-def test_no_verdict_on_the_new_label_is_refused(suggest: Suggest) -> None:
-    args = ["--label", LABEL, "--target-precision", "0.9", "--target-recall", "0.9"]
-    code, output = suggest(archived(verdicts=False), *args, defined=DEFINED)
-    assert code == 1
-    assert (
-        "no verdict on a decision that scores 'emblem.red' in the period (5 labelled decisions, none scoring it)"
-        in " ".join(output.split())
-    )
 
 
 def test_the_later_of_the_definition_and_since_counts() -> None:
