@@ -26,7 +26,7 @@ VersionOption = Annotated[str | None, typer.Option("--model-version", help="only
 
 
 def _open(settings: Settings, since: datetime | None, until: datetime | None) -> "duckdb.DuckDBPyConnection":
-    from modstream.core.archive import open_archive
+    from modstream.core.lake import open_archive
 
     return open_archive(
         settings,
