@@ -3,7 +3,7 @@
 import pytest
 from modstream.core.events import BankAction, BankMatch, ReviewVerdict
 from modstream.quality.banks import bank_precision, confirms
-from modstream.quality.metrics import wilson
+from statsmodels.stats.proportion import proportion_confint
 
 
 def verdict(bank: str, entry: str, action: BankAction, said: str, kind: str = "threshold_review") -> ReviewVerdict:
@@ -58,7 +58,7 @@ def test_precision_per_entry_and_per_bank_with_wilson_intervals() -> None:
     assert [(r.bank, r.entry_id) for r in rows][:3] == [("bad", None), ("bad", "a"), ("bad", "b")]
     whole = rows[0]
     assert whole.n == 4 and whole.precision == pytest.approx(0.75)
-    assert whole.interval == pytest.approx(wilson(3, 4))
+    assert whole.interval == pytest.approx(proportion_confint(3, 4, method="wilson"), abs=1e-4)
 
 
 def test_verdicts_without_a_bank_match_are_not_counted() -> None:

@@ -8,14 +8,15 @@ import duckdb
 import numpy as np
 import onnxruntime as ort
 import pytest
+from modstream.core.stats import Rate
 from modstream.learn.examples import labelled_examples
 from modstream.learn.train import MIN_EACH, TooFewExamples, fit_head, stratified_split
 from modstream.models.candidate import CandidateRefused
 from modstream.models.heads import (
     EMBEDDING_DIMS,
+    Cards,
     Counts,
     HeadCard,
-    Interval,
     check_heads_candidate,
     no_heads,
     read_heads,
@@ -25,7 +26,7 @@ AT = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
 
 def card(label: str, embedding_model: str = "efficientnet_lite0:1") -> HeadCard:
-    share = Interval(value=0.9, low=0.7, high=1.0)
+    share = Rate(0.9, 0.7, 1.0, 8.0, 8)
     return HeadCard(
         label=label,
         embedding_model=embedding_model,
@@ -131,18 +132,18 @@ def test_a_separable_concept_is_learned_and_the_served_weights_equal_the_fit() -
         1 / (1 + np.exp(-(held @ fitted.weights + fitted.bias))), fitted.held_out_scores, atol=1e-4
     )
     assert [p.threshold for p in fitted.curve] == sorted(p.threshold for p in fitted.curve)
-    assert fitted.f1.value is not None and fitted.f1.low <= fitted.f1.value <= fitted.f1.high
+    f1 = fitted.f1
+    assert f1.value is not None and f1.low is not None and f1.high is not None and f1.low <= f1.value <= f1.high
 
 
-def test_a_rate_with_nothing_to_count_is_undefined_not_zero() -> None:
+def test_held_out_rates_need_no_minimum_and_nothing_counted_is_undefined_on_the_card() -> None:
     from modstream.learn.train import pr_points
 
     (point,) = pr_points(np.array([0.2, 0.2]), np.array([True, False]))
-    assert point.precision.value == 0.5
-    from modstream.learn.train import _at
-
-    precision, recall = _at(np.array([0.2, 0.3]), np.array([True, False]), 0.5)
-    assert precision.value is None and (precision.low, precision.high) == (0.0, 1.0) and recall.value == 0.0
+    assert (point.precision.value, point.precision.count, point.recall.value) == (0.5, 2, 1.0)
+    nothing = Rate(None, None, None, 0.0, 0)
+    cards = Cards(heads={"emblem.red": card("emblem.red").model_copy(update={"precision": nothing, "f1": nothing})})
+    assert Cards.model_validate_json(cards.model_dump_json()) == cards
 
 
 def test_examples_are_the_latest_first_review_per_image_from_the_window_and_one_embedding_model() -> None:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from modstream.core.stats import PRCurve, pr_curve
 from modstream.quality.charts import drift_chart, pr_chart
-from modstream.quality.metrics import PRCurve, pr_curve
 
 SVG = "{http://www.w3.org/2000/svg}"
 HOSTILE = '<script>alert("x")</script> & <b onload="y">'
@@ -99,7 +99,8 @@ def test_hostile_titles_are_escaped() -> None:
 
 def test_an_empty_curve_draws_the_frame_and_says_so() -> None:
     empty = np.zeros(0)
-    root = parsed(pr_chart(PRCurve(empty, empty, empty, empty, empty), 0.4, 0.8))
+    curve = PRCurve(empty, empty, empty, empty, empty, empty, empty, empty, np.zeros(0, np.int64), 0.0, 0)
+    root = parsed(pr_chart(curve, 0.4, 0.8))
     assert root.find(f"{SVG}polyline") is None and root.find(f"{SVG}circle") is None
     assert "no labelled decision" in texts(root)
 

@@ -1,31 +1,24 @@
-"""The quality metrics: equal to scikit-learn's where both exist, right on published values."""
+"""The quality room's own metrics: equal to scikit-learn's where both exist, right on published
+values (rates, their intervals and the PR curve: test_stats.py)."""
 
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from modstream.core.stats import Rate, effective_n, pr_curve
 from modstream.quality.metrics import (
     BINS,
-    MIN_SAMPLE,
     Kappa,
-    Rate,
     agreement,
     cohen_kappa,
-    effective_n,
-    f1,
     hamming_loss,
     highest_threshold_for_recall,
     histogram,
     jensen_shannon,
     lowest_threshold_for_precision,
     majority_agreement,
-    pr_curve,
-    precision,
     psi,
-    rate,
-    recall,
-    wilson,
 )
 from scipy.spatial.distance import jensenshannon
 from sklearn import metrics as sk
@@ -37,7 +30,6 @@ Floats = npt.NDArray[np.float64]
 @dataclass(frozen=True)
 class Labelled:
     truth: Bools  # items x labels: the reviewers' label sets
-    scores: Floats  # items x labels
     predicted: Bools  # items x labels: the automatic label sets
     weights: Floats
     automatic: npt.NDArray[np.str_]  # outcomes, verdicts already mapped onto them
@@ -53,7 +45,6 @@ def labelled() -> Labelled:
     outcomes = np.array(["allow", "block", "review"])
     return Labelled(
         truth=truth,
-        scores=scores,
         predicted=scores >= 0.5,
         weights=rng.uniform(0.5, 10.0, items),
         automatic=outcomes[rng.integers(0, 3, items)],
@@ -67,26 +58,10 @@ def value(r: Rate) -> float:
 
 
 @pytest.mark.parametrize("label", range(5))
-def test_unweighted_precision_recall_f1_and_kappa_equal_scikit_learns(labelled: Labelled, label: int) -> None:
+def test_kappa_on_booleans_equals_scikit_learns(labelled: Labelled, label: int) -> None:
     truth, predicted = labelled.truth[:, label], labelled.predicted[:, label]
-    assert value(precision(truth, predicted)) == pytest.approx(sk.precision_score(truth, predicted), abs=1e-12)
-    assert value(recall(truth, predicted)) == pytest.approx(sk.recall_score(truth, predicted), abs=1e-12)
-    assert value(f1(truth, predicted)) == pytest.approx(sk.f1_score(truth, predicted), abs=1e-12)
     kappa = cohen_kappa(truth, predicted).value
     assert kappa == pytest.approx(sk.cohen_kappa_score(truth, predicted), abs=1e-12)
-
-
-@pytest.mark.parametrize("label", range(5))
-def test_weighted_precision_recall_f1_equal_scikit_learns_with_sample_weight(labelled: Labelled, label: int) -> None:
-    truth, predicted, w = labelled.truth[:, label], labelled.predicted[:, label], labelled.weights
-    expected_precision = sk.precision_score(truth, predicted, sample_weight=w)
-    assert value(precision(truth, predicted, w)) == pytest.approx(expected_precision, abs=1e-12)
-    assert value(recall(truth, predicted, w)) == pytest.approx(
-        sk.recall_score(truth, predicted, sample_weight=w), abs=1e-12
-    )
-    assert value(f1(truth, predicted, w)) == pytest.approx(sk.f1_score(truth, predicted, sample_weight=w), abs=1e-12)
-    # The weighting is not a no-op on this set, or the cross-check would prove little.
-    assert abs(expected_precision - sk.precision_score(truth, predicted)) > 1e-3
 
 
 def test_hamming_loss_and_agreement_equal_scikit_learns(labelled: Labelled) -> None:
@@ -109,75 +84,6 @@ def test_kappa_on_categories_equals_scikit_learns(labelled: Labelled) -> None:
     kappa = cohen_kappa(labelled.automatic, labelled.human)
     assert kappa.value == pytest.approx(sk.cohen_kappa_score(labelled.automatic, labelled.human), abs=1e-12)
     assert kappa.n == 600
-
-
-def test_wilson_matches_published_intervals() -> None:
-    # Newcombe (1998), Statistics in Medicine 17:857, table I, method 3 (score interval).
-    published = {
-        (0, 10): (0.0, 0.2775),
-        (10, 10): (0.7225, 1.0),
-        (5, 10): (0.2366, 0.7634),
-        (81, 263): (0.2553, 0.3662),
-        (15, 148): (0.0624, 0.1605),
-        (0, 20): (0.0, 0.1611),
-        (1, 29): (0.0061, 0.1718),
-    }
-    for (successes, n), (low, high) in published.items():
-        assert wilson(successes, n) == pytest.approx((low, high), abs=5e-5), (successes, n)
-    assert wilson(0, 0) == (0.0, 1.0)
-
-
-def test_wilson_takes_fractional_counts() -> None:
-    low, high = wilson(6.25, 12.5)
-    assert low + high == pytest.approx(1.0)  # a share of one half, symmetric
-    assert wilson(5, 10)[0] < low < wilson(10, 20)[0]
-
-
-def test_effective_n_is_kish() -> None:
-    assert effective_n(np.full(40, 3.0)) == pytest.approx(40.0)
-    assert effective_n([1.0, 1.0, 2.0]) == pytest.approx(16 / 6)
-    assert effective_n([]) == 0.0
-
-
-def test_an_unweighted_rate_is_the_share_with_wilsons_interval_at_the_count() -> None:
-    hits = np.arange(230) < 210
-    r = rate(hits)
-    assert r.value == pytest.approx(210 / 230)
-    assert (r.n, r.count) == (230, 230)
-    assert (r.low, r.high) == pytest.approx(wilson(210, 230))
-    # Multiplying every weight by one number changes nothing.
-    scaled = rate(hits, np.full(230, 37.5))
-    assert (scaled.value, scaled.low, scaled.high, scaled.n) == pytest.approx((r.value, r.low, r.high, r.n))
-
-
-def test_a_weighted_rate_of_all_hits_takes_its_interval_at_kishs_size() -> None:
-    weights = np.r_[np.ones(40), np.full(40, 5.0)]
-    r = rate(np.ones(80, dtype=bool), weights)
-    assert r.n == pytest.approx(effective_n(weights))
-    assert (r.value, r.low, r.high) == pytest.approx((1.0, *wilson(r.n, r.n)))
-
-
-def test_below_the_minimum_sample_there_is_not_enough_data() -> None:
-    few = rate(np.ones(MIN_SAMPLE - 1, dtype=bool))
-    assert (few.value, few.low, few.high, few.count) == (None, None, None, MIN_SAMPLE - 1)
-    assert str(few) == "not enough data (n=29)"
-    assert rate(np.ones(MIN_SAMPLE, dtype=bool)).value == 1.0
-    # 40 items, but half of the weight in one: Kish counts fewer than 30.
-    assert rate(np.ones(40, dtype=bool), np.r_[np.ones(39), 39.0]).value is None
-    assert str(Rate(0.912, 0.871, 0.941, 230.0, 230)) == "0.912 [0.871, 0.941] n=230"
-
-
-def test_f1_needs_both_rates_and_bounds_itself_by_theirs(labelled: Labelled) -> None:
-    truth, predicted = labelled.truth[:, 2], labelled.predicted[:, 2]
-    p, r, f = precision(truth, predicted), recall(truth, predicted), f1(truth, predicted)
-    assert p.low is not None and r.low is not None and p.high is not None and r.high is not None
-    assert f.low == pytest.approx(2 * p.low * r.low / (p.low + r.low))
-    assert f.high == pytest.approx(2 * p.high * r.high / (p.high + r.high))
-    assert (f.n, f.count) == (min(p.n, r.n), min(p.count, r.count))
-    # Few predicted positives: precision has too little data, so F1 has too.
-    rare = np.zeros(600, dtype=bool)
-    rare[:5] = True
-    assert f1(truth, rare).value is None
 
 
 def test_hamming_loss_counts_every_label_cell_of_an_effective_item(labelled: Labelled) -> None:
@@ -233,29 +139,6 @@ def test_majority_agreement_takes_the_most_common_answer_of_several() -> None:
     assert result["ana"].count == 0
     with pytest.raises(ValueError, match="'ana' gave two verdicts on 1"):
         majority_agreement([(1, "ana", True), (1, "ana", False)])
-
-
-@pytest.mark.parametrize("weighted", [False, True])
-def test_the_pr_curve_equals_scikit_learns(labelled: Labelled, weighted: bool) -> None:
-    scores, truth = np.round(labelled.scores[:, 3], 2), labelled.truth[:, 3]  # rounded: ties
-    w = labelled.weights if weighted else None
-    curve = pr_curve(scores, truth, w)
-    expected_precision, expected_recall, expected_thresholds = sk.precision_recall_curve(truth, scores, sample_weight=w)
-    np.testing.assert_allclose(curve.thresholds, expected_thresholds, atol=1e-12)
-    np.testing.assert_allclose(curve.precision, expected_precision[:-1], atol=1e-12)
-    np.testing.assert_allclose(curve.recall, expected_recall[:-1], atol=1e-12)
-    assert np.all(np.diff(curve.thresholds) > 0)
-    # Its lower bounds are precision's, at every threshold (however few items are above it).
-    weights = np.ones(truth.size) if w is None else w
-    for threshold, low, n in zip(curve.thresholds, curve.precision_low, curve.predicted_n, strict=True):
-        above = scores >= threshold
-        at = rate(truth[above], weights[above], min_sample=0)
-        assert (low, n) == pytest.approx((at.low, at.n), rel=1e-9)
-
-
-def test_a_pr_curve_needs_a_true_positive() -> None:
-    with pytest.raises(ValueError, match="no true positives"):
-        pr_curve([0.1, 0.9], [False, False])
 
 
 @pytest.fixture(scope="module")

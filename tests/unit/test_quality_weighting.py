@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pytest
-from modstream.quality.metrics import Rate, precision, recall
+from modstream.core.stats import Rate, precision, recall
 
 REVIEW_AT, BLOCK_AT, AUDIT_RATE = 0.4, 0.85, 0.02
 ALLOW, REVIEW, BLOCK = 0, 1, 2

@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modstream.models.heads import CurvePoint, Interval
-from modstream.quality.metrics import wilson
+from modstream.core import stats
+from modstream.core.stats import Rate
+from modstream.models.heads import CurvePoint
 
 MIN_EACH = 12
 """Positives and negatives a head needs at least: a quarter of each is held out, and below
 three held-out positives and negatives the figures say nothing."""
 HELD_OUT_SHARE = 0.25
 THRESHOLD = 0.5
-_BOOTSTRAP = 1000
 _C_GRID = np.logspace(-4, 2, 13)
 
 
@@ -48,9 +48,9 @@ class FittedHead:
     regularisation: float
     split: Split
     held_out_scores: npt.NDArray[np.float64]
-    precision: Interval
-    recall: Interval
-    f1: Interval
+    precision: Rate
+    recall: Rate
+    f1: Rate
     average_precision: float
     curve: list[CurvePoint]
     seconds: float
@@ -110,17 +110,17 @@ def fit_head(
     weights = model.coef_[0] / scale
     bias = float(model.intercept_[0] - mean @ weights)
     held_scores = probability(x[split.held_out], weights, bias)
-    truth = positive[split.held_out]
-    precision, recall = _at(held_scores, truth, threshold)
+    truth, predicted = positive[split.held_out], held_scores >= threshold
     return FittedHead(
         weights=weights.astype(np.float32),
         bias=bias,
         regularisation=chosen,
         split=split,
         held_out_scores=held_scores,
-        precision=precision,
-        recall=recall,
-        f1=_f1_interval(held_scores, truth, threshold, seed),
+        # Plain counts of held-out items: Wilson's interval needs no minimum, a small part shows a wide one.
+        precision=stats.precision(truth, predicted, min_sample=0),
+        recall=stats.recall(truth, predicted, min_sample=0),
+        f1=stats.f1(truth, predicted, min_sample=0),
         average_precision=float(average_precision_score(truth, held_scores)),
         curve=pr_points(held_scores, truth),
         seconds=time.perf_counter() - started,
@@ -130,22 +130,12 @@ def fit_head(
 def pr_points(scores: npt.NDArray[np.float64], truth: npt.NDArray[np.bool_]) -> list[CurvePoint]:
     """Precision and recall, with Wilson 95 % intervals, at every distinct held-out score taken
     as the threshold (reaching it means score >= threshold), ascending."""
+    curve = stats.pr_curve(scores, truth)
     points = []
-    for threshold in np.unique(scores):
-        precision, recall = _at(scores, truth, float(threshold))
+    for index, threshold in enumerate(curve.thresholds):
+        precision, recall = curve.rates_at(index)
         points.append(CurvePoint(threshold=float(threshold), precision=precision, recall=recall))
     return points
-
-
-def _at(scores: npt.NDArray[np.float64], truth: npt.NDArray[np.bool_], threshold: float) -> tuple[Interval, Interval]:
-    predicted = scores >= threshold
-    hits = int((predicted & truth).sum())
-    return _share(hits, int(predicted.sum())), _share(hits, int(truth.sum()))
-
-
-def _share(hits: int, n: int) -> Interval:
-    low, high = wilson(hits, n)
-    return Interval(value=hits / n if n else None, low=low, high=high)
 
 
 def probability(embeddings: npt.NDArray[Any], weights: npt.NDArray[Any], bias: float) -> npt.NDArray[np.float64]:
@@ -153,20 +143,3 @@ def probability(embeddings: npt.NDArray[Any], weights: npt.NDArray[Any], bias: f
     from scipy.special import expit
 
     return np.asarray(expit(embeddings @ weights + bias), dtype=np.float64)
-
-
-def _f1(scores: npt.NDArray[np.float64], truth: npt.NDArray[np.bool_], threshold: float) -> float:
-    predicted = scores >= threshold
-    hits = (predicted & truth).sum()
-    return float(2 * hits / (predicted.sum() + truth.sum())) if predicted.any() or truth.any() else 0.0
-
-
-def _f1_interval(
-    scores: npt.NDArray[np.float64], truth: npt.NDArray[np.bool_], threshold: float, seed: int
-) -> Interval:
-    """F1 with a 95 % percentile interval from resampling the held-out examples."""
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(scores), size=(_BOOTSTRAP, len(scores)))
-    samples = [_f1(scores[d], truth[d], threshold) for d in draws]
-    low, high = np.percentile(samples, [2.5, 97.5])
-    return Interval(value=_f1(scores, truth, threshold), low=float(low), high=float(high))

@@ -18,9 +18,10 @@ from datetime import datetime
 
 import numpy as np
 
+from modstream.core import stats
 from modstream.core.events import ModelRef, Outcome, ReviewVerdict, ShadowScore
+from modstream.core.stats import Rate
 from modstream.quality import metrics
-from modstream.quality.metrics import Rate
 
 HISTOGRAM_BINS = 10
 """Equal-width bins over [0, 1] for a new label's scores: bin i holds [i/10, (i+1)/10), the
@@ -188,17 +189,17 @@ def reviewer_agreement(
     joined = [(scores[event], label in counting[event].labels) for event in scores if event in counting]
     predicted = np.array([score >= at for score, _ in joined], dtype=bool)
     truth = np.array([given for _, given in joined], dtype=bool)
-    true_positives = int(np.sum(predicted & truth))
+    # Plain counts of labelled items: Wilson's interval needs no minimum (core.stats.MIN_SAMPLE).
     return ReviewerAgreement(
         since=since,
         at=at,
         labelled=len(joined),
         positives=int(truth.sum()),
         predicted=int(predicted.sum()),
-        true_positives=true_positives,
-        precision=_share(true_positives, int(predicted.sum())),
-        recall=_share(true_positives, int(truth.sum())),
-        agreement=_share(int(np.sum(predicted == truth)), len(joined)),
+        true_positives=int(np.sum(predicted & truth)),
+        precision=stats.precision(truth, predicted, min_sample=0),
+        recall=stats.recall(truth, predicted, min_sample=0),
+        agreement=stats.rate(predicted == truth, min_sample=0),
     )
 
 
@@ -256,14 +257,6 @@ def _compare(
             for label in only_shadow
         ],
     )
-
-
-def _share(hits: int, n: int) -> Rate:
-    """hits of n with Wilson's 95 % interval; nothing known when n is 0."""
-    if n == 0:
-        return Rate(None, None, None, 0.0, 0)
-    low, high = metrics.wilson(hits, n)
-    return Rate(hits / n, low, high, float(n), n)
 
 
 def _difference(label: str, records: list[ShadowScore]) -> LabelDifference:

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from modstream.core.stats import Rate
 from modstream.models.candidate import CandidateRefused
 from modstream.models.repository import CARD_FILE, Repository
 
@@ -29,22 +30,14 @@ _OPSET = 17
 Floats = npt.NDArray[np.floating[Any]]
 
 
-class Interval(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    value: float | None = Field(description="none when nothing was counted (e.g. no score reached the threshold)")
-    low: float
-    high: float
-
-
 class CurvePoint(BaseModel):
     """One threshold of the held-out precision-recall curve, with Wilson 95 % intervals."""
 
     model_config = ConfigDict(frozen=True)
 
     threshold: float
-    precision: Interval
-    recall: Interval
+    precision: Rate
+    recall: Rate
 
 
 class Counts(BaseModel):
@@ -68,9 +61,9 @@ class HeadCard(BaseModel):
     train: Counts
     held_out: Counts
     threshold: float = Field(description="the operating point the metrics below are measured at")
-    precision: Interval
-    recall: Interval
-    f1: Interval = Field(description="its interval from a bootstrap of the held-out examples")
+    precision: Rate = Field(description="value and interval none when no held-out score reached the threshold")
+    recall: Rate
+    f1: Rate = Field(description="its interval from precision's and recall's (core.stats.f1)")
     average_precision: float
     curve: list[CurvePoint]
     regularisation: float = Field(description="the inverse L2 strength chosen by cross-validation")

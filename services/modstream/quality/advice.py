@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modstream.core import stats
 from modstream.core.events import Thresholds
+from modstream.core.stats import Rate
 from modstream.quality import metrics
-from modstream.quality.metrics import Rate
 from modstream.quality.sample import Bools, Floats, Sample, stratum_weights
 
 # Scores -> outcome ("allow" | "review" | "block") under one policy.
@@ -101,7 +102,7 @@ def advise(
         )
     if not truth.any():
         raise NoAdvice(f"no reviewer gave {label!r} in the period ({int(scored.sum())} labelled decisions)")
-    curve = metrics.pr_curve(score, truth, w)
+    curve = stats.pr_curve(score, truth, w)
     notes = [f"not covered by any verdict: {g.decisions} {g.outcome} decisions of {g.tenant}" for g in gaps]
     block_at = metrics.lowest_threshold_for_precision(curve, target_precision)
     if block_at is None:
@@ -143,10 +144,10 @@ def advise(
 def _estimate(score: Floats, truth: Bools, w: Floats, at: Thresholds) -> Estimate:
     blocked, reviewed = score >= at.block_at, score >= at.review_at
     return Estimate(
-        precision_at_block=metrics.precision(truth, blocked, w),
-        recall_at_block=metrics.recall(truth, blocked, w),
-        precision_at_review=metrics.precision(truth, reviewed, w),
-        recall_at_review=metrics.recall(truth, reviewed, w),
+        precision_at_block=stats.precision(truth, blocked, w),
+        recall_at_block=stats.recall(truth, blocked, w),
+        precision_at_review=stats.precision(truth, reviewed, w),
+        recall_at_review=stats.recall(truth, reviewed, w),
     )
 
 

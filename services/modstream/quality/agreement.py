@@ -10,8 +10,9 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from modstream.core.stats import Rate
 from modstream.quality import metrics
-from modstream.quality.metrics import Kappa, Rate
+from modstream.quality.metrics import Kappa
 
 
 @dataclass(frozen=True)

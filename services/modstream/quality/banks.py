@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from modstream.core.events import DECIDING_JOB_KINDS, BankAction, ReviewVerdict
-from modstream.quality.metrics import wilson
+from modstream.core.stats import wilson
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class BankPrecision:
 
     @property
     def interval(self) -> tuple[float, float]:
-        return wilson(self.confirmed, self.n)
+        low, high = wilson(self.precision or 0.0, self.n)
+        return float(low), float(high)
 
 
 def confirms(action: BankAction, verdict: str) -> bool:

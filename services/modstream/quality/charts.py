@@ -12,7 +12,7 @@ from html import escape
 
 import numpy as np
 
-from modstream.quality.metrics import PRCurve
+from modstream.core.stats import PRCurve
 
 WIDTH, HEIGHT = 420, 290
 

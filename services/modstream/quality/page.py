@@ -25,12 +25,12 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from modstream.core.settings import Settings
+from modstream.core.stats import pr_curve
 from modstream.quality import charts
 from modstream.quality.agreement import AgreementReport
 from modstream.quality.archived import Period, measure
 from modstream.quality.drift import window_of
 from modstream.quality.drift_monitor import DriftMonitor
-from modstream.quality.metrics import pr_curve
 from modstream.quality.report import LabelQuality, QualityReport
 from modstream.quality.sample import Sample, stratum_weights
 

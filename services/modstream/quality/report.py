@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from modstream.core import stats
+from modstream.core.stats import Rate
 from modstream.quality import metrics
-from modstream.quality.metrics import Rate
 from modstream.quality.sample import Bools, Floats, Gap, Sample, stratum_weights
 
 HUMAN_OUTCOME = {"approve": "allow", "remove": "block"}
@@ -106,9 +107,9 @@ def _at(truth: Bools, predicted: Bools, weights: Floats, thresholds: Floats) -> 
     known = thresholds[~np.isnan(thresholds)]
     return AtThreshold(
         threshold=float(known[-1]) if known.size else None,
-        precision=metrics.precision(truth, predicted, weights),
-        recall=metrics.recall(truth, predicted, weights),
-        f1=metrics.f1(truth, predicted, weights),
+        precision=stats.precision(truth, predicted, weights),
+        recall=stats.recall(truth, predicted, weights),
+        f1=stats.f1(truth, predicted, weights),
     )
 
 
@@ -122,7 +123,7 @@ def _slice_quality(part: Sample, weights: Floats, version: str, tenant: str | No
         predicted = np.column_stack([c.score[labelled] >= c.review_at[labelled] for c in columns])
         hamming = metrics.hamming_loss(true_sets, predicted, weights[labelled])
     else:
-        hamming = metrics.rate(np.zeros(0, dtype=bool))
+        hamming = stats.rate(np.zeros(0, dtype=bool))
     audited = labelled & (part.outcome != "review")
     human = np.asarray([HUMAN_OUTCOME[v] for v in part.verdict[audited]], dtype=np.str_)
     return SliceQuality(
