@@ -30,7 +30,6 @@ log = logging.getLogger("modstream.archive")
 
 SMALL_FILE_BYTES = 64 * 1024 * 1024
 MAX_DAY_BYTES = 1024 * 1024 * 1024
-EPOCH = date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ def data_files(stored: "IcebergTable") -> list[tuple[date, int]]:
     if stored.current_snapshot() is None:
         return []
     files = stored.inspect.files().select(["partition", "file_size_in_bytes"]).to_pylist()
-    return [(EPOCH + timedelta(days=f["partition"][lake.DAY_FIELD]), f["file_size_in_bytes"]) for f in files]
+    return [(f["partition"][lake.DAY_FIELD], f["file_size_in_bytes"]) for f in files]
 
 
 def days_to_compact(files: list[tuple[date, int]], small_file_bytes: int) -> list[date]:
@@ -101,8 +100,9 @@ def compact(stored: "IcebergTable", table: Table, *, small_file_bytes: int, max_
 
 def _rewrite_day(stored: "IcebergTable", day: date) -> None:
     # Planned from the table as it is now: a commit that landed meanwhile is in what is read.
-    rows = stored.scan(row_filter=lake.day_filter(day, day)).to_arrow()
-    stored.dynamic_partition_overwrite(rows, snapshot_properties=lake.carried(stored))
+    whole_day = lake.day_filter(day, day)
+    rows = stored.scan(row_filter=whole_day).to_arrow()
+    stored.overwrite(rows, overwrite_filter=whole_day, snapshot_properties=lake.carried(stored))
 
 
 def expire(stored: "IcebergTable", *, older_than: datetime) -> int:
