@@ -1,4 +1,6 @@
-"""A deterministic archive for the evidence tests: every kind of row the readers meet.
+"""Archives for the unit tests of archive readers, built from the real table definitions: an
+in-memory archive of any records (``memory_archive``), and a deterministic one with every kind
+of row the readers meet (``evidence_archive``).
 
 Decisions of two tenants over three days (embeddings from two model versions, hashes on most,
 audit samples), with the verdicts the sampling design produces (threshold reviews, audit
@@ -11,7 +13,9 @@ import random
 from base64 import b64encode
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import numpy as np
+from modstream.core.archive import TABLES
 from modstream.core.events import (
     Embedding,
     ImageHashes,
@@ -30,6 +34,16 @@ MODEL = ModelRef(name="moderation", version="3")
 THRESHOLDS = {"nsfw": Thresholds(review_at=0.4, block_at=0.85), "nsfl": Thresholds(review_at=0.35, block_at=0.8)}
 EMBEDDERS = ("efficientnet_lite0:1", "efficientnet_lite0:2")
 NEW_LABEL = "alcohol"  # a label reviewers tick from DEFINED on, scored by no policy
+
+
+def memory_archive(records: list[tuple[str, Record]]) -> duckdb.DuckDBPyConnection:
+    """An in-memory archive of ``records`` ((table, record)): each table built from its real
+    definition in ``core.archive``, registered under its name as ``core.lake.open_archive`` does."""
+    connection = duckdb.connect()
+    for table in TABLES.values():
+        mine = [record for name, record in records if name == table.name]
+        connection.register(table.name, table.rows(mine) if table.record else table.schema.empty_table())
+    return connection
 
 
 def _id(rng: random.Random) -> str:

@@ -18,7 +18,7 @@ TRITON = {"nv_inference_count", "nv_inference_exec_count"}
 # the exporter's real output.
 EXPORT = """
 from modstream.core import metrics
-from modstream.quality import drift_monitor
+from modstream.quality import archived, drift_monitor
 from modstream.quality.drift import Drift
 from modstream.review import gauges
 from modstream.review.jobs import QueueStats
@@ -31,6 +31,7 @@ for name in ("events_consumed", "records_published", "decisions", "decision_labe
 metrics.stage_duration.record(0.1, {"stage": "fetch"})
 drift_monitor._readings[("t", "nsfw")] = drift_monitor.Reading("1", 0, Drift(0.3, 0.1, 0.2, 0.0, 900))
 drift_monitor._audit_rates["t"] = 0.1
+archived._set_aside["t"] = {"orphan": 1}
 print(metrics.render().decode())
 """
 

@@ -14,9 +14,9 @@ import pytest
 from modstream.bank.state import Banks
 from modstream.bank.topic import BankFollower, publish, put_bank
 from modstream.bench.ledger import read_ledger
-from modstream.core.lake import open_archive
 from modstream.core.events import Bank, ReviewRequest
 from modstream.core.kafka import read_records
+from modstream.core.lake import open_archive
 from modstream.core.settings import Settings
 from modstream.review.intake import INTAKE_GROUP, run_feeds
 from modstream.review.service import ReviewService

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 import yaml
-from modstream.core.lake import open_archive
 from modstream.core.events import ModerationDecision, Record, ReviewVerdict
+from modstream.core.evidence import Pair, Period, review_pairs, sampled_verdicts
 from modstream.core.labels import LabelRegistry, label_definition
+from modstream.core.lake import open_archive
 from modstream.core.settings import Settings
 from modstream.policy.loader import load_policies
 from modstream.quality.advice import advise
-from modstream.quality.agreement import Pair, agreement_report
-from modstream.quality.archived import Period, load_sample, verdict_pairs
+from modstream.quality.agreement import agreement_report
 from modstream.quality.report import quality_report
 
 from tests.archive import Produce, archive_in_process, private_archive, traffic
@@ -92,8 +92,8 @@ async def test_the_report_agreement_and_advice_come_from_what_was_archived(
         if s.job_kind == "second_review"
     ]
     with open_archive(settings) as archive:
-        sample = load_sample(archive, Period())
-        pairs = verdict_pairs(archive, Period())
+        sample = sampled_verdicts(archive, Period())
+        pairs = review_pairs(archive, Period())
     assert len(sample) == 600 and int(sample.labelled.sum()) == len(firsts)
     assert sorted(pairs, key=lambda p: p.item) == sorted(expected_pairs, key=lambda p: p.item)
     assert len(pairs) >= 30  # enough for a kappa
@@ -144,7 +144,7 @@ async def test_the_report_agreement_and_advice_come_from_what_was_archived(
     # Decisions 300 to 599 of the traffic, every one scoring the label.
     assert f"backtest over 300 archived decisions that score {new_label}" in advised.stdout
     with open_archive(settings) as archive:
-        since_defined = load_sample(archive, Period(since=DEFINED), extra_labels=[new_label])
+        since_defined = sampled_verdicts(archive, Period(since=DEFINED), extra_labels=[new_label])
     advice = advise(since_defined, new_label, None, target_precision=0.6, target_recall=0.8)
     assert f"from {advice.labelled} labelled decisions ({advice.positives} with {new_label}) of 300" in advised.stdout
     (written,) = (policies / "proposed").glob("default-proposed-*.yaml")

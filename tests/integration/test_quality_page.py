@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi import FastAPI
-from modstream.core.lake import open_archive
 from modstream.core.events import Record
+from modstream.core.evidence import Period, review_pairs, sampled_verdicts
+from modstream.core.lake import open_archive
 from modstream.core.settings import Settings
 from modstream.quality.agreement import agreement_report
-from modstream.quality.archived import Period, load_sample, verdict_pairs
 from modstream.quality.drift import DECISIONS, drift, tally, window_of
 from modstream.quality.page import QualityPage
 from modstream.quality.report import QualityReport, quality_report
@@ -62,8 +62,8 @@ def the_cli_report(settings: Settings, *, tenant: str | None = None) -> tuple[Qu
     """What ``modstream quality report`` computes: the report, and the agreement's strings."""
     period = Period(tenant=tenant)
     with open_archive(settings) as archive:
-        sample = load_sample(archive, period)
-        pairs = verdict_pairs(archive, period)
+        sample = sampled_verdicts(archive, period)
+        pairs = review_pairs(archive, period)
     agreement = agreement_report(pairs, sorted(sample.labels))
     shown = [*agreement.by_label.values(), *agreement.by_reviewer_pair.values(), *agreement.with_majority.values()]
     return quality_report(sample, by_tenant=tenant is not None), [str(s) for s in shown]

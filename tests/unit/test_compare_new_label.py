@@ -9,13 +9,13 @@ from typing import Literal
 import pytest
 from modstream import cli
 from modstream.core.events import JobKind, ModelRef, Outcome, Record, ReviewVerdict, ShadowScore
+from modstream.core.evidence import current_verdicts
 from modstream.core.settings import Settings, get_settings
 from modstream.models import shadow_scores
 from modstream.models.compare import (
     as_plain,
     bar,
     compare,
-    counting_verdicts,
     reviewer_agreement,
     score_distribution,
 )
@@ -133,11 +133,11 @@ def test_a_higher_threshold_and_no_definition_time() -> None:
 
 def test_the_latest_verdict_counts_and_second_reviews_never() -> None:
     _, verdicts = scenario()
-    counting = counting_verdicts(verdicts, since=DEFINED)
+    counting = current_verdicts(verdicts, since=DEFINED)
     assert counting["p0"].occurred_at == DEFINED + timedelta(hours=1) and LABEL in counting["p0"].labels
     assert counting["n9"].occurred_at == DEFINED and counting["n9"].labels == []
     assert "early" not in counting and "seconded" not in counting
-    assert "early" in counting_verdicts(verdicts)  # no definition time: every verdict
+    assert "early" in current_verdicts(verdicts)  # no definition time: every verdict
 
 
 def test_nothing_labelled_gives_no_rates() -> None:

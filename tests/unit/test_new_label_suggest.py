@@ -14,19 +14,19 @@ import numpy as np
 import pytest
 import yaml
 from modstream import cli
-from modstream.core.archive import TABLES
 from modstream.core.events import ModelRef, ModerationDecision, Outcome, Record, ReviewVerdict, Thresholds
+from modstream.core.evidence import Bools, Floats, LabelColumns, Period, Sample
 from modstream.core.ports import free_port
 from modstream.core.settings import Settings, get_settings
 from modstream.policy.loader import load_policies
 from modstream.policy.proposal import outcome_under, with_thresholds, write_proposal
 from modstream.quality import label_since
 from modstream.quality.advice import NoAdvice, advise
-from modstream.quality.archived import Period
 from modstream.quality.label_since import counting_from
-from modstream.quality.sample import Bools, Floats, LabelColumns, Sample
 from modstream.quality.suggest import Policies, Refused, Request, Sources, Suggestion, suggest
 from typer.testing import CliRunner
+
+from tests.evidence_records import memory_archive
 
 LABEL = "emblem.red"
 DEFINED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -155,18 +155,6 @@ def archived(*, verdicts: bool = True) -> list[tuple[str, Record]]:
     return records
 
 
-def memory_archive(records: list[tuple[str, Record]]) -> duckdb.DuckDBPyConnection:
-    """The archive's views, as open_archive makes them, over these records."""
-    connection = duckdb.connect()
-    for table in TABLES.values():
-        rows = (
-            table.rows([r for name, r in records if name == table.name]) if table.record else table.schema.empty_table()
-        )
-        connection.register(f"{table.name}_files", rows)
-        connection.execute(f"CREATE VIEW {table.name} AS SELECT * FROM {table.name}_files")
-    return connection
-
-
 @pytest.fixture
 def policies(tmp_path: Path) -> Path:
     folder = tmp_path / "policies"
@@ -188,7 +176,7 @@ class Suggesting:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.opened: list[datetime | None] = []
-        """The ``since`` of each archive it opened."""
+        """The ``since`` of each period whose archive it opened."""
         self.notes: list[str] = []
 
     def __call__(
@@ -201,8 +189,8 @@ class Suggesting:
         since: datetime | None = None,
         defined: datetime | None = None,
     ) -> Suggestion:
-        def archive(since: datetime | None, until: datetime | None) -> duckdb.DuckDBPyConnection:
-            self.opened.append(since)
+        def archive(period: Period) -> duckdb.DuckDBPyConnection:
+            self.opened.append(period.since)
             return memory_archive(records)
 
         def defined_at(name: str) -> datetime | None:

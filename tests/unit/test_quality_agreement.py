@@ -3,7 +3,8 @@
 import random
 
 import pytest
-from modstream.quality.agreement import Pair, agreement_report
+from modstream.core.evidence import Pair
+from modstream.quality.agreement import agreement_report
 from sklearn.metrics import cohen_kappa_score
 
 

@@ -5,9 +5,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from modstream.core.events import Thresholds
+from modstream.core.evidence import LabelColumns, Sample
 from modstream.quality.advice import NoAdvice, advise, backtest
 from modstream.quality.report import quality_report
-from modstream.quality.sample import LabelColumns, Sample, stratum_weights
+from modstream.quality.sample import stratum_weights
 from sklearn.metrics import accuracy_score, f1_score, hamming_loss, precision_score, recall_score
 
 LABELS = ("nsfw", "nsfl")

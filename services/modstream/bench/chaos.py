@@ -50,9 +50,10 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from modstream.bench.ledger import Account, read_ledger, read_to_end
 from modstream.bench.pipeline_run import run_pipeline
 from modstream.bench.run import uploads
-from modstream.core.lake import open_archive
 from modstream.core.events import ImageUploaded, ModerationDecision, new_id
+from modstream.core.evidence import decisions_of_events
 from modstream.core.kafka import kafka_consumer, kafka_producer
+from modstream.core.lake import open_archive
 from modstream.core.media import sniff_content_type
 from modstream.core.ports import free_port
 from modstream.core.processes import exited, wait_exited
@@ -871,14 +872,8 @@ def ledger_report(ledger: Account | None) -> dict[str, Any]:
 
 
 def _archived(settings: Settings, events: set[str], since: Any) -> set[str]:
-    import pyarrow as pa
-
     with open_archive(settings, since=since - timedelta(days=1)) as archive:
-        archive.register("run_events", pa.table({"event_id": sorted(events)}))
-        rows = archive.execute(
-            "SELECT decision_id FROM decisions WHERE event_id IN (SELECT event_id FROM run_events)"
-        ).fetchall()
-    return {row[0] for row in rows}
+        return decisions_of_events(archive, events)
 
 
 def by_kind(faults: Sequence[Fault]) -> dict[str, dict[str, Any]]:

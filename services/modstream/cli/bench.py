@@ -269,8 +269,8 @@ def _archive(settings: Settings, decisions: int, out: Path | None) -> None:
     from modstream.archive.bench import run_archive_bench
     from modstream.bench.run import write_report
     from modstream.cli.archive import archive_observers
+    from modstream.core.evidence import Period, sampled_verdicts
     from modstream.core.lake import open_archive
-    from modstream.quality.archived import Period, load_sample
     from modstream.quality.report import quality_report
 
     with progress_bar() as progress:
@@ -286,7 +286,7 @@ def _archive(settings: Settings, decisions: int, out: Path | None) -> None:
     for _ in range(3):
         started = time.perf_counter()
         with open_archive(private) as archived:
-            sample = load_sample(archived, Period())
+            sample = sampled_verdicts(archived, Period())
         quality_report(sample)
         timings.append(time.perf_counter() - started)
     report["quality_report_seconds"] = {"median": round(statistics.median(timings), 3), "runs": timings}

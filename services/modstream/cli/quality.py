@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from modstream.core.events import Thresholds
+    from modstream.core.evidence import Period
     from modstream.quality.advice import Estimate
     from modstream.quality.suggest import Suggestion
 
@@ -25,13 +26,14 @@ UntilOption = Annotated[datetime | None, typer.Option(help="before this time (UT
 VersionOption = Annotated[str | None, typer.Option("--model-version", help="only decisions of this model version")]
 
 
-def _open(settings: Settings, since: datetime | None, until: datetime | None) -> "duckdb.DuckDBPyConnection":
+def _open(settings: Settings, period: "Period") -> "duckdb.DuckDBPyConnection":
     from modstream.core.lake import open_archive
 
+    since, until = period.days()
     return open_archive(
         settings,
-        since=since.date() if since else None,
-        until=until.date() if until else None,
+        since=since,
+        until=until,
     )
 
 
@@ -45,7 +47,8 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Precision, recall and F1 per label and model version at the policy's thresholds, with 95 % intervals."""
-    from modstream.quality.archived import Period, measure
+    from modstream.core.evidence import Period
+    from modstream.quality.archived import measure
 
     settings = get_settings()
     period = Period(tenant=tenant, model_version=model_version, since=as_utc(since), until=as_utc(until))
@@ -122,10 +125,10 @@ def suggest(
 
     from rich.markup import escape
 
+    from modstream.core.evidence import Period
     from modstream.policy.loader import PolicyError, load_policies
     from modstream.policy.proposal import outcome_under, with_thresholds, write_proposal
     from modstream.quality.advice import NoAdvice
-    from modstream.quality.archived import Period
     from modstream.quality.suggest import Policies, Refused, Request, Sources, registry
     from modstream.quality.suggest import suggest as suggest_thresholds
 

@@ -9,7 +9,6 @@ much it holds.
 """
 
 from base64 import b64decode
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,27 +17,14 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from modstream.core.lake import open_archive
 from modstream.core.events import Embedding, ModelRef, Outcome, ReviewRequest, Trigger
+from modstream.core.evidence import Candidate, unlabelled_candidates
 from modstream.core.inference import ImageRejected, TritonScorer
+from modstream.core.lake import open_archive
 from modstream.core.settings import Settings
 
 Floats = npt.NDArray[np.float32]
 BATCH = 10_000
-
-_COLUMNS = (
-    "event_id, decision_id, tenant, bucket, key, decision, scores, triggered, reasons, model_name, "
-    "model_version, model_components, policy_id, policy_version, thresholds, uploaded_at"
-)
-_QUERY = f"""
-WITH labelled AS (
-    SELECT DISTINCT event_id FROM verdicts WHERE job_kind <> 'second_review' AND occurred_at >= ?
-)
-SELECT {_COLUMNS}, embedding FROM decisions
-WHERE source = 'automatic' AND embedding_model = ? AND occurred_at >= ? AND occurred_at <= ?
-  AND (? IS NULL OR tenant = ?) AND event_id NOT IN (SELECT event_id FROM labelled)
-QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY occurred_at) = 1
-"""
 
 
 @dataclass(frozen=True)
@@ -106,8 +92,9 @@ def vector_of(embedding: Embedding) -> Floats:
     return np.frombuffer(b64decode(embedding.values_base64), dtype=np.float16).astype(np.float32)
 
 
-def similarity_to_nearest(candidates: Floats, examples: Floats) -> Floats:
-    """Each candidate's cosine similarity to its most similar example."""
+def similarity_to_nearest(candidates: npt.NDArray[np.floating[Any]], examples: Floats) -> Floats:
+    """Each candidate's cosine similarity to its most similar example (archived embeddings
+    come as float16 and are normalised as they are)."""
     unit = examples / np.linalg.norm(examples, axis=1, keepdims=True)
     norms = np.linalg.norm(candidates, axis=1, keepdims=True)
     return np.asarray(((candidates / np.where(norms == 0, 1, norms)) @ unit.T).max(axis=1), dtype=np.float32)
@@ -127,58 +114,43 @@ def most_alike(
 ) -> list[Alike]:
     """The ``count`` archived images of the period most like the examples, as review requests
     in ``queue``, most alike first."""
-    cursor = connection.execute(_QUERY, [labelled_since, embedding_model, since, until, tenant, tenant])
-    kept: list[tuple[float, tuple[Any, ...]]] = []
-    for rows in _batches(cursor):
-        similar = similarity_to_nearest(np.stack([np.frombuffer(r[-1], dtype=np.float16) for r in rows]), examples)
-        kept += [(float(s), row[:-1]) for s, row in zip(similar, rows, strict=True)]
-        kept = sorted(kept, key=lambda pair: (-pair[0], pair[1][0]))[:count]  # ties: by event id
-    return [Alike(_request(row, queue), similarity) for similarity, row in kept]
+    kept: list[tuple[float, Candidate]] = []
+    for batch in unlabelled_candidates(
+        connection,
+        embedding_model,
+        since=since,
+        until=until,
+        labelled_since=labelled_since,
+        tenant=tenant,
+        batch=BATCH,
+    ):
+        vectors = np.stack([np.frombuffer(c.embedding, dtype=np.float16) for c in batch])
+        kept += [(float(s), c) for s, c in zip(similarity_to_nearest(vectors, examples), batch, strict=True)]
+        kept = sorted(kept, key=lambda pair: (-pair[0], pair[1].event_id))[:count]  # ties: by event id
+    return [Alike(_request(candidate, queue), similarity) for similarity, candidate in kept]
 
 
-def _batches(cursor: duckdb.DuckDBPyConnection) -> Iterator[list[tuple[Any, ...]]]:
-    while rows := cursor.fetchmany(BATCH):
-        yield rows
-
-
-def _request(row: tuple[Any, ...], queue: str) -> ReviewRequest:
-    (
-        event_id,
-        decision_id,
-        tenant,
-        bucket,
-        key,
-        decision,
-        scores,
-        triggered,
-        reasons,
-        model_name,
-        model_version,
-        components,
-        policy_id,
-        policy_version,
-        thresholds,
-        uploaded_at,
-    ) = row
+def _request(candidate: Candidate, queue: str) -> ReviewRequest:
+    c = candidate
     model = (
         None
-        if model_name is None
-        else ModelRef(name=model_name, version=model_version, components=dict(components or {}))
+        if c.model_name is None
+        else ModelRef(name=c.model_name, version=c.model_version, components=dict(c.model_components or {}))
     )
     return ReviewRequest(
-        event_id=event_id,
-        decision_id=decision_id,
-        tenant=tenant,
-        bucket=bucket,
-        key=key,
-        decision=Outcome(decision),
+        event_id=c.event_id,
+        decision_id=c.decision_id,
+        tenant=c.tenant,
+        bucket=c.bucket,
+        key=c.key,
+        decision=Outcome(c.decision),
         queue=queue,
-        scores=dict(scores or {}),
-        triggered=[Trigger(**t) for t in triggered or []],
-        reasons=list(reasons or []),
+        scores=dict(c.scores or {}),
+        triggered=[Trigger(**t) for t in c.triggered or []],
+        reasons=list(c.reasons or []),
         model=model,
-        policy_id=policy_id,
-        policy_version=policy_version,
-        thresholds=dict(thresholds or {}),
-        uploaded_at=uploaded_at,
+        policy_id=c.policy_id,
+        policy_version=c.policy_version,
+        thresholds=dict(c.thresholds or {}),
+        uploaded_at=c.uploaded_at,
     )

@@ -20,6 +20,7 @@ import numpy as np
 
 from modstream.core import stats
 from modstream.core.events import ModelRef, Outcome, ReviewVerdict, ShadowScore
+from modstream.core.evidence import current_verdicts
 from modstream.core.stats import Rate
 from modstream.quality import metrics
 
@@ -151,21 +152,6 @@ def score_distribution(scores: Sequence[float]) -> ScoreDistribution:
     )
 
 
-def counting_verdicts(verdicts: Iterable[ReviewVerdict], since: datetime | None = None) -> dict[str, ReviewVerdict]:
-    """Event id -> the verdict that counts for it: the latest given at or after ``since``,
-    second reviews left out (a blind second review measures reviewers, it publishes no
-    decision; the quality report keeps it out of the truth too). Of two verdicts given at
-    the same moment, the later in ``verdicts`` counts."""
-    latest: dict[str, ReviewVerdict] = {}
-    for verdict in verdicts:
-        if verdict.job_kind == "second_review" or (since is not None and verdict.occurred_at < since):
-            continue
-        known = latest.get(verdict.event_id)
-        if known is None or verdict.occurred_at >= known.occurred_at:
-            latest[verdict.event_id] = verdict
-    return latest
-
-
 def reviewer_agreement(
     records: Iterable[ShadowScore],
     verdicts: Iterable[ReviewVerdict],
@@ -178,14 +164,14 @@ def reviewer_agreement(
 
     ``records``: one per event (the last one counts when an event repeats), those without a
     score for ``label`` left out. ``verdicts``: the one that counts per event is the latest
-    given at or after ``since`` that is not a second review (``counting_verdicts``); a verdict
+    given at or after ``since`` that is not a second review (``core.evidence.current_verdicts``); a verdict
     whose label set names ``label`` is a positive, any other a negative (the reviewer could
     have ticked it and did not). ``at``: predicted positive when the score is at least this.
     """
     if not 0.0 <= at <= 1.0:
         raise ValueError(f"the threshold must lie in [0, 1], not {at}")
     scores = {r.event_id: r.shadow_scores[label] for r in records if label in r.shadow_scores}
-    counting = counting_verdicts(verdicts, since)
+    counting = current_verdicts(verdicts, since)
     joined = [(scores[event], label in counting[event].labels) for event in scores if event in counting]
     predicted = np.array([score >= at for score, _ in joined], dtype=bool)
     truth = np.array([given for _, given in joined], dtype=bool)

@@ -20,9 +20,10 @@ import numpy as np
 
 from modstream.core import stats
 from modstream.core.events import Thresholds
+from modstream.core.evidence import Bools, Floats, Sample
 from modstream.core.stats import Rate
 from modstream.quality import metrics
-from modstream.quality.sample import Bools, Floats, Sample, stratum_weights
+from modstream.quality.sample import stratum_weights
 
 # Scores -> outcome ("allow" | "review" | "block") under one policy.
 Decide = Callable[[dict[str, float]], str]

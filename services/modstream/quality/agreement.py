@@ -10,22 +10,10 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from modstream.core.evidence import Pair
 from modstream.core.stats import Rate
 from modstream.quality import metrics
 from modstream.quality.metrics import Kappa
-
-
-@dataclass(frozen=True)
-class Pair:
-    """Two blind verdicts on one item."""
-
-    item: str
-    first_reviewer: str
-    second_reviewer: str
-    first_labels: frozenset[str]
-    second_labels: frozenset[str]
-    first_verdict: str
-    second_verdict: str
 
 
 @dataclass(frozen=True)

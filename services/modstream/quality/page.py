@@ -24,15 +24,16 @@ import numpy as np
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from modstream.core.evidence import Period, Sample
 from modstream.core.settings import Settings
 from modstream.core.stats import pr_curve
 from modstream.quality import charts
 from modstream.quality.agreement import AgreementReport
-from modstream.quality.archived import Period, measure
+from modstream.quality.archived import measure
 from modstream.quality.drift import window_of
 from modstream.quality.drift_monitor import DriftMonitor
 from modstream.quality.report import LabelQuality, QualityReport
-from modstream.quality.sample import Sample, stratum_weights
+from modstream.quality.sample import stratum_weights
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366

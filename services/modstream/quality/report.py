@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from modstream.core import stats
+from modstream.core.evidence import Bools, Floats, Sample
 from modstream.core.stats import Rate
 from modstream.quality import metrics
-from modstream.quality.sample import Bools, Floats, Gap, Sample, stratum_weights
+from modstream.quality.sample import Gap, stratum_weights
 
 HUMAN_OUTCOME = {"approve": "allow", "remove": "block"}
 

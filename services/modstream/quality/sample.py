@@ -9,62 +9,11 @@ labelled one cannot be stood for: it is reported as a gap, never silently droppe
 """
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-Strings = npt.NDArray[np.str_]
-Bools = npt.NDArray[np.bool_]
-Floats = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True, eq=False)
-class LabelColumns:
-    """One label's values per decision (NaN where the decision had no such score/threshold)."""
-
-    score: Floats
-    review_at: Floats
-    block_at: Floats
-    truth: Bools
-    """Whether the reviewer's label set holds the label (False where unlabelled)."""
-
-
-@dataclass(frozen=True, eq=False)
-class Sample:
-    """Automatic decisions of a period, one entry per decision in every array."""
-
-    tenant: Strings
-    model_version: Strings
-    outcome: Strings
-    """allow | review | block, as decided automatically."""
-    audit_rate: Floats
-    audit_sample: Bools
-    verdict: Strings
-    """approve | remove from the (first) verdict; "" where nobody reviewed it."""
-    labels: dict[str, LabelColumns] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.outcome)
-
-    @property
-    def labelled(self) -> Bools:
-        return np.asarray(self.verdict != "", dtype=np.bool_)
-
-    def where(self, keep: Bools) -> "Sample":
-        """The decisions where ``keep`` is true."""
-        return Sample(
-            tenant=self.tenant[keep],
-            model_version=self.model_version[keep],
-            outcome=self.outcome[keep],
-            audit_rate=self.audit_rate[keep],
-            audit_sample=self.audit_sample[keep],
-            verdict=self.verdict[keep],
-            labels={
-                name: LabelColumns(c.score[keep], c.review_at[keep], c.block_at[keep], c.truth[keep])
-                for name, c in self.labels.items()
-            },
-        )
+from modstream.core.evidence import Floats, Sample, Strings
 
 
 @dataclass(frozen=True)

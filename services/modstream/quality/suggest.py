@@ -22,9 +22,9 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from modstream.core.events import QueueName, Thresholds
+from modstream.core.evidence import Period, automatic_scores, sampled_verdicts
 from modstream.core.settings import Settings
 from modstream.quality.advice import Advice, Backtest, Decide, advise, backtest
-from modstream.quality.archived import Period, load_sample, scores_in
 from modstream.quality.label_since import CountingFrom, counting_from, definition_times
 
 _QUEUE: TypeAdapter[str] = TypeAdapter(QueueName)
@@ -75,8 +75,8 @@ class Policies(Generic[P]):
 
 @dataclass(frozen=True)
 class Sources:
-    archive: Callable[[datetime | None, datetime | None], duckdb.DuckDBPyConnection]
-    """The archive of the days from ``since`` to ``until`` (None: unbounded)."""
+    archive: Callable[[Period], duckdb.DuckDBPyConnection]
+    """The archive of the days a period's evidence lies in (``Period.days``)."""
     defined_at: Callable[[str], datetime | None]
     """When the label registry says a label was defined (None: it does not hold it)."""
 
@@ -167,9 +167,9 @@ def suggest(request: Request, policies: Policies[P], sources: Sources, *, note: 
             f"--queue is for a label the policy does not trigger on yet; edit the policy file to move it"
         )
     period = request.period
-    with sources.archive(period.since, period.until) as archive:
-        sample = load_sample(archive, period, extra_labels=[label] if new_rule else ())
-        scores, days = scores_in(archive, period)
+    with sources.archive(period) as archive:
+        sample = sampled_verdicts(archive, period, extra_labels=[label] if new_rule else ())
+        scores, days = automatic_scores(archive, period)
     if new_rule:
         if not np.any(~np.isnan(sample.labels[label].score)):
             raise Refused(_unscored(label, policy))
