@@ -132,37 +132,28 @@ def latest_uploads(decisions: Iterable[ModerationDecision], since: datetime) -> 
 
 def archived_uploads(settings: Settings, since: datetime) -> list[Upload]:
     """The same from the decision archive (days before the topic's retention), when there is one."""
+    from modstream.core.evidence import hashed_uploads
     from modstream.core.lake import open_archive
 
-    connection = open_archive(settings, since=since.date())
-    rows = connection.execute(
-        """
-        SELECT event_id, arg_max(tenant, occurred_at), arg_max(bucket, occurred_at), arg_max(key, occurred_at),
-               arg_max(sha256, occurred_at), arg_max(md5, occurred_at), arg_max(pdq, occurred_at),
-               arg_max(pdq_quality, occurred_at), arg_max(uploaded_at, occurred_at), max(occurred_at),
-               arg_max(decision, occurred_at), bool_or(source = 'human'),
-               arg_max(policy_id, occurred_at), arg_max(policy_version, occurred_at)
-        FROM decisions WHERE occurred_at >= ? AND sha256 IS NOT NULL GROUP BY event_id
-        """,
-        [since],
-    ).fetchall()
     return [
         Upload(
-            event_id=r[0],
-            tenant=r[1],
-            bucket=r[2],
-            key=r[3],
+            event_id=u.event_id,
+            tenant=u.tenant,
+            bucket=u.bucket,
+            key=u.key,
             hashes=ImageHashes(
-                sha256=r[4], md5=r[5], pdq=None if r[6] is None else PdqHash(hex=r[6], quality=int(r[7]))
+                sha256=u.sha256,
+                md5=u.md5,
+                pdq=None if u.pdq is None or u.pdq_quality is None else PdqHash(hex=u.pdq, quality=u.pdq_quality),
             ),
-            uploaded_at=r[8],
-            decided_at=r[9],
-            decision=Outcome(r[10]),
-            by_person=bool(r[11]),
-            policy_id=r[12],
-            policy_version=r[13],
+            uploaded_at=u.uploaded_at,
+            decided_at=u.decided_at,
+            decision=Outcome(u.decision),
+            by_person=u.by_person,
+            policy_id=u.policy_id,
+            policy_version=u.policy_version,
         )
-        for r in rows
+        for u in hashed_uploads(open_archive(settings, since=since.date()), since)
     ]
 
 
