@@ -47,7 +47,11 @@ def written(fmt: Format, given: list[BankEntry] | None = None) -> tuple[str, for
 
 
 def signals(items: list[formats.Imported]) -> list[tuple[str | None, str | None, str | None]]:
-    return [(i.pdq, i.md5, i.sha256) for i in items]
+    return [(i.signals.get("pdq"), i.signals.get("md5"), i.signals.get("sha256")) for i in items]
+
+
+def pdq(item: formats.Imported) -> str | None:
+    return item.signals.get("pdq")
 
 
 # --- plain ---------------------------------------------------------------------------
@@ -68,9 +72,9 @@ def test_plain_reads_pdq_photo_hasher_output_and_threatexchange_bare_hashes() ->
     dataset = f"{PDQ_2}\n"
     text = f"# a comment\n\n{hasher}   \n{dataset}{PDQ.upper()}\t55\n"
     first, second, third = formats.read(Format.PLAIN, text)
-    assert (first.line, first.pdq, first.pdq_quality, first.note) == (3, PDQ, 100, "pdq/data/bridge-mods/aaa-orig.jpg")
-    assert (second.line, second.pdq, second.pdq_quality, second.note) == (5, PDQ_2, None, None)
-    assert (third.pdq, third.pdq_quality) == (PDQ, 55)  # upper case taken, written lower
+    assert (first.line, pdq(first), first.pdq_quality, first.note) == (3, PDQ, 100, "pdq/data/bridge-mods/aaa-orig.jpg")
+    assert (second.line, pdq(second), second.pdq_quality, second.note) == (5, PDQ_2, None, None)
+    assert (pdq(third), third.pdq_quality) == (PDQ, 55)  # upper case taken, written lower
 
 
 def test_plain_refuses_bad_hex_and_bad_quality_naming_each_line() -> None:
@@ -178,8 +182,8 @@ def test_te_csv_reads_threatexchange_dataset_csv() -> None:
         f"pdq,{PDQ_2},Partner Bank,POSITIVE_CLASS,csam known\r\n"
     )
     first, second = formats.read(Format.TE_CSV, text)
-    assert (first.line, first.pdq, first.note) == (2, PDQ, "Sample Signals: INVESTIGATION_SEED")
-    assert (second.line, second.pdq, second.note) == (3, PDQ_2, "Partner Bank: POSITIVE_CLASS csam known")
+    assert (first.line, pdq(first), first.note) == (2, PDQ, "Sample Signals: INVESTIGATION_SEED")
+    assert (second.line, pdq(second), second.note) == (3, PDQ_2, "Partner Bank: POSITIVE_CLASS csam known")
 
 
 def test_te_csv_refuses_a_missing_header_and_bad_rows() -> None:
@@ -245,14 +249,14 @@ def test_hma_reads_bank_content_as_hma_answers_it_and_its_add_signal_body() -> N
     body = {"pdq": PDQ_2}
     text = json.dumps([content, body], indent=2)
     first, second = formats.read(Format.HMA, text)
-    assert (first.line, first.entry_id, first.pdq, first.note, first.source_event_id) == (
+    assert (first.line, first.entry_id, pdq(first), first.note, first.source_event_id) == (
         2,
         "1",
         PDQ,
         "Reported by user X",
         "post-123",
     )
-    assert (second.line, second.pdq, second.note) == (22, PDQ_2, None)
+    assert (second.line, pdq(second), second.note) == (22, PDQ_2, None)
     assert second.entry_id.startswith("import-")
     # One object a line (JSON lines) reads the same.
     lines = "\n".join(json.dumps(x) for x in (content, body))

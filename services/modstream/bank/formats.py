@@ -27,8 +27,9 @@ Formats (``modstream bank import/export --format``), each as the real tools writ
     "note"}``, in a JSON array (or one object per line). Read also: the body HMA's
     ``POST /c/bank/<bank>/signal`` takes, ``{"pdq": "<hash>", "note": "…"}``.
 
-Signal types are modstream's ``pdq``, ``md5``, ``sha256`` (exact hashes of the image's
-bytes). ThreatExchange's other types (``video_md5``, ``url``, ``raw_text`` …) are not
+Signal types are those ``bank/signals`` registers (``pdq``, ``md5``, ``sha256``: exact
+hashes of the image's bytes), each checked by its own ``validate``; ``plain`` holds PDQ
+alone. ThreatExchange's other types (``video_md5``, ``url``, ``raw_text`` …) are not
 images' hashes and are refused, naming the line. Reading checks the whole text and raises
 one ``FormatError`` naming every bad line, so a caller publishes all of a file or nothing.
 """
@@ -38,15 +39,16 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, TextIO
 
+from modstream.bank import signals as types
+from modstream.bank.signals.base import shown
 from modstream.core.events import Bank, BankAction, BankEntry
 
-SIGNAL_TYPES = ("pdq", "md5", "sha256")
-HEX_DIGITS = {"pdq": 64, "md5": 32, "sha256": 64}
+PLAIN_SIGNAL = "pdq"  # the one type of the plain format (pdq-photo-hasher's lines)
 # ThreatExchange's signal types that modstream banks cannot hold, and why (its get_name()s).
 FOREIGN_TYPES = {
     "video_md5": "ThreatExchange's MD5 of video files",
@@ -90,10 +92,8 @@ class Imported:
 
     line: int
     entry_id: str
-    pdq: str | None = None
+    signals: Mapping[str, str] = field(default_factory=dict)  # by signal type, validated
     pdq_quality: int | None = None
-    md5: str | None = None
-    sha256: str | None = None
     note: str | None = None
     source_event_id: str | None = None
 
@@ -101,10 +101,8 @@ class Imported:
         """The entry's fields that the file gave (for ``ops.add``)."""
         given = {
             "entry_id": self.entry_id,
-            "pdq": self.pdq,
+            **types.record_fields(self.signals),
             "pdq_quality": self.pdq_quality,
-            "md5": self.md5,
-            "sha256": self.sha256,
             "note": self.note,
             "source_event_id": self.source_event_id,
         }
@@ -117,17 +115,13 @@ class Written(NamedTuple):
 
 
 def signal(type_name: str, value: str) -> tuple[str, str]:
-    """A signal as (modstream's type, normalised hex); ``ValueError`` says what is wrong."""
+    """A signal as (its type's name, the value as that type keeps it); ``ValueError`` says
+    what is wrong."""
     kind = type_name.strip().lower()
-    if kind not in HEX_DIGITS:
+    if kind not in types.names():
         why = f": {FOREIGN_TYPES[kind]}" if kind in FOREIGN_TYPES else ""
-        raise ValueError(
-            f"unknown signal type {_short(type_name)}{why} (modstream banks hold {', '.join(SIGNAL_TYPES)})"
-        )
-    digits = value.strip().lower()
-    if not re.fullmatch(f"[0-9a-f]{{{HEX_DIGITS[kind]}}}", digits):
-        raise ValueError(f"{_short(value)} is not a {kind} hash ({HEX_DIGITS[kind]} hex digits)")
-    return kind, digits
+        raise ValueError(f"unknown signal type {shown(type_name)}{why} (modstream banks hold {_held_types()})")
+    return kind, types.get(kind).validate(value)
 
 
 def read(fmt: Format | str, text: str) -> list[Imported]:
@@ -155,17 +149,18 @@ def write(fmt: Format | str, bank: Bank, entries: Iterable[BankEntry], out: Text
     ordered = sorted(entries, key=lambda e: (e.occurred_at, e.entry_id))
     fmt = Format(fmt)
     if fmt is Format.PLAIN:
-        with_pdq = [e for e in ordered if e.pdq is not None]
-        out.writelines(f"{e.pdq}\n" for e in with_pdq)
-        return Written(len(with_pdq), len(ordered) - len(with_pdq))
+        plain = types.get(PLAIN_SIGNAL)
+        hashes = [value for e in ordered if (value := plain.value_of(e)) is not None]
+        out.writelines(f"{value}\n" for value in hashes)
+        return Written(len(hashes), len(ordered) - len(hashes))
     if fmt is Format.TE:
-        out.writelines(f"{kind} {value}\n" for e in ordered for kind, value in _signals_of(e).items())
+        out.writelines(f"{kind} {value}\n" for e in ordered for kind, value in types.entry_values(e).items())
     elif fmt is Format.TE_CSV:
         rows = csv.writer(out, lineterminator="\n")
         rows.writerow(TE_CSV_HEADER)
         category = TE_CATEGORY[bank.action]
         rows.writerows(
-            (kind, value, bank.name, category, "") for e in ordered for kind, value in _signals_of(e).items()
+            (kind, value, bank.name, category, "") for e in ordered for kind, value in types.entry_values(e).items()
         )
     else:
         # One object a line inside the array: a diff or a grep of an export stays readable.
@@ -188,7 +183,7 @@ def hma_content(bank: Bank, entry: BankEntry) -> dict[str, Any]:
         "disable_until_ts": 1,  # HMA's "enabled"; modstream switches whole banks on and off
         "original_media_uri": None,
         "bank": {"name": bank.name, "matching_enabled_ratio": 1.0 if bank.enabled else 0.0},
-        "signals": _signals_of(entry),
+        "signals": types.entry_values(entry),
         "metadata": metadata,
     }
     if entry.note is not None:
@@ -196,10 +191,10 @@ def hma_content(bank: Bank, entry: BankEntry) -> dict[str, Any]:
     return content
 
 
-def derived_id(signals: dict[str, str]) -> str:
+def derived_id(signals: Mapping[str, str]) -> str:
     """An entry id made from its hashes, for files that give none: importing a file again
     rewrites the same entries instead of adding copies."""
-    canonical = "|".join(f"{kind}:{signals[kind]}" for kind in SIGNAL_TYPES if kind in signals)
+    canonical = "|".join(f"{kind}:{signals[kind]}" for kind in types.names() if kind in signals)
     return "import-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -211,13 +206,13 @@ def _read_plain(text: str, problems: list[tuple[int, str]]) -> list[Imported]:
     for number, line in _lines(text):
         first, *rest = re.split(r"[\s,]+", line, maxsplit=2)
         try:
-            _, pdq = signal("pdq", first)
+            kind, value = signal(PLAIN_SIGNAL, first)
             quality = _quality(rest[0]) if rest else None
         except ValueError as exc:
             problems.append((number, str(exc)))
             continue
         note = rest[1].strip() if len(rest) > 1 and rest[1].strip() else None
-        items.append(_imported(number, {"pdq": pdq}, pdq_quality=quality, note=note))
+        items.append(_imported(number, {kind: value}, pdq_quality=quality, note=note))
     return items
 
 
@@ -226,8 +221,8 @@ def _read_te(text: str, problems: list[tuple[int, str]]) -> list[Imported]:
     for number, line in _lines(text):
         parts = line.split(maxsplit=2)
         if len(parts) < 2:
-            hint = " (bare PDQ hashes: --format plain)" if re.fullmatch(r"[0-9A-Fa-f]{64}", line) else ""
-            problems.append((number, f"expected '<signal type> <signal>', got {_short(line)}{hint}"))
+            hint = f" (bare {PLAIN_SIGNAL} hashes: --format plain)" if _is_plain(line) else ""
+            problems.append((number, f"expected '<signal type> <signal>', got {shown(line)}{hint}"))
             continue
         try:
             kind, value = signal(parts[0], parts[1])
@@ -245,7 +240,7 @@ def _read_te_csv(text: str, problems: list[tuple[int, str]]) -> list[Imported]:
         return []
     header = rows.fieldnames or []
     if "signal_type" not in header or "signal_str" not in header:
-        problems.append((1, f"expected the header {','.join(TE_CSV_HEADER)}, got {_short(','.join(header))}"))
+        problems.append((1, f"expected the header {','.join(TE_CSV_HEADER)}, got {shown(','.join(header))}"))
         return []
     items = []
     for row in rows:
@@ -313,22 +308,22 @@ def _hma_item(number: int, item: object) -> Imported:
         kind, digits = signal(type_name, value)
         signals[kind] = digits
     if not signals:
-        raise ValueError("no signal (give pdq, md5 or sha256)")
+        raise ValueError(f"no signal (give {_held_types(' or ')})")
     if quality is not None and (not isinstance(quality, int) or isinstance(quality, bool) or not 0 <= quality <= 100):
-        raise ValueError(f"pdq_quality {_short(str(quality))} is not a number from 0 to 100")
+        raise ValueError(f"pdq_quality {shown(str(quality))} is not a number from 0 to 100")
     if note is not None and not isinstance(note, str):
         raise ValueError("note must be a string")
     if content_id is not None and not isinstance(content_id, str):
         raise ValueError("metadata.content_id must be a string")
     if entry_id is not None:
         if isinstance(entry_id, bool) or not isinstance(entry_id, int | str) or not ENTRY_ID.match(str(entry_id)):
-            raise ValueError(f"id {_short(str(entry_id))} is not usable as an entry id (letters, digits, _.:-)")
+            raise ValueError(f"id {shown(str(entry_id))} is not usable as an entry id (letters, digits, _.:-)")
         entry_id = str(entry_id)
     return _imported(
         number,
         signals,
         entry_id=entry_id,
-        pdq_quality=quality if "pdq" in signals else None,
+        pdq_quality=quality if "pdq" in signals else None,  # HMA's metadata says how good the PDQ hash is
         note=note or None,
         source_event_id=content_id,
     )
@@ -376,24 +371,26 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
 
 
 def _imported(number: int, signals: dict[str, str], *, entry_id: str | None = None, **about: Any) -> Imported:
-    return Imported(
-        line=number,
-        entry_id=entry_id or derived_id(signals),
-        pdq=signals.get("pdq"),
-        md5=signals.get("md5"),
-        sha256=signals.get("sha256"),
-        **about,
-    )
+    return Imported(line=number, entry_id=entry_id or derived_id(signals), signals=signals, **about)
 
 
-def _signals_of(entry: BankEntry) -> dict[str, str]:
-    values = {"pdq": entry.pdq, "md5": entry.md5, "sha256": entry.sha256}
-    return {kind: value for kind, value in values.items() if value is not None}
+def _held_types(last: str = ", ") -> str:
+    """The registered types' names, listed (``last`` before the last one)."""
+    *first, final = types.names()
+    return f"{', '.join(first)}{last}{final}" if first else final
+
+
+def _is_plain(text: str) -> bool:
+    try:
+        types.get(PLAIN_SIGNAL).validate(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _quality(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 100:
-        raise ValueError(f"quality {_short(text)} is not a number from 0 to 100")
+        raise ValueError(f"quality {shown(text)} is not a number from 0 to 100")
     return int(text)
 
 
@@ -401,8 +398,3 @@ def _skip_space(text: str, position: int) -> int:
     while position < len(text) and text[position].isspace():
         position += 1
     return position
-
-
-def _short(text: str) -> str:
-    shown = repr(text)
-    return shown if len(shown) <= 50 else shown[:47] + "..."

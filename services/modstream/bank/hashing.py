@@ -1,12 +1,13 @@
-"""An image's hashes for a bank, outside the pipeline: exact hashes here, PDQ from the same
-Triton preprocess that hashes uploads, so a banked image and its re-upload are hashed alike."""
+"""An image's hashes for a bank, outside the pipeline: every signal type that hashes bytes
+here (``bank/signals``), PDQ from the same Triton preprocess that hashes uploads, so a banked
+image and its re-upload are hashed alike."""
 
 from collections.abc import Sequence
 from pathlib import Path
 
+from modstream.bank.signals import hash_image
 from modstream.core.events import ImageHashes, PdqHash
 from modstream.core.inference import ImageRejected, TritonScorer
-from modstream.core.media import exact_hashes
 from modstream.core.settings import Settings
 
 
@@ -21,7 +22,7 @@ async def hash_files(settings: Settings, paths: Sequence[Path]) -> list[ImageHas
                 pdq = await scorer.pdq(data)
             except ImageRejected as exc:
                 raise ImageRejected(exc.reason, f"{path}: {exc.message}") from exc
-            hashed.append(exact_hashes(data).model_copy(update={"pdq": pdq}))
+            hashed.append(hash_image(data).model_copy(update={"pdq": pdq}))
         return hashed
     finally:
         await scorer.close()

@@ -19,13 +19,12 @@ from typing import Annotated, Any, Protocol
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from starlette.datastructures import UploadFile
 
-from modstream.bank import ops, topic
+from modstream.bank import ops, signals, topic
 from modstream.bank.formats import ENTRY_ID, hma_content, signal
-from modstream.bank.hashing import pdq_of
+from modstream.bank.signals import Query
 from modstream.bank.state import Banks, Match
-from modstream.core.events import Bank, ImageHashes, PdqHash
+from modstream.core.events import Bank, BankEntry, ImageHashes
 from modstream.core.inference import ImageRejected, InferenceUnavailable, TritonScorer
-from modstream.core.media import exact_hashes
 from modstream.core.settings import Settings
 
 log = logging.getLogger("modstream.bank.http")
@@ -104,16 +103,16 @@ class BankApi:
             raise HTTPException(422, f"not an image modstream can hash: {exc.reason.value}: {exc.message}") from exc
         except InferenceUnavailable as exc:
             raise HTTPException(503, f"Triton cannot hash right now: {exc}") from exc
-        return exact_hashes(data).model_copy(update={"pdq": pdq})
+        return signals.hash_image(data).model_copy(update={"pdq": pdq})
 
-    def lookup(self, signals: dict[str, str | PdqHash], tenant: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    def lookup(self, queries: dict[str, Query], tenant: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
         """Per signal type, every match for an upload of ``tenant`` in HMA's shape:
         ``{bank: [{"bank_content_id", "distance", …}]}``, the deciding match first (empty
         when nothing matches)."""
         found: dict[str, dict[str, list[dict[str, Any]]]] = {}
-        for kind, value in signals.items():
+        for kind, query in queries.items():
             by_bank: dict[str, list[dict[str, Any]]] = {}
-            for match in self.banks.matches(tenant, **{kind: value}):  # type: ignore[arg-type]
+            for match in self.banks.matches(tenant, **{kind: query}):
                 by_bank.setdefault(match.bank.name, []).append(_match_payload(match))
             found[kind] = by_bank
         return found
@@ -161,7 +160,7 @@ class BankApi:
             hashes = await self.hash_upload(request)
             assert hashes.pdq is not None
             response.headers["X-PDQ-Quality"] = str(hashes.pdq.quality)
-            return {"pdq": hashes.pdq.hex, "md5": hashes.md5, "sha256": hashes.sha256}
+            return {kind: query.value for kind, query in signals.queries(hashes).items()}
 
         @api.get("/h/hash")
         async def hash_url(caller: Anyone) -> None:
@@ -182,9 +181,7 @@ class BankApi:
             request: Request, caller: Anyone, tenant: str = DEFAULT_TENANT
         ) -> dict[str, dict[str, list[dict[str, Any]]]]:
             """An uploaded file, hashed as the pipeline hashes it: per signal type, as GET."""
-            hashes = await self.hash_upload(request)
-            assert hashes.pdq is not None
-            return self.lookup({"pdq": hashes.pdq, "md5": hashes.md5, "sha256": hashes.sha256}, tenant)
+            return self.lookup(signals.queries(await self.hash_upload(request)), tenant)
 
         @api.get("/m/raw_lookup")
         async def raw_lookup(
@@ -256,11 +253,8 @@ class BankApi:
             note = _note(body.pop("note", None))
             if not body:
                 raise HTTPException(422, "no signals given")
-            fields: dict[str, object] = {"note": note}
-            for type_name, value in body.items():
-                kind, digits = _signal(type_name, value)
-                fields[kind] = digits
-            return await self._add(bank_name, fields, caller)
+            given = dict(_signal(type_name, value) for type_name, value in body.items())
+            return await self._add(bank_name, signals.record_fields(given) | {"note": note}, caller)
 
         @api.delete("/c/bank/{bank_name}/content/{content_id}")
         async def bank_delete_content(bank_name: str, content_id: str, caller: Admin) -> dict[str, int]:
@@ -284,11 +278,11 @@ class BankApi:
         except ops.BankError as exc:
             raise HTTPException(422, str(exc)) from exc
         await self.publish(changes)
-        (key, _), *_ = changes
-        entry_id = key.rsplit("/", 1)[1]
-        log.info("bank content added", extra={"bank": bank, "entry": entry_id, "by": caller.user})
-        signals = {kind: fields[kind] for kind in ("pdq", "md5", "sha256") if fields.get(kind) is not None}
-        return {"id": entry_id, "signals": signals}
+        ((_, record),) = changes
+        assert record is not None
+        entry = BankEntry.model_validate_json(record)
+        log.info("bank content added", extra={"bank": bank, "entry": entry.entry_id, "by": caller.user})
+        return {"id": entry.entry_id, "signals": signals.entry_values(entry)}
 
     def _bank_payload(self, bank: Bank) -> dict[str, Any]:
         """HMA's bank (name, matching_enabled_ratio), then what a modstream bank has besides."""
@@ -297,7 +291,7 @@ class BankApi:
             "matching_enabled_ratio": 1.0 if bank.enabled else 0.0,
             **bank.model_dump(mode="json", include={"action", "review_queue", "distance", "min_quality", "tenants"}),
             "description": bank.description,
-            "entries": len(self.banks.entries_of(bank.name)),
+            "entries": len(self.banks.ids_of(bank.name)),
         }
 
 
@@ -314,17 +308,17 @@ def _match_payload(match: Match) -> dict[str, Any]:
 def _signal(type_name: object, value: object) -> tuple[str, str]:
     """A signal from a request, as (type, hex): 422 with the reason when it is not one."""
     if not isinstance(type_name, str) or not isinstance(value, str) or not type_name or not value:
-        raise HTTPException(422, "give signal_type (pdq, md5 or sha256) and signal (the hash)")
+        raise HTTPException(422, f"give signal_type ({', '.join(signals.names())}) and signal (the hash)")
     try:
         return signal(type_name, value)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
 
 
-def _query(type_name: str, value: str) -> dict[str, str | PdqHash]:
-    """A hash to look up; one given by hand has no known PDQ quality: taken as vouched for."""
-    kind, digits = _signal(type_name, value)
-    return {kind: pdq_of(digits) if kind == "pdq" else digits}
+def _query(type_name: str, value: str) -> dict[str, Query]:
+    """A hash to look up; one given by hand has no known quality (PDQ's): taken as vouched for."""
+    kind, valid = _signal(type_name, value)
+    return {kind: Query(valid)}
 
 
 def _note(value: object) -> str | None:

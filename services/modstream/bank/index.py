@@ -27,14 +27,17 @@ The main part, by size (one core, random 256-bit hashes, radius 31; see the READ
   12,000-16,000 (75 for the flat scan). About 106 bytes a hash.
 
 Not thread-safe: one thread (or one event loop) calls the methods; merges run in their own.
-faiss's scans start an OpenMP team per call: a process looking up an image at a time should
-run faiss on one thread (``faiss.omp_set_num_threads(1)``), or on busy cores each tiny scan
-waits for the team's slowest thread (this module's tests: 15 s instead of 0.3).
+faiss's scans start an OpenMP team per call: looking up an image at a time, a team of more
+than one thread only waits, on busy cores, for its slowest member (this module's tests: 15 s
+instead of 0.3). So ``search`` runs faiss on ``threads`` (1 by default) and gives the calling
+thread its own setting back after (OpenMP's count is per thread): neither making an index
+nor searching it changes the count anything else in the process runs faiss with.
 """
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
 import faiss
@@ -85,12 +88,14 @@ class PdqIndex:
     Exact at any radius while the main part holds at most ``scan_up_to`` rows, and for the
     rows added since the last merge. With a larger main part: exact for radius <= 15; for
     16..31 it finds every row that shares a whole 16-bit chunk with the query (all within
-    15 bits, 99.94 % of random 20-bit flips, 91 % at 31; module docstring).
+    15 bits, 99.94 % of random 20-bit flips, 91 % at 31; module docstring). ``threads``:
+    faiss's OpenMP threads in a search, the caller's own count given back after it.
     """
 
-    def __init__(self, *, scan_up_to: int = SCAN_UP_TO, merge_at: int = MERGE_AT) -> None:
+    def __init__(self, *, scan_up_to: int = SCAN_UP_TO, merge_at: int = MERGE_AT, threads: int = 1) -> None:
         self._scan_up_to = scan_up_to
         self._merge_at = merge_at
+        self._threads = threads
         self._main = _Main(np.empty(0, np.int64), _Scan(np.empty((0, CODE_BYTES), np.uint8)))
         # The last takes adds; the ones before it are frozen for a merge (or kept after one failed).
         self._recents = [_Recent()]
@@ -141,12 +146,13 @@ class PdqIndex:
             raise ValueError(f"radius must be >= 0, not {radius}")
         self._install()
         found: list[list[tuple[Ids, Distances]]] = [[] for _ in range(len(queries))]
-        for part in self._parts():
-            if not len(part.ids):
-                continue
-            for query, rows, distances in part.find(queries, radius):
-                live = part.alive[rows]
-                found[query].append((part.ids[rows[live]], distances[live]))
+        with _faiss_threads(self._threads):
+            for part in self._parts():
+                if not len(part.ids):
+                    continue
+                for query, rows, distances in part.find(queries, radius):
+                    live = part.alive[rows]
+                    found[query].append((part.ids[rows[live]], distances[live]))
         results: list[list[tuple[int, int]]] = []
         for pieces in found:
             if not pieces:
@@ -410,6 +416,20 @@ class _Merge:
             self.result = _Main(ids, _Scan(codes) if len(ids) <= scan_up_to else _Mih(codes))
         except BaseException as exc:  # handed to the owner's thread, which raises it
             self.error = exc
+
+
+@contextmanager
+def _faiss_threads(count: int) -> Iterator[None]:
+    """faiss on ``count`` OpenMP threads in this thread meanwhile; its own count after."""
+    before = faiss.omp_get_max_threads()
+    if before == count:
+        yield
+        return
+    faiss.omp_set_num_threads(count)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _range_search(queries: Codes, base: Codes, radius: int) -> tuple[Rows, Distances, Rows]:

@@ -6,6 +6,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
+from modstream.bank.signals import get as signal_type
 from modstream.bank.state import Banks
 from modstream.bank.topic import Change, delete_bank, delete_entry, put_bank, put_entry
 from modstream.core.events import Bank, BankAction, BankEntry, ImageHashes
@@ -42,7 +43,7 @@ def add(banks: Banks, bank: str, hashes: Iterable[ImageHashes | dict[str, object
     changes = []
     for item in hashes:
         fields = item if isinstance(item, dict) else signals(item)
-        changes.append(put_entry(_valid(BankEntry, {"bank": bank, **about, **fields})))
+        changes.append(put_entry(_held_signals(_valid(BankEntry, {"bank": bank, **about, **fields}))))
     return changes
 
 
@@ -56,13 +57,17 @@ def remove(banks: Banks, bank: str, entry_ids: Iterable[str]) -> list[Change]:
 
 def signals(hashes: ImageHashes) -> dict[str, object]:
     """An image's hashes as an entry's fields."""
-    pdq = hashes.pdq
-    return {
-        "sha256": hashes.sha256,
-        "md5": hashes.md5,
-        "pdq": None if pdq is None else pdq.hex,
-        "pdq_quality": None if pdq is None else pdq.quality,
-    }
+    return hashes.entry_fields()
+
+
+def _held_signals(entry: BankEntry) -> BankEntry:
+    """The entry, its further signal types' values as those types keep them: refused for a
+    type banks do not hold or a value that type refuses."""
+    try:
+        normal = {name: signal_type(name).validate(value) for name, value in entry.signals.items()}
+    except ValueError as exc:
+        raise BankError(f"signals: {exc}") from exc
+    return entry if normal == entry.signals else entry.model_copy(update={"signals": normal})
 
 
 def _existing(banks: Banks, name: str) -> Bank:

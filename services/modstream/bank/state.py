@@ -1,28 +1,34 @@
 """Every bank and entry as the banks topic has them so far, and what an image matches.
 
 The compacted banks topic is the source of truth: ``apply`` takes its records one by one,
-in order, and keeps the lookups current — an entry's exact hashes in dictionaries, its PDQ
-hash in the PDQ index — with no rebuild. The same code serves a worker following the topic,
-the CLI listing it, and the HTTP API.
+in order, and keeps the lookups current — an entry's value of each signal type in that
+type's index (``bank/signals``: exact hashes in dictionaries, PDQ in the PDQ index) — with
+no rebuild. The same code serves a worker following the topic, the CLI listing it, and the
+HTTP API.
+
+One kind of ``Banks`` for all of them: an entry costs its index id, its values in the
+indexes and its record as the topic gave it (bytes, ~430 for an entry with three hashes and
+a short note), parsed again only when ``entries`` is read: by the CLI and the API, which
+show entries; a worker, which only matches, never reads them.
 """
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
-import faiss
-import numpy as np
 from pydantic import ValidationError
 
-from modstream.bank.index import PdqIndex, pdq_codes
-from modstream.core.events import Bank, BankAction, BankEntry, BankMatch, ImageHashes, Outcome, PdqHash, SignalType
+from modstream.bank import signals
+from modstream.bank.signals import Query, SignalIndex, SignalType
+from modstream.core.events import Bank, BankAction, BankEntry, BankMatch, ImageHashes, Outcome, PdqHash
 
 T = TypeVar("T", Bank, BankEntry)
 EntryKey = tuple[str, str]  # (bank, entry id)
+Given = Query | PdqHash | str | None  # a value to look up, as a signal type takes it
 # When several entries match, the strictest action wins: a known-good (allow) list must not
 # override a list of known-bad content the same image is on.
 PRECEDENCE = {BankAction.BLOCK: 0, BankAction.REVIEW: 1, BankAction.ALLOW: 2}
-EXACT_SIGNALS: tuple[SignalType, ...] = ("sha256", "md5")
 HASH_MATCH = "hash_match"  # the reason a bank's decision gives
 BANK_OUTCOMES = {BankAction.BLOCK: Outcome.BLOCK, BankAction.REVIEW: Outcome.REVIEW, BankAction.ALLOW: Outcome.ALLOW}
 
@@ -35,7 +41,7 @@ class BankRecordInvalid(ValueError):
 class Match:
     bank: Bank
     entry_id: str
-    signal: SignalType
+    signal: str  # the signal type's name
     distance: int
 
     def ref(self) -> BankMatch:
@@ -48,69 +54,90 @@ class Match:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Held:
-    """What matching keeps of an entry: its exact digests (as ``_exact`` keys) and index id."""
+class _Held(NamedTuple):
+    key: EntryKey
+    record: bytes  # the entry as the topic holds it
 
-    digests: tuple[bytes, ...]
-    index_id: int | None
+
+class _Entries(Mapping[EntryKey, BankEntry]):
+    """The entries' records by (bank, entry id), parsed when read."""
+
+    def __init__(self, ids: dict[EntryKey, int], held: list[_Held | None]) -> None:
+        self._ids = ids
+        self._held = held
+
+    def __getitem__(self, key: EntryKey) -> BankEntry:
+        held = self._held[self._ids[key]]
+        assert held is not None
+        return BankEntry.model_validate_json(held.record)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
+
+    def __iter__(self) -> Iterator[EntryKey]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 class Banks:
-    """``details``: keep every entry's whole record (who added it, its note) in ``entries``,
-    for the CLI and the API; a worker only matches, and keeps a few dozen bytes an entry."""
+    """Banks and their entries, matched by every registered signal type."""
 
-    def __init__(self, *, details: bool = True) -> None:
+    def __init__(self) -> None:
         self.banks: dict[str, Bank] = {}
-        self.entries: dict[EntryKey, BankEntry] = {}
-        self._details = details
-        self._held: dict[EntryKey, _Held] = {}
-        # A digest (signal letter + raw bytes) -> its entry, or the set of them when several share it.
-        self._exact: dict[bytes, EntryKey | set[EntryKey]] = {}
-        # One thread per lookup: the worker's cores serve events, not one faiss call.
-        faiss.omp_set_num_threads(1)
-        self._index = PdqIndex()
-        self._index_keys: dict[int, EntryKey] = {}
-        self._next_id = 0
-        # PDQ codes waiting to go into the index in one add (``apply_all``).
-        self._pending: dict[int, str] | None = None
+        self._ids: dict[EntryKey, int] = {}  # entry -> its id in every signal type's index
+        # By index id, the entry and its record; None once it is gone (ids are never reused:
+        # a list slot costs 8 bytes where a dictionary's costs ten times that).
+        self._held: list[_Held | None] = [None]
+        self.entries: Mapping[EntryKey, BankEntry] = _Entries(self._ids, self._held)
+        self._indexes: dict[str, SignalIndex] = {}  # by signal type, made at its first value
+        # Values waiting to go into their index in one add at the end of ``apply_all``, by
+        # type, then index id.
+        self._pending: dict[str, dict[int, str]] = {}
 
     def apply_all(self, records: Iterable[tuple[str, bytes | None]]) -> list[tuple[int, BankRecordInvalid]]:
-        """Apply records in order, the PDQ index changed once at the end (an add costs as
+        """Apply records in order, each index changed once at the end (a PDQ add costs as
         much for one code as for thousands); returns the refused ones by position."""
         refused = []
-        self._pending = {}
         try:
             for position, (key, value) in enumerate(records):
                 try:
-                    self.apply(key, value)
+                    self._apply(key, value)
                 except BankRecordInvalid as exc:
                     refused.append((position, exc))
         finally:
-            pending, self._pending = self._pending, None
-            if pending:
-                self._index.add(np.fromiter(pending, np.int64, len(pending)), pdq_codes(list(pending.values())))
+            pending, self._pending = self._pending, {}
+            for name, values in pending.items():
+                if values:
+                    self._index(name).add(list(values.items()))
         return refused
 
-    def compact(self) -> None:
-        """Build the PDQ index's main part now (after a load), rather than in the background."""
-        self._index.compact()
-
     def apply(self, key: str, value: bytes | None) -> None:
-        """One record of the banks topic: a bank or an entry, or a null value deleting one."""
+        """One record of the banks topic: a bank or an entry, or a null value deleting one;
+        ``BankRecordInvalid`` when it is neither."""
+        for _, problem in self.apply_all([(key, value)]):
+            raise problem
+
+    def compact(self) -> None:
+        """Finish what the indexes defer (the PDQ index's main part) now, after a load."""
+        for index in self._indexes.values():
+            index.compact()
+
+    def _apply(self, key: str, value: bytes | None) -> None:
         kind, _, rest = key.partition("/")
         if kind == "bank" and rest:
             self._apply_bank(rest, value)
         elif kind == "entry" and rest.count("/") == 1:
             bank, _, entry_id = rest.partition("/")
-            self._apply_entry((bank, entry_id), value)
+            self._apply_entry((sys.intern(bank), entry_id), value)
         else:
             raise BankRecordInvalid(f"key {key!r} is neither bank/<name> nor entry/<bank>/<entry id>")
 
     def _apply_bank(self, name: str, value: bytes | None) -> None:
         if value is None:
             self.banks.pop(name, None)
-            for key in [k for k in self._held if k[0] == name]:
+            for key in [k for k in self._ids if k[0] == name]:
                 self._drop(key)
             return
         bank = _parse(Bank, value, f"bank/{name}")
@@ -122,87 +149,77 @@ class Banks:
         self._drop(key)
         if value is None:
             return
-        entry = _parse(BankEntry, value, f"entry/{key[0]}/{key[1]}")
+        where = f"entry/{key[0]}/{key[1]}"
+        entry = _parse(BankEntry, value, where)
         if (entry.bank, entry.entry_id) != key:
-            raise BankRecordInvalid(f"entry/{key[0]}/{key[1]} holds entry {entry.bank}/{entry.entry_id}")
-        if self._details:
-            self.entries[key] = entry
-        digests = tuple(_digest(signal, digest) for signal in EXACT_SIGNALS if (digest := getattr(entry, signal)))
-        for digest in digests:
-            held = self._exact.setdefault(digest, key)
-            if held != key:
-                self._exact[digest] = (held if isinstance(held, set) else {held}) | {key}
-        index_id = None
-        if entry.pdq is not None:
-            self._next_id += 1
-            index_id = self._next_id
-            self._index_keys[index_id] = key
-            if self._pending is not None:
-                self._pending[index_id] = entry.pdq
-            else:
-                self._index.add(np.array([index_id], dtype=np.int64), pdq_codes([entry.pdq]))
-        self._held[key] = _Held(digests, index_id)
+            raise BankRecordInvalid(f"{where} holds entry {entry.bank}/{entry.entry_id}")
+        values = _values(entry)
+        index_id = self._ids[key] = len(self._held)
+        self._held.append(_Held(key, value))
+        for name, valid in values.items():
+            self._pending.setdefault(name, {})[index_id] = valid
 
     def _drop(self, key: EntryKey) -> None:
-        held = self._held.pop(key, None)
-        if held is None:
+        index_id = self._ids.pop(key, None)
+        if index_id is None:
             return
-        self.entries.pop(key, None)
-        for digest in held.digests:
-            keys = self._exact[digest]
-            if isinstance(keys, set) and len(keys) > 1:
-                keys.discard(key)
-            else:
-                del self._exact[digest]
-        if held.index_id is not None:
-            del self._index_keys[held.index_id]
-            if self._pending is not None and held.index_id in self._pending:
-                del self._pending[held.index_id]
-            else:
-                self._index.remove(np.array([held.index_id], dtype=np.int64))
+        held, self._held[index_id] = self._held[index_id], None
+        assert held is not None
+        # (A value a type registered since refuses was never indexed: left out.)
+        for name, value in _values(BankEntry.model_validate_json(held.record), refused=None).items():
+            pending = self._pending.get(name, {})
+            if index_id in pending:
+                del pending[index_id]
+            elif name in self._indexes:
+                self._indexes[name].remove([(index_id, value)])
+
+    def _index(self, name: str) -> SignalIndex:
+        index = self._indexes.get(name)
+        if index is None:
+            index = self._indexes[name] = signals.get(name).index()
+        return index
 
     def __len__(self) -> int:
         """How many entries."""
-        return len(self._held)
+        return len(self._ids)
 
     def match(self, hashes: ImageHashes, tenant: str) -> Match | None:
         """The entry that decides for this image, if any."""
-        return self.match_signals(tenant, sha256=hashes.sha256, md5=hashes.md5, pdq=hashes.pdq)
+        return self.match_signals(tenant, **signals.queries(hashes))
 
-    def match_signals(
-        self, tenant: str, *, sha256: str | None = None, md5: str | None = None, pdq: PdqHash | None = None
-    ) -> Match | None:
+    def match_signals(self, tenant: str, **given: Given) -> Match | None:
         """The match that decides: the strictest action, then the closest."""
-        found = self.matches(tenant, sha256=sha256, md5=md5, pdq=pdq)
+        found = self.matches(tenant, **given)
         return found[0] if found else None
 
-    def matches(
-        self, tenant: str, *, sha256: str | None = None, md5: str | None = None, pdq: PdqHash | None = None
-    ) -> list[Match]:
-        """Every entry that matches, the deciding one first: exact hashes at distance 0, the PDQ
-        hash within each bank's own distance when its quality is high enough."""
+    def matches(self, tenant: str, **given: Given) -> list[Match]:
+        """Every entry that matches a ``given`` value (by signal type name: ``pdq=``,
+        ``sha256=`` …), the deciding one first: the strictest action, then the closest, then
+        the type preferred (sha256, md5, then the rest). A value matches within each bank's
+        threshold for its type (exact hashes: 0; PDQ: the bank's distance) when its quality
+        reaches the bank's ``min_quality``."""
         found = []
-        for signal, digest in (("sha256", sha256), ("md5", md5)):
-            held = self._exact.get(_digest(signal, digest)) if digest else None
-            for key in (held if isinstance(held, set) else {held}) if held else ():
-                bank = self._bank_for(key[0], tenant)
-                if bank is not None:
-                    found.append(Match(bank, key[1], signal, 0))  # type: ignore[arg-type]
-        if pdq is not None:
-            found += self._pdq_matches(pdq.hex, pdq.quality, tenant)
-        return sorted(found, key=lambda m: (PRECEDENCE[m.bank.action], m.distance, m.signal != "sha256", m.bank.name))
+        for name, value in given.items():
+            if value is not None:
+                signal = signals.get(name)
+                found += self._matches_of(signal, signal.query(value), tenant)
+        preference = {t.name: t.preference for t in signals.types()}
+        return sorted(
+            found, key=lambda m: (PRECEDENCE[m.bank.action], m.distance, -preference.get(m.signal, 0), m.bank.name)
+        )
 
-    def _pdq_matches(self, pdq: str, quality: int, tenant: str) -> list[Match]:
-        banks = [b for b in self.banks.values() if _applies(b, tenant) and quality >= b.min_quality]
-        if not banks or not self._index_keys:
+    def _matches_of(self, signal: SignalType, query: Query, tenant: str) -> list[Match]:
+        index = self._indexes.get(signal.name)
+        banks = [b for b in self.banks.values() if _applies(b, tenant) and query.quality >= b.min_quality]
+        if index is None or not banks:
             return []
-        radius = max(b.distance for b in banks)
         matches = []
-        for index_id, distance in self._index.search(pdq_codes([pdq]), radius)[0]:
-            key = self._index_keys[index_id]
-            bank = self._bank_for(key[0], tenant)
-            if bank is not None and distance <= bank.distance and quality >= bank.min_quality:
-                matches.append(Match(bank, key[1], "pdq", distance))
+        for index_id, distance in index.search(query.value, max(signal.threshold(b) for b in banks)):
+            held = self._held[index_id]
+            assert held is not None
+            bank = self._bank_for(held.key[0], tenant)
+            if bank is not None and query.quality >= bank.min_quality and distance <= signal.threshold(bank):
+                matches.append(Match(bank, held.key[1], signal.name, distance))
         return matches
 
     def _bank_for(self, name: str, tenant: str) -> Bank | None:
@@ -210,15 +227,27 @@ class Banks:
         return bank if bank is not None and _applies(bank, tenant) else None
 
     def ids_of(self, bank: str) -> list[str]:
-        return [entry_id for (name, entry_id) in self._held if name == bank]
+        return [entry_id for (name, entry_id) in self._ids if name == bank]
 
     def entries_of(self, bank: str) -> list[BankEntry]:
-        """The bank's entries (with ``details``)."""
-        return [entry for (name, _), entry in self.entries.items() if name == bank]
+        """The bank's entries, parsed from their records."""
+        return [self.entries[key] for key in self._ids if key[0] == bank]
 
 
-def _digest(signal: str, hex_digest: str) -> bytes:
-    return signal[0].encode() + bytes.fromhex(hex_digest)
+def _values(entry: BankEntry, refused: type[Exception] | None = BankRecordInvalid) -> dict[str, str]:
+    """The entry's values of every registered signal type, as each type keeps them; a type
+    this process does not know is left out. The record's model has checked the values in
+    fields of their own (pdq, sha256, md5); those in its ``signals`` mapping, their types
+    check here: one refused raises ``refused`` (None: it is left out)."""
+    values = signals.entry_values(entry)
+    for name in values.keys() & entry.signals.keys():
+        try:
+            values[name] = signals.get(name).validate(values[name])
+        except ValueError as exc:
+            if refused is not None:
+                raise refused(f"entry/{entry.bank}/{entry.entry_id}: {exc}") from exc
+            del values[name]
+    return values
 
 
 def _applies(bank: Bank, tenant: str) -> bool:

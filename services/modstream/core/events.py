@@ -177,15 +177,49 @@ class PdqHash(Part):
     quality: int = Field(ge=0, le=100)
 
 
+# A hash bank signal type's name (bank/signals registers the types): pdq, sha256, md5, or a
+# type added since, whose values records keep in their ``signals`` mapping.
+SignalName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+SignalValue = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+NAMED_SIGNALS = ("pdq", "sha256", "md5")  # the types with fields of their own
+
+
+def _no_signals(value: dict[str, str]) -> bool:
+    # Left out of the JSON when empty: records without further signal types stay byte for
+    # byte what they were, and readers that predate the field still take them.
+    return not value
+
+
+def _other_signals(signals: dict[str, str]) -> dict[str, str]:
+    named = sorted(set(signals) & set(NAMED_SIGNALS))
+    if named:
+        raise ValueError(f"{', '.join(named)} have fields of their own, not a place in signals")
+    return signals
+
+
+OtherSignals = Annotated[dict[SignalName, SignalValue], AfterValidator(_other_signals)]
+
+
 class ImageHashes(Part):
     """An image's signals for hash banks: exact hashes of its bytes and its PDQ hash."""
 
     sha256: Sha256Hex
     md5: Md5Hex
     pdq: PdqHash | None = Field(default=None, description="none when the image could not be decoded")
+    signals: OtherSignals = Field(
+        default_factory=dict, exclude_if=_no_signals, description="further signal types' values, by type name"
+    )
 
-
-SignalType = Literal["sha256", "md5", "pdq"]
+    def entry_fields(self) -> dict[str, Any]:
+        """These hashes as the fields of a ``BankEntry``."""
+        pdq = self.pdq
+        return {
+            "sha256": self.sha256,
+            "md5": self.md5,
+            "pdq": None if pdq is None else pdq.hex,
+            "pdq_quality": None if pdq is None else pdq.quality,
+            "signals": dict(self.signals),
+        }
 
 
 class BankAction(StrEnum):
@@ -201,8 +235,8 @@ class BankMatch(Part):
 
     bank: BankName
     entry_id: str
-    signal: SignalType
-    distance: int = Field(ge=0, description="PDQ Hamming distance; 0 for an exact hash")
+    signal: SignalName
+    distance: int = Field(ge=0, description="the signal type's distance (PDQ: Hamming); 0 for an exact hash")
     action: BankAction
 
 
@@ -316,8 +350,6 @@ JobKind = Literal["threshold_review", "audit_sample", "second_review", "labellin
 DECIDING_JOB_KINDS = ("threshold_review", "audit_sample")
 """The kinds whose verdict publishes the final decision; a blind second review and a labelling
 job (an archived image a team asked reviewers to label) publish none."""
-SECOND_REVIEW = "second_review"
-"""The kind of a blind second look at a decided item: it measures reviewers, never the item."""
 
 
 class ReviewVerdict(ImageRecord):
@@ -404,14 +436,17 @@ class BankEntry(Record):
     pdq_quality: int | None = Field(default=None, ge=0, le=100)
     sha256: Sha256Hex | None = None
     md5: Md5Hex | None = None
+    signals: OtherSignals = Field(
+        default_factory=dict, exclude_if=_no_signals, description="further signal types' values, by type name"
+    )
     added_by: str = Field(description="who added it: a reviewer, an operator, or an import")
     source_event_id: str | None = Field(default=None, description="the upload it was taken from, if any")
     note: str | None = None
 
     @model_validator(mode="after")
     def _some_signal(self) -> "BankEntry":
-        if self.pdq is None and self.sha256 is None and self.md5 is None:
-            raise ValueError("an entry needs at least one of pdq, sha256, md5")
+        if self.pdq is None and self.sha256 is None and self.md5 is None and not self.signals:
+            raise ValueError("an entry needs at least one of pdq, sha256, md5 (or a value in signals)")
         return self
 
 

@@ -197,15 +197,11 @@ class ReviewService:
         unknown = sorted(wanted - set(self.bank_names()))
         if unknown:
             raise CannotBank(f"no bank named {', '.join(unknown)}")
-        pdq = job.hashes.pdq
         return [
             BankEntry(
                 bank=bank,
                 entry_id=f"review-{job.event_id}",  # a retried verdict rewrites the same entry
-                sha256=job.hashes.sha256,
-                md5=job.hashes.md5,
-                pdq=None if pdq is None else pdq.hex,
-                pdq_quality=None if pdq is None else pdq.quality,
+                **job.hashes.entry_fields(),
                 added_by=reviewer,
                 source_event_id=job.event_id,
                 note=verdict.note,

@@ -16,7 +16,6 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from faust.web import Request, Response, View
 
-from modstream.bank.state import Banks
 from modstream.bank.topic import BankFollower
 from modstream.core import metrics
 from modstream.core.audit_rates import raised_audit_rates
@@ -152,7 +151,7 @@ async def _build_pipeline(settings: Settings, app: faust.App) -> Pipeline:
     log.info("pipeline ready", extra={"model_labels": labels, "policies": policies.current.versions})
     publisher = FaustPublisher(app)
     # Banks are read whole before the first event is decided, then followed change by change.
-    follower = BankFollower(settings, Banks(details=False))  # it only matches: the slim kind
+    follower = BankFollower(settings)
     banks = await retrying(follower.load, "kafka")
     _following.add(asyncio.ensure_future(follower.follow()))
     shadow_model = settings.triton_model + SHADOW_SUFFIX  # set up by `modstream model shadow`

@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+from modstream.bank.signals import hash_image
 from modstream.bank.state import BANK_OUTCOMES, HASH_MATCH, Banks, Match
 from modstream.core import metrics
 from modstream.core.dedupe import Claim, DecidedEvents, renewing
@@ -32,7 +33,6 @@ from modstream.core.events import (
 )
 from modstream.core.inference import ImageRejected, Scores, TritonScorer
 from modstream.core.kafka import Publisher
-from modstream.core.media import exact_hashes
 from modstream.core.retry import GaveUp, retrying
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge
@@ -167,7 +167,7 @@ class Pipeline:
                 return self._error(event, started, ErrorReason.FETCH_FAILED, str(exc))
         if not image:
             return self._error(event, started, ErrorReason.EMPTY_FILE, "the object has 0 bytes")
-        hashes = exact_hashes(image)
+        hashes = hash_image(image)  # every bank signal type that hashes bytes; PDQ comes from Triton
         # A byte-identical copy of a banked image is decided by the bank, without Triton.
         if (exact := self.banks.match(hashes, event.tenant)) is not None:
             return self._matched(event, started, exact, hashes)
