@@ -1,16 +1,29 @@
 """Seeding a labelling queue: likeness ranking, what the archive query leaves out, and the job
 a seeded image becomes (it decides nothing)."""
 
+from base64 import b64encode
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
-import duckdb
 import numpy as np
-from modstream.core.events import Outcome, ReviewRequest
+from modstream.core.events import (
+    Embedding,
+    JobKind,
+    ModelRef,
+    ModerationDecision,
+    Outcome,
+    Record,
+    ReviewRequest,
+    ReviewVerdict,
+    Thresholds,
+    Trigger,
+)
 from modstream.learn.seed import most_alike, similarity_to_nearest
 from modstream.review.intake import labelling_job
 
 from tests.commands import modstream
+from tests.evidence_records import memory_archive
 from tests.unit.test_label_registry import nowhere
 
 AT = datetime(2026, 11, 28, 12, tzinfo=UTC)
@@ -24,64 +37,95 @@ def test_each_candidate_is_ranked_by_its_nearest_example_whatever_the_lengths() 
     )
 
 
-def archive() -> duckdb.DuckDBPyConnection:
-    db = duckdb.connect()
-    db.execute("CREATE TABLE verdicts (event_id VARCHAR, job_kind VARCHAR, occurred_at TIMESTAMPTZ)")
-    db.execute(
-        "CREATE TABLE decisions (event_id VARCHAR, decision_id VARCHAR, tenant VARCHAR, bucket VARCHAR, key VARCHAR,"
-        " decision VARCHAR, scores MAP(VARCHAR, DOUBLE), triggered STRUCT(label VARCHAR, score DOUBLE,"
-        " threshold DOUBLE, level VARCHAR)[], reasons VARCHAR[], model_name VARCHAR, model_version VARCHAR,"
-        " model_components MAP(VARCHAR, VARCHAR), policy_id VARCHAR, policy_version VARCHAR,"
-        " thresholds MAP(VARCHAR, STRUCT(review_at DOUBLE, block_at DOUBLE)), uploaded_at TIMESTAMPTZ,"
-        " source VARCHAR, embedding_model VARCHAR, embedding BLOB, occurred_at TIMESTAMPTZ)"
+def decision(
+    event: str,
+    vector: list[float],
+    *,
+    decision_id: str | None = None,
+    tenant: str = "acme",
+    source: Literal["automatic", "human", "retroactive"] = "automatic",
+    embedding_model: str = "m:1",
+    at: datetime = datetime(2026, 11, 28, 12, 30, tzinfo=UTC),
+) -> ModerationDecision:
+    """An archived decision on ``event`` whose image embeds as ``vector``."""
+    return ModerationDecision(
+        decision_id=decision_id or f"d-{event}",
+        event_id=event,
+        tenant=tenant,
+        bucket="uploads",
+        key=f"acme/{event}.jpg",
+        occurred_at=at,
+        uploaded_at=datetime(2026, 11, 28, 12, 29, tzinfo=UTC),
+        decision=Outcome.ALLOW,
+        scores={"emblem.red": 0.1},
+        triggered=[Trigger(label="x", score=0.5, threshold=0.4, level="review")],
+        reasons=["threshold"],
+        model=ModelRef(name="moderation", version="a:1+b:2", components={"a": "1"}),
+        embedding=Embedding(
+            model=embedding_model,
+            dims=len(vector),
+            values_base64=b64encode(np.array(vector, dtype=np.float16).tobytes()).decode(),
+        ),
+        policy_id="default",
+        policy_version="1",
+        source=source,
+        thresholds={"x": Thresholds(review_at=0.4, block_at=0.9)},
+        latency_ms=15.0,
     )
-    return db
 
 
-def add(db: duckdb.DuckDBPyConnection, event: str, vector: list[float], **change: object) -> None:
-    row: dict[str, object] = {
-        "event_id": event,
-        "decision_id": f"d-{event}",
-        "tenant": "acme",
-        "source": "automatic",
-        "embedding_model": "m:1",
-        "occurred_at": "2026-11-28 12:30:00+00",
-        **change,
-    }
-    db.execute(
-        "INSERT INTO decisions VALUES (?, ?, ?, 'uploads', ?, 'allow', MAP {'emblem.red': 0.1},"
-        " [{'label': 'x', 'score': 0.5, 'threshold': 0.4, 'level': 'review'}], ['threshold'], 'moderation',"
-        " 'a:1+b:2', MAP {'a': '1'}, 'default', '1', MAP {'x': {'review_at': 0.4, 'block_at': 0.9}},"
-        " '2026-11-28 12:29:00+00', ?, ?, ?, ?)",
-        [
-            row["event_id"],
-            row["decision_id"],
-            row["tenant"],
-            f"acme/{event}.jpg",
-            row["source"],
-            row["embedding_model"],
-            np.array(vector, dtype=np.float16).tobytes(),
-            row["occurred_at"],
-        ],
+def verdict(on: ModerationDecision, kind: JobKind, at: datetime) -> ReviewVerdict:
+    """A reviewer's verdict of ``kind`` on the decision ``on``, given at ``at``."""
+    return ReviewVerdict(
+        verdict_id=f"v-{on.event_id}",
+        event_id=on.event_id,
+        tenant=on.tenant,
+        bucket=on.bucket,
+        key=on.key,
+        occurred_at=at,
+        job_id=on.event_id + (":second" if kind == "second_review" else ""),
+        job_kind=kind,
+        queue="label-emblem-red" if kind == "labelling" else "audit",
+        verdict="approve",
+        labels=[],
+        reviewer="rita",
+        review_seconds=4.0,
+        automatic_decision_id=on.decision_id,
+        human_decision_id=None if kind == "second_review" else f"h-{on.event_id}",
+        scores=on.scores,
+        model=on.model,
+        policy_id=on.policy_id,
+        policy_version=on.policy_version,
     )
 
 
 def test_the_most_alike_unlabelled_automatic_decisions_of_the_period_become_requests_in_the_queue() -> None:
-    db = archive()
-    add(db, "close", [1.0, 0.1])
-    add(db, "closer", [1.0, 0.0])
-    add(db, "far", [0.0, 1.0])
-    add(db, "closer", [0.9, 0.9], decision_id="later", occurred_at="2026-11-28 12:40:00+00")  # the first counts
-    add(db, "labelled", [1.0, 0.0])
-    db.execute("INSERT INTO verdicts VALUES ('labelled', 'labelling', '2026-11-28 12:50:00+00')")
-    add(db, "labelled-before", [1.0, 0.0])  # its verdict came before the label existed: still a candidate
-    db.execute("INSERT INTO verdicts VALUES ('labelled-before', 'audit_sample', '2026-11-28 11:00:00+00')")
-    add(db, "second-only", [1.0, 0.0])  # a blind second review labels nothing for the team
-    db.execute("INSERT INTO verdicts VALUES ('second-only', 'second_review', '2026-11-28 12:50:00+00')")
-    add(db, "human", [1.0, 0.0], source="human")
-    add(db, "other-model", [1.0, 0.0], embedding_model="m:2")
-    add(db, "other-tenant", [1.0, 0.0], tenant="globex")
-    add(db, "too-old", [1.0, 0.0], occurred_at="2026-11-27 12:00:00+00")
+    labelled = decision("labelled", [1.0, 0.0])
+    labelled_before = decision("labelled-before", [1.0, 0.0])
+    second_only = decision("second-only", [1.0, 0.0])
+    records: list[tuple[str, Record]] = [
+        ("decisions", decision("close", [1.0, 0.1])),
+        ("decisions", decision("closer", [1.0, 0.0])),
+        ("decisions", decision("far", [0.0, 1.0])),
+        # A later decision on the same event: the first counts.
+        (
+            "decisions",
+            decision("closer", [0.9, 0.9], decision_id="later", at=datetime(2026, 11, 28, 12, 40, tzinfo=UTC)),
+        ),
+        ("decisions", labelled),
+        ("verdicts", verdict(labelled, "labelling", datetime(2026, 11, 28, 12, 50, tzinfo=UTC))),
+        # Its verdict came before the label existed: still a candidate.
+        ("decisions", labelled_before),
+        ("verdicts", verdict(labelled_before, "audit_sample", datetime(2026, 11, 28, 11, tzinfo=UTC))),
+        # A blind second review labels nothing for the team.
+        ("decisions", second_only),
+        ("verdicts", verdict(second_only, "second_review", datetime(2026, 11, 28, 12, 50, tzinfo=UTC))),
+        ("decisions", decision("human", [1.0, 0.0], source="human")),
+        ("decisions", decision("other-model", [1.0, 0.0], embedding_model="m:2")),
+        ("decisions", decision("other-tenant", [1.0, 0.0], tenant="globex")),
+        ("decisions", decision("too-old", [1.0, 0.0], at=datetime(2026, 11, 27, 12, tzinfo=UTC))),
+    ]
+    db = memory_archive(records)
     found = most_alike(
         db,
         np.array([[1.0, 0.0]], dtype=np.float32),

@@ -1,13 +1,22 @@
 """Learned heads: the served graph, the version files and their checks, the fit and its refusals."""
 
+from base64 import b64encode
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import onnxruntime as ort
 import pytest
+from modstream.core.events import (
+    BankAction,
+    BankMatch,
+    Embedding,
+    JobKind,
+    ModerationDecision,
+    Outcome,
+    ReviewVerdict,
+)
 from modstream.core.stats import Rate
 from modstream.learn.examples import labelled_examples
 from modstream.learn.train import MIN_EACH, TooFewExamples, fit_head, stratified_split
@@ -21,6 +30,8 @@ from modstream.models.heads import (
     no_heads,
     read_heads,
 )
+
+from tests.evidence_records import memory_archive
 
 AT = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
@@ -146,30 +157,73 @@ def test_held_out_rates_need_no_minimum_and_nothing_counted_is_undefined_on_the_
     assert Cards.model_validate_json(cards.model_dump_json()) == cards
 
 
+def archived_decision(event: str, embedding_model: str | None) -> ModerationDecision:
+    """A decision on ``event`` at noon, with an embedding from ``embedding_model`` (none:
+    decided by a hash bank, without the classifier)."""
+    vector = b64encode(np.arange(4, dtype=np.float16).tobytes()).decode()
+    return ModerationDecision(
+        decision_id=f"d-{event}",
+        event_id=event,
+        tenant="acme",
+        bucket="uploads",
+        key=f"acme/{event}.jpg",
+        occurred_at=datetime(2026, 11, 28, 12, tzinfo=UTC),
+        uploaded_at=datetime(2026, 11, 28, 11, 59, tzinfo=UTC),
+        decision=Outcome.ALLOW,
+        embedding=None if embedding_model is None else Embedding(model=embedding_model, dims=4, values_base64=vector),
+        bank_match=(
+            None
+            if embedding_model is not None
+            else BankMatch(bank="known-good", entry_id="e1", signal="sha256", distance=0, action=BankAction.ALLOW)
+        ),
+        policy_id="default",
+        policy_version="1",
+        latency_ms=15.0,
+    )
+
+
+def archived_verdict(
+    on: ModerationDecision, labels: list[str], minute: tuple[int, int], kind: JobKind
+) -> ReviewVerdict:
+    """A verdict of ``kind`` on the decision ``on`` naming ``labels``, given at (hour, minute)."""
+    return ReviewVerdict(
+        verdict_id=f"v-{on.event_id}-{minute[0]}{minute[1]:02d}",
+        event_id=on.event_id,
+        tenant=on.tenant,
+        bucket=on.bucket,
+        key=on.key,
+        occurred_at=datetime(2026, 11, 28, *minute, tzinfo=UTC),
+        job_id=on.event_id + (":second" if kind == "second_review" else ""),
+        job_kind=kind,
+        queue="audit",
+        verdict="remove" if labels else "approve",
+        labels=labels,
+        reviewer="rita",
+        review_seconds=4.0,
+        automatic_decision_id=on.decision_id,
+        human_decision_id=None if kind == "second_review" else f"h-{on.event_id}",
+        scores=on.scores,
+        model=on.model,
+        policy_id=on.policy_id,
+        policy_version=on.policy_version,
+    )
+
+
 def test_examples_are_the_latest_first_review_per_image_from_the_window_and_one_embedding_model() -> None:
-    db = duckdb.connect()
-    db.execute("CREATE TABLE verdicts (event_id VARCHAR, labels VARCHAR[], occurred_at TIMESTAMPTZ, job_kind VARCHAR)")
-    db.execute(
-        "CREATE TABLE decisions (event_id VARCHAR, embedding BLOB, embedding_model VARCHAR, occurred_at TIMESTAMPTZ)"
-    )
-    vector = np.arange(4, dtype=np.float16).tobytes()
-    rows = [
-        ("before", ["emblem.red"], "2026-11-28 11:00:00+00", "threshold_review"),  # before the window
-        ("a", [], "2026-11-28 12:10:00+00", "audit"),
-        ("a", ["emblem.red"], "2026-11-28 12:20:00+00", "threshold_review"),  # the latest counts
-        ("a", [], "2026-11-28 12:30:00+00", "second_review"),  # blind second reviews never count
-        ("b", ["other"], "2026-11-28 12:15:00+00", "audit"),
-        ("c", ["emblem.red"], "2026-11-28 12:16:00+00", "audit"),  # another embedding model
-        ("d", [], "2026-11-28 12:17:00+00", "audit"),  # no embedding: decided by a bank
+    decisions = {
+        event: archived_decision(event, model)
+        for event, model in [("before", "m:1"), ("a", "m:1"), ("b", "m:1"), ("c", "m:2"), ("d", None)]
+    }
+    verdicts = [
+        archived_verdict(decisions["before"], ["emblem.red"], (11, 0), "threshold_review"),  # before the window
+        archived_verdict(decisions["a"], [], (12, 10), "audit_sample"),
+        archived_verdict(decisions["a"], ["emblem.red"], (12, 20), "threshold_review"),  # the latest counts
+        archived_verdict(decisions["a"], [], (12, 30), "second_review"),  # blind second reviews never count
+        archived_verdict(decisions["b"], ["other"], (12, 15), "audit_sample"),
+        archived_verdict(decisions["c"], ["emblem.red"], (12, 16), "audit_sample"),  # another embedding model
+        archived_verdict(decisions["d"], [], (12, 17), "audit_sample"),  # no embedding: decided by a bank
     ]
-    db.executemany("INSERT INTO verdicts VALUES (?, ?, ?, ?)", rows)
-    db.executemany(
-        "INSERT INTO decisions VALUES (?, ?, ?, ?)",
-        [
-            (e, vector, model, "2026-11-28 12:00:00+00")
-            for e, model in [("before", "m:1"), ("a", "m:1"), ("b", "m:1"), ("c", "m:2")]
-        ],
-    )
+    db = memory_archive([*(("decisions", d) for d in decisions.values()), *(("verdicts", v) for v in verdicts)])
     examples = labelled_examples(db, "emblem.red", "m:1", AT, datetime(2026, 11, 29, tzinfo=UTC))
     assert examples.event_ids == ["b", "a"] and examples.positive.tolist() == [False, True]
     assert examples.other_models == {"m:2": 1} and examples.without_embedding == 1
