@@ -56,11 +56,14 @@ def report(
         measured = measure(settings, period, only_label=label)
     sample, result, reviewers = measured.sample, measured.report, measured.reviewers
     if as_json:
-        print(json.dumps({**result.to_dict(), "reviewers": reviewers.to_dict()}, default=str, indent=2))
-        return
+        whole = {**result.to_dict(), "decisions": len(sample), "set_aside": sample.set_aside}
+        print(json.dumps({**whole, "reviewers": reviewers.to_dict()}, default=str, indent=2))
     if not len(sample):
-        err.print(f"[yellow]no automatic decision in s3://{settings.archive_bucket} for this period[/yellow]")
+        # The same exit status with --json (which printed the empty report): no data is a failure.
+        err.print(f"[yellow]no automatic decision in the archive ({settings.archive_bucket}) for this period[/yellow]")
         raise typer.Exit(1)
+    if as_json:
+        return
     table = Table("label", "model", "tenant", "labelled", "at", "threshold", "precision", "recall", "F1")
     for row in result.labels:
         for name, at in (("review", row.at_review), ("block", row.at_block)):
@@ -87,6 +90,13 @@ def report(
                 f"  [yellow]not covered: {gap.decisions} {gap.outcome} decisions of {gap.tenant} "
                 f"(audit rate {gap.audit_rate}) have no verdict; the estimates leave them out[/yellow]"
             )
+    if aside := {reason: n for reason, n in sample.set_aside.items() if n}:
+        reasons = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in aside.items())
+        console.print(
+            f"[yellow]verdicts kept out of the estimates: {reasons} "
+            "(before their decision or in the future; on an allow or block never audit-sampled; "
+            "naming no archived decision)[/yellow]"
+        )
     console.print(f"reviewer agreement, from {reviewers.pairs} blind double reviews (Cohen's kappa):")
     for name, kappa in (*reviewers.by_label.items(), *reviewers.by_reviewer_pair.items()):
         console.print(f"  {name}: {kappa}")

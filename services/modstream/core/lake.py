@@ -58,8 +58,8 @@ Offsets = dict[tuple[str, int], int]
 T = TypeVar("T")
 
 
-class ArchiveUnavailable(Exception):
-    """The catalog or the object store behind the archive did not answer."""
+class ArchiveUnavailable(OSError):
+    """The catalog or the object store behind the archive did not answer (or refused us)."""
 
 
 def catalog(settings: Settings) -> "Catalog":
@@ -203,10 +203,15 @@ def scan(settings: Settings, table: Table, *, since: date | None = None, until: 
 
     Whole day partitions outside the range are pruned before any file is read.
     """
-    stored = find_table(settings, table)
-    if stored is None:  # nothing archived in this table yet
-        return table.schema.empty_table()
-    rows = stored.scan(row_filter=day_filter(since, until)).to_arrow()
+    try:
+        stored = find_table(settings, table)
+        if stored is None:  # nothing archived in this table yet
+            return table.schema.empty_table()
+        rows = stored.scan(row_filter=day_filter(since, until)).to_arrow()
+    except (TypeError, AttributeError, KeyError, AssertionError):
+        raise  # our mistake, not the servers'
+    except Exception as exc:
+        raise ArchiveUnavailable(f"the archive's table {table.name} cannot be read: {exc!r}"[:500]) from exc
     return rows.select(table.schema.names).cast(table.schema)
 
 

@@ -86,6 +86,8 @@ class Archived:
     pr_charts: list[str | None]
     """One per ``report.labels`` row."""
     agreement: AgreementReport
+    set_aside: dict[str, int]
+    """Verdicts kept out of the estimates, by reason (``core.evidence``)."""
 
 
 class QualityPage:
@@ -136,6 +138,7 @@ class QualityPage:
             "slices": archived.report.slices,
             "sections": sections,
             "agreement": archived.agreement,
+            "set_aside": archived.set_aside,
         }
 
     async def _drift_charts(self, filters: Filters) -> dict[tuple[str, str], list[tuple[str, str]]]:
@@ -163,6 +166,7 @@ def read_archive(settings: Settings, period: Period) -> Archived:
         report=measured.report,
         pr_charts=[_pr_chart(measured.sample, row) for row in measured.report.labels],
         agreement=measured.reviewers,
+        set_aside={reason: n for reason, n in measured.sample.set_aside.items() if n},
     )
 
 
