@@ -3,14 +3,17 @@
 Synthetic decisions (random scores, the default policy's labels and thresholds, 2 % audit
 samples, a verdict for every review and audit sample) go onto topics of the benchmark's own;
 then, in turn: a consumer that only reads them (the baseline: what Kafka alone costs), and
-an archiver that parses, writes Parquet to the object store and commits. Same records,
-same run; the ratio is what archiving costs over reading.
+an archiver that parses, commits them to the Iceberg tables and commits its offsets. Same
+records, same run; the ratio is what archiving costs over reading. Then the tables'
+maintenance: data files per table and day before and after it, and what it took.
 """
 
 import asyncio
 import random
+import statistics
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +22,9 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from modstream.archive.archiver import Archiver, Observer
+from modstream.archive.maintenance import data_files, maintain
+from modstream.core import lake
+from modstream.core.archive import TABLES
 from modstream.core.events import ModelRef, ModerationDecision, Outcome, Record, ReviewVerdict, Thresholds
 from modstream.core.kafka import kafka_consumer, kafka_producer
 from modstream.core.settings import Settings
@@ -173,8 +179,13 @@ def run_archive_bench(
     asyncio.run(publish(private, records))
     on_stage("baseline: a bare consumer reads them all")
     baseline = asyncio.run(read_all(private, len(records)))
-    on_stage(f"archiver: parse, write Parquet to s3://{private.archive_bucket}, commit")
+    on_stage(f"archiver: parse, commit to the Iceberg tables in s3://{private.archive_bucket}, commit offsets")
     archived = asyncio.run(archive_all(private, len(records), on_progress, lambda: observers(private)))
+    on_stage("maintenance: compact by day, expire snapshots, remove orphan files")
+    before = files_per_day(private)
+    started = time.perf_counter()
+    maintain(private, retain=timedelta(0), grace=timedelta(0))
+    maintained = round(time.perf_counter() - started, 2)
     return private, {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "records": len(records),
@@ -184,4 +195,18 @@ def run_archive_bench(
         "archive_vs_read": round(archived.seconds / baseline.seconds, 2) if baseline.seconds else None,
         "flush_records": private.archive_flush_records,
         "flush_seconds": private.archive_flush_seconds,
+        "files_per_table_day": {"before_maintenance": before, "after_maintenance": files_per_day(private)},
+        "maintenance_seconds": maintained,
     }
+
+
+def files_per_day(settings: Settings) -> dict[str, dict[str, float]]:
+    """Per table: the most and the median data files of a day."""
+    found = {}
+    for table in TABLES.values():
+        stored = lake.find_table(settings, table)
+        if stored is None:
+            continue
+        counts = list(Counter(day for day, _ in data_files(stored)).values())
+        found[table.name] = {"max": max(counts, default=0), "median": statistics.median(counts) if counts else 0}
+    return found

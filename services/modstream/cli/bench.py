@@ -300,6 +300,11 @@ def _archive(settings: Settings, decisions: int, out: Path | None) -> None:
             f"{drained['records']} records in {drained['seconds']:.1f} s: {drained['records_per_second']} records/s",
         )
     table.add_row("archive / bare read (time)", str(report["archive_vs_read"]))
+    files = report["files_per_table_day"]
+    for when in ("before_maintenance", "after_maintenance"):
+        per_table = ", ".join(f"{t} {f['max']}" for t, f in files[when].items())
+        table.add_row(f"data files per table and day, most ({when.replace('_', ' ')})", per_table)
+    table.add_row("maintenance", f"{report['maintenance_seconds']} s")
     table.add_row(
         f"quality report over {len(sample)} decisions", f"{report['quality_report_seconds']['median']} s (median of 3)"
     )
