@@ -149,8 +149,7 @@ def write(fmt: Format | str, bank: Bank, entries: Iterable[BankEntry], out: Text
     ordered = sorted(entries, key=lambda e: (e.occurred_at, e.entry_id))
     fmt = Format(fmt)
     if fmt is Format.PLAIN:
-        plain = types.get(PLAIN_SIGNAL)
-        hashes = [value for e in ordered if (value := plain.value_of(e)) is not None]
+        hashes = [value for e in ordered if (value := types.entry_values(e).get(PLAIN_SIGNAL)) is not None]
         out.writelines(f"{value}\n" for value in hashes)
         return Written(len(hashes), len(ordered) - len(hashes))
     if fmt is Format.TE:

@@ -240,7 +240,7 @@ def _values(entry: BankEntry, refused: type[Exception] | None = BankRecordInvali
     fields of their own (pdq, sha256, md5); those in its ``signals`` mapping, their types
     check here: one refused raises ``refused`` (None: it is left out)."""
     values = signals.entry_values(entry)
-    for name in values.keys() & entry.signals.keys():
+    for name in values.keys() & entry.signals.keys() if entry.signals else ():
         try:
             values[name] = signals.get(name).validate(values[name])
         except ValueError as exc:

@@ -99,9 +99,6 @@ class SignalType(ABC):
         type has a better one."""
         return LinearIndex(self.distance)
 
-    def value_of(self, entry: BankEntry) -> str | None:
-        return getattr(entry, self.field) if self.field else entry.signals.get(self.name)
-
     def query_of(self, hashes: ImageHashes) -> Query | None:
         """The image's value to look up, if its hashes have one."""
         value = getattr(hashes, self.field) if self.field else hashes.signals.get(self.name)
@@ -222,7 +219,12 @@ def get(name: str) -> SignalType:
 def entry_values(entry: BankEntry) -> dict[str, str]:
     """An entry's values of the registered types, in their order (a type this process does
     not know is left out: it cannot be matched here)."""
-    return {t.name: value for t in _TYPES.values() if (value := t.value_of(entry)) is not None}
+    values = {}
+    for t in _TYPES.values():
+        value = getattr(entry, t.field) if t.field else entry.signals.get(t.name)
+        if value is not None:
+            values[t.name] = value
+    return values
 
 
 def queries(hashes: ImageHashes) -> dict[str, Query]:
