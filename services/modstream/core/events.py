@@ -350,6 +350,8 @@ JobKind = Literal["threshold_review", "audit_sample", "second_review", "labellin
 DECIDING_JOB_KINDS = ("threshold_review", "audit_sample")
 """The kinds whose verdict publishes the final decision; a blind second review and a labelling
 job (an archived image a team asked reviewers to label) publish none."""
+SECOND_REVIEW = "second_review"
+"""The kind of a blind second look at a decided item: it measures reviewers, never the item."""
 
 
 class ReviewVerdict(ImageRecord):
