@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import yaml
 from modstream import cli
+from modstream.core import label_since
 from modstream.core.events import ModelRef, ModerationDecision, Outcome, Record, ReviewVerdict, Thresholds
 from modstream.core.evidence import Bools, Floats, LabelColumns, Period, Sample
+from modstream.core.label_since import counting_from
 from modstream.core.ports import free_port
 from modstream.core.settings import Settings, get_settings
 from modstream.policy.loader import load_policies
 from modstream.policy.proposal import outcome_under, with_thresholds, write_proposal
-from modstream.quality import label_since
 from modstream.quality.advice import NoAdvice, advise
-from modstream.quality.label_since import counting_from
 from modstream.quality.suggest import Policies, Refused, Request, Sources, Suggestion, suggest
 from typer.testing import CliRunner
 

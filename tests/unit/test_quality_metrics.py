@@ -6,15 +6,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pytest
-from modstream.core.stats import Rate, effective_n, pr_curve
+from modstream.core.stats import BINS, Rate, effective_n, histogram, pr_curve
 from modstream.quality.metrics import (
-    BINS,
     Kappa,
     agreement,
     cohen_kappa,
     hamming_loss,
     highest_threshold_for_recall,
-    histogram,
     jensen_shannon,
     lowest_threshold_for_precision,
     majority_agreement,

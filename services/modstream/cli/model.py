@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from modstream.cli.console import as_utc, console, err
+from modstream.core.label_since import CountingFrom, counting_from
 from modstream.core.settings import Settings, get_settings
 from modstream.core.stats import Rate
 from modstream.models.candidate import CandidateRefused
@@ -20,7 +21,6 @@ from modstream.models.heads import HeadCard
 from modstream.models.lifecycle import DeployFailed, Switch, describe, other_models, state_of
 from modstream.models.repository import Repository
 from modstream.models.workbench import NoSuchModel, open_model
-from modstream.quality.label_since import CountingFrom, counting_from
 
 app = typer.Typer(
     help="The ensemble's components and taxonomy: list, deploy, shadow, compare, roll back, score.",
@@ -237,11 +237,11 @@ def train_head(
     measured on a held-out quarter; writes the next heads version as a candidate to deploy."""
     import asyncio
 
+    from modstream.core.label_since import definition_times
     from modstream.core.lake import open_archive
     from modstream.learn.head import WrongEmbeddingModel
     from modstream.learn.head import train_head as train
     from modstream.learn.train import TooFewExamples
-    from modstream.quality.label_since import definition_times
 
     settings = get_settings()
     defined_at = asyncio.run(definition_times(settings, [label], err.print)).get(label)

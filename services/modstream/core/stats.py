@@ -279,3 +279,16 @@ def _known(r: Rate) -> tuple[float, float, float] | None:
 
 def _harmonic_mean(a: float, b: float) -> float:
     return 2 * a * b / (a + b) if a + b > 0 else 0.0
+
+
+BINS = 20
+"""Equal-width score bins over [0, 1] for drift and score distributions; a score of 1.0 falls in the last one."""
+
+
+def histogram(scores: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Counts of scores in ``BINS`` equal bins over [0, 1]: bin i holds [i/BINS, (i+1)/BINS),
+    the last one also 1.0. Counts, so hourly histograms add up to daily ones."""
+    score = one_dimensional(np.asarray(scores, dtype=np.float64), "scores")
+    if not np.all((score >= 0) & (score <= 1)):
+        raise ValueError("scores must lie in [0, 1]")
+    return np.bincount(np.minimum((score * BINS).astype(np.int64), BINS - 1), minlength=BINS)

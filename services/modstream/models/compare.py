@@ -22,7 +22,6 @@ from modstream.core import stats
 from modstream.core.events import ModelRef, Outcome, ReviewVerdict, ShadowScore
 from modstream.core.evidence import current_verdicts
 from modstream.core.stats import Rate
-from modstream.quality import metrics
 
 HISTOGRAM_BINS = 10
 """Equal-width bins over [0, 1] for a new label's scores: bin i holds [i/10, (i+1)/10), the
@@ -137,7 +136,7 @@ def score_distribution(scores: Sequence[float]) -> ScoreDistribution:
     values = np.asarray(scores, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
         raise ValueError("a score distribution needs some scores, in one dimension")
-    fine = metrics.histogram(values)  # metrics.BINS bins; checks [0, 1]
+    fine = stats.histogram(values)  # stats.BINS bins; checks [0, 1]
     q1, median, q3, p90, p99 = (float(q) for q in np.percentile(values, [25, 50, 75, 90, 99]))
     return ScoreDistribution(
         n=int(values.size),

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from modstream.core.events import ReviewVerdict, ShadowScore
 from modstream.core.kafka import read_records
+from modstream.core.label_since import CountingFrom, counting_from, definition_times
 from modstream.core.settings import Settings
 from modstream.models.compare import DEFAULT_AT, Comparison, compare
-from modstream.quality.label_since import CountingFrom, counting_from, definition_times
 
 
 def shadow_comparisons(

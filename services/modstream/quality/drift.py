@@ -1,7 +1,7 @@
 """Drift of label scores and decision rates, window by window. Pure: no I/O.
 
 Automatic decisions are tallied per tenant, label, model version and time window (by when
-they happened): a fixed-bin score histogram (``metrics.BINS``) and how many reached the
+they happened): a fixed-bin score histogram (``stats.BINS``) and how many reached the
 label's ``review_at`` and ``block_at``. Tallies are counts, so a window is the sum of its
 parts whichever process saw them. Each window is compared with a reference: the first
 windows a model version served for the tenant, or a pinned period.
@@ -14,13 +14,14 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
+from modstream.core import stats
 from modstream.core.events import ModerationDecision, Outcome
 from modstream.quality import metrics
 
 Counts = npt.NDArray[np.int64]
 # bins..., decisions, reached review_at, reached block_at
-SLOTS = metrics.BINS + 3
-DECISIONS, REVIEW, BLOCK = metrics.BINS, metrics.BINS + 1, metrics.BINS + 2
+SLOTS = stats.BINS + 3
+DECISIONS, REVIEW, BLOCK = stats.BINS, stats.BINS + 1, stats.BINS + 2
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class Tally:
                 continue
             series = Series(decision.tenant, label, decision.model.version)
             slots = self.counts.setdefault((series, window), np.zeros(SLOTS, dtype=np.int64))
-            slots[min(int(score * metrics.BINS), metrics.BINS - 1)] += 1
+            slots[min(int(score * stats.BINS), stats.BINS - 1)] += 1
             slots[DECISIONS] += 1
             slots[REVIEW] += score >= thresholds.review_at
             slots[BLOCK] += score >= thresholds.block_at
@@ -99,7 +100,7 @@ def window_of(moment: datetime, window_seconds: float) -> int:
 def drift(reference: Counts, current: Counts) -> Drift:
     """The current window against the reference: PSI and Jensen-Shannon of the score
     histograms, and the change in the share of decisions reaching each threshold."""
-    bins = slice(0, metrics.BINS)
+    bins = slice(0, stats.BINS)
     return Drift(
         psi=metrics.psi(reference[bins], current[bins]),
         js=metrics.jensen_shannon(reference[bins], current[bins]),

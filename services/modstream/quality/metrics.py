@@ -24,13 +24,9 @@ from modstream.core.stats import (
     PRCurve,
     Rate,
     item_weights,
-    one_dimensional,
     rate,
     same_length,
 )
-
-BINS = 20
-"""Equal-width score bins over [0, 1] for drift; a score of 1.0 falls in the last one."""
 
 Reviewer = TypeVar("Reviewer", bound=Hashable)
 
@@ -138,15 +134,6 @@ def highest_threshold_for_recall(curve: PRCurve, target: float) -> float | None:
     None when none is."""
     qualifies = curve.recall >= target
     return float(curve.thresholds[qualifies][-1]) if qualifies.any() else None
-
-
-def histogram(scores: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """Counts of scores in ``BINS`` equal bins over [0, 1]: bin i holds [i/BINS, (i+1)/BINS),
-    the last one also 1.0. Counts, so hourly histograms add up to daily ones."""
-    score = one_dimensional(np.asarray(scores, dtype=np.float64), "scores")
-    if not np.all((score >= 0) & (score <= 1)):
-        raise ValueError("scores must lie in [0, 1]")
-    return np.bincount(np.minimum((score * BINS).astype(np.int64), BINS - 1), minlength=BINS)
 
 
 def psi(reference_counts: npt.ArrayLike, current_counts: npt.ArrayLike, epsilon: float = 1e-4) -> float:

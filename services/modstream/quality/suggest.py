@@ -23,9 +23,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from modstream.core.events import QueueName, Thresholds
 from modstream.core.evidence import Period, automatic_scores, sampled_verdicts
+from modstream.core.label_since import CountingFrom, counting_from, definition_times
 from modstream.core.settings import Settings
 from modstream.quality.advice import Advice, Backtest, Decide, advise, backtest
-from modstream.quality.label_since import CountingFrom, counting_from, definition_times
 
 _QUEUE: TypeAdapter[str] = TypeAdapter(QueueName)
 
