@@ -8,6 +8,8 @@ from modstream.core.archive import DECISIONS, UNREADABLE
 from modstream.core.events import ModerationDecision
 from modstream.core.lake import open_archive
 from modstream.core.settings import Settings
+from modstream.core.storage import ObjectStore
+from pyiceberg.transforms import DayTransform
 
 from tests.archive import Produce, archive_in_process, private_archive, traffic
 from tests.offsets import ends as end_offsets
@@ -28,6 +30,21 @@ async def test_every_record_in_is_queryable_once_replays_and_bad_records_include
     producer.send("decisions", b"{not json", "bad-1")
     producer.send("verdicts", ModerationDecision.model_validate(records[0][1].model_dump()).to_bytes(), "bad-2")
     producer.flush()
+    # A decisions table made by an earlier layout, without a column added since: the
+    # archiver adds it (schema evolution) rather than failing to append.
+    ObjectStore(settings).ensure_bucket(settings.archive_bucket)
+    earlier = DECISIONS.schema.remove(DECISIONS.schema.get_field_index("signals"))
+    lake.catalog(settings).create_namespace_if_not_exists(settings.archive_bucket)
+    with (
+        lake.catalog(settings).create_table_transaction(
+            lake.identifier(settings, DECISIONS),
+            schema=earlier,
+            location=lake.table_location(settings, DECISIONS),
+            properties=lake.TABLE_PROPERTIES,
+        ) as created,
+        created.update_spec() as spec,
+    ):
+        spec.add_field("occurred_at", DayTransform(), lake.DAY_FIELD)
 
     await archive_in_process(settings)
 
@@ -48,6 +65,7 @@ async def test_every_record_in_is_queryable_once_replays_and_bad_records_include
 
     # Iceberg tables partitioned by day, whose snapshots record every offset they cover.
     stored = lake.open_table(settings, DECISIONS)
+    assert "signals" in {f.name for f in stored.schema().fields}
     days = {p["partition"][lake.DAY_FIELD] for p in stored.inspect.partitions().to_pylist()}
     assert len(days) == 2  # traffic spans 2026-11-27 and 2026-11-28
     recorded = lake.written_offsets(stored)

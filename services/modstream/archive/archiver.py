@@ -84,6 +84,9 @@ class Archiver:
         async with kafka_consumer(self.settings, group_id=self.settings.archive_group, auto_commit=False) as consumer:
             consumer.subscribe(list(self.tables), listener=_FlushOnRevoke(lambda: self.flush(consumer)))
             log.info("archiving", extra={"topics": list(self.tables), "bucket": self.settings.archive_bucket})
+            # One flush commits beside the reading of the next batch, never more: reading is
+            # never further than one batch ahead of what is committed.
+            in_flight: asyncio.Task[None] | None = None
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=self.settings.archive_flush_records)
                 now = time.monotonic()
@@ -95,7 +98,11 @@ class Archiver:
                 if self.pending.due(
                     time.monotonic(), self.settings.archive_flush_records, self.settings.archive_flush_seconds
                 ):
-                    await self.flush(consumer)
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = asyncio.create_task(self.flush(consumer))
+            if in_flight is not None:
+                await in_flight
             await self.flush(consumer)  # what was read before a clean stop
 
     def _hold(self, message: Message, now: float) -> None:
@@ -143,21 +150,27 @@ class Archiver:
 
     async def _write(self, taken: Flush, appended: dict[str, list[object]]) -> None:
         try:
-            # A table leaves ``taken`` once committed, so a retry commits only the rest.
-            for name, rows in list(taken.tables.items()):
-                new = await asyncio.to_thread(self._commit, TABLES[name], rows)
-                del taken.tables[name]
-                appended[name] = [row.value for row in new]
-                metrics.archived_records.add(len(new), {"table": name})
-                metrics.archive_replayed.add(len(rows) - len(new), {"table": name})
-                if new:
-                    metrics.archive_commits.add(1, {"table": name})
-                log.info(
-                    "archive commit", extra={"table": name, "records": len(new), "already_stored": len(rows) - len(new)}
-                )
+            # The tables commit side by side (each its own files and catalog row); a table
+            # leaves ``taken`` once committed, so a retry commits only the rest.
+            results = await asyncio.gather(
+                *(self._commit_table(name, rows, taken, appended) for name, rows in list(taken.tables.items())),
+                return_exceptions=True,
+            )
+            if failed := next((r for r in results if isinstance(r, BaseException)), None):
+                raise failed
         except Exception:
             self.failing_since = self.failing_since or time.monotonic()
             raise
+
+    async def _commit_table(self, name: str, rows: list[Row], taken: Flush, appended: dict[str, list[object]]) -> None:
+        new = await asyncio.to_thread(self._commit, TABLES[name], rows)
+        del taken.tables[name]
+        appended[name] = [row.value for row in new]
+        metrics.archived_records.add(len(new), {"table": name})
+        metrics.archive_replayed.add(len(rows) - len(new), {"table": name})
+        if new:
+            metrics.archive_commits.add(1, {"table": name})
+        log.info("archive commit", extra={"table": name, "records": len(new), "already_stored": len(rows) - len(new)})
 
     def _commit(self, table: Table, rows: list[Row]) -> list[Row]:
         stored = self._stored.get(table.name)

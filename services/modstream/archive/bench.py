@@ -168,11 +168,15 @@ def run_archive_bench(
     on_stage: Callable[[str], None],
     on_progress: Callable[[int], None],
     observers: Callable[[Settings], Sequence[Observer]] = lambda s: (),
+    days: float = 1.0,
 ) -> tuple[Settings, dict[str, Any]]:
     """Publish, read (baseline), archive; returns the settings of the benchmark's archive and the
-    report. ``observers`` are made (in the archiver's event loop) for the benchmark's settings."""
+    report. ``observers`` are made (in the archiver's event loop) for the benchmark's settings.
+
+    The decisions span ``days`` (default a day of traffic, as a flush of a live archiver holds:
+    spread over a month, every flush would write a file per table for each of 30 days)."""
     private = bench_settings(settings)
-    records = list(synthetic(decisions))
+    records = list(synthetic(decisions, days=days))
     on_stage(
         f"publishing {len(records)} records ({decisions} decisions and their verdicts) to {private.topic_decisions}"
     )
@@ -190,6 +194,7 @@ def run_archive_bench(
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "records": len(records),
         "decisions": decisions,
+        "days": days,
         "baseline_read": asdict(baseline) | {"records_per_second": baseline.records_per_second},
         "archive": asdict(archived) | {"records_per_second": archived.records_per_second},
         "archive_vs_read": round(archived.seconds / baseline.seconds, 2) if baseline.seconds else None,

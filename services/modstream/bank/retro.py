@@ -145,6 +145,7 @@ def archived_uploads(settings: Settings, since: datetime) -> list[Upload]:
                 sha256=u.sha256,
                 md5=u.md5,
                 pdq=None if u.pdq is None or u.pdq_quality is None else PdqHash(hex=u.pdq, quality=u.pdq_quality),
+                signals=dict(u.signals or {}),
             ),
             uploaded_at=u.uploaded_at,
             decided_at=u.decided_at,

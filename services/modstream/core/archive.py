@@ -81,6 +81,8 @@ _HASHES: list[Column] = [
     ("md5", pa.string(), _part("hashes", "md5")),
     ("pdq", pa.string(), lambda r: None if r.hashes is None or r.hashes.pdq is None else r.hashes.pdq.hex),
     ("pdq_quality", pa.int32(), lambda r: None if r.hashes is None or r.hashes.pdq is None else r.hashes.pdq.quality),
+    # Further bank signal types' values, by type name (bank/signals).
+    ("signals", VERSIONS, lambda r: None if r.hashes is None or not r.hashes.signals else dict(r.hashes.signals)),
 ]
 # The bank entry that decided (decisions) or that the reviewed item matched (verdicts).
 _BANK_MATCH: list[Column] = [

@@ -490,6 +490,7 @@ class HashedUpload:
     md5: str
     pdq: str | None
     pdq_quality: int | None
+    signals: dict[str, str] | None
     uploaded_at: datetime
     decided_at: datetime
     decision: str
@@ -503,7 +504,18 @@ def hashed_uploads(connection: duckdb.DuckDBPyConnection, since: datetime) -> li
     (``by_person``: a person decided it at some point)."""
     latest = ", ".join(
         f"arg_max({column}, occurred_at) AS {column}"
-        for column in ("tenant", "bucket", "key", "sha256", "md5", "pdq", "pdq_quality", "uploaded_at", "decision")
+        for column in (
+            "tenant",
+            "bucket",
+            "key",
+            "sha256",
+            "md5",
+            "pdq",
+            "pdq_quality",
+            "signals",
+            "uploaded_at",
+            "decision",
+        )
     )
     return _all(
         connection,

@@ -127,20 +127,33 @@ def open_table(settings: Settings, table: Table) -> "IcebergTable":
 
     found = find_table(settings, table)
     if found is not None:
-        return found
+        return _with_layout_columns(found, table)
     lake = catalog(settings)
     lake.create_namespace_if_not_exists(settings.archive_bucket)
     try:
-        with lake.create_table_transaction(
-            identifier(settings, table),
-            schema=table.schema,
-            location=table_location(settings, table),
-            properties=TABLE_PROPERTIES,
-        ) as created, created.update_spec() as spec:
+        with (
+            lake.create_table_transaction(
+                identifier(settings, table),
+                schema=table.schema,
+                location=table_location(settings, table),
+                properties=TABLE_PROPERTIES,
+            ) as created,
+            created.update_spec() as spec,
+        ):
             spec.add_field("occurred_at", DayTransform(), DAY_FIELD)
     except TableAlreadyExistsError:
         pass  # another archiver made it first
     return lake.load_table(identifier(settings, table))
+
+
+def _with_layout_columns(stored: "IcebergTable", table: Table) -> "IcebergTable":
+    """``stored`` with every column the layout has now: a column added to ``core.archive``
+    since the table was made is added to it (Iceberg's schema evolution; old rows read null)."""
+    if set(table.schema.names) <= {f.name for f in stored.schema().fields}:
+        return stored
+    with stored.update_schema() as update:
+        update.union_by_name(table.schema)
+    return stored
 
 
 def committing(table: "IcebergTable", attempt: Callable[["IcebergTable"], T]) -> T:
