@@ -16,6 +16,7 @@ import pyarrow as pa
 from modstream.core import lake
 from modstream.core.archive import TABLES, Table
 from modstream.core.settings import Settings
+from modstream.core.storage import ObjectStore
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -132,13 +133,16 @@ def _append(stored: "IcebergTable", batch: list[pa.Table]) -> int:
 
 
 def delete_old_files(settings: Settings, migrated: list[Migrated]) -> int:
-    """Delete the old layout's files of tables whose migration balanced; how many."""
-    filesystem = s3_filesystem(settings)
+    """Delete the old layout's files of tables whose migration balanced; how many.
+
+    Through the object store's client: pyarrow's deletes leave a "directory" marker behind,
+    an empty-segment key that S3 servers may refuse."""
+    store = ObjectStore(settings)
     deleted = 0
     for result in migrated:
         if not result.balanced:
             continue
         for path in old_files(settings, TABLES[result.table]):
-            filesystem.delete_file(path)
+            store.delete(settings.archive_bucket, path.removeprefix(f"{settings.archive_bucket}/"))
             deleted += 1
     return deleted

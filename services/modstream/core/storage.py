@@ -78,6 +78,10 @@ class ObjectStore:
             self._client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
         return StoredObject(bucket, key, len(data))
 
+    def delete(self, bucket: str, key: str) -> None:
+        with _storage_errors(bucket, key):
+            self._client.remove_object(bucket, key)
+
     def get(self, bucket: str, key: str, max_bytes: int) -> bytes:
         """The object's bytes; refused from the response headers if it is over ``max_bytes``."""
         with _storage_errors(bucket, key):
