@@ -19,6 +19,7 @@ from modstream.core.archive import TABLES
 from modstream.core.events import (
     Embedding,
     ImageHashes,
+    JobKind,
     ModelRef,
     ModerationDecision,
     Outcome,
@@ -91,30 +92,56 @@ def decision_at(rng: random.Random, i: int, at: datetime) -> ModerationDecision:
     )
 
 
-def verdict_on(
-    decision: ModerationDecision, rng: random.Random, *, kind: str, after: timedelta, reviewer: str
+def verdict_of(
+    on: ModerationDecision,
+    *,
+    kind: JobKind,
+    at: datetime,
+    labels: list[str],
+    verdict_id: str | None = None,
+    human_decision_id: str | None = None,
+    reviewer: str = "rita",
+    queue: str = "audit",
 ) -> ReviewVerdict:
-    labels = [label for label in (*THRESHOLDS, NEW_LABEL) if rng.random() < decision.scores[label]]
+    """A reviewer's verdict of ``kind`` on the decision ``on``, given at ``at``, naming ``labels``."""
     return ReviewVerdict(
-        verdict_id=_id(rng),
-        event_id=decision.event_id,
-        tenant=decision.tenant,
-        bucket=decision.bucket,
-        key=decision.key,
-        occurred_at=decision.occurred_at + after,
-        job_id=decision.event_id + (":second" if kind == "second_review" else ""),
-        job_kind=kind,  # type: ignore[arg-type]
-        queue="audit" if decision.audit_sample else "sexual-content",
+        verdict_id=verdict_id or f"v-{on.event_id}-{at:%H%M%S}",
+        event_id=on.event_id,
+        tenant=on.tenant,
+        bucket=on.bucket,
+        key=on.key,
+        occurred_at=at,
+        job_id=on.event_id + (":second" if kind == "second_review" else ""),
+        job_kind=kind,
+        queue=queue,
         verdict="remove" if labels else "approve",
         labels=labels,
         reviewer=reviewer,
         review_seconds=4.0,
-        automatic_decision_id=decision.decision_id,
+        automatic_decision_id=on.decision_id,
+        human_decision_id=None if kind == "second_review" else human_decision_id or f"h-{on.event_id}",
+        scores=on.scores,
+        model=on.model,
+        policy_id=on.policy_id,
+        policy_version=on.policy_version,
+    )
+
+
+def verdict_on(
+    decision: ModerationDecision, rng: random.Random, *, kind: JobKind, after: timedelta, reviewer: str
+) -> ReviewVerdict:
+    """A verdict naming each label with its score's chance, ``after`` the decision."""
+    labels = [label for label in (*THRESHOLDS, NEW_LABEL) if rng.random() < decision.scores[label]]
+    verdict_id = _id(rng)
+    return verdict_of(
+        decision,
+        kind=kind,
+        at=decision.occurred_at + after,
+        labels=labels,
+        verdict_id=verdict_id,
         human_decision_id=None if kind == "second_review" else _id(rng),
-        scores=decision.scores,
-        model=decision.model,
-        policy_id=decision.policy_id,
-        policy_version=decision.policy_version,
+        reviewer=reviewer,
+        queue="audit" if decision.audit_sample else "sexual-content",
     )
 
 
@@ -128,7 +155,7 @@ def evidence_archive(count: int = 3000, seed: int = 21) -> list[tuple[str, Recor
         records.append(("decisions", decision))
         first_reviewer = reviewers[i % 3]
         if decision.decision is Outcome.REVIEW or decision.audit_sample:
-            kind = "audit_sample" if decision.audit_sample else "threshold_review"
+            kind: JobKind = "audit_sample" if decision.audit_sample else "threshold_review"
             first = verdict_on(decision, rng, kind=kind, after=timedelta(minutes=5), reviewer=first_reviewer)
             records.append(("verdicts", first))
             if i % 3 == 0:

@@ -23,7 +23,7 @@ from modstream.learn.seed import most_alike, similarity_to_nearest
 from modstream.review.intake import labelling_job
 
 from tests.commands import modstream
-from tests.evidence_records import memory_archive
+from tests.evidence_records import memory_archive, verdict_of
 from tests.unit.test_label_registry import nowhere
 
 AT = datetime(2026, 11, 28, 12, tzinfo=UTC)
@@ -76,27 +76,8 @@ def decision(
 
 def verdict(on: ModerationDecision, kind: JobKind, at: datetime) -> ReviewVerdict:
     """A reviewer's verdict of ``kind`` on the decision ``on``, given at ``at``."""
-    return ReviewVerdict(
-        verdict_id=f"v-{on.event_id}",
-        event_id=on.event_id,
-        tenant=on.tenant,
-        bucket=on.bucket,
-        key=on.key,
-        occurred_at=at,
-        job_id=on.event_id + (":second" if kind == "second_review" else ""),
-        job_kind=kind,
-        queue="label-emblem-red" if kind == "labelling" else "audit",
-        verdict="approve",
-        labels=[],
-        reviewer="rita",
-        review_seconds=4.0,
-        automatic_decision_id=on.decision_id,
-        human_decision_id=None if kind == "second_review" else f"h-{on.event_id}",
-        scores=on.scores,
-        model=on.model,
-        policy_id=on.policy_id,
-        policy_version=on.policy_version,
-    )
+    queue = "label-emblem-red" if kind == "labelling" else "audit"
+    return verdict_of(on, kind=kind, at=at, labels=[], verdict_id=f"v-{on.event_id}", queue=queue)
 
 
 def test_the_most_alike_unlabelled_automatic_decisions_of_the_period_become_requests_in_the_queue() -> None:

@@ -31,7 +31,7 @@ from modstream.models.heads import (
     read_heads,
 )
 
-from tests.evidence_records import memory_archive
+from tests.evidence_records import memory_archive, verdict_of
 
 AT = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
@@ -186,27 +186,8 @@ def archived_verdict(
     on: ModerationDecision, labels: list[str], minute: tuple[int, int], kind: JobKind
 ) -> ReviewVerdict:
     """A verdict of ``kind`` on the decision ``on`` naming ``labels``, given at (hour, minute)."""
-    return ReviewVerdict(
-        verdict_id=f"v-{on.event_id}-{minute[0]}{minute[1]:02d}",
-        event_id=on.event_id,
-        tenant=on.tenant,
-        bucket=on.bucket,
-        key=on.key,
-        occurred_at=datetime(2026, 11, 28, *minute, tzinfo=UTC),
-        job_id=on.event_id + (":second" if kind == "second_review" else ""),
-        job_kind=kind,
-        queue="audit",
-        verdict="remove" if labels else "approve",
-        labels=labels,
-        reviewer="rita",
-        review_seconds=4.0,
-        automatic_decision_id=on.decision_id,
-        human_decision_id=None if kind == "second_review" else f"h-{on.event_id}",
-        scores=on.scores,
-        model=on.model,
-        policy_id=on.policy_id,
-        policy_version=on.policy_version,
-    )
+    at = datetime(2026, 11, 28, *minute, tzinfo=UTC)
+    return verdict_of(on, kind=kind, at=at, labels=labels, verdict_id=f"v-{on.event_id}-{minute[0]}{minute[1]:02d}")
 
 
 def test_examples_are_the_latest_first_review_per_image_from_the_window_and_one_embedding_model() -> None:
