@@ -9,8 +9,8 @@ fresh recent part takes new adds; the owner's next call installs the new main pa
 or a remove costs tens of microseconds, and no lookup waits for a rebuild. For a bulk load,
 add many rows per call and ``compact()``.
 
-The main part, by size (one core, random 256-bit hashes, radius 31; see the README's
-"Hash bank index" for the runs):
+The main part, by size (one core, random 256-bit hashes, radius 31; see
+docs/hash-bank-index.md for the runs):
 
 - up to ``scan_up_to`` rows (default 2**20): an exact scan in two halves. faiss scans the
   first 128 bits of every row, and only the rows within the radius there are checked on
