@@ -3,13 +3,16 @@ pinned images, health checks and start order, and no secret in the file."""
 
 import json
 import re
+import tomllib
 from typing import Any
+from urllib.parse import quote
 
 import jsonschema
 import pytest
 import yaml
 from modstream.core.packages import fetch_wheel, read_member
 from modstream.core.settings import PROJECT_ROOT, Settings
+from sqlalchemy.engine import make_url
 
 from tests.conftest import SHARED_CACHE
 
@@ -108,7 +111,7 @@ def test_the_worker_scales_and_data_lives_in_named_volumes() -> None:
             assert source.startswith("./") or source in compose["volumes"], f"{name}: {mount}"
         for port in spec.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
-    for data in ("kafka-data", "minio-data", "redis-data", "models"):
+    for data in ("kafka-data", "minio-data", "redis-data", "postgres-data", "models"):
         assert data in compose["volumes"]
 
 
@@ -147,8 +150,8 @@ def test_the_archiver_runs_beside_the_workers_and_is_scraped_like_them() -> None
     assert archive["restart"] == "unless-stopped"
     # Scalable like the worker (one consumer group): no fixed name, no host port.
     assert "container_name" not in archive and "ports" not in archive
-    # Its data lives in Kafka, the object store and Redis; it needs no Triton.
-    assert set(archive["depends_on"]) == {"init", "kafka", "minio", "redis"}
+    # Its data lives in Kafka, the object store, Redis and the catalog's PostgreSQL; it needs no Triton.
+    assert set(archive["depends_on"]) == {"init", "kafka", "minio", "redis", "postgres"}
     port = Settings().archive_web_port
     probe = " ".join(archive["healthcheck"]["test"])
     assert f"http://127.0.0.1:{port}/healthz" in probe and "!= 'ok'" in probe
@@ -192,3 +195,31 @@ def test_minio_announces_new_objects_in_the_notified_bucket_on_the_workers_topic
     settings = Settings(_env_file=None)  # as the worker reads its environment
     assert bucket in settings.allowed_buckets and bucket != settings.uploads_bucket
     assert settings.notification_tenant_from_key or bucket in settings.notification_tenants
+
+
+def test_every_process_of_the_archive_shares_one_catalog_in_postgresql() -> None:
+    # Left empty, each container would get a sqlite catalog of its own (core/lake.py) and the
+    # dashboard's Quality page would read an empty archive.
+    services = load("docker-compose.yml")["services"]
+    postgres = services["postgres"]
+    env = postgres["environment"]
+    password = env_example()["POSTGRES_PASSWORD"]
+    assert env["POSTGRES_PASSWORD"] == password
+    catalog = services["archive"]["environment"]["MODSTREAM_ARCHIVE_CATALOG"]
+    url = make_url(catalog)
+    assert (url.drivername, url.username, url.password) == ("postgresql+psycopg2", env["POSTGRES_USER"], password)
+    assert (url.host, url.port, url.database) == ("postgres", 5432, env["POSTGRES_DB"])
+    for name in ("archive", "dashboard", "cli", "worker", "init"):
+        assert services[name]["environment"]["MODSTREAM_ARCHIVE_CATALOG"] == catalog, name
+    for name in ("archive", "dashboard", "cli"):
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy", name
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    # PostgreSQL 18's image keeps its data in a folder per major version under this one.
+    assert "postgres-data:/var/lib/postgresql" in postgres["volumes"]
+    assert int(postgres["image"].rpartition(":")[2].split(".")[0]) >= 18
+    # The password goes into the URL as it is: the example's must need no percent-encoding.
+    assert quote(password, safe="") == password
+    # The image's driver: pyiceberg's extra for it is a core dependency, so `pip install .` has it.
+    requirements = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (pyiceberg,) = [r for r in requirements if r.startswith("pyiceberg[")]
+    assert "sql-postgres" in pyiceberg.partition("[")[2].partition("]")[0].split(",")
