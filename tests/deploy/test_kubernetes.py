@@ -2,6 +2,7 @@
 resource validated against the pinned Kubernetes version's schemas, the operators' custom
 resources (Strimzi, KEDA) checked for what their CRDs require, and the pieces wired together."""
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.topics import topic_names
+from sqlalchemy.engine import make_url
 
 KUBERNETES_VERSION = "1.37.0"
 KUSTOMIZATION = PROJECT_ROOT / "deploy" / "k8s"
@@ -216,3 +218,43 @@ def test_one_archiver_runs_with_the_workers_settings_and_is_scraped(resources: l
     }
     assert archive["spec"]["template"]["spec"]["securityContext"] == {"runAsNonRoot": True}
     assert container["securityContext"] == worker["securityContext"]
+
+
+def test_every_process_of_the_archive_shares_one_catalog_in_postgresql(resources: list[dict[str, Any]]) -> None:
+    # Left empty, each pod would get a sqlite catalog of its own (core/lake.py) and the
+    # dashboard's Quality page would read an empty archive.
+    server = by_kind(resources, "StatefulSet")["postgres"]
+    (postgres,) = containers(server)
+    env = {e["name"]: e for e in postgres["env"]}
+    secret = {"name": "modstream-credentials", "key": "POSTGRES_PASSWORD"}
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == secret
+    assert "pg_isready" in postgres["readinessProbe"]["exec"]["command"]
+    # PostgreSQL 18's image keeps its data in a folder per major version below this one.
+    assert {"name": "data", "mountPath": "/var/lib/postgresql"} in postgres["volumeMounts"]
+    assert [c["metadata"]["name"] for c in server["spec"]["volumeClaimTemplates"]] == ["data"]
+    service = by_kind(resources, "Service")["postgres"]
+    assert service["spec"]["selector"].items() <= server["spec"]["template"]["metadata"]["labels"].items()
+    (port,) = service["spec"]["ports"]
+
+    # The URL carries a password: it comes from the Secret into every modstream container,
+    # and nothing in the manifests overrides it.
+    configs = by_kind(resources, "ConfigMap")
+    (config,) = [c["data"] for name, c in configs.items() if name.startswith("modstream-config")]
+    assert "MODSTREAM_ARCHIVE_CATALOG" not in config
+    (worker,) = containers(by_kind(resources, "Deployment")["modstream-worker"])
+    workloads = {**by_kind(resources, "Deployment"), **by_kind(resources, "Job")}
+    ours = {name: c for name, w in workloads.items() for c in containers(w) if c["image"] == worker["image"]}
+    assert set(ours) == {"modstream-worker", "modstream-archive", "modstream-dashboard", "modstream-init"}
+    for name, container in ours.items():
+        assert "modstream-credentials" in {next(iter(s.values()))["name"] for s in container["envFrom"]}, name
+        assert "MODSTREAM_ARCHIVE_CATALOG" not in {e["name"] for e in container.get("env", [])}, name
+
+    # The README's Secret: a URL for this server, user and database, with the same password.
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    password = re.search(r'--from-literal=POSTGRES_PASSWORD="(\$\w+)"', readme)
+    catalog = re.search(r'--from-literal=MODSTREAM_ARCHIVE_CATALOG="([^"]+)"', readme)
+    assert password and catalog
+    url = make_url(catalog.group(1).replace(password.group(1), "secret"))
+    assert (url.drivername, url.password) == ("postgresql+psycopg2", "secret")
+    assert (url.username, url.database) == (env["POSTGRES_USER"]["value"], env["POSTGRES_DB"]["value"])
+    assert (url.host, url.port) == (service["metadata"]["name"], port["port"])
