@@ -14,6 +14,7 @@ from modstream.core import lake
 from modstream.core.archive import DECISIONS, TABLES
 from modstream.core.lake import open_archive
 from modstream.core.settings import Settings
+from pydantic import SecretStr
 
 from tests.archive import Produce, archive_in_process, private_archive, traffic
 from tests.postgres import Postgres, running_postgres
@@ -51,7 +52,7 @@ async def test_archiver_dashboard_and_cli_share_a_postgresql_catalog(
     server, url = postgres
     settings = (await private_archive(stack_settings)).model_copy(
         update={
-            "archive_catalog": url,
+            "archive_catalog": SecretStr(url),
             "archive_flush_seconds": 1.0,
             # A commit every 60 records: several small files per day, for the CLI to compact.
             "archive_flush_records": 60,

@@ -93,8 +93,8 @@ def catalog(settings: Settings) -> "Catalog":
 
 
 def catalog_uri(settings: Settings) -> str:
-    if settings.archive_catalog:
-        return settings.archive_catalog
+    if uri := settings.archive_catalog.get_secret_value():
+        return uri
     folder = settings.state_dir / "data"
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'archive-catalog.db'}"

@@ -148,7 +148,7 @@ class Settings(BaseSettings):
     # The tables' Iceberg catalog. Empty: a sqlite file, <state_dir>/data/archive-catalog.db
     # (one machine). Production: a PostgreSQL URL (postgresql+psycopg2://user:pass@host/db,
     # with psycopg2 installed) or an Iceberg REST catalog's http(s):// URL.
-    archive_catalog: str = ""
+    archive_catalog: SecretStr = SecretStr("")  # a URL that may hold a password
     # Table maintenance by the archiver (`modstream archive maintain` does the same at once):
     # small files compacted by day, snapshots older than the retention expired, files nothing
     # references removed. 0 seconds turns it off.
