@@ -223,7 +223,9 @@ def _during_merge(index: PdqIndex, rng: np.random.Generator, first_id: int, quer
         took.append(time.perf_counter() - lookup)
     merge_seconds = time.perf_counter() - started
     index.search(queries[:1], RADIUS)  # installs the new main part
-    return {"merge_seconds": round(merge_seconds, 2), "lookups": len(took), "lookup_us": _micros(took)}
+    # A small index can finish merging before the first lookup: none measured then.
+    lookup_us = _micros(took) if took else None
+    return {"merge_seconds": round(merge_seconds, 2), "lookups": len(took), "lookup_us": lookup_us}
 
 
 def _micros(seconds: list[float]) -> dict[str, float]:
@@ -295,10 +297,10 @@ def bank_table(report: dict[str, Any]) -> Table:
         rows.setdefault(f"hits on {hits['queries']:,} random queries, radius {hits['radius']}", []).append(
             str(hits["hits"])
         )
-        merge = s["lookups_during_merge"]
+        merge, during = s["lookups_during_merge"], s["lookups_during_merge"]["lookup_us"]
         rows.setdefault("lookups during a merge: median / p99 / max µs", []).append(
-            f"{merge['lookup_us']['median']} / {merge['lookup_us']['p99']} / {merge['lookup_us']['max']}"
-            f" ({merge['lookups']:,} in the {merge['merge_seconds']} s it took)"
+            (f"{during['median']} / {during['p99']} / {during['max']}" if during else "none: it merged first")
+            + f" ({merge['lookups']:,} in the {merge['merge_seconds']} s it took)"
         )
         for change, check in (("add", "found_right_after_add"), ("remove", "gone_right_after_remove")):
             micros = s[f"{change}_us"]
