@@ -85,8 +85,9 @@ def compact(stored: "IcebergTable", table: Table, *, small_file_bytes: int, max_
     """Rewrite each day with several small files as one commit; (days compacted, days skipped
     as too large to rewrite in memory)."""
     compacted = too_large = 0
-    for day in days_to_compact(data_files(stored), small_file_bytes):
-        size = sum(b for d, b in data_files(stored) if d == day)
+    files = data_files(stored)  # rewriting one day leaves the others' files as they are
+    for day in days_to_compact(files, small_file_bytes):
+        size = sum(b for d, b in files if d == day)
         if size > max_day_bytes:
             log.warning(
                 "archive day too large to compact here", extra={"table": table.name, "day": str(day), "bytes": size}

@@ -32,7 +32,7 @@ in the other.
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import duckdb
@@ -99,7 +99,7 @@ class Period:
         """Its verdicts (a verdict names the model whose scores it saw, but pairs span models)."""
         return self._conditions(["true"], by_model=False)
 
-    def days(self) -> tuple[Any, Any]:
+    def days(self) -> tuple[date | None, date | None]:
         """The archive's days to open for the period: from ``VERDICT_LOOKBACK`` before it."""
         since = None if self.since is None else (self.since - VERDICT_LOOKBACK).date()
         return since, None if self.until is None else self.until.date()
@@ -233,7 +233,7 @@ def sampled_verdicts(
             f"coalesce(list_contains(v.labels, {literal}), false) AS truth_{i}",
         ]
     where, params = period.where()
-    named = {"now": (now or datetime.now(UTC)) + CLOCK_SKEW, **{f"p{i}": p for i, p in enumerate(params)}}
+    named = _named(params, now)
     query = _sampled(
         f"automatic AS (SELECT * FROM decisions WHERE {_numbered(where)})\n"
         f"SELECT {', '.join(columns)}\n"
@@ -264,7 +264,7 @@ def sampled_verdicts(
 def set_aside(connection: duckdb.DuckDBPyConnection, period: Period, *, now: datetime | None = None) -> dict[str, int]:
     """The period's deciding verdicts kept out of the estimates, by reason (every reason named)."""
     where, params = period.where_verdicts()
-    named = {"now": (now or datetime.now(UTC)) + CLOCK_SKEW, **{f"p{i}": p for i, p in enumerate(params)}}
+    named = _named(params, now)
     rows = connection.execute(
         _sampled(
             f"counted AS (SELECT set_aside FROM deciding WHERE set_aside IS NOT NULL AND {_numbered(where)})\n"
@@ -274,6 +274,11 @@ def set_aside(connection: duckdb.DuckDBPyConnection, period: Period, *, now: dat
     ).fetchall()
     found = {str(reason): int(n) for reason, n in rows}
     return {reason: found.get(reason, 0) for reason in SET_ASIDE_REASONS}
+
+
+def _named(params: list[Any], now: datetime | None) -> dict[str, Any]:
+    """``Period``'s parameters as ``$p0``, ``$p1``…, beside ``$now`` (the latest plausible time)."""
+    return {"now": (now or datetime.now(UTC)) + CLOCK_SKEW, **{f"p{i}": p for i, p in enumerate(params)}}
 
 
 def _numbered(where: str) -> str:
@@ -299,7 +304,7 @@ def review_pairs(connection: duckdb.DuckDBPyConnection, period: Period, *, now: 
     """Items of the period judged twice, blind, by two reviewers: the sampled verdict and the
     first second review."""
     where, params = period.where_verdicts()
-    named = {"now": (now or datetime.now(UTC)) + CLOCK_SKEW, **{f"p{i}": p for i, p in enumerate(params)}}
+    named = _named(params, now)
     query = _sampled(
         f"first AS (SELECT * FROM sampled WHERE {_numbered(where)}),\n"
         f"second AS (\n"

@@ -19,6 +19,7 @@ so a crash between a commit and the Kafka offset commit never stores a record tw
 pattern of Iceberg's Kafka Connect sink.
 """
 
+import functools
 import json
 import logging
 import os
@@ -82,14 +83,20 @@ def catalog(settings: Settings) -> "Catalog":
         "s3.connect-timeout": "5",
         "s3.request-timeout": "60",
     }
-    uri = catalog_uri(settings)
+    return _catalog(catalog_uri(settings), f"s3://{settings.archive_bucket}/", tuple(sorted(files.items())))
+
+
+@functools.lru_cache(maxsize=32)
+def _catalog(uri: str, warehouse: str, files: tuple[tuple[str, str], ...]) -> "Catalog":
+    # One per catalog and store: a SQL catalog opens an engine and checks its tables when made,
+    # and every scan and commit asks for it.
     if uri.startswith(("http://", "https://")):
         from pyiceberg.catalog.rest import RestCatalog
 
-        return RestCatalog("modstream", uri=uri, **files)
+        return RestCatalog("modstream", uri=uri, **dict(files))
     from pyiceberg.catalog.sql import SqlCatalog
 
-    return SqlCatalog("modstream", uri=uri, warehouse=f"s3://{settings.archive_bucket}/", **files)
+    return SqlCatalog("modstream", uri=uri, warehouse=warehouse, **dict(files))
 
 
 def catalog_uri(settings: Settings) -> str:
