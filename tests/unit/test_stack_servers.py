@@ -40,3 +40,18 @@ def test_the_store_at_the_s3_address_is_the_s3_server(tmp_path: Path) -> None:
     assert broker_store_name(settings) == "s3"
     assert "broker-store" not in server_names(settings)
     assert kafka(settings, Layout(tmp_path)).env["AWS_ENDPOINT"] == "http://127.0.0.1:19000"
+
+
+def test_a_store_past_the_size_where_the_broker_slows_is_named_with_the_way_out(tmp_path: Path) -> None:
+    from modstream.stack.supervisor import FULL_BROKER_STORE_BYTES, full_broker_store
+
+    settings = _settings(tmp_path, broker_storage="s3", broker_store_endpoint="127.0.0.1:20000")
+    folder = tmp_path / "data" / "broker-store"
+    folder.mkdir(parents=True)
+    (folder / "volume.dat").write_bytes(b"x" * 1024)
+    assert full_broker_store(settings) is None
+    with (folder / "volume.dat").open("r+b") as volume:
+        volume.truncate(FULL_BROKER_STORE_BYTES)
+    warning = full_broker_store(settings)
+    assert warning is not None and "256 MB" in warning and str(folder) in warning
+    assert full_broker_store(_settings(tmp_path, broker_storage="memory")) is None

@@ -35,7 +35,7 @@ def up(
     """Start Kafka (Tansu, on its store: SeaweedFS), S3 (nanio), Redis (Valkey) and Triton, then
     create topics and bucket."""
     from modstream.core.provision import provision
-    from modstream.stack import StackError, start_service, start_stack
+    from modstream.stack import StackError, full_broker_store, start_service, start_stack
 
     settings = get_settings()
     try:
@@ -51,6 +51,8 @@ def up(
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     status()
+    if (warning := full_broker_store(settings)) is not None:
+        err.print(f"[yellow]{warning}[/yellow]")
 
 
 @app.command("down")

@@ -3,6 +3,7 @@
 from modstream.stack.supervisor import (
     ServerStatus,
     StackError,
+    full_broker_store,
     restart_server,
     stack_status,
     start_service,
@@ -13,6 +14,7 @@ from modstream.stack.supervisor import (
 __all__ = [
     "ServerStatus",
     "StackError",
+    "full_broker_store",
     "restart_server",
     "stack_status",
     "start_service",
