@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modstream.archive")
 POLL_MS = 1000
+# Per partition and fetch: read ahead while a batch is parsed (the client default, 1 MB, is ~1,000 decisions).
+FETCH_BYTES = 8 * 2**20
 
 REVOKE_FLUSH_SECONDS = 30.0
 # Ids remembered per table to hold back a record published twice (~10 MB at most).
@@ -77,11 +79,20 @@ class Archiver:
         self.failing_since: float | None = None
         self._observers = observers
         self._flushing = asyncio.Lock()
+        self._opening: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         bucket = self.settings.archive_bucket
         await retrying(lambda: asyncio.to_thread(self.store.ensure_bucket, bucket), "object store")
-        async with kafka_consumer(self.settings, group_id=self.settings.archive_group, auto_commit=False) as consumer:
+        # The tables open while the consumer joins its group (a few seconds on either side:
+        # the catalog, the table metadata, pyiceberg's own imports), not in the first flush.
+        self._opening = asyncio.create_task(self._open_tables())
+        async with kafka_consumer(
+            self.settings,
+            group_id=self.settings.archive_group,
+            auto_commit=False,
+            max_partition_fetch_bytes=FETCH_BYTES,
+        ) as consumer:
             consumer.subscribe(list(self.tables), listener=_FlushOnRevoke(lambda: self.flush(consumer)))
             log.info("archiving", extra={"topics": list(self.tables), "bucket": self.settings.archive_bucket})
             # One flush commits beside the reading of the next batch, never more: reading is
@@ -117,8 +128,21 @@ class Archiver:
             row = replace(row, repeat=True)
         self.pending.add(message, row, now)
 
+    async def _open_tables(self) -> None:
+        def open_all() -> None:
+            for table in TABLES.values():
+                self._stored[table.name] = lake.open_table(self.settings, table)
+
+        try:
+            await asyncio.to_thread(open_all)
+        except Exception as exc:
+            # The first flush opens what is missing, and retries while the catalog is down.
+            log.warning("could not open the archive's tables yet", extra={"error": repr(exc)[:300]})
+
     async def flush(self, consumer: AIOKafkaConsumer) -> None:
         """Commit what is held to the tables, then the Kafka offsets it frees; retried until done."""
+        if self._opening is not None:
+            await self._opening  # never two threads creating one table
         async with self._flushing:
             taken = self.pending.take()
             if not taken.records:
