@@ -15,9 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from modstream.bank.state import BANK_OUTCOMES, HASH_MATCH, Banks
+from modstream.bank.state import BANK_OUTCOMES, Banks
 from modstream.bank.topic import put_bank, put_entry
 from modstream.core.events import (
+    HASH_MATCH,
     BankAction,
     BankEntry,
     ImageHashes,

@@ -29,7 +29,6 @@ Given = Query | PdqHash | str | None  # a value to look up, as a signal type tak
 # When several entries match, the strictest action wins: a known-good (allow) list must not
 # override a list of known-bad content the same image is on.
 PRECEDENCE = {BankAction.BLOCK: 0, BankAction.REVIEW: 1, BankAction.ALLOW: 2}
-HASH_MATCH = "hash_match"  # the reason a bank's decision gives
 BANK_OUTCOMES = {BankAction.BLOCK: Outcome.BLOCK, BankAction.REVIEW: Outcome.REVIEW, BankAction.ALLOW: Outcome.ALLOW}
 
 

@@ -276,6 +276,7 @@ class ModerationDecision(ImageRecord):
     )
     review_queue: str | None = Field(default=None, description="the human review queue it was sent to, if any")
     reviewer: str | None = Field(default=None, description="who decided, for human decisions")
+    labels: list[str] = Field(default_factory=list, description="the labels a reviewer named, for human decisions")
     review_seconds: float | None = Field(default=None, ge=0, description="time the reviewer spent on it")
     # What the quality loop needs to weigh reviewers' verdicts against the population they
     # were drawn from, and to re-run the policy over archived scores.
@@ -347,6 +348,9 @@ class ReviewRequest(ImageRecord):
 
 
 JobKind = Literal["threshold_review", "audit_sample", "second_review", "labelling"]
+# The reasons a decision gives when automated means flagged the image: a label's score
+# reaching its threshold, or a hash bank's entry matching.
+THRESHOLD, HASH_MATCH = "threshold", "hash_match"
 DECIDING_JOB_KINDS = ("threshold_review", "audit_sample")
 """The kinds whose verdict publishes the final decision; a blind second review and a labelling
 job (an archived image a team asked reviewers to label) publish none."""
@@ -488,3 +492,21 @@ class DeadLetter(Record):
     payload_bytes: int = Field(ge=0, description="the size of the whole payload")
     payload_sha256: str
     payload_truncated: bool = False
+
+
+DecisionPath = Literal["model", "bank_match", "model_then_human", "human"]
+
+
+class StatementIssued(Record):
+    """A statement of reasons for one restriction (DSA Art. 17), as the Transparency Database
+    takes it (``statement``, checked by ``core.dsa.Statement``: it holds no personal data).
+    The key on ``moderation.statements`` is its ``puid``."""
+
+    event_type: Literal["moderation.statement"] = "moderation.statement"
+    statement_id: str = Field(default_factory=new_id)
+    puid: str = Field(description="the platform's unique id of the statement, from the event id")
+    event_id: EventId
+    tenant: Tenant
+    decision_id: str = Field(description="the decision it states the reasons of")
+    path: DecisionPath = Field(description="how the decision was taken: it sets automated_detection and _decision")
+    statement: dict[str, Any] = Field(description="the body of POST /api/v1/statement")

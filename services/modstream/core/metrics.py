@@ -55,6 +55,17 @@ archive_replayed = _meter.create_counter(
 archive_unreadable = _meter.create_counter(
     "modstream.archive.unreadable", description="Records on archived topics that were not their type, by topic"
 )
+statements = _meter.create_counter(
+    "modstream.statements", description="Statements of reasons put on their topic, by tenant and decision path"
+)
+statements_submitted = _meter.create_counter(
+    "modstream.statements.submitted",
+    description="Statements the Transparency Database took (outcome accepted) or already held (duplicate), by tenant",
+)
+statements_refused = _meter.create_counter(
+    "modstream.statements.refused",
+    description="Statements refused (by the database, or by our own check before sending), dead-lettered, by tenant",
+)
 
 _configured = False
 _lock = threading.Lock()

@@ -15,6 +15,7 @@ from modstream.core.events import (
     ReviewRequest,
     ReviewVerdict,
     ShadowScore,
+    StatementIssued,
 )
 from modstream.core.settings import PROJECT_ROOT
 
@@ -30,6 +31,7 @@ RECORDS: dict[str, tuple[type[BaseModel], Literal["validation", "serialization"]
     "model.shadow": (ShadowScore, "serialization"),
     "bank.bank": (Bank, "serialization"),
     "bank.entry": (BankEntry, "serialization"),
+    "moderation.statement": (StatementIssued, "serialization"),
 }
 
 

@@ -10,8 +10,9 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from modstream.core.events import BankName, Outcome, QueueName, Thresholds, Trigger
+from modstream.core.events import THRESHOLD, BankName, Outcome, QueueName, Thresholds, Trigger
 from modstream.core.sampling import in_sample
+from modstream.policy.statements import StatementRules, unmapped_labels
 
 AUDIT_QUEUE = "audit"
 LABELS_CHANGED_QUEUE = "labels-changed"
@@ -46,11 +47,28 @@ class Policy(BaseModel):
         default_factory=dict, description="label -> hash bank: a reviewer's remove naming the label banks the image"
     )
 
+    statements: StatementRules | None = Field(
+        default=None, description="statements of reasons for its restrictions (DSA Art. 17); none: not produced"
+    )
+
     @model_validator(mode="after")
     def _banked_labels_known(self) -> Self:
         unknown = sorted(set(self.bank_on_remove) - self.known_labels())
         if unknown:
             raise ValueError(f"bank_on_remove names labels the policy does not have: {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _every_blocking_label_reported(self) -> Self:
+        if self.statements is None:
+            return self
+        if missing := unmapped_labels(self.statements, set(self.labels)):
+            raise ValueError(
+                f"statements.labels: {', '.join(missing)} can block (a score reaching block_at, or a reviewer's "
+                "remove) but has no category to report it under"
+            )
+        if unknown := sorted(set(self.statements.labels) - self.known_labels()):
+            raise ValueError(f"statements.labels names labels the policy does not have: {', '.join(unknown)}")
         return self
 
     def known_labels(self) -> set[str]:
@@ -92,7 +110,7 @@ def evaluate(scores: dict[str, float], policy: Policy, content_id: str) -> Verdi
         decision, triggered = Outcome.BLOCK, blocking
     else:
         decision = Outcome.REVIEW if triggered else Outcome.ALLOW
-    reasons = ["threshold"] if triggered else []
+    reasons = [THRESHOLD] if triggered else []
     queue = policy.labels[triggered[0].label].queue if decision is Outcome.REVIEW else None
     drift = label_drift(scores, policy)
     if drift and decision is not Outcome.BLOCK:

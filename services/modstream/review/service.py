@@ -214,7 +214,10 @@ class ReviewService:
             **job.model_dump(include={"tenant", "bucket", "key", "scores", "triggered", "model", "hashes"}),
             event_id=job.event_id,
             decision=OUTCOME[verdict.verdict.value],
-            reasons=["human_review"],
+            # Why it reached a person too: a statement of reasons tells a person's decision
+            # on what a model or a bank flagged from one on an audit sample.
+            reasons=["human_review", *job.reasons],
+            labels=verdict.labels,
             policy_id=job.policy_id,
             policy_version=job.policy_version,
             source="human",

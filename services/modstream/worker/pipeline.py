@@ -18,10 +18,11 @@ from typing import Any
 from opentelemetry import trace
 
 from modstream.bank.signals import hash_image
-from modstream.bank.state import BANK_OUTCOMES, HASH_MATCH, Banks, Match
+from modstream.bank.state import BANK_OUTCOMES, Banks, Match
 from modstream.core import metrics
 from modstream.core.dedupe import Claim, DecidedEvents, renewing
 from modstream.core.events import (
+    HASH_MATCH,
     DeadLetter,
     DecisionError,
     ErrorReason,

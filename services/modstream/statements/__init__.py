@@ -1,0 +1,1 @@
+"""Statements of reasons: built from restrictions, published, submitted to the DSA Transparency Database."""
