@@ -26,12 +26,15 @@ metrics.configure_metrics("test")
 gauges.remember([QueueStats(name="q", pending=1, in_review=0, oldest_age_seconds=1.0)])
 for name in ("events_consumed", "records_published", "decisions", "decision_labels", "errors",
              "dependency_retries", "verdicts", "archived_records", "archive_commits",
-             "archive_replayed", "archive_unreadable"):
+             "archive_replayed", "archive_unreadable", "statements", "statements_submitted",
+             "statements_refused"):
     getattr(metrics, name).add(1, {"x": "y"})
 metrics.stage_duration.record(0.1, {"stage": "fetch"})
 drift_monitor._readings[("t", "nsfw")] = drift_monitor.Reading("1", 0, Drift(0.3, 0.1, 0.2, 0.0, 900))
 drift_monitor._audit_rates["t"] = 0.1
 archived._set_aside["t"] = {"orphan": 1}
+from modstream.statements import service
+service._waiting_since["t"] = 0.0
 print(metrics.render().decode())
 """
 

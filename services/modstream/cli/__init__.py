@@ -5,7 +5,21 @@ One module per command group; each parses its options and calls into the rooms b
 
 import typer
 
-from modstream.cli import archive, bank, bench, dashboard, demo, labels, model, quality, schemas, stack, uploads, worker
+from modstream.cli import (
+    archive,
+    bank,
+    bench,
+    dashboard,
+    demo,
+    labels,
+    model,
+    quality,
+    schemas,
+    stack,
+    statements,
+    uploads,
+    worker,
+)
 
 app = typer.Typer(help="Streaming image moderation: Kafka, Faust, S3 and Triton.", no_args_is_help=True)
 for command in (
@@ -20,6 +34,7 @@ for command in (
     app.command()(command)
 app.add_typer(stack.app, name="stack")
 app.add_typer(archive.app, name="archive")
+app.add_typer(statements.app, name="statements")
 app.add_typer(model.app, name="model")
 app.add_typer(dashboard.app, name="dashboard")
 app.add_typer(quality.app, name="quality")

@@ -31,6 +31,9 @@ def up(
     worker: Annotated[bool, typer.Option(help="also start a worker in the background")] = False,
     dashboard: Annotated[bool, typer.Option(help="also start the reviewer dashboard in the background")] = False,
     archive: Annotated[bool, typer.Option(help="start the decision archiver in the background")] = True,
+    statements: Annotated[
+        bool, typer.Option(help="also write statements of reasons (and submit them) in the background")
+    ] = False,
 ) -> None:
     """Start Kafka (Tansu, on its store: SeaweedFS), S3 (nanio), Redis (Valkey) and Triton, then
     create topics and bucket."""
@@ -43,7 +46,8 @@ def up(
             start_stack(settings, timeout=timeout, on_event=lambda server, msg: spinner.update(f"{server}: {msg}"))
             spinner.update("creating topics and buckets…")
             provision(settings)
-            for name, wanted in (("archive", archive), ("worker", worker), ("dashboard", dashboard)):
+            wanted_services = {"archive": archive, "worker": worker, "dashboard": dashboard, "statements": statements}
+            for name, wanted in wanted_services.items():
                 if wanted:
                     spinner.update(f"starting the {name}…")
                     start_service(settings, name, timeout)

@@ -471,6 +471,7 @@ class DeadLetterReason(StrEnum):
     EVENT_TOO_LARGE = "event_too_large"
     BUCKET_NOT_ALLOWED = "bucket_not_allowed"
     UNKNOWN_TENANT = "unknown_tenant"
+    STATEMENT_REFUSED = "statement_refused"  # by the Transparency Database, or by our own check
 
 
 class DeadLetter(Record):

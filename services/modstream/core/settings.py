@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # Their records name no tenant: a bucket listed in NOTIFICATION_TENANTS ({"bucket":
     # "tenant"}) gives it, else, with NOTIFICATION_TENANT_FROM_KEY, the key's first segment.
     topic_s3_notifications: str = "s3.notifications"
+    # Statements of reasons (DSA Art. 17) for every restriction of a tenant whose policy has
+    # a `statements` section, keyed by puid; `modstream statements` writes and submits them.
+    topic_statements: str = "moderation.statements"
     notification_tenants: dict[str, str] = Field(default_factory=dict)
     notification_tenant_from_key: bool = False
     topic_partitions: int = Field(4, ge=1)
@@ -156,6 +159,13 @@ class Settings(BaseSettings):
     archive_snapshot_retention_hours: float = Field(24.0, ge=0)
     # The archiver's HTTP endpoint (/healthz, /livez, /metrics); 0 turns it off.
     archive_web_port: int = 16067
+
+    # `modstream statements`: one consumer group turns decisions into statements, another
+    # submits them to the Transparency Database (for tenants whose policy names an endpoint).
+    statements_group: str = "modstream-statements"
+    statements_submit_group: str = "modstream-statements-submit"
+    # Its HTTP endpoint (/healthz, /livez, /metrics); 0 turns it off.
+    statements_web_port: int = 16068
 
     # Drift (computed by the archiver from the decisions it archives): per tenant and label,
     # each window's score histogram against a reference, the first windows a model version

@@ -19,6 +19,7 @@ def topic_names(settings: Settings) -> list[str]:
         settings.topic_shadow,
         settings.topic_s3_notifications,
         settings.topic_banks,
+        settings.topic_statements,
     ]
 
 

@@ -335,11 +335,21 @@ def archive(settings: Settings, layout: Layout) -> Server:
     )
 
 
+def statements(settings: Settings, layout: Layout) -> Server:
+    return Server(
+        name="statements",
+        address=f"127.0.0.1:{settings.statements_web_port}",
+        argv=[sys.executable, "-m", "modstream.cli", "statements"],
+        env=settings.as_env(),
+        answers=partial(probes.http_answers, f"http://127.0.0.1:{settings.statements_web_port}/metrics", want_ok=True),
+    )
+
+
 # In stop order (the broker before its store); ``start_stack`` starts the broker last, once
 # its store answers. The store runs only when the broker is on S3 storage.
 SERVERS = {"kafka": kafka, "broker-store": broker_store, "s3": s3, "redis": redis, "triton": triton}
 # Our own processes, started after the servers and stopped before them.
-SERVICES = {"worker": worker, "dashboard": dashboard, "archive": archive}
+SERVICES = {"worker": worker, "dashboard": dashboard, "archive": archive, "statements": statements}
 
 
 def link_triton_backend(layout: Layout) -> Path:
