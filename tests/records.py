@@ -16,6 +16,9 @@ R = TypeVar("R", bound=BaseModel)
 Headers = list[tuple[str, bytes]]
 
 
+CLOSE_SECONDS = 10.0
+
+
 class RecordLog(Generic[R]):
     """Every ``kind`` record on ``topic`` from its start, with its headers, read in the background.
 
@@ -80,7 +83,9 @@ class RecordLog(Generic[R]):
 
     async def close(self) -> None:
         self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        # Bounded: a client whose connection a test cut may never finish stopping, and a
+        # test must end with its own failure, not hang in its clean-up.
+        await asyncio.wait([self._task], timeout=CLOSE_SECONDS)
 
     async def __aenter__(self) -> Self:
         return self
