@@ -38,7 +38,7 @@ def _one_stack_run_per_machine() -> None:
 def loopback_settings(state_dir: object, **overrides: object) -> Settings:
     """Settings for a private stack: its own state folder and free ports for everything."""
     _one_stack_run_per_machine()
-    kafka, s3, redis, http, grpc, metrics, web, dashboard, dashboard_metrics, archive = free_ports(10)
+    kafka, s3, redis, http, grpc, metrics, web, dashboard, dashboard_metrics, archive, statements = free_ports(11)
     values: dict[str, object] = {
         "kafka_bootstrap": f"127.0.0.1:{kafka}",
         "s3_endpoint": f"127.0.0.1:{s3}",
@@ -50,6 +50,7 @@ def loopback_settings(state_dir: object, **overrides: object) -> Settings:
         "dashboard_port": dashboard,
         "dashboard_metrics_port": dashboard_metrics,
         "archive_web_port": archive,
+        "statements_web_port": statements,
         "broker_store_endpoint": f"127.0.0.1:{free_port_block(12)}",
         "state_dir": state_dir,
         "broker_session_timeout": 2.0,

@@ -20,6 +20,7 @@ def serve(
         return
     from modstream.bank.http import BankApi
     from modstream.cli.labels import taxonomy_labels
+    from modstream.policy.watcher import PolicyStore
     from modstream.quality.page import QualityPage
     from modstream.review.web.server import run_dashboard, users_file
 
@@ -32,6 +33,7 @@ def serve(
     # banks is what the job page offers a reviewer to add an image to. A label an admin
     # defines must not be one of the taxonomy's (read at each definition).
     banks = BankApi(settings)
+    policies = PolicyStore(settings.policies_dir, None)  # the tenants' appeals sections
     run_dashboard(
         settings,
         port=port,
@@ -39,6 +41,7 @@ def serve(
         extensions=[banks],
         bank_names=banks.names,
         taxonomy_labels=lambda: taxonomy_labels(settings),
+        appeal_rules=lambda tenant: policies.for_tenant(tenant).appeals,
     )
 
 

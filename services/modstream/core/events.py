@@ -270,9 +270,10 @@ class ModerationDecision(ImageRecord):
     bank_match: BankMatch | None = Field(default=None, description="the bank entry that decided, if one did")
     policy_id: str
     policy_version: str
-    source: Literal["automatic", "human", "retroactive"] = Field(
+    source: Literal["automatic", "human", "retroactive", "appeal"] = Field(
         default="automatic",
-        description="the worker's decision, a reviewer's, or a bank entry's added later (supersedes the first)",
+        description="the worker's decision, a reviewer's, a bank entry's added later, or an appeal's that "
+        "overturned the one before (each supersedes the first)",
     )
     review_queue: str | None = Field(default=None, description="the human review queue it was sent to, if any")
     reviewer: str | None = Field(default=None, description="who decided, for human decisions")
@@ -347,7 +348,7 @@ class ReviewRequest(ImageRecord):
         )
 
 
-JobKind = Literal["threshold_review", "audit_sample", "second_review", "labelling"]
+JobKind = Literal["threshold_review", "audit_sample", "second_review", "labelling", "appeal"]
 # The reasons a decision gives when automated means flagged the image: a label's score
 # reaching its threshold, or a hash bank's entry matching.
 THRESHOLD, HASH_MATCH = "threshold", "hash_match"
@@ -511,3 +512,39 @@ class StatementIssued(Record):
     decision_id: str = Field(description="the decision it states the reasons of")
     path: DecisionPath = Field(description="how the decision was taken: it sets automated_detection and _decision")
     statement: dict[str, Any] = Field(description="the body of POST /api/v1/statement")
+
+
+class AppealLodged(Record):
+    """Someone asks for a restriction to be looked at again (DSA Art. 20), on ``moderation.appeals``."""
+
+    event_type: Literal["moderation.appeal"] = "moderation.appeal"
+    appeal_id: str = Field(default_factory=new_id)
+    event_id: EventId = Field(description="the upload whose restriction is appealed")
+    tenant: Tenant
+    appellant: Literal["uploader", "reporter"]
+    appellant_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")] = Field(
+        description="the platform's pseudonymous id of who appeals (never a name or an address)"
+    )
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+
+
+class AppealRefusal(StrEnum):
+    NO_RESTRICTION = "no_restriction"  # none on record: never restricted, lifted since, or unknown
+    OUT_OF_TIME = "out_of_time"
+    ALREADY_APPEALED = "already_appealed"
+
+
+class AppealOutcome(Record):
+    """What became of an appeal, on ``moderation.appeal-outcomes``: refused (with why), queued
+    for a person (with its due date), then upheld or overturned."""
+
+    event_type: Literal["moderation.appeal-outcome"] = "moderation.appeal-outcome"
+    appeal_id: str
+    event_id: EventId
+    tenant: Tenant
+    outcome: Literal["refused", "queued", "upheld", "overturned"]
+    refusal: AppealRefusal | None = None
+    detail: str = ""
+    decision_id: str | None = Field(default=None, description="the decision appealed")
+    new_decision_id: str | None = Field(default=None, description="the decision an overturn published")
+    due_at: datetime | None = None

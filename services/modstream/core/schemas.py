@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from modstream.core.events import (
+    AppealLodged,
+    AppealOutcome,
     Bank,
     BankEntry,
     DeadLetter,
@@ -32,6 +34,8 @@ RECORDS: dict[str, tuple[type[BaseModel], Literal["validation", "serialization"]
     "bank.bank": (Bank, "serialization"),
     "bank.entry": (BankEntry, "serialization"),
     "moderation.statement": (StatementIssued, "serialization"),
+    "moderation.appeal": (AppealLodged, "validation"),
+    "moderation.appeal-outcome": (AppealOutcome, "serialization"),
 }
 
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Statements of reasons (DSA Art. 17) for every restriction of a tenant whose policy has
     # a `statements` section, keyed by puid; `modstream statements` writes and submits them.
     topic_statements: str = "moderation.statements"
+    # Appeals (DSA Art. 20): lodged by a platform (or the dashboard's API), and what became of each.
+    topic_appeals: str = "moderation.appeals"
+    topic_appeal_outcomes: str = "moderation.appeal-outcomes"
     notification_tenants: dict[str, str] = Field(default_factory=dict)
     notification_tenant_from_key: bool = False
     topic_partitions: int = Field(4, ge=1)

@@ -20,6 +20,8 @@ def topic_names(settings: Settings) -> list[str]:
         settings.topic_s3_notifications,
         settings.topic_banks,
         settings.topic_statements,
+        settings.topic_appeals,
+        settings.topic_appeal_outcomes,
     ]
 
 

@@ -10,6 +10,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modstream.core.appeals import AppealRules
 from modstream.core.events import THRESHOLD, BankName, Outcome, QueueName, Thresholds, Trigger
 from modstream.core.sampling import in_sample
 from modstream.policy.statements import StatementRules, unmapped_labels
@@ -47,6 +48,7 @@ class Policy(BaseModel):
         default_factory=dict, description="label -> hash bank: a reviewer's remove naming the label banks the image"
     )
 
+    appeals: AppealRules = Field(default_factory=AppealRules, description="how restrictions are appealed")
     statements: StatementRules | None = Field(
         default=None, description="statements of reasons for its restrictions (DSA Art. 17); none: not produced"
     )

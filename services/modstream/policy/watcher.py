@@ -5,6 +5,7 @@ worker keeps the policies it had and says why, so a typo never stops moderation.
 """
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,9 +22,17 @@ class PolicyStore:
         self.model_labels = list(model_labels) if model_labels is not None else None
         self._fingerprint = self._read_fingerprint()
         self.current = load_policies(folder, self.model_labels)
+        self._looked_at = time.monotonic()
+
+    def for_tenant(self, tenant: str, fresh_within: float = 5.0) -> Policy:
+        """The tenant's policy, its files looked at again at most every ``fresh_within`` seconds."""
+        if time.monotonic() - self._looked_at >= fresh_within:
+            self.refresh()
+        return self.current.for_tenant(tenant)
 
     def refresh(self) -> dict[str, str] | None:
         """Reload if any policy file changed; the versions that changed, when new ones are in use."""
+        self._looked_at = time.monotonic()
         fingerprint = self._read_fingerprint()
         if fingerprint == self._fingerprint:
             return None

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from modstream.core import metrics
-from modstream.core.events import ModerationDecision, ReviewRequest
+from modstream.core.events import AppealLodged, ModerationDecision, ReviewRequest
 from modstream.core.kafka import kafka_consumer
 from modstream.core.retry import retrying
 from modstream.core.settings import Settings
@@ -40,6 +40,7 @@ T = TypeVar("T")
 DEPTH_SAMPLE_SECONDS = 60.0
 SAMPLE_RETRY_SECONDS = 5.0  # a failed sample is tried again this soon, not a whole period later
 INTAKE_GROUP, STATS_GROUP = "modstream-review-intake", "modstream-review-stats"
+APPEALS_GROUP = "modstream-review-appeals"
 # At shutdown each loop finishes its batch and commits; one still waiting out an outage
 # after this is cancelled, which leaves its record uncommitted, to be read again.
 STOP_GRACE_SECONDS = 5.0
@@ -176,6 +177,7 @@ async def run_feeds(settings: Settings, service: ReviewService, stop: asyncio.Ev
     loops = [
         _consume(settings, "review-requests", settings.topic_review_requests, INTAKE_GROUP, _enqueue(service), stop),
         _consume(settings, "decisions", settings.topic_decisions, STATS_GROUP, _count(service), stop),
+        _consume(settings, "appeals", settings.topic_appeals, APPEALS_GROUP, _lodge(service), stop),
         _every("queue-depths", DEPTH_SAMPLE_SECONDS, service.queues.record_depths, stop),
         _every("queue-gauges", gauges.REFRESH_SECONDS, lambda: _refresh_gauges(service), stop),
     ]
@@ -210,8 +212,22 @@ def _count(service: ReviewService) -> Prepare:
 
         async def count() -> None:
             await service.counts.record(decision)  # a repeat is not counted again
+            await service.appeals.remember(decision, service.appeal_rules(decision.tenant))
 
         return count
+
+    return prepare
+
+
+def _lodge(service: ReviewService) -> Prepare:
+    def prepare(value: bytes, headers: KafkaHeaders) -> Action:
+        appeal = AppealLodged.model_validate_json(value)
+
+        async def lodge() -> None:
+            outcome = await service.lodge(appeal)
+            log.info("appeal " + outcome.outcome, extra={"event_id": appeal.event_id, "appeal_id": appeal.appeal_id})
+
+        return lodge
 
     return prepare
 

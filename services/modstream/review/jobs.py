@@ -28,6 +28,25 @@ class Verdict(StrEnum):
     REMOVE = "remove"
 
 
+APPEAL_SUFFIX = ":appeal"
+
+
+class AppealCase(BaseModel):
+    """What an appeal job shows beside the image: who appeals, why, what they appeal, by when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    appeal_id: str
+    appellant: str
+    reason: str
+    restricted_by: str | None = Field(description="the reviewer who took the decision appealed; none: automatic")
+    restriction_source: str
+    restricted_at: datetime
+    statement_puid: str | None = None
+    lodged_at: datetime
+    due_at: datetime
+
+
 class ReviewJob(BaseModel):
     """One image waiting for (or under) human review. Its id is the upload's event id; a
     second review's is that id with ``:second`` added, a labelling job's ``:label:<label>``."""
@@ -57,11 +76,14 @@ class ReviewJob(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     # The upload's trace (W3C headers of the review request): the verdict continues it.
     trace_context: dict[str, str] = Field(default_factory=dict)
+    appeal: AppealCase | None = None
 
     @property
     def event_id(self) -> str:
         if self.kind == "second_review":
             return self.job_id.removesuffix(SECOND_REVIEW_SUFFIX)
+        if self.kind == "appeal":
+            return self.job_id.removesuffix(APPEAL_SUFFIX)
         return self.job_id.partition(LABELLING_INFIX)[0] if self.kind == "labelling" else self.job_id
 
     @property

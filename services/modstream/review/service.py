@@ -20,12 +20,24 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry import propagate
 
 from modstream.core import metrics
-from modstream.core.events import BankEntry, ModerationDecision, Outcome, Record, ReviewVerdict, entry_key
+from modstream.core.appeals import AppealRules, refusal
+from modstream.core.events import (
+    AppealLodged,
+    AppealOutcome,
+    AppealRefusal,
+    BankEntry,
+    ModerationDecision,
+    Outcome,
+    Record,
+    ReviewVerdict,
+    entry_key,
+)
 from modstream.core.kafka import KafkaPublisher, producer_options
 from modstream.core.labels import LabelDefinition, LabelRegistry, label_definition
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.tracing import inject_headers, tracer
+from modstream.review.appeals import KEEP_PAST_WINDOW, AppealBook, appeal_job
 from modstream.review.audit import AuditEntry, AuditLog
 from modstream.review.jobs import Lease, QueueStats, ReviewJob, Verdict, VerdictInput
 from modstream.review.queue import LeaseLost, ReviewQueues
@@ -49,6 +61,7 @@ class ReviewService:
         settings: Settings,
         bank_names: Callable[[], Collection[str]] = tuple,
         taxonomy_labels: Callable[[], Collection[str]] = tuple,
+        appeal_rules: Callable[[str], AppealRules] = lambda tenant: AppealRules(),
     ) -> None:
         self.settings = settings
         # The banks a reviewer can add to (the composer passes the bank room's live view).
@@ -56,6 +69,8 @@ class ReviewService:
         # The taxonomy's labels, which no defined label may take (the composer reads the
         # file; raises LabelError when it cannot).
         self.taxonomy_labels = taxonomy_labels
+        # A tenant's appeals section (the composer passes the policies' live view).
+        self.appeal_rules = appeal_rules
         self.redis = aioredis.Redis.from_url(settings.redis_url)
         self.queues = ReviewQueues(
             self.redis,
@@ -65,6 +80,7 @@ class ReviewService:
         self.audit_log = AuditLog(self.redis)
         self.labels = LabelRegistry(self.redis)
         self.counts = DecisionCounts(self.redis)
+        self.appeals = AppealBook(self.redis)
         self.store = ObjectStore(settings)
         self._producer: AIOKafkaProducer | None = None
         self._publisher: KafkaPublisher | None = None
@@ -115,7 +131,7 @@ class ReviewService:
         banked = self._bank_entries(job, reviewer, verdict)
         await self.queues.extend(job_id, reviewer, PUBLISH_GRACE_SECONDS)
         seconds = round((datetime.now(UTC) - lease.claimed_at).total_seconds(), 2)
-        decision = self._decision(job, reviewer, verdict, seconds) if job.decides else None
+        decision = self._final_decision(job, reviewer, verdict, seconds)
         record = ReviewVerdict(
             **job.model_dump(
                 include={"tenant", "bucket", "key", "queue", "scores", "model", "hashes", "bank_match", "policy_id"}
@@ -139,6 +155,17 @@ class ReviewService:
             headers = inject_headers()
             outputs: list[tuple[str, Record]] = [(self.settings.topic_decisions, decision)] if decision else []
             outputs.append((self.settings.topic_review_verdicts, record))
+            if job.appeal is not None:
+                answered = AppealOutcome(
+                    appeal_id=job.appeal.appeal_id,
+                    event_id=job.event_id,
+                    tenant=job.tenant,
+                    outcome="overturned" if decision is not None else "upheld",
+                    decision_id=job.decision_id,
+                    new_decision_id=decision.decision_id if decision is not None else None,
+                    due_at=job.appeal.due_at,
+                )
+                outputs.append((self.settings.topic_appeal_outcomes, answered))
             for topic, value in outputs:
                 await self._publisher.publish(topic, job.event_id, value.to_bytes(), headers)
             for entry in banked:
@@ -208,6 +235,58 @@ class ReviewService:
             )
             for bank in sorted(wanted)
         ]
+
+    def _final_decision(
+        self, job: ReviewJob, reviewer: str, verdict: VerdictInput, seconds: float
+    ) -> ModerationDecision | None:
+        """The decision a verdict publishes: a deciding job's, or an appeal's that overturns the
+        restriction (one that upholds it leaves the decision appealed standing)."""
+        if job.decides:
+            return self._decision(job, reviewer, verdict, seconds)
+        if job.kind == "appeal" and verdict.verdict is Verdict.APPROVE:
+            return self._decision(job, reviewer, verdict, seconds).model_copy(
+                update={"source": "appeal", "reasons": ["appeal_overturned"]}
+            )
+        return None
+
+    async def lodge(self, appeal: AppealLodged) -> AppealOutcome:
+        """Queue ``appeal`` for a person who did not take the decision appealed, or refuse it
+        saying why; the outcome is published on the appeal-outcomes topic either way."""
+        now = datetime.now(UTC)
+        rules = self.appeal_rules(appeal.tenant)
+        restriction = await self.appeals.restriction(appeal.event_id)
+        refused = refusal(appeal, restriction, rules, now)
+        if refused is None and restriction is not None:
+            keep = rules.open_until(restriction.occurred_at) + KEEP_PAST_WINDOW - now
+            heard = await self.appeals.first_appeal(restriction.decision_id, appeal.appeal_id, keep)
+            if heard is not None:
+                refused = (
+                    AppealRefusal.ALREADY_APPEALED,
+                    f"decision {restriction.decision_id} was appealed in {heard}",
+                )
+        answer = {"appeal_id": appeal.appeal_id, "event_id": appeal.event_id, "tenant": appeal.tenant}
+        if refused is not None or restriction is None:
+            reason, detail = refused or (AppealRefusal.NO_RESTRICTION, "")
+            outcome = AppealOutcome(**answer, outcome="refused", refusal=reason, detail=detail)
+            await self.audit("appeals", "appeal_refused", appeal=appeal.appeal_id, reason=reason.value)
+        else:
+            job = appeal_job(appeal, restriction, rules, now)
+            excluded = [restriction.reviewer] if restriction.reviewer else []
+            if await self.queues.enqueue(job, excluded=excluded):
+                await self.audit(
+                    "appeals",
+                    "appeal_queued",
+                    appeal=appeal.appeal_id,
+                    job=job.job_id,
+                    excluded=excluded,
+                    queue=job.queue,
+                )
+            due = rules.due(appeal.occurred_at)
+            outcome = AppealOutcome(**answer, outcome="queued", decision_id=restriction.decision_id, due_at=due)
+        if self._publisher is None:
+            raise RuntimeError("ReviewService.start() was not called")
+        await self._publisher.publish(self.settings.topic_appeal_outcomes, appeal.event_id, outcome.to_bytes(), [])
+        return outcome
 
     def _decision(self, job: ReviewJob, reviewer: str, verdict: VerdictInput, seconds: float) -> ModerationDecision:
         return ModerationDecision(

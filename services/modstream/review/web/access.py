@@ -61,7 +61,7 @@ async def api_user(request: Request, dashboard: Shared) -> Session:
 
 
 async def admin_user(session: Annotated[Session, Depends(page_user)]) -> Session:
-    return _admin(session)
+    return require_admin(session)
 
 
 async def form_user(request: Request, session: Annotated[Session, Depends(page_user)]) -> Session:
@@ -72,7 +72,7 @@ async def form_user(request: Request, session: Annotated[Session, Depends(page_u
 
 
 async def admin_form_user(session: Annotated[Session, Depends(form_user)]) -> Session:
-    return _admin(session)
+    return require_admin(session)
 
 
 Page = Annotated[Session, Depends(page_user)]
@@ -135,7 +135,7 @@ async def _session_of(request: Request, dashboard: Dashboard) -> Session | None:
     return await dashboard.sessions.get(sid) if sid else None
 
 
-def _admin(session: Session) -> Session:
+def require_admin(session: Session) -> Session:
     if session.role != "admin":
         raise HTTPException(403, "admins only")
     return session

@@ -1,16 +1,17 @@
 """The JSON API, for bearer tokens (``modstream dashboard token NAME``): the queues, claiming
-the next job, a job with the labels a verdict may name, the verdict, and a skip."""
+the next job, a job with the labels a verdict may name, the verdict, a skip, and lodging an
+appeal (for a platform with no Kafka client; an admin's token)."""
 
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import JSONResponse
 
-from modstream.core.events import ModerationDecision, ReviewVerdict
+from modstream.core.events import AppealLodged, AppealOutcome, ModerationDecision, ReviewVerdict
 from modstream.review.jobs import Lease, ReviewJob, VerdictInput
 from modstream.review.queue import LeaseLost
 from modstream.review.service import CannotBank, ReviewService, UnknownLabels
-from modstream.review.web.access import Api, held_job, visible
+from modstream.review.web.access import Api, held_job, require_admin, visible
 from modstream.review.web.shared import Shared
 
 router = APIRouter(prefix="/api")
@@ -54,6 +55,17 @@ async def api_verdict(
 async def api_skip(job_id: str, session: Api, dashboard: Shared) -> dict[str, bool]:
     await held_job(dashboard.service, job_id, session)
     return {"released": await dashboard.service.skip(job_id, session.user)}
+
+
+@router.post("/appeals", status_code=201)
+async def api_appeal(body: AppealLodged, session: Api, dashboard: Shared) -> AppealOutcome:
+    """Lodge an appeal, as on the appeals topic: 201 with the outcome when it is queued for a
+    person, 422 with it when it is refused (the outcome says why)."""
+    require_admin(session)
+    outcome = await dashboard.service.lodge(body)
+    if outcome.outcome == "refused":
+        raise HTTPException(422, outcome.model_dump(mode="json"))
+    return outcome
 
 
 async def _job_document(service: ReviewService, job: ReviewJob, lease: Lease | None, status: str) -> dict[str, Any]:

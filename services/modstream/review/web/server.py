@@ -6,6 +6,7 @@ from pathlib import Path
 
 import uvicorn
 
+from modstream.core.appeals import AppealRules
 from modstream.core.logs import configure_logging
 from modstream.core.metrics import serve_metrics
 from modstream.core.settings import Settings
@@ -29,9 +30,11 @@ def run_dashboard(
     extensions: Sequence[DashboardExtension] = (),
     bank_names: Callable[[], Collection[str]] = tuple,
     taxonomy_labels: Callable[[], Collection[str]] = tuple,
+    appeal_rules: Callable[[str], AppealRules] = lambda tenant: AppealRules(),
 ) -> None:
     """``bank_names``: the banks a reviewer may add an image to (the bank room's live view);
-    ``taxonomy_labels``: the labels the models score, which no defined label may take."""
+    ``taxonomy_labels``: the labels the models score, which no defined label may take;
+    ``appeal_rules``: a tenant's appeals section (the policies' live view)."""
     # JSON lines on stderr (the dashboard's log): ours from info up (the feeds' failures and
     # recoveries), every library's warnings; log_config=None below keeps uvicorn from
     # installing its own plain-text handlers, so its errors come through here too.
@@ -39,7 +42,7 @@ def run_dashboard(
     configure_tracing("modstream-dashboard", settings.trace_exporter)
     if settings.dashboard_metrics_port:
         serve_metrics("modstream-dashboard", settings.bind_host, settings.dashboard_metrics_port)
-    service = ReviewService(settings, bank_names=bank_names, taxonomy_labels=taxonomy_labels)
+    service = ReviewService(settings, bank_names=bank_names, taxonomy_labels=taxonomy_labels, appeal_rules=appeal_rules)
     app = create_app(service, users_file(settings), admin_pages=admin_pages, extensions=extensions)
     host, port = settings.bind_host, port or settings.dashboard_port
     log.info("dashboard starting", extra={"host": host, "port": port, "metrics_port": settings.dashboard_metrics_port})

@@ -1,0 +1,169 @@
+"""Appeals on the real stack (Kafka, Redis, the dashboard process and its feeds): a restriction
+appealed is queued for a person who did not take it, never for its own reviewer; an overturn
+publishes a decision and lifts the restriction; appeals outside the rules are refused, each
+with its reason; the HTTP API takes them from an admin's token only."""
+
+import asyncio
+import json
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from confluent_kafka import Producer
+from modstream.core.events import AppealLodged, AppealOutcome, ModerationDecision, Record
+from modstream.core.ports import free_ports
+from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.core.topics import ensure_topics
+from modstream.review.appeals import RESTRICTION
+from modstream.review.web.users import add_user, mint_token
+from modstream.stack import start_service, stop_stack
+
+from tests.records import RecordLog, records_of
+from tests.statement_cases import decision
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+TENANT = "appealing"
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    settings: Settings
+    queue: str
+    tokens: dict[str, str]  # user -> API token
+
+    def client(self, user: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.settings.dashboard_port}",
+            headers={"authorization": f"Bearer {self.tokens[user]}"},
+            timeout=30,
+        )
+
+
+@pytest.fixture
+async def dashboard(stack_settings: Settings, tmp_path: Path) -> AsyncIterator[Dashboard]:
+    tag = uuid.uuid4().hex[:8]
+    queue = f"appeals-{tag}"
+    policies = shutil.copytree(PROJECT_ROOT / "config" / "policies", tmp_path / "policies")
+    (policies / "tenants" / f"{TENANT}.yaml").write_text(json.dumps({"version": "a1", "appeals": {"queue": queue}}))
+    users = tmp_path / "users.toml"
+    add_user(users, "lena", "reviewer", "lena-password")
+    add_user(users, "ivan", "admin", "ivan-password")
+    port, metrics_port = free_ports(2)
+    settings = stack_settings.model_copy(
+        update={
+            "topic_decisions": f"ap-{tag}.decisions",
+            "topic_review_requests": f"ap-{tag}.requests",
+            "topic_review_verdicts": f"ap-{tag}.verdicts",
+            "topic_appeals": f"ap-{tag}.appeals",
+            "topic_appeal_outcomes": f"ap-{tag}.outcomes",
+            "policies_dir": policies,
+            "dashboard_users_file": users,
+            "dashboard_port": port,
+            "dashboard_metrics_port": metrics_port,
+            "trace_exporter": "none",
+        }
+    )
+    await ensure_topics(settings)
+    start_service(settings, "dashboard", timeout=90)
+    try:
+        yield Dashboard(settings, queue, {user: mint_token(users, user) for user in ("lena", "ivan")})
+    finally:
+        stop_stack(settings, only=["dashboard"])
+
+
+def produce(settings: Settings, topic: str, records: list[tuple[str, Record]]) -> None:
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "batch.size": 1})
+    for key, record in records:
+        producer.produce(topic, record.to_bytes(), key=key.encode())
+    assert producer.flush(30) == 0
+
+
+def appeal(event_id: str, reason: str = "It is a painting in a museum.") -> AppealLodged:
+    return AppealLodged(event_id=event_id, tenant=TENANT, appellant="uploader", appellant_id="user-7f3a", reason=reason)
+
+
+async def test_an_appeal_goes_to_a_person_who_did_not_decide_and_an_overturn_lifts_the_restriction(
+    dashboard: Dashboard,
+) -> None:
+    settings, tag = dashboard.settings, uuid.uuid4().hex[:6]
+    now = datetime.now(UTC)
+    by_lena = decision("human", tenant=TENANT, event_id=f"{tag}-lena", occurred_at=now)
+    automatic = decision("model", tenant=TENANT, event_id=f"{tag}-auto", occurred_at=now)
+    old = decision("model", tenant=TENANT, event_id=f"{tag}-old", occurred_at=now - timedelta(days=200))
+    allowed = decision("model", tenant=TENANT, event_id=f"{tag}-allowed", decision="allow", occurred_at=now)
+    other = decision("model", tenant="someone-else", event_id=f"{tag}-other", occurred_at=now)
+    restrictions = [by_lena, automatic, old, allowed, other]
+    produce(settings, settings.topic_decisions, [(d.event_id, d) for d in restrictions])
+    store = redis.Redis.from_url(settings.redis_url)
+    for _ in range(120):  # positive signal: the dashboard's feed has the restrictions on record
+        if all(store.exists(RESTRICTION + d.event_id) for d in (by_lena, automatic, old, other)):
+            break
+        await asyncio.sleep(0.5)
+    assert all(store.exists(RESTRICTION + d.event_id) for d in (by_lena, automatic, old, other))
+
+    first, again = appeal(by_lena.event_id), appeal(by_lena.event_id, "Please look again.")
+    refused = {
+        "already_appealed": again,
+        "out_of_time": appeal(old.event_id),
+        "no_restriction": appeal(allowed.event_id),
+    }
+    unknown, elsewhere = appeal(f"{tag}-never-uploaded"), appeal(other.event_id)
+    lodged = [first, *refused.values(), unknown, elsewhere]
+    async with RecordLog(settings, settings.topic_appeal_outcomes, AppealOutcome) as outcomes:
+        produce(settings, settings.topic_appeals, [(a.event_id, a) for a in lodged])
+        assert await outcomes.wait_for({a.event_id for a in lodged}, timeout=60) == 5
+        for _ in range(40):
+            if len(outcomes.all(by_lena.event_id)) >= 2:
+                break
+            await asyncio.sleep(0.25)
+        by_appeal = {o.appeal_id: o for e in {a.event_id for a in lodged} for o in outcomes.all(e)}
+        queued = by_appeal[first.appeal_id]
+        assert queued.outcome == "queued" and queued.decision_id == by_lena.decision_id
+        assert queued.due_at is not None and timedelta(days=3) <= queued.due_at - first.occurred_at <= timedelta(days=5)
+        for reason, refused_appeal in refused.items():
+            answer = by_appeal[refused_appeal.appeal_id]
+            assert (answer.outcome, answer.refusal) == ("refused", reason), answer
+        # Another tenant's event is answered as an unknown one is: nothing leaks across tenants.
+        assert by_appeal[unknown.appeal_id].refusal == by_appeal[elsewhere.appeal_id].refusal == "no_restriction"
+        assert by_appeal[unknown.appeal_id].detail.replace(unknown.event_id, "") == by_appeal[
+            elsewhere.appeal_id
+        ].detail.replace(elsewhere.event_id, "")
+
+        # Lena took the decision: the appeal is never hers, even as the only job in the queue.
+        with dashboard.client("lena") as lena, dashboard.client("ivan") as ivan:
+            assert lena.post(f"/api/queues/{dashboard.queue}/claim").status_code == 204
+            claimed = ivan.post(f"/api/queues/{dashboard.queue}/claim")
+            assert claimed.status_code == 200, claimed.text
+            job = claimed.json()["job"]
+            assert job["kind"] == "appeal" and job["appeal"]["reason"] == first.reason
+            assert job["appeal"]["restricted_by"] == "lena" and job["decision_id"] == by_lena.decision_id
+            overturned = ivan.post(f"/api/jobs/{job['job_id']}/verdict", json={"verdict": "approve", "labels": []})
+            assert overturned.status_code == 200, overturned.text
+            assert overturned.json()["source"] == "appeal" and overturned.json()["decision"] == "allow"
+
+            # Through the HTTP API: an admin's token lodges, a reviewer's does not.
+            by_http = appeal(automatic.event_id).model_dump(mode="json")
+            assert lena.post("/api/appeals", json=by_http).status_code == 403
+            taken = ivan.post("/api/appeals", json=by_http)
+            assert taken.status_code == 201 and taken.json()["outcome"] == "queued", taken.text
+            assert ivan.post("/api/appeals", json=appeal(allowed.event_id).model_dump(mode="json")).status_code == 422
+
+        for _ in range(40):
+            if any(o.outcome == "overturned" for o in outcomes.all(by_lena.event_id)):
+                break
+            await asyncio.sleep(0.25)
+        (answered,) = [o for o in outcomes.all(by_lena.event_id) if o.outcome == "overturned"]
+    both = await records_of(settings, settings.topic_decisions, ModerationDecision, by_lena.event_id, 2)
+    (new,) = [d for d in both if d.source == "appeal"]
+    assert new.decision_id == answered.new_decision_id and new.reasons == ["appeal_overturned"]
+    for _ in range(40):  # the overturn reached the feed: the restriction is lifted
+        if not store.exists(RESTRICTION + by_lena.event_id):
+            break
+        await asyncio.sleep(0.25)
+    assert not store.exists(RESTRICTION + by_lena.event_id)
