@@ -55,7 +55,12 @@ def test_what_can_be_heard_and_what_is_refused() -> None:
 def test_an_appeal_job_names_the_decider_the_reason_and_its_due_date() -> None:
     blocked = decision("human", occurred_at=NOW - timedelta(days=1))
     job = appeal_job(lodged(), blocked, AppealRules(queue="appeals-acme"), NOW)
-    assert (job.job_id, job.event_id, job.kind, job.queue) == ("evt-human:appeal", "evt-human", "appeal", "appeals-acme")
+    assert (job.job_id, job.event_id, job.kind, job.queue) == (
+        "evt-human:appeal",
+        "evt-human",
+        "appeal",
+        "appeals-acme",
+    )
     assert job.decision_id == blocked.decision_id and not job.decides
     assert job.appeal is not None and job.appeal.restricted_by == "lena" and job.appeal.reason == "a painting"
     assert job.appeal.due_at == datetime(2026, 12, 10, 12, tzinfo=UTC)
