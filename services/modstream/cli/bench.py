@@ -73,6 +73,14 @@ def bench(
         ),
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="for --chaos: the order of the faults, the images and tenants")] = 20,
+    statements: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="instead: statements of reasons built, checked and sent through the submitter to a local "
+            "endpoint (e.g. 20000), against bare posts of the same bodies; no stack needed",
+        ),
+    ] = 0,
     learning: Annotated[
         str | None,
         typer.Option(
@@ -89,6 +97,9 @@ def bench(
 
     if bank:
         _bank(bank, bank_queries, out)
+        return
+    if statements:
+        _statements(statements, out)
         return
     settings = get_settings()
     if learning:
@@ -177,6 +188,23 @@ def _bank(given: list[str], queries: int, out: Path | None) -> None:
     path = write_report(report, "bank-bench", out)
     console.print(bank_table(report))
     console.print(f"report: {path}")
+
+
+def _statements(count: int, out: Path | None) -> None:
+    from modstream.bench.run import write_report
+    from modstream.bench.statements import run_statements_bench
+
+    report = run_statements_bench(count, on_stage=console.print)
+    path = write_report(report, "statements-bench", out)
+    table = Table("measure", "value")
+    table.add_row("built and checked", f"{report['built_per_second']:,} statements/s")
+    table.add_row(
+        f"through the submitter, calls of {report['batch']}", f"{report['submitted_per_second']:,} statements/s"
+    )
+    table.add_row("bare posts of the same bodies", f"{report['bare_post_per_second']:,} statements/s")
+    table.add_row("submitter / bare", str(report["submitter_vs_bare"]))
+    console.print(table)
+    console.print(f"medians of {report['runs']} runs of {report['statements']:,}; report: {path}")
 
 
 def _learning(settings: Settings, given: str, out: Path | None) -> None:
