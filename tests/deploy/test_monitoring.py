@@ -23,13 +23,14 @@ from modstream.quality.drift import Drift
 from modstream.review import gauges
 from modstream.review.jobs import QueueStats
 metrics.configure_metrics("test")
-gauges.remember([QueueStats(name="q", pending=1, in_review=0, oldest_age_seconds=1.0)])
+gauges.remember([QueueStats(name="q", pending=1, in_review=0, oldest_age_seconds=1.0)], {"t": 1})
 for name in ("events_consumed", "records_published", "decisions", "decision_labels", "errors",
              "dependency_retries", "verdicts", "archived_records", "archive_commits",
              "archive_replayed", "archive_unreadable", "statements", "statements_submitted",
-             "statements_refused"):
+             "statements_refused", "appeals_decided"):
     getattr(metrics, name).add(1, {"x": "y"})
 metrics.stage_duration.record(0.1, {"stage": "fetch"})
+metrics.appeal_decision_time.record(3600.0, {"queue": "appeals"})
 drift_monitor._readings[("t", "nsfw")] = drift_monitor.Reading("1", 0, Drift(0.3, 0.1, 0.2, 0.0, 900))
 drift_monitor._audit_rates["t"] = 0.1
 archived._set_aside["t"] = {"orphan": 1}

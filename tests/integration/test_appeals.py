@@ -25,6 +25,7 @@ from modstream.review.web.users import add_user, mint_token
 from modstream.stack import start_service, stop_stack
 
 from tests.records import RecordLog, records_of
+from tests.scrape import scrape, total
 from tests.statement_cases import decision
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -88,6 +89,15 @@ def appeal(event_id: str, reason: str = "It is a painting in a museum.") -> Appe
     return AppealLodged(event_id=event_id, tenant=TENANT, appellant="uploader", appellant_id="user-7f3a", reason=reason)
 
 
+def claim_all(reviewer: httpx.Client, queue: str) -> list[str]:
+    """Every job of ``queue`` this reviewer can claim (each stays leased to them)."""
+    held = []
+    while (claimed := reviewer.post(f"/api/queues/{queue}/claim")).status_code == 200:
+        held.append(claimed.json()["job"]["job_id"])
+    assert claimed.status_code == 204, claimed.text
+    return held
+
+
 async def test_an_appeal_goes_to_a_person_who_did_not_decide_and_an_overturn_lifts_the_restriction(
     dashboard: Dashboard,
 ) -> None:
@@ -98,7 +108,8 @@ async def test_an_appeal_goes_to_a_person_who_did_not_decide_and_an_overturn_lif
     old = decision("model", tenant=TENANT, event_id=f"{tag}-old", occurred_at=now - timedelta(days=200))
     allowed = decision("model", tenant=TENANT, event_id=f"{tag}-allowed", decision="allow", occurred_at=now)
     other = decision("model", tenant="someone-else", event_id=f"{tag}-other", occurred_at=now)
-    restrictions = [by_lena, automatic, old, allowed, other]
+    forgotten = decision("model", tenant=TENANT, event_id=f"{tag}-forgotten", occurred_at=now - timedelta(days=20))
+    restrictions = [by_lena, automatic, old, allowed, other, forgotten]
     produce(settings, settings.topic_decisions, [(d.event_id, d) for d in restrictions])
     store = redis.Redis.from_url(settings.redis_url)
     for _ in range(120):  # positive signal: the dashboard's feed has the restrictions on record
@@ -114,10 +125,12 @@ async def test_an_appeal_goes_to_a_person_who_did_not_decide_and_an_overturn_lif
         "no_restriction": appeal(allowed.event_id),
     }
     unknown, elsewhere = appeal(f"{tag}-never-uploaded"), appeal(other.event_id)
-    lodged = [first, *refused.values(), unknown, elsewhere]
+    # Lodged ten days ago (its record only arrives now): past its due date from the start.
+    overdue = appeal(forgotten.event_id).model_copy(update={"occurred_at": now - timedelta(days=10)})
+    lodged = [first, *refused.values(), unknown, elsewhere, overdue]
     async with RecordLog(settings, settings.topic_appeal_outcomes, AppealOutcome) as outcomes:
         produce(settings, settings.topic_appeals, [(a.event_id, a) for a in lodged])
-        assert await outcomes.wait_for({a.event_id for a in lodged}, timeout=60) == 5
+        assert await outcomes.wait_for({a.event_id for a in lodged}, timeout=60) == 6
         for _ in range(40):
             if len(outcomes.all(by_lena.event_id)) >= 2:
                 break
@@ -135,12 +148,21 @@ async def test_an_appeal_goes_to_a_person_who_did_not_decide_and_an_overturn_lif
             elsewhere.appeal_id
         ].detail.replace(elsewhere.event_id, "")
 
-        # Lena took the decision: the appeal is never hers, even as the only job in the queue.
+        metrics = f"http://127.0.0.1:{settings.dashboard_metrics_port}/metrics"
+        for _ in range(40):  # refreshed every 5 s
+            if total(scrape(metrics), "modstream_appeals_overdue", tenant=TENANT) == 1:
+                break
+            await asyncio.sleep(0.5)
+        assert total(scrape(metrics), "modstream_appeals_overdue", tenant=TENANT) == 1
+
+        # Lena took the decision: that appeal is never hers to claim; the other one is.
         with dashboard.client("lena") as lena, dashboard.client("ivan") as ivan:
-            assert lena.post(f"/api/queues/{dashboard.queue}/claim").status_code == 204
-            claimed = ivan.post(f"/api/queues/{dashboard.queue}/claim")
-            assert claimed.status_code == 200, claimed.text
-            job = claimed.json()["job"]
+            hers = claim_all(lena, dashboard.queue)
+            assert hers == [f"{forgotten.event_id}:appeal"]  # the other appeal only
+            for job_id in hers:
+                assert lena.post(f"/api/jobs/{job_id}/skip").json() == {"released": True}
+            claimed = [ivan.get(f"/api/jobs/{job_id}").json()["job"] for job_id in claim_all(ivan, dashboard.queue)]
+            (job,) = [j for j in claimed if j["job_id"] == f"{by_lena.event_id}:appeal"]
             assert job["kind"] == "appeal" and job["appeal"]["reason"] == first.reason
             assert job["appeal"]["restricted_by"] == "lena" and job["decision_id"] == by_lena.decision_id
             overturned = ivan.post(f"/api/jobs/{job['job_id']}/verdict", json={"verdict": "approve", "labels": []})

@@ -66,6 +66,12 @@ statements_refused = _meter.create_counter(
     "modstream.statements.refused",
     description="Statements refused (by the database, or by our own check before sending), dead-lettered, by tenant",
 )
+appeals_decided = _meter.create_counter(
+    "modstream.appeals.decided", description="Appeals a person decided, by tenant, outcome and whether past due"
+)
+appeal_decision_time = _meter.create_histogram(
+    "modstream.appeals.decision_time", unit="s", description="From an appeal lodged to a person's decision, by queue"
+)
 
 _configured = False
 _lock = threading.Lock()

@@ -18,6 +18,7 @@ from modstream.review.jobs import APPEAL_SUFFIX, AppealCase, ReviewJob
 
 RESTRICTION = "appeals:restriction:"  # event id -> the decision restricting it (JSON)
 APPEALED = "appeals:appealed:"  # decision id -> the appeal heard on it
+DUE = "appeals:due"  # zset: "<tenant>|<job id>" of every open appeal, by due time
 # Kept past the longest window a tenant may set, so that "out of time" can still be told.
 KEEP_PAST_WINDOW = timedelta(days=30)
 
@@ -48,6 +49,22 @@ class AppealBook:
             return None
         heard = (await self._redis.get(key) or b"").decode()
         return None if heard == appeal_id else heard
+
+    async def track(self, job: ReviewJob) -> None:
+        """Count ``job`` among the open appeals until it is decided (``decided``)."""
+        if job.appeal is not None:
+            await self._redis.zadd(DUE, {f"{job.tenant}|{job.job_id}": job.appeal.due_at.timestamp()})
+
+    async def decided(self, job: ReviewJob) -> None:
+        await self._redis.zrem(DUE, f"{job.tenant}|{job.job_id}")
+
+    async def overdue(self, now: datetime) -> dict[str, int]:
+        """Open appeals past their due date, by tenant (every tenant with an open appeal: 0 or more)."""
+        late: dict[str, int] = {}
+        for member, due in await self._redis.zrange(DUE, 0, -1, withscores=True):
+            tenant = member.decode().partition("|")[0]
+            late[tenant] = late.get(tenant, 0) + (due < now.timestamp())
+        return late
 
 
 def appeal_job(appeal: AppealLodged, restriction: ModerationDecision, rules: AppealRules, now: datetime) -> ReviewJob:

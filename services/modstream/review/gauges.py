@@ -11,11 +11,14 @@ from modstream.review.jobs import QueueStats
 
 REFRESH_SECONDS = 5.0
 _latest: list[QueueStats] = []
+_overdue: dict[str, int] = {}  # tenant -> open appeals past their due date
 
 
-def remember(stats: list[QueueStats]) -> None:
-    global _latest
+def remember(stats: list[QueueStats], overdue_appeals: dict[str, int] | None = None) -> None:
+    global _latest, _overdue
     _latest = stats
+    if overdue_appeals is not None:
+        _overdue = overdue_appeals
 
 
 def _pending() -> Iterable[tuple[float, dict[str, str]]]:
@@ -33,3 +36,10 @@ def _oldest_age() -> Iterable[tuple[float, dict[str, str]]]:
 observe_gauge("modstream.review.queue.pending", "{job}", "Jobs waiting in a review queue", _pending)
 observe_gauge("modstream.review.queue.in_review", "{job}", "Jobs a reviewer holds now", _in_review)
 observe_gauge("modstream.review.queue.oldest_age", "s", "Age of the oldest waiting job (0: none)", _oldest_age)
+observe_gauge(
+    "modstream.appeals.overdue", "{appeal}", "Open appeals past their due date, by tenant", lambda: _overdue_readings()
+)
+
+
+def _overdue_readings() -> Iterable[tuple[float, dict[str, str]]]:
+    return [(count, {"tenant": tenant}) for tenant, count in _overdue.items()]

@@ -282,7 +282,7 @@ def _broker_silent(consumer: AIOKafkaConsumer) -> bool:
 
 
 async def _refresh_gauges(service: ReviewService) -> None:
-    gauges.remember(await service.queues.stats())
+    gauges.remember(await service.queues.stats(), await service.appeals.overdue(datetime.now(UTC)))
 
 
 async def _every(name: str, seconds: float, call: Action, stop: asyncio.Event) -> None:

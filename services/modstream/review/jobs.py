@@ -120,7 +120,10 @@ class ReviewJob(BaseModel):
 
     @property
     def priority(self) -> float:
-        """The highest triggering score (0 when an audit sample triggered nothing)."""
+        """The highest triggering score (0 when an audit sample triggered nothing); for an
+        appeal 0, so appeals go by age: in a queue, the oldest is the first due."""
+        if self.kind == "appeal":
+            return 0.0
         return max((t.score for t in self.triggered), default=0.0)
 
 

@@ -172,6 +172,13 @@ class ReviewService:
                 key = entry_key(entry.bank, entry.entry_id)
                 await self._publisher.publish(self.settings.topic_banks, key, entry.to_bytes(), headers)
         metrics.verdicts.add(1, {"queue": job.queue, "verdict": verdict.verdict.value})
+        if job.appeal is not None:
+            await self.appeals.decided(job)
+            now = datetime.now(UTC)
+            outcome = "overturned" if decision is not None else "upheld"
+            late = str(now > job.appeal.due_at).lower()
+            metrics.appeals_decided.add(1, {"tenant": job.tenant, "outcome": outcome, "late": late})
+            metrics.appeal_decision_time.record((now - job.appeal.lodged_at).total_seconds(), {"queue": job.queue})
         if decision is not None:
             metrics.decisions.add(1, {"outcome": decision.decision.value, "source": "human"})
         second = job.second_review(datetime.now(UTC)) if job.wants_second_review else None
@@ -273,6 +280,7 @@ class ReviewService:
             job = appeal_job(appeal, restriction, rules, now)
             excluded = [restriction.reviewer] if restriction.reviewer else []
             if await self.queues.enqueue(job, excluded=excluded):
+                await self.appeals.track(job)
                 await self.audit(
                     "appeals",
                     "appeal_queued",
