@@ -16,7 +16,18 @@ import httpx
 import pytest
 import redis
 from confluent_kafka import Producer
-from modstream.core.events import AppealLodged, AppealOutcome, ModerationDecision, Record
+from modstream.core.events import (
+    AppealLodged,
+    AppealOutcome,
+    Bank,
+    BankAction,
+    BankEntry,
+    ModerationDecision,
+    Record,
+    bank_key,
+    entry_key,
+)
+from modstream.core.kafka import kafka_consumer
 from modstream.core.ports import free_ports
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.topics import ensure_topics
@@ -63,6 +74,7 @@ async def dashboard(stack_settings: Settings, tmp_path: Path) -> AsyncIterator[D
             "topic_review_verdicts": f"ap-{tag}.verdicts",
             "topic_appeals": f"ap-{tag}.appeals",
             "topic_appeal_outcomes": f"ap-{tag}.outcomes",
+            "topic_banks": f"ap-{tag}.banks",
             "policies_dir": policies,
             "dashboard_users_file": users,
             "dashboard_port": port,
@@ -111,6 +123,16 @@ async def test_an_appeal_goes_to_a_person_who_did_not_decide_and_an_overturn_lif
     forgotten = decision("model", tenant=TENANT, event_id=f"{tag}-forgotten", occurred_at=now - timedelta(days=20))
     restrictions = [by_lena, automatic, old, allowed, other, forgotten]
     produce(settings, settings.topic_decisions, [(d.event_id, d) for d in restrictions])
+    # Lena's remove put the image in a bank (as a policy's bank_on_remove does).
+    bank = Bank(name=f"appealed-{tag}", action=BankAction.BLOCK, changed_by="test")
+    banked = BankEntry(
+        bank=bank.name, entry_id=f"review-{by_lena.event_id}", sha256="ab" * 32, added_by="lena", source_event_id=tag
+    )
+    produce(
+        settings,
+        settings.topic_banks,
+        [(bank_key(bank.name), bank), (entry_key(bank.name, banked.entry_id), banked)],
+    )
     store = redis.Redis.from_url(settings.redis_url)
     for _ in range(120):  # positive signal: the dashboard's feed has the restrictions on record
         if all(store.exists(RESTRICTION + d.event_id) for d in (by_lena, automatic, old, other)):
@@ -189,3 +211,16 @@ async def test_an_appeal_goes_to_a_person_who_did_not_decide_and_an_overturn_lif
             break
         await asyncio.sleep(0.25)
     assert not store.exists(RESTRICTION + by_lena.event_id)
+    # ... and the bank entry her remove made is withdrawn: a copy is not blocked again by it.
+    assert await tombstone(settings, settings.topic_banks, entry_key(bank.name, banked.entry_id))
+
+
+async def tombstone(settings: Settings, topic: str, key: str, timeout: float = 30) -> bool:
+    """Whether a null value for ``key`` is on ``topic`` (read from its start, within ``timeout``)."""
+    async with kafka_consumer(settings, topic) as consumer:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                if any(r.key == key.encode() and r.value is None for r in records):
+                    return True
+    return False

@@ -43,7 +43,8 @@ class KafkaPublisher:
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
 
-    async def publish(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    async def publish(self, topic: str, key: str, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        """``value`` None: a tombstone (on a compacted topic, the key's removal)."""
         with broker_errors(topic):
             await self._producer.send_and_wait(topic, value, key=key.encode(), headers=headers)
         metrics.records_published.add(1, {"topic": topic})

@@ -44,6 +44,13 @@ from modstream.review.queue import LeaseLost, ReviewQueues
 from modstream.review.stats import DecisionCounts, HourCounts
 
 PUBLISH_GRACE_SECONDS = 60.0
+
+
+def review_entry_id(event_id: str) -> str:
+    """The id of the bank entry a reviewer's remove of ``event_id`` makes."""
+    return f"review-{event_id}"
+
+
 OUTCOME = {"approve": Outcome.ALLOW, "remove": Outcome.BLOCK}
 
 
@@ -171,6 +178,9 @@ class ReviewService:
             for entry in banked:
                 key = entry_key(entry.bank, entry.entry_id)
                 await self._publisher.publish(self.settings.topic_banks, key, entry.to_bytes(), headers)
+            withdrawn = self._withdrawn_by(job, decision)
+            for key in withdrawn:
+                await self._publisher.publish(self.settings.topic_banks, key, None, headers)
         metrics.verdicts.add(1, {"queue": job.queue, "verdict": verdict.verdict.value})
         if job.appeal is not None:
             await self.appeals.decided(job)
@@ -188,6 +198,8 @@ class ReviewService:
         details: dict[str, object] = {"second_job": second.job_id} if second else {}
         if banked:
             details["banked"] = [f"{e.bank}/{e.entry_id}" for e in banked]
+        if withdrawn:
+            details["withdrawn"] = withdrawn
         await self.audit(
             reviewer, "verdict", job=job_id, kind=job.kind, verdict=verdict.verdict.value, seconds=seconds, **details
         )
@@ -234,7 +246,7 @@ class ReviewService:
         return [
             BankEntry(
                 bank=bank,
-                entry_id=f"review-{job.event_id}",  # a retried verdict rewrites the same entry
+                entry_id=review_entry_id(job.event_id),  # a retried verdict rewrites the same entry
                 **job.hashes.entry_fields(),
                 added_by=reviewer,
                 source_event_id=job.event_id,
@@ -242,6 +254,14 @@ class ReviewService:
             )
             for bank in sorted(wanted)
         ]
+
+    def _withdrawn_by(self, job: ReviewJob, decision: ModerationDecision | None) -> list[str]:
+        """The bank entries an overturned appeal takes back: any a reviewer's remove of the image
+        made (so that a copy is not blocked again by the decision overturned). Tombstones for
+        banks that never held one change nothing."""
+        if job.kind != "appeal" or decision is None:
+            return []
+        return [entry_key(bank, review_entry_id(job.event_id)) for bank in sorted(self.bank_names())]
 
     def _final_decision(
         self, job: ReviewJob, reviewer: str, verdict: VerdictInput, seconds: float
