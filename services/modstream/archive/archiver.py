@@ -84,8 +84,8 @@ class Archiver:
     async def run(self, stop: asyncio.Event) -> None:
         bucket = self.settings.archive_bucket
         await retrying(lambda: asyncio.to_thread(self.store.ensure_bucket, bucket), "object store")
-        # The tables open while the consumer joins its group (a few seconds on either side:
-        # the catalog, the table metadata, pyiceberg's own imports), not in the first flush.
+        # The tables there are open while the consumer joins its group (a few seconds on either
+        # side: the catalog, the table metadata, pyiceberg's own imports), not in the first flush.
         self._opening = asyncio.create_task(self._open_tables())
         async with kafka_consumer(
             self.settings,
@@ -130,8 +130,10 @@ class Archiver:
 
     async def _open_tables(self) -> None:
         def open_all() -> None:
+            # Only tables that exist: one is created when a flush first has rows for it.
             for table in TABLES.values():
-                self._stored[table.name] = lake.open_table(self.settings, table)
+                if lake.find_table(self.settings, table) is not None:
+                    self._stored[table.name] = lake.open_table(self.settings, table)
 
         try:
             await asyncio.to_thread(open_all)
