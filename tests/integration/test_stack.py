@@ -30,12 +30,12 @@ pytestmark = pytest.mark.integration
 
 def test_status_shows_every_server_answering(stack_settings: Settings) -> None:
     statuses = {s.name: s for s in stack_status(stack_settings)}
-    assert set(statuses) == {"kafka", "s3", "redis", "triton", "worker", "dashboard", "archive"}
+    assert set(statuses) == {"kafka", "s3", "redis", "triton", "worker", "dashboard", "archive", "statements"}
     for name in ("kafka", "s3", "redis", "triton"):
         status = statuses[name]
         assert status.running and status.answering and status.pid, name
         assert status.log_path.is_file() and status.log_path.is_relative_to(stack_settings.state_dir)
-    assert not any(statuses[name].running for name in ("worker", "dashboard", "archive"))
+    assert not any(statuses[name].running for name in ("worker", "dashboard", "archive", "statements"))
 
 
 def test_start_is_idempotent(stack_settings: Settings) -> None:
