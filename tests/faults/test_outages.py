@@ -12,7 +12,7 @@ from tests.faults.conftest import publish_events
 from tests.records import decision_log
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
-EVENTS = 200  # a backlog past the worker's 64 in flight when the server goes (50 decided before)
+EVENTS = 120  # a backlog past the worker's 64 in flight when the server goes (30 decided before)
 OUTAGE_SECONDS = 10  # long enough for each retry to back off to 3-6 s (0.2 s doubling, jittered)
 
 

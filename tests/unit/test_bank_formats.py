@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from modstream.bank import formats
-from modstream.bank.formats import Format, FormatError
+from modstream.bank.format_names import Format
+from modstream.bank.formats import FormatError
 from modstream.core.events import Bank, BankAction, BankEntry
 
 # PdqSignal.get_examples() (python-threatexchange/threatexchange/signal_type/pdq/signal.py):

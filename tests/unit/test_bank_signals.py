@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import faiss
 import pytest
 from modstream.bank import formats, ops, signals
-from modstream.bank.formats import Format, FormatError
+from modstream.bank.format_names import Format
+from modstream.bank.formats import FormatError
 from modstream.bank.signals import Query, SignalType
 from modstream.bank.state import BankRecordInvalid, Banks
 from modstream.bank.topic import Change, delete_entry, put_bank, put_entry

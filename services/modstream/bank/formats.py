@@ -41,10 +41,10 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, NamedTuple, TextIO
 
 from modstream.bank import signals as types
+from modstream.bank.format_names import Format
 from modstream.bank.signals.base import shown
 from modstream.core.events import Bank, BankAction, BankEntry
 
@@ -67,13 +67,6 @@ TE_CATEGORY = {
     BankAction.ALLOW: "NEGATIVE_CLASS",
 }
 SHOWN_PROBLEMS = 5
-
-
-class Format(StrEnum):
-    PLAIN = "plain"
-    TE = "te"
-    TE_CSV = "te-csv"
-    HMA = "hma"
 
 
 class FormatError(ValueError):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from modstream.bank.formats import Format
+from modstream.bank.format_names import Format
 from modstream.cli.console import console, err, progress_bar
 from modstream.core.events import BankAction, BankEntry
 from modstream.core.settings import get_settings
