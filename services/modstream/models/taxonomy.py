@@ -53,6 +53,7 @@ class Taxonomy(BaseModel):
 
     labels: dict[str, Rule] = Field(min_length=1)
     learned: Learned | None = None
+    out_of_scope: list[str] = Field(default_factory=list, description="harms no label measures")
 
     def produced_by(self, components: set[str]) -> list[str]:
         """The file's labels an ensemble of these components answers with, in the file's order
