@@ -506,7 +506,7 @@ class HashedUpload:
 
 def hashed_uploads(connection: duckdb.DuckDBPyConnection, since: datetime) -> list[HashedUpload]:
     """Each upload decided since ``since`` that has hashes, as its latest decision left it
-    (``by_person``: a person decided it at some point)."""
+    (``by_person``: a person decided it at some point, a reviewer or an appeal)."""
     latest = ", ".join(
         f"arg_max({column}, occurred_at) AS {column}"
         for column in (
@@ -525,7 +525,7 @@ def hashed_uploads(connection: duckdb.DuckDBPyConnection, since: datetime) -> li
     return _all(
         connection,
         HashedUpload,
-        f"SELECT event_id, {latest}, max(occurred_at) AS decided_at, bool_or(source = 'human') AS by_person, "
+        f"SELECT event_id, {latest}, max(occurred_at) AS decided_at, bool_or(source IN ('human', 'appeal')) AS by_person, "
         "arg_max(policy_id, occurred_at) AS policy_id, arg_max(policy_version, occurred_at) AS policy_version "
         "FROM decisions WHERE occurred_at >= ? AND sha256 IS NOT NULL GROUP BY event_id",
         [since],
