@@ -525,7 +525,8 @@ def hashed_uploads(connection: duckdb.DuckDBPyConnection, since: datetime) -> li
     return _all(
         connection,
         HashedUpload,
-        f"SELECT event_id, {latest}, max(occurred_at) AS decided_at, bool_or(source IN ('human', 'appeal')) AS by_person, "
+        f"SELECT event_id, {latest}, max(occurred_at) AS decided_at, "
+        "bool_or(source IN ('human', 'appeal')) AS by_person, "
         "arg_max(policy_id, occurred_at) AS policy_id, arg_max(policy_version, occurred_at) AS policy_version "
         "FROM decisions WHERE occurred_at >= ? AND sha256 IS NOT NULL GROUP BY event_id",
         [since],
