@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from modstream.bank.state import BANK_OUTCOMES, Banks
 from modstream.bank.topic import put_bank, put_entry
 from modstream.core.events import (
+    BY_A_PERSON,
     HASH_MATCH,
     BankAction,
     BankEntry,
@@ -107,7 +108,7 @@ def latest_uploads(decisions: Iterable[ModerationDecision], since: datetime) -> 
     latest: dict[str, ModerationDecision] = {}
     people: set[str] = set()
     for decision in decisions:
-        if decision.source == "human":
+        if decision.source in BY_A_PERSON:
             people.add(decision.event_id)
         current = latest.get(decision.event_id)
         if current is None or decision.occurred_at >= current.occurred_at:

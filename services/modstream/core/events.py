@@ -496,6 +496,8 @@ class DeadLetter(Record):
     payload_truncated: bool = False
 
 
+# Decision sources where a person decided: a reviewer's verdict, or an appeal's.
+BY_A_PERSON = ("human", "appeal")
 DecisionPath = Literal["model", "bank_match", "model_then_human", "human"]
 
 

@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from modstream.core.events import DECIDING_JOB_KINDS, SECOND_REVIEW
+from modstream.core.events import BY_A_PERSON, DECIDING_JOB_KINDS, SECOND_REVIEW
 
 Strings = npt.NDArray[np.str_]
 Bools = npt.NDArray[np.bool_]
@@ -526,7 +526,7 @@ def hashed_uploads(connection: duckdb.DuckDBPyConnection, since: datetime) -> li
         connection,
         HashedUpload,
         f"SELECT event_id, {latest}, max(occurred_at) AS decided_at, "
-        "bool_or(source IN ('human', 'appeal')) AS by_person, "
+        f"bool_or(source IN {BY_A_PERSON}) AS by_person, "
         "arg_max(policy_id, occurred_at) AS policy_id, arg_max(policy_version, occurred_at) AS policy_version "
         "FROM decisions WHERE occurred_at >= ? AND sha256 IS NOT NULL GROUP BY event_id",
         [since],

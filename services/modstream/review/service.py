@@ -190,7 +190,7 @@ class ReviewService:
             metrics.appeals_decided.add(1, {"tenant": job.tenant, "outcome": outcome, "late": late})
             metrics.appeal_decision_time.record((now - job.appeal.lodged_at).total_seconds(), {"queue": job.queue})
         if decision is not None:
-            metrics.decisions.add(1, {"outcome": decision.decision.value, "source": "human"})
+            metrics.decisions.add(1, {"outcome": decision.decision.value, "source": decision.source})
         second = job.second_review(datetime.now(UTC)) if job.wants_second_review else None
         if second is not None:
             await self.queues.enqueue(second, excluded=[reviewer])
