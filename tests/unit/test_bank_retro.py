@@ -67,12 +67,14 @@ def test_people_s_decisions_old_uploads_other_hashes_and_allow_banks_are_left_al
     history = [
         decision("a1", Outcome.REVIEW),
         decision("a1", Outcome.ALLOW, source="human", hours_ago=0.5),  # a person decided it
+        decision("f6", Outcome.BLOCK, hours_ago=2),
+        decision("f6", Outcome.ALLOW, source="appeal", hours_ago=1),  # a person overturned it on appeal
         decision("c3", Outcome.ALLOW, hours_ago=49),  # before the window
         decision("d4", Outcome.ALLOW, pdq="0f" * 32),  # another picture
     ]
     uploads = latest_uploads(history, NOW - timedelta(days=2))
-    assert {u.event_id for u in uploads} == {"a1", "d4"}
-    assert next(u for u in uploads if u.event_id == "a1").by_person
+    assert {u.event_id for u in uploads} == {"a1", "d4", "f6"}
+    assert all(u.by_person for u in uploads if u.event_id in ("a1", "f6"))
     assert retro_decisions(only_these(banks, added), uploads)[1] == []
     allow, allowed = banks_with(BankAction.ALLOW)
     fresh = latest_uploads([decision("e5", Outcome.REVIEW)], NOW - timedelta(days=1))
