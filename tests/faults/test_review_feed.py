@@ -182,7 +182,8 @@ def health(settings: Settings) -> tuple[int, dict[str, Any]]:
 
 def healthz(settings: Settings) -> bool:
     status, report = health(settings)
-    return status == 200 and len(report["feeds"]) == 4
+    feeds = {"review-requests", "decisions", "appeals", "queue-depths", "queue-gauges"}
+    return status == 200 and set(report["feeds"]) == feeds
 
 
 def feed_in(settings: Settings, feed: str, state: str) -> bool:

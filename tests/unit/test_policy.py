@@ -1,6 +1,7 @@
 """The policy engine: the decision rule (table-driven), audit sampling, loading, reloading."""
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -233,3 +234,18 @@ def test_the_store_notes_a_new_label_set_once(tmp_path: Path) -> None:
     # policy files are now checked against the new labels: a rule for "weapons" is accepted
     bump(tmp_path / "default.yaml", DEFAULT.replace('"d1"', '"d2"') + "  weapons: {review_at: 0.5, block_at: 0.9}\n")
     assert store.refresh() == {"default": "d2"}
+
+
+def test_a_process_that_must_run_answers_with_the_defaults_while_the_files_are_invalid(tmp_path: Path) -> None:
+    from modstream.core.appeals import AppealRules
+    from modstream.policy.watcher import Sections
+
+    folder = tmp_path / "policies"
+    shutil.copytree(PROJECT_ROOT / "config" / "policies", folder)
+    broken = folder / "tenants" / "acme.yaml"
+    broken.write_text('version: "x"\nappeals: {window_days: 10}\n')  # under six months
+    rules = Sections(folder, lambda policy: policy.appeals, AppealRules(), retry_seconds=0.0)
+    assert rules("acme") == AppealRules()
+    broken.write_text('version: "y"\nappeals: {window_days: 365, queue: appeals-acme}\n')
+    assert rules("acme").window_days == 365 and rules("acme").queue == "appeals-acme"
+    assert rules("kids") == AppealRules()  # a tenant that sets none: the defaults

@@ -20,7 +20,8 @@ def serve(
         return
     from modstream.bank.http import BankApi
     from modstream.cli.labels import taxonomy_labels
-    from modstream.policy.watcher import PolicyStore
+    from modstream.core.appeals import AppealRules
+    from modstream.policy.watcher import Sections
     from modstream.quality.page import QualityPage
     from modstream.review.web.server import run_dashboard, users_file
 
@@ -33,7 +34,8 @@ def serve(
     # banks is what the job page offers a reviewer to add an image to. A label an admin
     # defines must not be one of the taxonomy's (read at each definition).
     banks = BankApi(settings)
-    policies = PolicyStore(settings.policies_dir, None)  # the tenants' appeals sections
+    # Each tenant's appeals section; the legal minimums while the policy files are invalid.
+    appeal_rules = Sections(settings.policies_dir, lambda policy: policy.appeals, AppealRules())
     run_dashboard(
         settings,
         port=port,
@@ -41,7 +43,7 @@ def serve(
         extensions=[banks],
         bank_names=banks.names,
         taxonomy_labels=lambda: taxonomy_labels(settings),
-        appeal_rules=lambda tenant: policies.for_tenant(tenant).appeals,
+        appeal_rules=appeal_rules,
     )
 
 

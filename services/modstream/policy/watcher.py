@@ -6,13 +6,15 @@ worker keeps the policies it had and says why, so a typo never stops moderation.
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from modstream.policy.engine import Policy
 from modstream.policy.loader import PolicyError, load_policies
 
 log = logging.getLogger("modstream.policy")
+T = TypeVar("T")
 Fingerprint = tuple[tuple[str, int, int], ...]
 
 
@@ -77,3 +79,24 @@ class PolicyStore:
 
 def label_drift_names(policy: Policy, labels: Sequence[str]) -> list[str]:
     return sorted((set(labels) - policy.known_labels()) | (set(policy.labels) - set(labels)))
+
+
+class Sections(Generic[T]):
+    """One section of each tenant's policy for a process that must run whatever the files say
+    (the dashboard): the files are read when first asked, then kept fresh as ``PolicyStore``
+    does. While they have never been valid, ``fallback`` answers, the error is logged, and the
+    files are read again at most every ``retry_seconds``."""
+
+    def __init__(self, folder: Path, section: Callable[[Policy], T], fallback: T, retry_seconds: float = 30.0) -> None:
+        self._folder, self._section, self._fallback, self._retry = folder, section, fallback, retry_seconds
+        self._store: PolicyStore | None = None
+        self._tried = -retry_seconds
+
+    def __call__(self, tenant: str) -> T:
+        if self._store is None and time.monotonic() - self._tried >= self._retry:
+            self._tried = time.monotonic()
+            try:
+                self._store = PolicyStore(self._folder, None)
+            except PolicyError as exc:
+                log.error("policies unreadable, using the defaults until they are fixed", extra={"error": str(exc)})
+        return self._fallback if self._store is None else self._section(self._store.for_tenant(tenant))
