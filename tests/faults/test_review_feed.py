@@ -84,7 +84,13 @@ async def test_a_redis_outage_is_waited_out_and_every_request_becomes_one_job(fe
     assert await pending(settings, queue) == REQUESTS  # one job per request, none besides
     counted = await automatic_decisions_counted(settings)
     assert counted >= REQUESTS  # every decision counted (at least once: a retried count may repeat)
-    assert feed_up(settings) == {"review-requests": 1, "decisions": 1, "queue-depths": 1, "queue-gauges": 1}
+    assert feed_up(settings) == {
+        "review-requests": 1,
+        "decisions": 1,
+        "appeals": 1,
+        "queue-depths": 1,
+        "queue-gauges": 1,
+    }
     retries = total(scrape(metrics_url(settings)), "modstream_dependency_retries_total", dependency="redis")
     lines = log_lines(settings)
     failing = [line for line in lines if line.get("msg") == "review feed failing, retrying until it works"]
