@@ -8,7 +8,7 @@ as for a second review). Its verdict: ``approve`` overturns the restriction, ``r
 upholds it.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
@@ -23,6 +23,11 @@ DUE = "appeals:due"  # zset: "<tenant>|<job id>" of every open appeal, by due ti
 KEEP_PAST_WINDOW = timedelta(days=30)
 
 
+def kept_for(restriction: ModerationDecision, rules: AppealRules, now: datetime) -> timedelta:
+    """How much longer what is on record of ``restriction`` (it, and the appeal heard on it) is kept."""
+    return rules.open_until(restriction.occurred_at) + KEEP_PAST_WINDOW - now
+
+
 class AppealBook:
     def __init__(self, client: "aioredis.Redis") -> None:
         self._redis = client
@@ -31,7 +36,7 @@ class AppealBook:
         """Keep ``decision`` when it restricts its image; a later one that does not lifts it."""
         key = RESTRICTION + decision.event_id
         if decision.decision is Outcome.BLOCK:
-            keep = rules.open_until(decision.occurred_at) + KEEP_PAST_WINDOW - datetime.now(decision.occurred_at.tzinfo)
+            keep = kept_for(decision, rules, datetime.now(UTC))
             if keep.total_seconds() > 0:
                 await self._redis.set(key, decision.model_dump_json(), ex=int(keep.total_seconds()))
         elif decision.source in ("human", "appeal"):

@@ -37,7 +37,7 @@ from modstream.core.labels import LabelDefinition, LabelRegistry, label_definiti
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.tracing import inject_headers, tracer
-from modstream.review.appeals import KEEP_PAST_WINDOW, AppealBook, appeal_job
+from modstream.review.appeals import AppealBook, appeal_job, kept_for
 from modstream.review.audit import AuditEntry, AuditLog
 from modstream.review.jobs import Lease, QueueStats, ReviewJob, Verdict, VerdictInput
 from modstream.review.queue import LeaseLost, ReviewQueues
@@ -284,7 +284,7 @@ class ReviewService:
         restriction = await self.appeals.restriction(appeal.event_id)
         refused = refusal(appeal, restriction, rules, now)
         if refused is None and restriction is not None:
-            keep = rules.open_until(restriction.occurred_at) + KEEP_PAST_WINDOW - now
+            keep = kept_for(restriction, rules, now)
             heard = await self.appeals.first_appeal(restriction.decision_id, appeal.appeal_id, keep)
             if heard is not None:
                 refused = (

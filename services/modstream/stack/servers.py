@@ -316,32 +316,25 @@ def worker(settings: Settings, layout: Layout) -> Server:
 
 
 def dashboard(settings: Settings, layout: Layout) -> Server:
-    return Server(
-        name="dashboard",
-        address=f"127.0.0.1:{settings.dashboard_port}",
-        argv=[sys.executable, "-m", "modstream.cli", "dashboard"],
-        env=settings.as_env(),
-        answers=partial(probes.http_answers, f"http://127.0.0.1:{settings.dashboard_port}/login", want_ok=True),
-    )
+    return _http_service(settings, "dashboard", settings.dashboard_port, "/login")
 
 
 def archive(settings: Settings, layout: Layout) -> Server:
-    return Server(
-        name="archive",
-        address=f"127.0.0.1:{settings.archive_web_port}",
-        argv=[sys.executable, "-m", "modstream.cli", "archive"],
-        env=settings.as_env(),
-        answers=partial(probes.http_answers, f"http://127.0.0.1:{settings.archive_web_port}/healthz", want_ok=True),
-    )
+    return _http_service(settings, "archive", settings.archive_web_port, "/healthz")
 
 
 def statements(settings: Settings, layout: Layout) -> Server:
+    return _http_service(settings, "statements", settings.statements_web_port, "/metrics")
+
+
+def _http_service(settings: Settings, name: str, port: int, path: str) -> Server:
+    """``modstream <name>`` in the background; it answers once ``path`` on its port gives 200."""
     return Server(
-        name="statements",
-        address=f"127.0.0.1:{settings.statements_web_port}",
-        argv=[sys.executable, "-m", "modstream.cli", "statements"],
+        name=name,
+        address=f"127.0.0.1:{port}",
+        argv=[sys.executable, "-m", "modstream.cli", name],
         env=settings.as_env(),
-        answers=partial(probes.http_answers, f"http://127.0.0.1:{settings.statements_web_port}/metrics", want_ok=True),
+        answers=partial(probes.http_answers, f"http://127.0.0.1:{port}{path}", want_ok=True),
     )
 
 
