@@ -4,13 +4,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import TaskID
 
-from modstream.cli.console import console, err, progress_bar
-from modstream.core.settings import Settings, get_settings
+from modstream.cli.console import console, err, get_settings, progress_bar
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from modstream.archive.archiver import Observer
+    from modstream.core.settings import Settings
 
 app = typer.Typer(help="The decision archive: Iceberg tables on the object store.")
 
@@ -97,7 +98,7 @@ def migrate(
         console.print(f"deleted {delete_old_files(settings, migrated)} old files")
 
 
-def archive_observers(settings: Settings) -> "list[Observer]":
+def archive_observers(settings: "Settings") -> "list[Observer]":
     """What watches the archived stream: drift, with its audit-rate changes in the audit log."""
     import redis.asyncio as aioredis
 

@@ -1,6 +1,5 @@
 """``modstream bank …``: hash banks of known content, their entries, and what an image matches."""
 
-import asyncio
 import getpass
 import json
 import sys
@@ -10,16 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from modstream.bank.format_names import Format
-from modstream.cli.console import console, err, progress_bar
-from modstream.core.events import BankAction, BankEntry
-from modstream.core.settings import get_settings
+from modstream.cli.console import console, err, get_settings, progress_bar
+from modstream.core.bank_action import BankAction
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from modstream.bank.state import Banks
     from modstream.bank.topic import Change
-    from modstream.core.events import ImageHashes
+    from modstream.core.events import BankEntry, ImageHashes
     from modstream.core.settings import Settings
 
 app = typer.Typer(help="Hash banks: known images matched by PDQ and exact hashes, before the classifier.")
@@ -36,7 +34,10 @@ RetroDays = Annotated[
 def _run_changes(make_changes: "Callable[[Banks], Change | list[Change]]", what: str, retro_days: float = 0) -> int:
     """Read the banks, make the changes (refused with the reason), publish them; then match
     the past ``retro_days`` of uploads against the entries added."""
+    import asyncio
+
     from modstream.bank import ops, topic
+    from modstream.core.events import BankEntry  # pydantic's models only once a change runs: a fast CLI start
 
     settings = get_settings()
 
@@ -73,6 +74,8 @@ async def _match_recent(settings: "Settings", banks: "Banks", added: "list[BankE
 
 def _hashed(images: list[Path]) -> "list[ImageHashes]":
     """The files' hashes; a file that is not a decodable image stops the command, named."""
+    import asyncio
+
     from modstream.bank.hashing import hash_files
     from modstream.core.inference import ImageRejected
 
@@ -151,6 +154,8 @@ def delete(name: str, yes: Annotated[bool, typer.Option("--yes", help="no questi
 @app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False) -> None:
     """The banks, their settings and how many entries each holds."""
+    import asyncio
+
     from modstream.bank.topic import read_banks
 
     banks = asyncio.run(read_banks(get_settings()))
@@ -209,6 +214,8 @@ def retro(
     entry: Annotated[list[str] | None, typer.Option(help="only these entries (repeat; default: all)")] = None,
 ) -> None:
     """Match the uploads of the last days against a bank's entries, and decide those that match."""
+    import asyncio
+
     from modstream.bank.topic import read_banks
 
     settings = get_settings()
@@ -240,6 +247,8 @@ def match(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
 ) -> None:
     """What images (or PDQ hashes) would match, as the worker would decide it."""
+    import asyncio
+
     from modstream.bank.hashing import pdq_of
     from modstream.bank.topic import read_banks
 
@@ -291,6 +300,8 @@ def import_(
     by: By = "",
 ) -> None:
     """Import hashes from a file: the whole file is checked first, and one bad line refuses it all."""
+    import asyncio
+
     from modstream.bank import formats, ops, topic
 
     try:
@@ -331,6 +342,8 @@ def export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write here (default: standard output)")] = None,
 ) -> None:
     """Export a bank's entries (with their ids where the format has room: hma)."""
+    import asyncio
+
     from modstream.bank import formats
     from modstream.bank.topic import read_banks
 

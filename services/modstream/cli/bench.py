@@ -1,6 +1,5 @@
 """``modstream bench``: the served pipeline against the raw model, a soak that watches memory, or chaos."""
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from modstream.cli.console import console, err, progress_bar
-from modstream.core.settings import Settings, get_settings
+from modstream.cli.console import console, err, get_settings, progress_bar
 
 if TYPE_CHECKING:
     from modstream.bench.chaos import StackControls
+    from modstream.core.settings import Settings
 
 
 def bench(
@@ -207,7 +206,7 @@ def _statements(count: int, out: Path | None) -> None:
     console.print(f"medians of {report['runs']} runs of {report['statements']:,}; report: {path}")
 
 
-def _learning(settings: Settings, given: str, out: Path | None) -> None:
+def _learning(settings: "Settings", given: str, out: Path | None) -> None:
     from modstream.bench.learning import DRAWS, TEST_IMAGES, learning_curve
     from modstream.bench.run import write_report
 
@@ -249,7 +248,9 @@ def _learning(settings: Settings, given: str, out: Path | None) -> None:
     console.print(f"report: {path}")
 
 
-def _soak(settings: Settings, pool: list[bytes], events: int, quiet: float, out: Path | None) -> None:
+def _soak(settings: "Settings", pool: list[bytes], events: int, quiet: float, out: Path | None) -> None:
+    import asyncio
+
     from modstream.bench.run import write_report
     from modstream.bench.soak import NothingToWatch, run_soak, watched_processes
     from modstream.stack import stack_status
@@ -288,7 +289,7 @@ def _soak_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def _archive(settings: Settings, decisions: int, out: Path | None) -> None:
+def _archive(settings: "Settings", decisions: int, out: Path | None) -> None:
     """The archiver against a bare consumer on the same backlog, then the quality report over
     what it wrote (three runs, the median)."""
     import statistics
@@ -340,7 +341,7 @@ def _archive(settings: Settings, decisions: int, out: Path | None) -> None:
     console.print(f"report: {path}")
 
 
-def _chaos(settings: Settings, pool: list[bytes], minutes: float, seed: int, rate: float, out: Path | None) -> None:
+def _chaos(settings: "Settings", pool: list[bytes], minutes: float, seed: int, rate: float, out: Path | None) -> None:
     from modstream.bench.chaos import ChaosError, run_chaos
     from modstream.bench.run import write_report
     from modstream.stack import StackError
@@ -379,9 +380,11 @@ def _chaos(settings: Settings, pool: list[bytes], minutes: float, seed: int, rat
         raise typer.Exit(1)
 
 
-def _stack_controls(settings: Settings) -> "StackControls":
+def _stack_controls(settings: "Settings") -> "StackControls":
     """What the chaos run does to the local stack: the stack room's PID files, starts and
     probes, and the review room's jobs (bench imports neither)."""
+    import asyncio
+
     import redis.asyncio as aioredis
 
     from modstream.bench.chaos import RESTART_TIMEOUT, StackControls

@@ -4,8 +4,7 @@ from typing import Annotated
 
 import typer
 
-from modstream.cli.console import console, err
-from modstream.core.settings import get_settings
+from modstream.cli.console import console, err, get_settings
 
 app = typer.Typer(help="The reviewer dashboard and its users.")
 

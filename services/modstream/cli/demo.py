@@ -1,19 +1,19 @@
 """``modstream demo``: the guided first run, shown in the terminal."""
 
-import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.live import Live
 
 from modstream.cli import stack
-from modstream.cli.console import console, err
+from modstream.cli.console import console, err, get_settings
 from modstream.cli.uploads import upload_with_progress
-from modstream.core.events import ModerationDecision
-from modstream.core.settings import get_settings
+
+if TYPE_CHECKING:
+    from modstream.core.events import ModerationDecision
 
 
 def demo(
@@ -21,6 +21,8 @@ def demo(
     timeout: Annotated[float, typer.Option(help="seconds to wait for all decisions")] = 300.0,
 ) -> None:
     """The guided first run: stack, worker, sample uploads, their decisions as they arrive, the review queue."""
+    import asyncio
+
     from modstream.decisions.follow import read_decisions
     from modstream.demo.run import Operations, Show, run_demo
     from modstream.review.service import ReviewService
@@ -48,14 +50,14 @@ def demo(
 
 
 @contextmanager
-def _live_decisions(names: Mapping[str, str]) -> Iterator[Callable[[ModerationDecision], None]]:
+def _live_decisions(names: Mapping[str, str]) -> "Iterator[Callable[[ModerationDecision], None]]":
     """A table that grows by each decision it is shown; ``names`` maps event ids to image names."""
     from modstream.decisions.render import decision_cells, decisions_table
 
     table = decisions_table()
     with Live(table, console=console, auto_refresh=False) as live:
 
-        def show(decision: ModerationDecision) -> None:
+        def show(decision: "ModerationDecision") -> None:
             table.add_row(*decision_cells(decision, names[decision.event_id]))
             live.refresh()
 

@@ -5,7 +5,6 @@ each page, API call and verdict); removing one stops offering it, and verdicts t
 keep it.
 """
 
-import asyncio
 import getpass
 import json
 import re
@@ -16,22 +15,21 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from modstream.cli.console import console, err
-from modstream.core.events import QUEUE_NAME
-from modstream.core.labels import LabelError, LabelRegistry, label_definition
-from modstream.core.settings import Settings, get_settings
+from modstream.cli.console import console, err, get_settings
 
 if TYPE_CHECKING:
+    from modstream.core.labels import LabelRegistry
+    from modstream.core.settings import Settings
     from modstream.learn.seed import Alike
 
 app = typer.Typer(help="Review labels no model knows yet: reviewers tick them, verdicts carry them.")
 T = TypeVar("T")
-QUEUE = re.compile(QUEUE_NAME)
 
 
-def taxonomy_labels(settings: Settings) -> list[str]:
+def taxonomy_labels(settings: "Settings") -> list[str]:
     """The taxonomy's labels, which no defined label may take; LabelError when the taxonomy
     cannot be read (then nothing is defined: the name could not be checked)."""
+    from modstream.core.labels import LabelError
     from modstream.models.taxonomy import TaxonomyError, read_taxonomy
 
     try:
@@ -40,10 +38,14 @@ def taxonomy_labels(settings: Settings) -> list[str]:
         raise LabelError(f"the name cannot be checked against the taxonomy: {exc}") from exc
 
 
-def _with_registry(work: Callable[[LabelRegistry], Awaitable[T]]) -> T:
+def _with_registry(work: "Callable[[LabelRegistry], Awaitable[T]]") -> T:
     """Run ``work`` on the registry in Redis; a refusal exits 2, an unreachable Redis 1."""
+    import asyncio
+
     import redis.asyncio as aioredis
     from redis.exceptions import ConnectionError, TimeoutError
+
+    from modstream.core.labels import LabelError, LabelRegistry
 
     async def run() -> T:
         client = aioredis.Redis.from_url(get_settings().redis_url, socket_timeout=5, socket_connect_timeout=5)
@@ -69,6 +71,9 @@ def add(
     by: Annotated[str, typer.Option("--by", help="who defines it (default: your user name)")] = "",
 ) -> None:
     """Define a label: every review job offers it from now on."""
+    # the registry's models (pydantic, redis) only for the commands that use them: keeps the CLI's start fast
+    from modstream.core.labels import LabelError, label_definition
+
     try:
         definition = label_definition(
             name, description, by or getpass.getuser(), taxonomy=taxonomy_labels(get_settings())
@@ -121,6 +126,9 @@ def seed(
     """Fill a labelling queue with the archived images most like the examples (nearest in the
     ensemble's embedding), so reviewers see the rare concept without waiting for it. Images
     labelled since the label's definition are left out; a labelling verdict decides nothing."""
+    import asyncio
+
+    from modstream.core.events import QUEUE_NAME
     from modstream.learn.seed import CannotSeed
     from modstream.learn.seed import seed as find
     from modstream.review.intake import labelling_job
@@ -128,7 +136,7 @@ def seed(
 
     settings = get_settings()
     target = queue or f"label-{name.replace('.', '-')}"
-    if not QUEUE.match(target):
+    if not re.match(QUEUE_NAME, target):
         err.print(f"refused: {target!r} is not a queue name (lowercase letters, digits, - and _)", markup=False)
         raise typer.Exit(2)
     definition = _with_registry(lambda registry: registry.get(name))

@@ -5,22 +5,25 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.table import Table
 
-from modstream.cli.console import as_utc, console, err
-from modstream.core.label_since import CountingFrom, counting_from
-from modstream.core.settings import Settings, get_settings
-from modstream.core.stats import Rate
-from modstream.models.candidate import CandidateRefused
-from modstream.models.compare import DEFAULT_AT, Comparison, NewLabel, as_plain, bar
-from modstream.models.control import TritonControl
-from modstream.models.heads import HeadCard
-from modstream.models.lifecycle import DeployFailed, Switch, describe, other_models, state_of
-from modstream.models.repository import Repository
-from modstream.models.workbench import NoSuchModel, open_model
+from modstream.cli.console import as_utc, console, err, get_settings
+from modstream.models.compare_at import DEFAULT_AT
+
+# What the commands run (numpy, duckdb, pyarrow, httpx, redis, pydantic) is imported in each
+# command, not here: every `modstream` command and --help would pay for it at start.
+if TYPE_CHECKING:
+    from modstream.core.label_since import CountingFrom
+    from modstream.core.settings import Settings
+    from modstream.core.stats import Rate
+    from modstream.models.compare import Comparison, NewLabel
+    from modstream.models.control import TritonControl
+    from modstream.models.heads import HeadCard
+    from modstream.models.lifecycle import Switch
+    from modstream.models.repository import Repository
 
 app = typer.Typer(
     help="The ensemble's components and taxonomy: list, deploy, shadow, compare, roll back, score.",
@@ -33,8 +36,12 @@ ModelName = Annotated[
 DEFAULT_MODEL = "image_safety"
 
 
-def _change(name: str, action: Callable[[Settings, Repository, TritonControl], T]) -> T:
+def _change(name: str, action: "Callable[[Settings, Repository, TritonControl], T]") -> T:
     """Run a change against the repository and Triton; a refusal ends the command with its reason."""
+    from modstream.models.candidate import CandidateRefused
+    from modstream.models.lifecycle import DeployFailed
+    from modstream.models.workbench import NoSuchModel, open_model
+
     settings = get_settings()
     try:
         with open_model(settings, name) as (repository, triton):
@@ -44,7 +51,7 @@ def _change(name: str, action: Callable[[Settings, Repository, TritonControl], T
         raise typer.Exit(1) from exc
 
 
-def _switched(switch: Switch) -> None:
+def _switched(switch: "Switch") -> None:
     undo = f"modstream model rollback --to {switch.previous}"
     console.print(f"[green]version {switch.serving} serves[/green] (was {switch.previous}; undo: {undo})")
 
@@ -53,6 +60,10 @@ def _switched(switch: Switch) -> None:
 def list_(name: ModelName = DEFAULT_MODEL) -> None:
     """Every version of a component on disk, its labels, Triton's state of it, and which serves or shadows;
     then the other models Triton knows."""
+    from modstream.models.control import TritonControl
+    from modstream.models.lifecycle import describe, other_models, state_of
+    from modstream.models.repository import Repository
+
     settings = get_settings()
     repository = Repository(settings.model_repository, name)
     triton = TritonControl(settings.triton_http)
@@ -157,6 +168,7 @@ def compare(
 ) -> None:
     """Per label score differences and the decision agreement rate over the shadowed traffic; for a
     label only the shadow scores, its score distribution and its agreement with reviewers."""
+    from modstream.models.compare import as_plain
     from modstream.models.shadow_scores import shadow_comparisons
 
     comparisons, starts = shadow_comparisons(
@@ -172,7 +184,7 @@ def compare(
             _print_comparison(comparison, starts)
 
 
-def _print_comparison(c: Comparison, starts: dict[str, CountingFrom]) -> None:
+def _print_comparison(c: "Comparison", starts: "dict[str, CountingFrom]") -> None:
     console.print(
         f"[bold]shadow {c.shadow.name}:{c.shadow.version} vs serving {c.serving.name}:{c.serving.version}[/bold]"
         f" — {c.images} images, decisions agree on {c.agreement:.1%}"
@@ -191,7 +203,10 @@ def _print_comparison(c: Comparison, starts: dict[str, CountingFrom]) -> None:
         _print_new_labels(c.new_labels, starts)
 
 
-def _print_new_labels(new_labels: list[NewLabel], starts: dict[str, CountingFrom]) -> None:
+def _print_new_labels(new_labels: "list[NewLabel]", starts: "dict[str, CountingFrom]") -> None:
+    from modstream.core.label_since import counting_from
+    from modstream.models.compare import bar
+
     table = Table(
         "new label", "images", "min", "q1", "median", "q3", "p90", "p99", "max", "0 … 1", title="only the shadow scores"
     )
@@ -294,7 +309,7 @@ def _print_card(card: "HeadCard") -> None:
     console.print(table)
 
 
-def _interval(value: Rate) -> str:
+def _interval(value: "Rate") -> str:
     if value.value is None:
         return "undefined (nothing counted)"
     return f"{value.value:.2f} [{value.low:.2f}, {value.high:.2f}]"
@@ -309,6 +324,7 @@ def taxonomy(
     """The labels of model_repository/taxonomy/taxonomy.yaml: what makes each, and which the
     profile's ensemble produces. Edit the file to rename or regroup labels, then --reload."""
     from modstream.models import taxonomy as taxonomies
+    from modstream.models.control import TritonControl
 
     settings = get_settings()
     root = settings.model_repository
@@ -440,6 +456,7 @@ def card(
     from modstream.core.settings import PROJECT_ROOT
     from modstream.models.cards import LabelEvidence, card_for, read_notices
     from modstream.models.heads import read_cards
+    from modstream.models.repository import Repository
     from modstream.models.taxonomy import TaxonomyError, ensemble_components, read_taxonomy
     from modstream.quality.archived import measure
 
@@ -502,6 +519,8 @@ def card(
 def _serving(root: Path, model: str) -> int:
     """The version Triton serves: the pinned or newest of an ONNX model's, else (an ensemble, a
     Python model) the newest version folder."""
+    from modstream.models.repository import Repository
+
     repository = Repository(root, model)
     if repository.versions():
         return repository.serving()

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from modstream.cli.console import as_utc, console, err
-from modstream.core.settings import Settings, get_settings
+from modstream.cli.console import as_utc, console, err, get_settings
 
 if TYPE_CHECKING:
     import duckdb
 
     from modstream.core.events import Thresholds
     from modstream.core.evidence import Period
+    from modstream.core.settings import Settings
     from modstream.quality.advice import Estimate
     from modstream.quality.suggest import Suggestion
 
@@ -26,7 +26,7 @@ UntilOption = Annotated[datetime | None, typer.Option(help="before this time (UT
 VersionOption = Annotated[str | None, typer.Option("--model-version", help="only decisions of this model version")]
 
 
-def _open(settings: Settings, period: "Period") -> "duckdb.DuckDBPyConnection":
+def _open(settings: "Settings", period: "Period") -> "duckdb.DuckDBPyConnection":
     from modstream.core.lake import open_archive
 
     since, until = period.days()

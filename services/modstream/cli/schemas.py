@@ -5,11 +5,13 @@ from typing import Annotated
 import typer
 
 from modstream.cli.console import console, err
-from modstream.core.schemas import stale_schemas, write_schemas
 
 
 def schemas(check: Annotated[bool, typer.Option(help="fail if a schema file is out of date")] = False) -> None:
     """Write the JSON Schema of every record type to schemas/ (from the event models)."""
+    # the event models (pydantic) only for this command: keeps the CLI's start fast
+    from modstream.core.schemas import stale_schemas, write_schemas
+
     if check:
         stale = stale_schemas()
         if stale:

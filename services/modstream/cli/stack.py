@@ -6,8 +6,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from modstream.cli.console import console, err
-from modstream.core.settings import get_settings
+from modstream.cli.console import console, err, get_settings
 
 app = typer.Typer(help="The local stack: real servers on 127.0.0.1, no Docker.", no_args_is_help=True)
 

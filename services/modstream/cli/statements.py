@@ -4,8 +4,7 @@ from typing import Annotated
 
 import typer
 
-from modstream.cli.console import console
-from modstream.core.settings import get_settings
+from modstream.cli.console import console, get_settings
 
 app = typer.Typer(help="Statements of reasons (DSA Art. 17) and their submission to the Transparency Database.")
 

@@ -1,15 +1,15 @@
 """``modstream upload`` and ``modstream decisions``: images in, their decisions out."""
 
-import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.live import Live
 
-from modstream.cli.console import console, err, progress_bar
-from modstream.core.events import ImageUploaded
-from modstream.core.settings import get_settings
+from modstream.cli.console import console, err, get_settings, progress_bar
+
+if TYPE_CHECKING:
+    from modstream.core.events import ImageUploaded
 
 
 def upload(
@@ -20,6 +20,8 @@ def upload(
     concurrency: Annotated[int, typer.Option(min=1, max=256)] = 8,
 ) -> None:
     """Upload images to the uploads bucket and publish one upload event per image."""
+    import asyncio
+
     from modstream.ingest.files import image_files
 
     try:
@@ -34,7 +36,7 @@ def upload(
     console.print(f"uploaded {len(events)} images; follow their decisions with: modstream decisions --follow")
 
 
-async def upload_with_progress(files: list[Path], tenant: str, concurrency: int) -> list[ImageUploaded]:
+async def upload_with_progress(files: list[Path], tenant: str, concurrency: int) -> "list[ImageUploaded]":
     from modstream.ingest.files import upload_files
     from modstream.ingest.sdk import UploadClient
 
@@ -53,6 +55,8 @@ def decisions(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
 ) -> None:
     """Print decisions from the decisions topic, oldest first."""
+    import asyncio
+
     asyncio.run(_print_decisions(follow, as_json))
 
 

@@ -1,12 +1,10 @@
 """``modstream worker`` and ``modstream init``: the stream worker, and the servers prepared for it."""
 
-import asyncio
 from typing import Annotated
 
 import typer
 
-from modstream.cli.console import console, err
-from modstream.core.settings import get_settings
+from modstream.cli.console import console, err, get_settings
 
 
 def worker(
@@ -14,6 +12,8 @@ def worker(
     detach: Annotated[bool, typer.Option(help="run in the background, managed with the stack")] = False,
 ) -> None:
     """Run the stream worker: upload events in, decisions out."""
+    import asyncio
+
     settings = get_settings()
     if detach:
         from modstream.stack import start_service

@@ -12,6 +12,8 @@ from uuid import uuid4
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from modstream.core.bank_action import BankAction as BankAction  # its own module: the CLI offers it
+
 SCHEMA_VERSION: Literal[1] = 1
 
 EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
@@ -220,14 +222,6 @@ class ImageHashes(Part):
             "pdq_quality": None if pdq is None else pdq.quality,
             "signals": dict(self.signals),
         }
-
-
-class BankAction(StrEnum):
-    """What a match against a bank does: block, send to a review queue, or allow (known good)."""
-
-    BLOCK = "block"
-    REVIEW = "review"
-    ALLOW = "allow"
 
 
 class BankMatch(Part):

@@ -22,13 +22,11 @@ from modstream.core import stats
 from modstream.core.events import ModelRef, Outcome, ReviewVerdict, ShadowScore
 from modstream.core.evidence import current_verdicts
 from modstream.core.stats import Rate
+from modstream.models.compare_at import DEFAULT_AT as DEFAULT_AT  # its own module: the CLI's default
 
 HISTOGRAM_BINS = 10
 """Equal-width bins over [0, 1] for a new label's scores: bin i holds [i/10, (i+1)/10), the
 last one also 1.0."""
-
-DEFAULT_AT = 0.5
-"""The score from which a new label counts as given, when none is asked for."""
 
 _BARS = "▁▂▃▄▅▆▇█"
 
