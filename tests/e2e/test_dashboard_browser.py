@@ -133,7 +133,7 @@ async def test_reviewer_reveals_approves_with_the_keyboard_and_sees_the_next_job
         assert len(bars) == 3 and max(bars) > 0  # score bars drawn without any style attribute
         assert console.errors == []  # the review page's script ran under the CSP, and nothing was blocked
 
-        # An admin's pages (statistics, sessions) under the same policy.
+        # An admin's pages (statistics, sessions, appeals) under the same policy.
         admin = await browser.new_page()
         await console.watch(admin)
         await admin.goto(f"{base}/login")
@@ -144,6 +144,8 @@ async def test_reviewer_reveals_approves_with_the_keyboard_and_sees_the_next_job
         await admin.goto(f"{base}/admin/stats")
         await admin.goto(f"{base}/admin/sessions")
         assert await admin.locator("tr", has_text="rita").count() == 1
+        await admin.goto(f"{base}/appeals")
+        assert await admin.locator("h1", has_text="Open appeals").count() == 1
         assert console.errors == []
 
         # The policy is really in force: an inline script slipped into the page is refused,

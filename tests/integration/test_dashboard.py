@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 async def test_nothing_without_a_session(service: ReviewService, users: tuple[Path, dict[str, str]]) -> None:
     job = await seed_job(service.settings, service, "j1", "q")
     async with dashboard(service, users[0]) as client:
-        for page in ("/", f"/jobs/{job.job_id}", "/settings", "/admin/audit", "/admin/stats"):
+        for page in ("/", "/appeals", f"/jobs/{job.job_id}", "/settings", "/admin/audit", "/admin/stats"):
             response = await client.get(page)
             assert (response.status_code, response.headers["location"]) == (303, "/login"), page
         assert (await client.get(f"/jobs/{job.job_id}/image")).status_code == 401
@@ -276,7 +276,8 @@ async def test_no_page_has_inline_script_style_or_handlers(
         pages = {"/login": (await client.get("/login")).text}
         csrf = await log_in(client, "ada")
         await client.post("/queues/q/claim", data={"csrf": csrf})
-        for path in ("/", f"/jobs/{job.job_id}", "/settings", "/admin/audit", "/admin/stats", "/admin/sessions"):
+        admin = ("/admin/audit", "/admin/stats", "/admin/sessions")
+        for path in ("/", "/appeals", f"/jobs/{job.job_id}", "/settings", *admin):
             response = await client.get(path)
             assert response.status_code == 200, path
             pages[path] = response.text

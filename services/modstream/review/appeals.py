@@ -6,15 +6,22 @@ and drops it when a later decision lifts it; an appeal is checked against that
 that the reviewer who took the decision appealed can never claim (the queue's exclusion,
 as for a second review). Its verdict: ``approve`` overturns the restriction, ``remove``
 upholds it.
+
+The open appeals are the members of ``DUE``, by due time: the overdue gauge counts those past
+due (``past_due``), and the appeals page lists them soonest due first (``AppealBook.open``).
 """
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import redis.asyncio as aioredis
 
 from modstream.core.appeals import AppealRules
 from modstream.core.events import AppealLodged, ModerationDecision, Outcome
-from modstream.review.jobs import APPEAL_SUFFIX, AppealCase, ReviewJob
+from modstream.review.jobs import APPEAL_SUFFIX, AppealCase, Lease, ReviewJob
+from modstream.review.queue import ReviewQueues
 
 RESTRICTION = "appeals:restriction:"  # event id -> the decision restricting it (JSON)
 APPEALED = "appeals:appealed:"  # decision id -> the appeal heard on it
@@ -26,6 +33,59 @@ KEEP_PAST_WINDOW = timedelta(days=30)
 def kept_for(restriction: ModerationDecision, rules: AppealRules, now: datetime) -> timedelta:
     """How much longer what is on record of ``restriction`` (it, and the appeal heard on it) is kept."""
     return rules.open_until(restriction.occurred_at) + KEEP_PAST_WINDOW - now
+
+
+def past_due(due: float, now: datetime) -> bool:
+    """Whether an open appeal due at ``due`` (epoch seconds, its score in ``DUE``) is overdue at
+    ``now``: the one rule of the overdue gauge and the appeals page."""
+    return due < now.timestamp()
+
+
+@dataclass(frozen=True)
+class OpenAppeal:
+    """An open appeal as the appeals page lists it. Status ``gone``: the book still counts it, but
+    its job is no longer open in the queues (``case`` and ``queue`` are None when the job is
+    missing)."""
+
+    job_id: str
+    tenant: str
+    due_at: datetime
+    overdue: bool
+    left: timedelta
+    """Until it is due; negative once overdue."""
+    status: Literal["waiting", "in review", "gone"]
+    reviewer: str | None
+    """Who holds its lease, while in review."""
+    queue: str | None
+    case: AppealCase | None
+
+
+def open_appeals(
+    entries: Iterable[tuple[str, float, tuple[ReviewJob, Lease | None, str] | None]], now: datetime
+) -> list[OpenAppeal]:
+    """The open appeals of ``entries`` (a ``DUE`` member, its due time, its job as the queues
+    hold it), soonest due first (then by job id). A job whose lease ran out at ``now`` is
+    waiting: the queue takes it back at its next claim."""
+    rows = []
+    for member, due, found in entries:
+        tenant, _, job_id = member.partition("|")
+        job, lease, state = found if found is not None else (None, None, "missing")
+        holder = lease.reviewer if lease is not None and lease.expires_at > now else None
+        due_at = datetime.fromtimestamp(due, UTC)
+        rows.append(
+            OpenAppeal(
+                job_id=job_id,
+                tenant=tenant,
+                due_at=due_at,
+                overdue=past_due(due, now),
+                left=due_at - now,
+                status="gone" if state in ("missing", "closed") else "in review" if holder else "waiting",
+                reviewer=holder,
+                queue=None if job is None else job.queue,
+                case=None if job is None else job.appeal,
+            )
+        )
+    return sorted(rows, key=lambda row: (row.due_at, row.job_id))
 
 
 class AppealBook:
@@ -68,8 +128,18 @@ class AppealBook:
         late: dict[str, int] = {}
         for member, due in await self._redis.zrange(DUE, 0, -1, withscores=True):
             tenant = member.decode().partition("|")[0]
-            late[tenant] = late.get(tenant, 0) + (due < now.timestamp())
+            late[tenant] = late.get(tenant, 0) + past_due(due, now)
         return late
+
+    async def open(self, jobs: ReviewQueues, now: datetime, limit: int = 500) -> list[OpenAppeal]:
+        """The ``limit`` open appeals due soonest (those the overdue gauge counts), soonest first,
+        each with its job as ``jobs`` hold it now (one read per appeal)."""
+        members = await self._redis.zrange(DUE, 0, limit - 1, withscores=True)
+        entries = []
+        for member, due in members:
+            name = member.decode()
+            entries.append((name, due, await jobs.job(name.partition("|")[2])))
+        return open_appeals(entries, now)
 
 
 def appeal_job(appeal: AppealLodged, restriction: ModerationDecision, rules: AppealRules, now: datetime) -> ReviewJob:

@@ -89,9 +89,14 @@ async def visible(service: ReviewService, job_id: str, session: Session) -> tupl
     if found is None:
         raise HTTPException(404, "no such job")
     lease = found[1]
-    if (lease.reviewer if lease else None) != session.user and session.role != "admin":
+    if not may_see(session, lease.reviewer if lease else None):
         raise HTTPException(403, "this job is not leased to you")
     return found
+
+
+def may_see(session: Session, holder: str | None) -> bool:
+    """Whether this user may see a job whose lease ``holder`` has (None: nobody): the holder, or any admin."""
+    return holder == session.user or session.role == "admin"
 
 
 async def visible_job(service: ReviewService, job_id: str, session: Session) -> tuple[ReviewJob, str | None, str]:

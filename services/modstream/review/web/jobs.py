@@ -1,7 +1,8 @@
-"""Reviewing in the browser: the queues, claiming the next job, a job's page and image, and
-the verdict or skip that leads on to the queue's next job."""
+"""Reviewing in the browser: the queues, the open appeals by due date, claiming the next job, a
+job's page and image, and the verdict or skip that leads on to the queue's next job."""
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response
@@ -12,16 +13,32 @@ from modstream.core.storage import ObjectMissing
 from modstream.review.jobs import Verdict, VerdictInput
 from modstream.review.queue import LeaseLost
 from modstream.review.service import CannotBank, ReviewService, UnknownLabels
-from modstream.review.web.access import Anyone, Page, Posted, held_job, visible_job
+from modstream.review.web.access import Anyone, Page, Posted, held_job, may_see, visible_job
 from modstream.review.web.preview import NoPreview, for_browser
 from modstream.review.web.shared import Shared
 
 router = APIRouter()
+APPEALS_LISTED = 500  # the appeals page lists the ones due soonest
 
 
 @router.get("/")
 async def queues(request: Request, session: Page, dashboard: Shared) -> Response:
     return dashboard.pages.render(request, "queues.html", session, queues=await dashboard.service.queue_stats())
+
+
+@router.get("/appeals")
+async def appeals(request: Request, session: Page, dashboard: Shared) -> Response:
+    """Every open appeal, soonest due first; a job's link only where its page would open."""
+    service = dashboard.service
+    rows = await service.appeals.open(service.queues, datetime.now(UTC), limit=APPEALS_LISTED)
+    return dashboard.pages.render(
+        request,
+        "appeals.html",
+        session,
+        appeals=rows,
+        openable={row.job_id for row in rows if row.status != "gone" and may_see(session, row.reviewer)},
+        limit=APPEALS_LISTED,
+    )
 
 
 @router.post("/queues/{queue}/claim")

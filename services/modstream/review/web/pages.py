@@ -2,6 +2,7 @@
 each given the signed-in session and the notice the query string names."""
 
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ class Pages:
     def __init__(self, folder: Path, admin_pages: Sequence[AdminPage] = ()) -> None:
         self.templates = Jinja2Templates(directory=[folder, *(page.templates for page in admin_pages)])
         self.templates.env.globals["admin_pages"] = tuple(admin_pages)
+        self.templates.env.filters["duration"] = duration
 
     def render(
         self, request: Request, template: str, session: Session | None, *, status_code: int = 200, **context: Any
@@ -39,3 +41,15 @@ class Pages:
         return self.templates.TemplateResponse(
             request, template, {"session": session, "notice": notice, **context}, status_code=status_code
         )
+
+
+def duration(span: timedelta) -> str:
+    """``span`` (its size, whichever its sign) in the two largest units a reader needs: "2 d 3 h",
+    "5 h 20 min", "7 min", "under a minute"."""
+    minutes = int(abs(span.total_seconds()) // 60)
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {mins} min"
+    return f"{mins} min" if mins else "under a minute"
