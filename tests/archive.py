@@ -2,6 +2,7 @@
 Kafka client (confluent-kafka), and an archive of their own per test."""
 
 import asyncio
+import io
 import os
 import random
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from confluent_kafka import KafkaError, Message, Producer
 from modstream.archive.archiver import Archiver
 from modstream.core.events import (
@@ -23,6 +25,7 @@ from modstream.core.events import (
     Thresholds,
 )
 from modstream.core.settings import Settings
+from modstream.core.storage import ObjectStore
 from modstream.core.topics import ensure_topics
 
 from tests.offsets import wait_until_committed_to_end
@@ -206,3 +209,19 @@ async def archive_in_process(settings: Settings) -> None:
     finally:
         stop.set()
         await archiver
+
+
+def ids_in_files(settings: Settings, table: str) -> set[str]:
+    """Every event id in every Parquet file under the table's folder on the store, referenced or not."""
+    return {str(row["event_id"]) for row in rows_in_files(settings, table, ["event_id"])}
+
+
+def rows_in_files(settings: Settings, table: str, columns: list[str]) -> list[dict[str, object]]:
+    """Every row (``columns`` of it) of every Parquet file under the table's folder, referenced or not."""
+    store = ObjectStore(settings)
+    found: list[dict[str, object]] = []
+    for name in store.keys(settings.archive_bucket, f"iceberg/{table}/data/"):
+        if name.endswith(".parquet"):
+            data = store.get(settings.archive_bucket, name, 1 << 30)
+            found += pq.read_table(io.BytesIO(data), columns=columns).to_pylist()
+    return found

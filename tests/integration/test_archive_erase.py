@@ -2,38 +2,18 @@
 that held them, once the test has seen them there; everything else stays, and so do the Kafka
 offsets the tables record (the archiver's replay still skips what is stored)."""
 
-import io
 from collections.abc import Iterable
 
-import pyarrow.parquet as pq
 import pytest
-from minio import Minio
 from modstream.archive.erase import erase_events
 from modstream.core import lake
 from modstream.core.archive import DECISIONS, TABLES
 from modstream.core.events import ReviewVerdict
 from modstream.core.settings import Settings
 
-from tests.archive import Produce, archive_in_process, private_archive, traffic
+from tests.archive import Produce, archive_in_process, ids_in_files, private_archive, traffic
 
 pytestmark = pytest.mark.integration
-
-
-def ids_in_files(settings: Settings, table: str) -> set[str]:
-    """Every event id in every Parquet file under the table's folder on the store, referenced or not."""
-    client = Minio(
-        settings.s3_endpoint,
-        access_key=settings.s3_access_key.get_secret_value(),
-        secret_key=settings.s3_secret_key.get_secret_value(),
-        secure=False,
-    )
-    found: set[str] = set()
-    for listed in client.list_objects(settings.archive_bucket, prefix=f"iceberg/{table}/data/", recursive=True):
-        name = listed.object_name or ""
-        if name.endswith(".parquet"):
-            data = client.get_object(settings.archive_bucket, name).read()
-            found.update(pq.read_table(io.BytesIO(data), columns=["event_id"]).column(0).to_pylist())
-    return found
 
 
 def total(settings: Settings, table: str) -> int:

@@ -36,6 +36,7 @@ from tests.offsets import wait_until_committed_to_end
 from tests.records import RecordLog, first_records, records_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+PHASE_SECONDS = 4  # of uploads before the deploy, while version 2 serves, after the rollback (about 20 each)
 
 
 def copy_repository(target: Path) -> Path:
@@ -109,13 +110,13 @@ async def test_deploy_then_roll_back_one_component_under_continuous_load(private
                 await asyncio.sleep(0.1)
 
     uploads = asyncio.create_task(keep_uploading())
-    await asyncio.sleep(6)
+    await asyncio.sleep(PHASE_SECONDS)
     deployed = await asyncio.to_thread(lifecycle.deploy, repository, triton, model, labels, lambda m: None)
     assert (deployed.previous, deployed.serving) == (1, 2)
-    await asyncio.sleep(8)
+    await asyncio.sleep(PHASE_SECONDS)
     rolled = await asyncio.to_thread(lifecycle.rollback, repository, triton, lambda m: None)
     assert (rolled.previous, rolled.serving) == (2, 1)
-    await asyncio.sleep(6)
+    await asyncio.sleep(PHASE_SECONDS)
     stop.set()
     await uploads
 

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from modstream.archive.archiver import Archiver, Observer
 from modstream.archive.maintenance import maintain_every
+from modstream.archive.retention import Rules, retain_every
 from modstream.core import metrics
 from modstream.core.logs import configure_logging
 from modstream.core.settings import Settings
@@ -41,11 +42,16 @@ def health_app(archiver: Archiver) -> Starlette:
     return Starlette(routes=[Route("/healthz", healthz), Route("/livez", livez), Route("/metrics", prometheus)])
 
 
-async def serve(settings: Settings, stop: asyncio.Event, observers: Sequence[Observer] = ()) -> None:
-    """Archive until ``stop`` is set, then write what was read and return."""
+async def serve(
+    settings: Settings, stop: asyncio.Event, observers: Sequence[Observer] = (), retention: Rules | None = None
+) -> None:
+    """Archive until ``stop`` is set, then write what was read and return; meanwhile maintain
+    the tables and (given the tenants' ``retention``) enforce it."""
     archiver = Archiver(settings, observers)
     web: uvicorn.Server | None = None
     tasks = [asyncio.create_task(maintain_every(settings, stop))]
+    if retention is not None:
+        tasks.append(asyncio.create_task(retain_every(settings, retention, stop)))
     if settings.archive_web_port:
         config = uvicorn.Config(
             health_app(archiver),
@@ -73,7 +79,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-def run_archiver(settings: Settings, observers: Callable[[], Sequence[Observer]] = tuple) -> None:
+def run_archiver(
+    settings: Settings, observers: Callable[[], Sequence[Observer]] = tuple, retention: Rules | None = None
+) -> None:
     """Run the archiver in this process until SIGINT/SIGTERM; ``observers`` are made in its
     event loop (their clients bind to it)."""
     configure_logging(root=True)
@@ -84,7 +92,7 @@ def run_archiver(settings: Settings, observers: Callable[[], Sequence[Observer]]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop, observers())
+        await serve(settings, stop, observers(), retention)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

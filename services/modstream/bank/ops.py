@@ -1,7 +1,7 @@
 """What people do to banks, as changes to publish: checked against the banks as they are,
 so a mistake is refused with a reason before anything reaches the topic."""
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -53,6 +53,13 @@ def remove(banks: Banks, bank: str, entry_ids: Iterable[str]) -> list[Change]:
     if missing:
         raise BankError(f"bank {bank} has no entry {', '.join(missing)}")
     return [delete_entry(bank, e) for e in entry_ids]
+
+
+def erase_taken_from(banks: Banks, event_ids: Collection[str]) -> list[Change]:
+    """Tombstones for every entry taken from one of these uploads (a reviewer's remove banked
+    it): the upload is erased, and its hashes with it."""
+    uploads = set(event_ids)
+    return [delete_entry(e.bank, e.entry_id) for e in banks.entries.values() if e.source_event_id in uploads]
 
 
 def signals(hashes: ImageHashes) -> dict[str, object]:

@@ -11,6 +11,7 @@ from modstream.cli import (
     bench,
     dashboard,
     demo,
+    erase,
     labels,
     model,
     quality,
@@ -30,6 +31,7 @@ for command in (
     schemas.schemas,
     demo.demo,
     bench.bench,
+    erase.erase,
 ):
     app.command()(command)
 app.add_typer(stack.app, name="stack")

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
 
     from modstream.archive.archiver import Observer
+    from modstream.archive.retention import Rules
     from modstream.core.settings import Settings
 
 app = typer.Typer(help="The decision archive: Iceberg tables on the object store.")
@@ -33,7 +34,7 @@ def archive(
         return
     from modstream.archive.service import run_archiver
 
-    run_archiver(settings, lambda: archive_observers(settings))
+    run_archiver(settings, lambda: archive_observers(settings), retention_rules(settings))
 
 
 @app.command()
@@ -59,6 +60,25 @@ def maintain(
             f"{table.table}: {table.files_before} → {table.files_after} data files "
             f"({table.days_compacted} days compacted, {table.days_too_large} too large), "
             f"{table.snapshots_expired} snapshots expired, {table.orphans_removed} orphan files removed"
+        )
+
+
+@app.command()
+def retain() -> None:
+    """Enforce every tenant's `retention` policy section now (the archiver does it every
+    MODSTREAM_ARCHIVE_RETENTION_SECONDS): remove what is older than its limits."""
+    from modstream.archive.retention import enforce
+
+    settings = get_settings()
+    with console.status("enforcing each tenant's retention"):
+        done = enforce(settings, retention_rules(settings))
+    if not done:
+        console.print("no tenant's policy limits how long anything is kept")
+    for retained in done:
+        held = f", {retained.held} held while appealable" if retained.kind == "images" else ""
+        console.print(
+            f"{retained.tenant}: {retained.removed} {retained.kind} from before "
+            f"{retained.before:%Y-%m-%d %H:%M} removed{held}"
         )
 
 
@@ -96,6 +116,20 @@ def migrate(
         )
     if delete_source:
         console.print(f"deleted {delete_old_files(settings, migrated)} old files")
+
+
+def retention_rules(settings: "Settings") -> "Rules":
+    """Each tenant's retention and appeal sections, read leniently (the last valid ones while
+    the policy files are invalid, as the dashboard reads appeals)."""
+    from modstream.archive.retention import Rules
+    from modstream.core.appeals import AppealRules
+    from modstream.core.retention import Retention
+    from modstream.policy.watcher import Sections
+
+    return Rules(
+        retention=Sections(settings.policies_dir, lambda policy: policy.retention, Retention()),
+        appeals=Sections(settings.policies_dir, lambda policy: policy.appeals, AppealRules()),
+    )
 
 
 def archive_observers(settings: "Settings") -> "list[Observer]":

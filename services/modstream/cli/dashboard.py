@@ -20,6 +20,7 @@ def serve(
     from modstream.bank.http import BankApi
     from modstream.cli.labels import taxonomy_labels
     from modstream.core.appeals import AppealRules
+    from modstream.erasure.http import ErasureApi
     from modstream.policy.watcher import Sections
     from modstream.quality.page import QualityPage
     from modstream.review.web.server import run_dashboard, users_file
@@ -39,7 +40,7 @@ def serve(
         settings,
         port=port,
         admin_pages=[QualityPage(settings)],
-        extensions=[banks],
+        extensions=[banks, ErasureApi(settings)],
         bank_names=banks.names,
         taxonomy_labels=lambda: taxonomy_labels(settings),
         appeal_rules=appeal_rules,

@@ -18,6 +18,9 @@ def upload(
     # thresholds nobody picked for these images.
     tenant: Annotated[str, typer.Option(help="the platform tenant the images belong to (its policy applies)")],
     concurrency: Annotated[int, typer.Option(min=1, max=256)] = 8,
+    subject: Annotated[
+        str | None, typer.Option(help="the uploader's pseudonymous id, on every event (`modstream erase --subject`)")
+    ] = None,
 ) -> None:
     """Upload images to the uploads bucket and publish one upload event per image."""
     import asyncio
@@ -32,11 +35,23 @@ def upload(
     if not files:
         err.print("no image files found")
         raise typer.Exit(2)
-    events = asyncio.run(upload_with_progress(files, tenant, concurrency))
+    if subject is not None:
+        from pydantic import TypeAdapter, ValidationError
+
+        from modstream.core.events import Subject
+
+        try:
+            TypeAdapter(Subject).validate_python(subject)
+        except ValidationError as exc:
+            err.print(f"[red]{subject!r} is not a subject: 1-128 letters, digits and _.:- only[/red]")
+            raise typer.Exit(2) from exc
+    events = asyncio.run(upload_with_progress(files, tenant, concurrency, subject))
     console.print(f"uploaded {len(events)} images; follow their decisions with: modstream decisions --follow")
 
 
-async def upload_with_progress(files: list[Path], tenant: str, concurrency: int) -> "list[ImageUploaded]":
+async def upload_with_progress(
+    files: list[Path], tenant: str, concurrency: int, subject: str | None = None
+) -> "list[ImageUploaded]":
     from modstream.ingest.files import upload_files
     from modstream.ingest.sdk import UploadClient
 
@@ -45,7 +60,12 @@ async def upload_with_progress(files: list[Path], tenant: str, concurrency: int)
         async with UploadClient(get_settings()) as client:
             return list(
                 await upload_files(
-                    client, files, tenant, concurrency=concurrency, on_uploaded=lambda p, e: progress.advance(task)
+                    client,
+                    files,
+                    tenant,
+                    concurrency=concurrency,
+                    subject=subject,
+                    on_uploaded=lambda p, e: progress.advance(task),
                 )
             )
 

@@ -99,7 +99,7 @@ DECISIONS = Table(
     columns=[
         *_columns(("decision_id", pa.string())),
         *_IMAGE,
-        *_columns(("uploaded_at", TIME), ("source", pa.string())),
+        *_columns(("uploaded_at", TIME), ("source", pa.string()), ("subject", pa.string())),
         ("decision", pa.string(), lambda d: d.decision.value),
         ("scores", SCORES, _field("scores")),
         ("triggered", TRIGGERS, lambda d: [t.model_dump() for t in d.triggered]),

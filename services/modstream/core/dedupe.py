@@ -43,6 +43,9 @@ def read_claim(found: bytes | None, token: str) -> Claim | None:
     return Claim(decided_as=value)
 
 
+ERASED = "erased"  # the mark of an erased event: it names no decision any more
+
+
 class DecidedEvents:
     def __init__(self, settings: Settings, prefix: str = "modstream:decided:") -> None:
         self._redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
@@ -65,6 +68,11 @@ class DecidedEvents:
 
     async def mark(self, event_id: str, decision_id: str) -> None:
         await self._redis.set(self._prefix + event_id, decision_id, ex=self._ttl)
+
+    async def mark_erased(self, event_id: str) -> bool:
+        """Mark the event as erased, so that a replay of its upload event is skipped like a
+        decided one instead of decided again over an object that is gone; True when it had a mark."""
+        return await self._redis.set(self._prefix + event_id, ERASED, ex=self._ttl, get=True) is not None
 
     @property
     def lease_seconds(self) -> float:

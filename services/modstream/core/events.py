@@ -22,6 +22,8 @@ QUEUE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 QueueName = Annotated[str, StringConstraints(pattern=QUEUE_NAME)]  # a review queue
 # S3 bucket naming rules (lowercase, 3-63 chars) and a key that is a plain relative path.
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+# A platform's pseudonymous id of a person (never a name or an address): who uploaded, who appeals.
+Subject = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 
 
 def _plain_relative_path(key: str) -> str:
@@ -81,6 +83,9 @@ class ImageUploaded(Record):
     content_type: str | None = None
     size_bytes: int | None = Field(default=None, ge=0)
     metadata: dict[str, str] = Field(default_factory=dict)
+    subject: Subject | None = Field(
+        default=None, description="the platform's pseudonymous id of the uploader (`modstream erase --subject`)"
+    )
 
     @classmethod
     def new(cls, *, tenant: str, bucket: str, key: str, **optional: Any) -> "ImageUploaded":
@@ -280,6 +285,9 @@ class ModerationDecision(ImageRecord):
     thresholds: dict[str, Thresholds] = Field(default_factory=dict, description="the policy's thresholds, as applied")
     uploaded_at: datetime
     latency_ms: float = Field(ge=0, description="from receiving the event (or the review) to the decision")
+    subject: Subject | None = Field(
+        default=None, description="the uploader's pseudonymous id, as the upload named it (automatic decisions)"
+    )
 
 
 class ReviewRequest(ImageRecord):
@@ -518,7 +526,7 @@ class AppealLodged(Record):
     event_id: EventId = Field(description="the upload whose restriction is appealed")
     tenant: Tenant
     appellant: Literal["uploader", "reporter"]
-    appellant_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")] = Field(
+    appellant_id: Subject = Field(
         description="the platform's pseudonymous id of who appeals (never a name or an address)"
     )
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]

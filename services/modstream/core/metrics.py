@@ -66,8 +66,23 @@ statements_refused = _meter.create_counter(
     "modstream.statements.refused",
     description="Statements refused (by the database, or by our own check before sending), dead-lettered, by tenant",
 )
+statements_lifted = _meter.create_counter(
+    "modstream.statements.lifted",
+    description="Updated statements put on their topic (a restriction lifted on appeal), by tenant",
+)
+statements_not_sent = _meter.create_counter(
+    "modstream.statements.not_sent",
+    description="Updated statements the submitter kept from the Transparency Database (it takes no updates), by tenant",
+)
 appeals_decided = _meter.create_counter(
     "modstream.appeals.decided", description="Appeals a person decided, by tenant, outcome and whether past due"
+)
+erased_items = _meter.create_counter(
+    "modstream.erased.items",
+    description="What erasures and retention removed, by place (image versions, archive rows, jobs...) and cause",
+)
+erasures = _meter.create_counter(
+    "modstream.erasures", description="Erasure requests by outcome (done, refused), with the uploads they covered"
 )
 appeal_decision_time = _meter.create_histogram(
     "modstream.appeals.decision_time", unit="s", description="From an appeal lodged to a person's decision, by queue"

@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     # references removed. 0 seconds turns it off.
     archive_maintain_seconds: float = Field(3600.0, ge=0)
     archive_snapshot_retention_hours: float = Field(24.0, ge=0)
+    # Each tenant's policy `retention` section enforced by the archiver this often; 0 turns it off
+    # (`modstream archive retain` runs it at once).
+    archive_retention_seconds: float = Field(3600.0, ge=0)
     # The archiver's HTTP endpoint (/healthz, /livez, /metrics); 0 turns it off.
     archive_web_port: int = 16067
 

@@ -82,6 +82,39 @@ class ObjectStore:
         with _storage_errors(bucket, key):
             self._client.remove_object(bucket, key)
 
+    def keys(self, bucket: str, prefix: str) -> list[str]:
+        """The keys under ``prefix``, at any depth."""
+        with _storage_errors(bucket, prefix):
+            return [o.object_name or "" for o in self._client.list_objects(bucket, prefix=prefix, recursive=True)]
+
+    def versions(self, bucket: str, key: str) -> list[str | None]:
+        """The version ids the store holds of ``key`` (one, None, on a bucket without versioning);
+        empty when there is no such object. Delete markers count: they name the key too."""
+        with _storage_errors(bucket, key):
+            try:
+                listed = self._client.list_objects(bucket, prefix=key, include_version=True)
+                return [o.version_id for o in listed if o.object_name == key]
+            except S3Error as exc:
+                if exc.code != "NotImplemented":
+                    raise
+            # A store without versioning at all: the object, if it is there.
+            try:
+                self._client.stat_object(bucket, key)
+            except S3Error as exc:
+                if exc.code in MISSING_CODES:
+                    return []
+                raise
+            return [None]
+
+    def erase(self, bucket: str, key: str) -> int:
+        """Remove ``key`` and every version of it (a plain delete on a versioned bucket only hides
+        it behind a marker); how many versions were removed."""
+        held = self.versions(bucket, key)
+        with _storage_errors(bucket, key):
+            for version in held:
+                self._client.remove_object(bucket, key, version_id=version)
+        return len(held)
+
     def get(self, bucket: str, key: str, max_bytes: int) -> bytes:
         """The object's bytes; refused from the response headers if it is over ``max_bytes``."""
         with _storage_errors(bucket, key):

@@ -32,15 +32,17 @@ async def upload_files(
     tenant: str,
     *,
     concurrency: int = 8,
+    subject: str | None = None,
     on_uploaded: Callable[[Path, ImageUploaded], None] = lambda path, event: None,
 ) -> list[ImageUploaded]:
-    """Upload each file and publish its event; the original file name travels as metadata."""
+    """Upload each file and publish its event; the original file name travels as metadata,
+    ``subject`` (the uploader's pseudonymous id) on the event."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(path: Path) -> ImageUploaded:
         async with gate:
             data = await asyncio.to_thread(path.read_bytes)
-            event = await client.upload_image(data, tenant, metadata={"filename": path.name})
+            event = await client.upload_image(data, tenant, metadata={"filename": path.name}, subject=subject)
         on_uploaded(path, event)
         return event
 

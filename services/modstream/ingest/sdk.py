@@ -47,6 +47,7 @@ class UploadClient:
         key: str | None = None,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        subject: str | None = None,
     ) -> ImageUploaded:
         content_type = content_type or sniff_content_type(data)
         if key is None:
@@ -61,6 +62,7 @@ class UploadClient:
                 content_type=content_type,
                 size_bytes=len(data),
                 metadata=metadata or {},
+                subject=subject,
             )
             await self.store.aput(bucket, key, data, content_type)
             await self.send(event)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modstream.core.appeals import AppealRules
 from modstream.core.events import THRESHOLD, BankName, Outcome, QueueName, Thresholds, Trigger
+from modstream.core.retention import Retention
 from modstream.core.sampling import in_sample
 from modstream.policy.statements import StatementRules, unmapped_labels
 
@@ -49,6 +50,7 @@ class Policy(BaseModel):
     )
 
     appeals: AppealRules = Field(default_factory=AppealRules, description="how restrictions are appealed")
+    retention: Retention = Field(default_factory=Retention, description="how long each kind of data is kept")
     statements: StatementRules | None = Field(
         default=None, description="statements of reasons for its restrictions (DSA Art. 17); none: not produced"
     )
@@ -58,6 +60,16 @@ class Policy(BaseModel):
         unknown = sorted(set(self.bank_on_remove) - self.known_labels())
         if unknown:
             raise ValueError(f"bank_on_remove names labels the policy does not have: {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _decisions_kept_while_appealable(self) -> Self:
+        days = self.retention.decisions_days
+        if days is not None and days < self.appeals.window_days:
+            raise ValueError(
+                f"retention.decisions_days {days:g} is shorter than the appeal window ({self.appeals.window_days:g} "
+                "days): an appeal is heard against the decision on record"
+            )
         return self
 
     @model_validator(mode="after")

@@ -11,7 +11,7 @@ The open appeals are the members of ``DUE``, by due time: the overdue gauge coun
 due (``past_due``), and the appeals page lists them soonest due first (``AppealBook.open``).
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -122,6 +122,20 @@ class AppealBook:
 
     async def decided(self, job: ReviewJob) -> None:
         await self._redis.zrem(DUE, f"{job.tenant}|{job.job_id}")
+
+    async def open_appeal(self, event_id: str) -> tuple[str, datetime] | None:
+        """The job and due time of an appeal on ``event_id`` not yet decided, if there is one."""
+        async for member, due in self._redis.zscan_iter(DUE, match=f"*|{event_id}{APPEAL_SUFFIX}"):
+            return member.decode().partition("|")[2], datetime.fromtimestamp(due, UTC)
+        return None
+
+    async def forget(self, event_id: str, decision_ids: Collection[str]) -> int:
+        """Drop the restriction on record for ``event_id`` and the appeals heard on its decisions
+        (``decision_ids``, and the restriction's): the upload is erased, nothing is left to appeal.
+        How many records."""
+        restriction = await self.restriction(event_id)
+        decisions = {*decision_ids, *([] if restriction is None else [restriction.decision_id])}
+        return int(await self._redis.delete(RESTRICTION + event_id, *(APPEALED + d for d in decisions)))
 
     async def overdue(self, now: datetime) -> dict[str, int]:
         """Open appeals past their due date, by tenant (every tenant with an open appeal: 0 or more)."""

@@ -157,6 +157,23 @@ return out
 """
 )
 
+_ERASE = """
+local prefix = ARGV[1]
+local erased = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local job = prefix .. 'job:' .. id
+  local queue = redis.call('HGET', job, 'queue')
+  if queue then
+    redis.call('ZREM', prefix .. 'pending:' .. queue, id)
+    redis.call('ZREM', prefix .. 'age:' .. queue, id)
+    redis.call('ZREM', prefix .. 'leases:' .. queue, id)
+    erased = erased + redis.call('DEL', job)
+  end
+end
+return erased
+"""
+
 
 class ReviewQueues:
     def __init__(
@@ -172,6 +189,7 @@ class ReviewQueues:
         self._extend = client.register_script(_EXTEND)
         self._close = client.register_script(_CLOSE)
         self._stats = client.register_script(_STATS)
+        self._erase = client.register_script(_ERASE)
 
     async def enqueue(self, job: ReviewJob, excluded: Collection[str] = ()) -> bool:
         """Add the job, which the ``excluded`` reviewers can never claim, unless a job with its
@@ -221,6 +239,24 @@ class ReviewQueues:
                 expires_at=_time(float(values["expires"])),
             )
         return job, lease, values["status"]
+
+    async def jobs_of(self, event_id: str) -> list[ReviewJob]:
+        """Every job about ``event_id``, pending, leased or closed (its review, second review,
+        appeal and labelling jobs: their ids all start with the event id)."""
+        prefix = f"{self._prefix}job:"
+        keys = [prefix + event_id] + [k.decode() async for k in self._redis.scan_iter(match=f"{prefix}{event_id}:*")]
+        found = []
+        for key in keys:
+            data = await self._redis.hget(key, "data")  # type: ignore[misc]
+            job = None if data is None else ReviewJob.model_validate_json(data)
+            # Another event's id may begin with this one's and a colon: its jobs are not ours.
+            if job is not None and job.event_id == event_id:
+                found.append(job)
+        return found
+
+    async def erase(self, job_ids: Collection[str]) -> int:
+        """Remove the jobs whatever their state (a reviewer holding one loses the lease); how many."""
+        return int(await self._erase(args=[self._prefix, *job_ids])) if job_ids else 0
 
     async def stats(self, now: float | None = None) -> list[QueueStats]:
         now = _now(now)

@@ -9,6 +9,7 @@ end of each partition's contiguous run of events whose decision is on the decisi
 import asyncio
 import contextlib
 import logging
+import time
 
 import faust
 import mode
@@ -20,6 +21,7 @@ from modstream.bank.topic import BankFollower
 from modstream.core import metrics
 from modstream.core.audit_rates import raised_audit_rates
 from modstream.core.dedupe import DecidedEvents
+from modstream.core.erased import ErasedImages
 from modstream.core.inference import TritonScorer
 from modstream.core.kafka import broker_errors, connection_options
 from modstream.core.logs import configure_logging
@@ -103,6 +105,8 @@ def create_app(settings: Settings) -> faust.App:
 
     state = aioredis.Redis.from_url(settings.redis_url)
     audit = AuditLog(state)
+    erased = ErasedImages(state, settings.score_cache_ttl_seconds)
+    erased_after = [time.time()]  # the score cache starts empty: older erasures are not in it
 
     @app.timer(interval=settings.policy_refresh_seconds)  # type: ignore[untyped-decorator]
     async def refresh() -> None:
@@ -114,6 +118,10 @@ def create_app(settings: Settings) -> faust.App:
             # The drift monitor raises a tenant's audit rate while one of its labels drifts.
             with contextlib.suppress(redis.exceptions.RedisError):
                 current.raised_audit_rates = await raised_audit_rates(state)
+                # Erased images' scores and embeddings leave this worker's memory too.
+                digests, erased_after[0] = await erased.since(erased_after[0])
+                if dropped := current.score_cache.drop(digests):
+                    log.info("erased images dropped from the score cache", extra={"images": dropped})
             # Triton away: the reuse of scores goes on under the version last seen.
             with contextlib.suppress(Exception):
                 await current.check_serving_model()

@@ -48,5 +48,9 @@ class ScoreCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def drop(self, sha256s: list[str]) -> int:
+        """Forget the scores of these images (erased); how many were held."""
+        return sum(self._entries.pop(sha256, None) is not None for sha256 in sha256s)
+
     def __len__(self) -> int:
         return len(self._entries)

@@ -271,7 +271,7 @@ class Pipeline:
     def _decision(self, event: ImageUploaded, started: float, policy: Policy, **outcome: Any) -> ModerationDecision:
         # The policy that decided, passed along: a reload in between must not relabel the decision.
         return ModerationDecision(
-            **event.model_dump(include={"event_id", "tenant", "bucket", "key"}),
+            **event.model_dump(include={"event_id", "tenant", "bucket", "key", "subject"}),
             policy_id=policy.id,
             policy_version=policy.version,
             uploaded_at=event.occurred_at,

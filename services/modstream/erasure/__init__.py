@@ -1,0 +1,1 @@
+"""Erasure (GDPR Art. 17): everything the system holds of an upload, found and removed, with a receipt."""
