@@ -6,8 +6,9 @@ modstream's own ``core/dsa.py`` so that the two check each other.
 
     python -m tests.dsa_server --port 8123 --token secret
 
-``GET /_test/statements`` lists what was stored; ``POST /_test/fail`` makes the next N calls
-answer a status of one's choosing (outages, rate limits).
+``GET /_test/statements`` lists what was stored, and every statement a call with the right
+token carried (``received``: taken, refused or held already); ``POST /_test/fail`` makes the
+next N calls answer a status of one's choosing (outages, rate limits).
 """
 
 import argparse
@@ -139,6 +140,7 @@ class Database:
     def __init__(self, token: str) -> None:
         self.token = token
         self.stored: dict[str, dict[str, Any]] = {}
+        self.received: list[Any] = []  # every statement a call carried past the token check
         self.failures: list[int] = []
         self.calls = 0
 
@@ -168,6 +170,7 @@ class Database:
         if (refused := self._refusal(request)) is not None:
             return refused
         body = await request.json()
+        self.received.append(body)
         if found := problems(body):
             first = next(iter(found.values()))[0]
             more = sum(map(len, found.values())) - 1
@@ -186,6 +189,7 @@ class Database:
             return refused
         body = await request.json()
         statements = body.get("statements") if isinstance(body, dict) else None
+        self.received += statements if isinstance(statements, list) else []
         if not isinstance(statements, list) or not 1 <= len(statements) <= 100:
             said = "The statements field must have between 1 and 100 items."
             return JSONResponse({"message": said, "errors": {"statements": [said]}}, status_code=422)
@@ -210,7 +214,7 @@ class Database:
         return JSONResponse({"message": "statement of reason not found", "puid": puid}, status_code=404)
 
     async def listed(self, request: Request) -> Response:
-        return JSONResponse({"statements": list(self.stored.values()), "calls": self.calls})
+        return JSONResponse({"statements": list(self.stored.values()), "received": self.received, "calls": self.calls})
 
     async def fail(self, request: Request) -> Response:
         asked = await request.json()
@@ -226,6 +230,10 @@ class RunningDatabase:
 
     def stored(self) -> list[dict[str, Any]]:
         return list(httpx.get(self.endpoint.removesuffix("/api/v1") + "/_test/statements").json()["statements"])
+
+    def received(self) -> list[Any]:
+        """Every statement sent with the right token, in order, whatever the answer was."""
+        return list(httpx.get(self.endpoint.removesuffix("/api/v1") + "/_test/statements").json()["received"])
 
     def fail_next(self, status: int, times: int = 1) -> None:
         httpx.post(self.endpoint.removesuffix("/api/v1") + "/_test/fail", json={"status": status, "times": times})

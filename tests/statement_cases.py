@@ -1,8 +1,10 @@
 """Decisions of every path that restricts an image, and a tenant's statements section, for tests."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import yaml
 from modstream.core.events import (
     HASH_MATCH,
     THRESHOLD,
@@ -53,6 +55,16 @@ STATEMENTS: dict[str, Any] = {
         "explanation": "The image breaks the content rules of this service.",
     },
 }
+
+
+def submitting_section(policies: Path, endpoint: str, token_file: Path) -> dict[str, Any]:
+    """A tenant's statements section under ``policies`` (a copy of config/policies): every label
+    of its default policy mapped (unknown ones under ``other``), submitting to ``endpoint``."""
+    names = yaml.safe_load((policies / "default.yaml").read_text())["labels"]
+    return STATEMENTS | {
+        "labels": {name: STATEMENTS["labels"].get(name, STATEMENTS["other"]) for name in names},
+        "submit": {"endpoint": endpoint, "token_file": str(token_file)},
+    }
 
 
 def policy(statements: dict[str, Any] | None = None) -> Policy:

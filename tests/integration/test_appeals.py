@@ -1,13 +1,14 @@
 """Appeals on the real stack (Kafka, Redis, the dashboard process and its feeds): a restriction
 appealed is queued for a person who did not take it, never for its own reviewer; an overturn
-publishes a decision and lifts the restriction; appeals outside the rules are refused, each
-with its reason; the HTTP API takes them from an admin's token only."""
+publishes a decision and lifts the restriction, and the statements service publishes the
+updated statement, which the (stand-in) Transparency Database never receives; appeals outside
+the rules are refused, each with its reason; the HTTP API takes them from an admin's token only."""
 
 import asyncio
 import json
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,20 +25,24 @@ from modstream.core.events import (
     BankEntry,
     ModerationDecision,
     Record,
+    StatementIssued,
+    StatementLifted,
     bank_key,
     entry_key,
 )
 from modstream.core.kafka import kafka_consumer
-from modstream.core.ports import free_ports
+from modstream.core.ports import free_port, free_ports
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.topics import ensure_topics
 from modstream.review.appeals import RESTRICTION
 from modstream.review.web.users import add_user, mint_token
 from modstream.stack import start_service, stop_stack
+from modstream.statements.build import puid_of
 
+from tests.dsa_server import RunningDatabase, running_database
 from tests.records import RecordLog, records_of
 from tests.scrape import scrape, total
-from tests.statement_cases import decision
+from tests.statement_cases import decision, submitting_section
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 TENANT = "appealing"
@@ -57,12 +62,21 @@ class Dashboard:
         )
 
 
+@pytest.fixture(scope="module")
+def database() -> Iterator[RunningDatabase]:
+    with running_database(token="appealing-token") as running:
+        yield running
+
+
 @pytest.fixture
-async def dashboard(stack_settings: Settings, tmp_path: Path) -> AsyncIterator[Dashboard]:
+async def dashboard(stack_settings: Settings, tmp_path: Path, database: RunningDatabase) -> AsyncIterator[Dashboard]:
     tag = uuid.uuid4().hex[:8]
     queue = f"appeals-{tag}"
     policies = shutil.copytree(PROJECT_ROOT / "config" / "policies", tmp_path / "policies")
-    (policies / "tenants" / f"{TENANT}.yaml").write_text(json.dumps({"version": "a1", "appeals": {"queue": queue}}))
+    (tmp_path / "token").write_text(database.token + "\n")
+    statements = submitting_section(policies, database.endpoint, tmp_path / "token")
+    tenant = {"version": "a1", "appeals": {"queue": queue}, "statements": statements}
+    (policies / "tenants" / f"{TENANT}.yaml").write_text(json.dumps(tenant))
     users = tmp_path / "users.toml"
     add_user(users, "lena", "reviewer", "lena-password")
     add_user(users, "ivan", "admin", "ivan-password")
@@ -75,6 +89,11 @@ async def dashboard(stack_settings: Settings, tmp_path: Path) -> AsyncIterator[D
             "topic_appeals": f"ap-{tag}.appeals",
             "topic_appeal_outcomes": f"ap-{tag}.outcomes",
             "topic_banks": f"ap-{tag}.banks",
+            "topic_statements": f"ap-{tag}.statements",
+            "topic_dead_letter": f"ap-{tag}.dead-letter",
+            "statements_group": f"ap-{tag}-statements",
+            "statements_submit_group": f"ap-{tag}-statements-submit",
+            "statements_web_port": free_port(),
             "policies_dir": policies,
             "dashboard_users_file": users,
             "dashboard_port": port,
@@ -213,6 +232,83 @@ async def test_an_appeal_goes_to_a_person_who_did_not_decide_and_an_overturn_lif
     assert not store.exists(RESTRICTION + by_lena.event_id)
     # ... and the bank entry her remove made is withdrawn: a copy is not blocked again by it.
     assert await tombstone(settings, settings.topic_banks, entry_key(bank.name, banked.entry_id))
+
+
+async def test_an_overturn_publishes_an_updated_statement_that_the_database_never_receives(
+    dashboard: Dashboard, database: RunningDatabase
+) -> None:
+    settings, tag = dashboard.settings, uuid.uuid4().hex[:6]
+    by_lena = decision("human", tenant=TENANT, event_id=f"{tag}-lena", occurred_at=datetime.now(UTC))
+    store = redis.Redis.from_url(settings.redis_url)
+    start_service(settings, "statements", timeout=60)
+    try:
+        async with (
+            RecordLog(settings, settings.topic_statements, StatementIssued) as issued,
+            RecordLog(settings, settings.topic_statements, StatementLifted) as lifted,
+            RecordLog(settings, settings.topic_appeal_outcomes, AppealOutcome) as outcomes,
+        ):
+            produce(settings, settings.topic_decisions, [(by_lena.event_id, by_lena)])
+            # Positive signals: the restriction's statement is on the topic and in the database,
+            # and the dashboard has the restriction on record.
+            assert await issued.wait_for([by_lena.event_id], timeout=60) == 1
+            original = issued.first(by_lena.event_id)
+            assert original.puid == puid_of(by_lena.event_id)
+            assert await stored(database, {original.puid})
+            for _ in range(120):
+                if store.exists(RESTRICTION + by_lena.event_id):
+                    break
+                await asyncio.sleep(0.5)
+            assert store.exists(RESTRICTION + by_lena.event_id)
+            lodged = appeal(by_lena.event_id)
+            produce(settings, settings.topic_appeals, [(lodged.event_id, lodged)])
+            assert await outcomes.wait_for([lodged.event_id], timeout=60) == 1
+            assert outcomes.first(lodged.event_id).outcome == "queued"
+            with dashboard.client("ivan") as ivan:
+                (job_id,) = claim_all(ivan, dashboard.queue)
+                overturned = ivan.post(f"/api/jobs/{job_id}/verdict", json={"verdict": "approve", "labels": []})
+                assert overturned.status_code == 200, overturned.text
+            lifting = overturned.json()
+            assert lifting["source"] == "appeal" and lifting["decision"] == "allow"
+
+            # The updated statement: its own puid, naming the one it supersedes, and when.
+            assert await lifted.wait_for([by_lena.event_id], timeout=60) == 1
+            update = lifted.first(by_lena.event_id)
+            assert update.supersedes == original.puid and update.puid != original.puid
+            assert update.decision_id == lifting["decision_id"] and update.tenant == TENANT
+            assert update.lifted_at == datetime.fromisoformat(lifting["occurred_at"])
+            assert f"lifted on {update.lifted_at:%Y-%m-%d}" in update.explanation
+            assert "lena" not in update.explanation and "ivan" not in update.explanation
+            assert lodged.reason not in update.explanation and lodged.appellant_id not in update.explanation
+            assert issued.all(by_lena.event_id) == [original]  # the overturn restricts nothing itself
+
+            # Positive signal before the absence: a later restriction's statement reaches the
+            # database, and the submitter counted the update it kept back.
+            later = decision("model", tenant=TENANT, event_id=f"{tag}-later", occurred_at=datetime.now(UTC))
+            produce(settings, settings.topic_decisions, [(later.event_id, later)])
+            assert await stored(database, {original.puid, puid_of(later.event_id)})
+            metrics = f"http://127.0.0.1:{settings.statements_web_port}/metrics"
+            for _ in range(60):
+                if total(scrape(metrics), "modstream_statements_not_sent_total", tenant=TENANT) == 1:
+                    break
+                await asyncio.sleep(0.5)
+            assert total(scrape(metrics), "modstream_statements_not_sent_total", tenant=TENANT) == 1
+            assert total(scrape(metrics), "modstream_statements_lifted_total", tenant=TENANT) == 1
+        # The database received the restriction's statement once and the later one, nothing else
+        # of this test: no update, no second statement for the image whose restriction was lifted.
+        received = sorted(s["puid"] for s in database.received() if str(s.get("puid", "")).startswith(tag))
+        assert received == sorted([original.puid, puid_of(later.event_id)])
+        assert update.puid not in {s["puid"] for s in database.stored()}
+    finally:
+        stop_stack(settings, only=["statements"])
+
+
+async def stored(database: RunningDatabase, puids: set[str], timeout: float = 60) -> bool:
+    """Whether the database holds every one of ``puids`` within ``timeout`` seconds."""
+    for _ in range(int(timeout * 2)):
+        if puids <= {s["puid"] for s in database.stored()}:
+            return True
+        await asyncio.sleep(0.5)
+    return False
 
 
 async def tombstone(settings: Settings, topic: str, key: str, timeout: float = 30) -> bool:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from confluent_kafka import Producer
 from modstream.core.events import DeadLetter, DeadLetterReason, ModerationDecision, StatementIssued
 from modstream.core.kafka import connection_options
@@ -22,7 +21,7 @@ from modstream.stack import start_service, stop_stack
 
 from tests.dsa_server import RunningDatabase, running_database
 from tests.records import RecordLog
-from tests.statement_cases import PATHS, STATEMENTS, decision
+from tests.statement_cases import PATHS, decision, submitting_section
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 TENANT, QUIET = "acct", "quiet"  # quiet: a policy with no statements section
@@ -38,11 +37,7 @@ async def private(settings: Settings, tmp: Path, database: RunningDatabase) -> S
     tag = uuid.uuid4().hex[:10]
     policies = shutil.copytree(PROJECT_ROOT / "config" / "policies", tmp / "policies")
     (tmp / "token").write_text(database.token + "\n")
-    names = yaml.safe_load((policies / "default.yaml").read_text())["labels"]
-    section = STATEMENTS | {
-        "labels": {name: STATEMENTS["labels"].get(name, STATEMENTS["other"]) for name in names},
-        "submit": {"endpoint": database.endpoint, "token_file": str(tmp / "token")},
-    }
+    section = submitting_section(policies, database.endpoint, tmp / "token")
     (policies / "tenants" / f"{TENANT}.yaml").write_text(json.dumps({"version": "acct-1", "statements": section}))
     settings = settings.model_copy(
         update={

@@ -1,19 +1,22 @@
 """Statements of reasons: the vocabulary against the database's, the policy section, the builder."""
 
 import json
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, get_args
 
 import pytest
 import yaml
 from modstream.core import dsa
-from modstream.core.events import Outcome
+from modstream.core.events import APPEAL_OVERTURNED, Outcome, StatementLifted
 from modstream.core.settings import PROJECT_ROOT
 from modstream.policy.loader import PolicyError, load_policies
-from modstream.statements.build import puid_of, statement_for
+from modstream.statements.build import lifted_for, puid_of, statement_for
+from modstream.statements.service import ON_TOPIC
 from pydantic import ValidationError
 
-from tests.statement_cases import PATHS, STATEMENTS, decision, policy
+from tests.statement_cases import PATHS, STATEMENTS, UPLOADED, decision, policy
 
 VOCABULARY = json.loads((Path(__file__).parent.parent / "data" / "dsa_vocabulary.json").read_text())
 
@@ -150,3 +153,76 @@ def test_a_bad_mapping_is_refused_at_load_naming_the_field(
     section["other"] = STATEMENTS["other"]
     (folder / "tenants" / "acme.yaml").write_text(json.dumps({"version": "s1", "statements": section}))
     assert load_policies(folder).for_tenant("acme").statements is not None
+
+
+def overturn(event_id: str = "evt-human", **changes: Any) -> Any:
+    """The decision an appeal's overturn publishes (review.service): a person's allow, source appeal."""
+    fields: dict[str, Any] = {
+        "event_id": event_id,
+        "source": "appeal",
+        "decision": Outcome.ALLOW,
+        "reasons": [APPEAL_OVERTURNED],
+        "labels": [],
+        "reviewer": "ivan",
+        "occurred_at": UPLOADED + timedelta(days=4, hours=23),
+    }
+    return decision("human", **fields | changes)
+
+
+def test_an_overturn_supersedes_the_restrictions_statement_with_one_of_its_own_puid() -> None:
+    rules = policy().statements
+    assert rules is not None
+    original = statement_for(decision("human"), rules)
+    lifting = overturn()
+    update = lifted_for(lifting)
+    assert original is not None and update is not None
+    assert update.supersedes == original.puid == "evt-human"
+    assert update.puid == "evt-human-lifted" != original.puid
+    assert re.fullmatch(dsa.PUID, update.puid)
+    assert (update.event_id, update.tenant, update.decision_id) == ("evt-human", "acme", lifting.decision_id)
+    assert update.lifted_at == lifting.occurred_at
+    assert "appealed" in update.explanation and "lifted on 2026-12-06 (UTC)" in update.explanation
+    # Nothing of who: not the reviewer of either decision, not the object, not the appellant.
+    assert "lena" not in update.explanation and "ivan" not in update.explanation
+    assert "acme/photo.jpg" not in update.explanation and not dsa.personal_data(update.explanation)
+    # The overturn restricts nothing: it has no statement of its own, only the update.
+    assert statement_for(lifting, rules) is None
+
+
+def test_an_update_of_a_digested_puid_keeps_within_the_puid_rules() -> None:
+    update = lifted_for(overturn("upload:2026.12.07"))
+    assert update is not None
+    assert update.supersedes == puid_of("upload:2026.12.07") and update.puid == update.supersedes + "-lifted"
+    assert re.fullmatch(dsa.PUID, update.puid) and len(update.puid) <= 500
+
+
+@pytest.mark.parametrize(
+    "made",
+    [
+        decision("human"),  # the restriction itself
+        decision("human", decision=Outcome.ALLOW),  # a reviewer's approve, not an appeal
+        overturn(decision=Outcome.BLOCK),  # not a lift
+        overturn(reasons=["human_review"]),  # an appeal's decision that overturned nothing
+    ],
+)
+def test_only_an_appeals_overturn_has_an_update(made: Any) -> None:
+    assert lifted_for(made) is None
+
+
+def test_an_update_with_personal_data_or_the_originals_puid_is_refused() -> None:
+    update = lifted_for(overturn())
+    assert update is not None
+    fields = update.model_dump()
+    with pytest.raises(ValidationError, match=r"explanation looks like it holds personal data \(an e-mail"):
+        StatementLifted(**fields | {"explanation": "Lifted; questions to jane.doe@example.org"})
+    with pytest.raises(ValidationError, match="a puid of its own"):
+        StatementLifted(**fields | {"puid": update.supersedes})
+
+
+def test_the_submitter_tells_an_update_from_a_statement_on_the_topic() -> None:
+    rules = policy().statements
+    assert rules is not None
+    issued, update = statement_for(decision("human"), rules), lifted_for(overturn())
+    assert issued is not None and update is not None
+    assert ON_TOPIC.validate_json(issued.to_bytes()) == issued
+    assert ON_TOPIC.validate_json(update.to_bytes()) == update

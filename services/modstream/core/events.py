@@ -10,9 +10,10 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from modstream.core.bank_action import BankAction as BankAction  # its own module: the CLI offers it
+from modstream.core.dsa import Puid, personal_data
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -500,6 +501,8 @@ class DeadLetter(Record):
 
 # Decision sources where a person decided: a reviewer's verdict, or an appeal's.
 BY_A_PERSON = ("human", "appeal")
+# The reason an appeal's decision gives when a person overturned the restriction appealed.
+APPEAL_OVERTURNED = "appeal_overturned"
 DecisionPath = Literal["model", "bank_match", "model_then_human", "human"]
 
 
@@ -516,6 +519,39 @@ class StatementIssued(Record):
     decision_id: str = Field(description="the decision it states the reasons of")
     path: DecisionPath = Field(description="how the decision was taken: it sets automated_detection and _decision")
     statement: dict[str, Any] = Field(description="the body of POST /api/v1/statement")
+
+
+class StatementLifted(Record):
+    """An updated statement of reasons (DSA Art. 17): the restriction an earlier statement
+    (``supersedes``) stated was lifted on appeal (Art. 20), and when. The platform sends it to
+    the person the restriction concerned; it is never sent to the Transparency Database, which
+    has no call to update or withdraw a statement. On ``moderation.statements``, keyed by its own
+    ``puid``; its text holds no personal data (``core.dsa.personal_data``, as a statement's)."""
+
+    event_type: Literal["moderation.statement-lifted"] = "moderation.statement-lifted"
+    statement_id: str = Field(default_factory=new_id)
+    puid: Puid = Field(description="this update's own id: the superseded statement's puid and -lifted")
+    supersedes: Puid = Field(description="the puid of the statement whose restriction was lifted")
+    event_id: EventId
+    tenant: Tenant
+    decision_id: str = Field(description="the appeal's decision that lifted the restriction")
+    lifted_at: datetime = Field(description="when the restriction was lifted")
+    explanation: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] = Field(
+        description="what happened, in words, for the person the restriction concerned"
+    )
+
+    @field_validator("explanation")
+    @classmethod
+    def _no_personal_data(cls, text: str) -> str:
+        if found := personal_data(text):
+            raise ValueError(f"explanation looks like it holds personal data ({', '.join(found)}): not published")
+        return text
+
+    @model_validator(mode="after")
+    def _own_puid(self) -> "StatementLifted":
+        if self.puid == self.supersedes:
+            raise ValueError("an updated statement needs a puid of its own (the topic is keyed by puid)")
+        return self
 
 
 class AppealLodged(Record):

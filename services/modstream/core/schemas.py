@@ -18,6 +18,7 @@ from modstream.core.events import (
     ReviewVerdict,
     ShadowScore,
     StatementIssued,
+    StatementLifted,
 )
 from modstream.core.settings import PROJECT_ROOT
 
@@ -34,6 +35,7 @@ RECORDS: dict[str, tuple[type[BaseModel], Literal["validation", "serialization"]
     "bank.bank": (Bank, "serialization"),
     "bank.entry": (BankEntry, "serialization"),
     "moderation.statement": (StatementIssued, "serialization"),
+    "moderation.statement-lifted": (StatementLifted, "serialization"),
     "moderation.appeal": (AppealLodged, "validation"),
     "moderation.appeal-outcome": (AppealOutcome, "serialization"),
 }

@@ -22,6 +22,7 @@ from opentelemetry import propagate
 from modstream.core import metrics
 from modstream.core.appeals import AppealRules, refusal
 from modstream.core.events import (
+    APPEAL_OVERTURNED,
     AppealLodged,
     AppealOutcome,
     AppealRefusal,
@@ -272,7 +273,7 @@ class ReviewService:
             return self._decision(job, reviewer, verdict, seconds)
         if job.kind == "appeal" and verdict.verdict is Verdict.APPROVE:
             return self._decision(job, reviewer, verdict, seconds).model_copy(
-                update={"source": "appeal", "reasons": ["appeal_overturned"]}
+                update={"source": "appeal", "reasons": [APPEAL_OVERTURNED]}
             )
         return None
 

@@ -1,5 +1,6 @@
-"""A restriction -> its statement of reasons. Pure: a decision and the tenant's rules in, a
-checked statement out (or none, when the decision restricts nothing).
+"""A restriction -> its statement of reasons; an appeal's overturn -> the updated statement
+that supersedes it. Pure: a decision and the tenant's rules in, a checked statement out (or
+none, when the decision restricts nothing and lifts nothing).
 
 How the decision was taken sets the two automation fields (the database's definitions,
 ``additional-explanation-for-statement-attributes.md`` §9-10: detection is about finding
@@ -15,15 +16,18 @@ the content, decision about judging it):
 
 import hashlib
 import re
+from datetime import UTC
 
 from modstream.core.dsa import PUID, AutomatedDecision, Statement
 from modstream.core.events import (
+    APPEAL_OVERTURNED,
     HASH_MATCH,
     THRESHOLD,
     DecisionPath,
     ModerationDecision,
     Outcome,
     StatementIssued,
+    StatementLifted,
 )
 from modstream.policy.statements import Reporting, StatementRules
 
@@ -49,6 +53,40 @@ def puid_of(event_id: str) -> str:
     if re.fullmatch(PUID, event_id) and len(event_id) <= 500:
         return event_id
     return "sha256-" + hashlib.sha256(event_id.encode()).hexdigest()
+
+
+# The updated statement's puid is the superseded one's with this suffix (the database never sees it).
+LIFTED_SUFFIX = "-lifted"
+
+
+def lifted_puid(event_id: str) -> str:
+    """The puid of the updated statement after an appeal lifted the restriction of ``event_id``:
+    never the restriction's own (the topic is keyed by puid), within the database's rules."""
+    return puid_of(event_id) + LIFTED_SUFFIX
+
+
+def lifted_for(decision: ModerationDecision) -> StatementLifted | None:
+    """The updated statement when ``decision`` is an appeal's overturn of a restriction: it
+    supersedes the restriction's statement (the upload's puid) and says the restriction was
+    lifted on appeal, and when. None for any other decision. Raises ValidationError when its
+    text would hold personal data."""
+    if decision.source != "appeal" or decision.decision is not Outcome.ALLOW:
+        return None
+    if APPEAL_OVERTURNED not in decision.reasons:
+        return None
+    lifted = decision.occurred_at.astimezone(UTC)
+    return StatementLifted(
+        puid=lifted_puid(decision.event_id),
+        supersedes=puid_of(decision.event_id),
+        event_id=decision.event_id,
+        tenant=decision.tenant,
+        decision_id=decision.decision_id,
+        lifted_at=lifted,
+        explanation=(
+            "The decision to restrict this image was appealed. A reviewer of the moderation team examined "
+            f"the image and overturned the decision: the restriction was lifted on {lifted:%Y-%m-%d} (UTC)."
+        ),
+    )
 
 
 def statement_for(decision: ModerationDecision, rules: StatementRules) -> StatementIssued | None:

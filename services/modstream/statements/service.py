@@ -4,12 +4,15 @@ Two plain consumers in one process, each committing offsets only once what it re
 handled (at least once; nothing is skipped at a rebalance, see docs/architecture.md):
 
 - the writer reads the decisions and publishes a statement (``build.statement_for``) for
-  each restriction of a tenant whose policy has a ``statements`` section; a replay publishes
-  the same puid again, which the database holds already;
+  each restriction of a tenant whose policy has a ``statements`` section, and an updated
+  statement (``build.lifted_for``) for each appeal's overturn; a replay publishes the same
+  puid again, which the database holds already;
 - the submitter reads the statements and sends those of tenants whose section names an
   endpoint, at most 100 a call; a statement the database refuses (or that our own check
   refused) is dead-lettered with the reason. While the database or the token fails, it
-  waits, and the lag (how long the oldest statement has waited) grows.
+  waits, and the lag (how long the oldest statement has waited) grows. An updated statement
+  is never sent (the database has no call to update or withdraw one): it is counted and
+  logged, and left for the platform on the topic.
 """
 
 import asyncio
@@ -21,25 +24,30 @@ import signal
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Annotated
 
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from modstream.core import metrics
 from modstream.core.dsa import BATCH_LIMIT
-from modstream.core.events import DeadLetter, DeadLetterReason, ModerationDecision, StatementIssued
+from modstream.core.events import DeadLetter, DeadLetterReason, ModerationDecision, StatementIssued, StatementLifted
 from modstream.core.kafka import KafkaPublisher, kafka_consumer, kafka_producer
 from modstream.core.logs import configure_logging
 from modstream.core.retry import retrying
 from modstream.core.settings import Settings
 from modstream.policy.watcher import PolicyStore
-from modstream.statements.build import statement_for
+from modstream.statements.build import lifted_for, statement_for
 from modstream.statements.submitter import NotSent, Sent, read_token, submit
 
 log = logging.getLogger("modstream.statements")
 POLL_MS = 1000
+# The records on the statements topic: a restriction's statement, or the update lifting it.
+ON_TOPIC: TypeAdapter[StatementIssued | StatementLifted] = TypeAdapter(
+    Annotated[StatementIssued | StatementLifted, Field(discriminator="event_type")]
+)
 # When the oldest statement still to be sent was published, by tenant (the lag gauge's source).
 _waiting_since: dict[str, float] = {}
 
@@ -89,7 +97,7 @@ class Statements:
         if rules is None:
             return
         try:
-            issued = statement_for(decision, rules)
+            issued = statement_for(decision, rules) or lifted_for(decision)
         except ValidationError as exc:
             # Our own check (personal data, a date out of bounds): never sent, kept with why.
             await self._dead_letter(record, decision.event_id, decision.tenant, str(exc)[:1000])
@@ -97,7 +105,10 @@ class Statements:
         if issued is None:
             return
         await self._publish(self.settings.topic_statements, issued.puid, issued.to_bytes())
-        metrics.statements.add(1, {"tenant": issued.tenant, "path": issued.path})
+        if isinstance(issued, StatementLifted):
+            metrics.statements_lifted.add(1, {"tenant": issued.tenant})
+        else:
+            metrics.statements.add(1, {"tenant": issued.tenant, "path": issued.path})
 
     async def _submit(self, stop: asyncio.Event) -> None:
         topic = self.settings.topic_statements
@@ -114,8 +125,11 @@ class Statements:
                 for records in batches.values():
                     for record in records:
                         try:
-                            issued = StatementIssued.model_validate_json(record.value)
+                            issued = ON_TOPIC.validate_json(record.value or b"")
                         except ValidationError:
+                            continue
+                        if isinstance(issued, StatementLifted):
+                            _not_sent(issued)
                             continue
                         by_tenant[issued.tenant].append((record, issued))
                 for tenant, statements in by_tenant.items():
@@ -164,6 +178,22 @@ class Statements:
 
     async def _publish(self, topic: str, key: str, value: bytes) -> None:
         await retrying(lambda: self._publisher.publish(topic, key, value, []), "kafka")
+
+
+def _not_sent(update: StatementLifted) -> None:
+    """An updated statement is the platform's to send to the person concerned, never the
+    database's: it has no call to update or withdraw a statement, and would take this one as a
+    second restriction (or refuse it). Counted and logged, not dead-lettered."""
+    log.info(
+        "updated statement not sent to the transparency database: it takes no updates",
+        extra={
+            "event_id": update.event_id,
+            "tenant": update.tenant,
+            "puid": update.puid,
+            "supersedes": update.supersedes,
+        },
+    )
+    metrics.statements_not_sent.add(1, {"tenant": update.tenant})
 
 
 async def _commit(consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
