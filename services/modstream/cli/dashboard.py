@@ -1,10 +1,14 @@
 """``modstream dashboard …``: the reviewer dashboard, and its users."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modstream.cli.console import console, err, get_settings
+
+if TYPE_CHECKING:
+    from modstream.core.settings import Settings
+    from modstream.models.card_page import ModelCardsPage
 
 app = typer.Typer(help="The reviewer dashboard and its users.")
 
@@ -40,11 +44,25 @@ def serve(
         settings,
         port=port,
         admin_pages=[QualityPage(settings)],
+        reader_pages=[model_cards_page(settings)],
         extensions=[banks, ErasureApi(settings)],
         bank_names=banks.names,
         taxonomy_labels=lambda: taxonomy_labels(settings),
         appeal_rules=appeal_rules,
     )
+
+
+def model_cards_page(settings: "Settings") -> "ModelCardsPage":
+    """The models room's Model cards page, for every signed-in user: the serving ensemble's and
+    its components' cards, made from the quality room's reading of the archive and its drift
+    monitor's state, which the models room cannot import."""
+    from modstream.cli.model_cards import ArchiveEvidence, notices_path
+    from modstream.models.card_page import ModelCardsPage
+    from modstream.models.served_cards import ServedCards
+
+    evidence = ArchiveEvidence(settings)
+    cards = ServedCards(settings.model_repository, settings.triton_model, evidence, notices_path(settings))
+    return ModelCardsPage(cards)
 
 
 @app.command("add-user")

@@ -447,18 +447,21 @@ def card(
     since: Annotated[datetime | None, typer.Option(help="verdicts from this time (UTC)")] = None,
     until: Annotated[datetime | None, typer.Option(help="verdicts until this time (UTC)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of Markdown")] = False,
-    out: Annotated[Path | None, typer.Option(help="write it to this file instead of printing it")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="write it to this file instead of printing it; to a folder: both <name>-<version>.md and .json"
+        ),
+    ] = None,
 ) -> None:
     """A model card: details and licence, intended use, out of scope, training data, quality from
-    reviewers' verdicts with intervals, caveats."""
+    reviewers' verdicts with intervals, drift, caveats; and the archive's snapshots it was made from."""
+    import asyncio
+
+    from modstream.cli.model_cards import ArchiveEvidence, notices_path
     from modstream.core.evidence import Period
-    from modstream.core.lake import ArchiveUnavailable
-    from modstream.core.settings import PROJECT_ROOT
-    from modstream.models.cards import LabelEvidence, card_for, read_notices
-    from modstream.models.heads import read_cards
-    from modstream.models.repository import Repository
-    from modstream.models.taxonomy import TaxonomyError, ensemble_components, read_taxonomy
-    from modstream.quality.archived import measure
+    from modstream.models.served_cards import card_of, notices_in, slug
+    from modstream.models.taxonomy import TaxonomyError
 
     settings = get_settings()
     root = settings.model_repository
@@ -470,59 +473,37 @@ def card(
     if not (root / name / str(chosen)).is_dir():
         err.print(f"[red]{name} has no version {chosen}[/red]")
         raise typer.Exit(2)
+    evidence = ArchiveEvidence(settings, Period(since=as_utc(since), until=as_utc(until)))
+    with console.status("reading reviewers' verdicts from the archive and the drift monitor's state…"):
+        quality = evidence.quality()
+        drift = asyncio.run(evidence.drift())
+    for problem in [*quality.unavailable, *([drift] if isinstance(drift, str) else [])]:
+        err.print(f"[yellow]not read: {problem}; the card says so[/yellow]")
     try:
-        taxonomy = read_taxonomy(root)
+        made = card_of(
+            root,
+            name,
+            str(chosen),
+            notices=notices_in(notices_path(settings)),
+            quality=quality,
+            drift=drift,
+            now=datetime.now(UTC),
+        )
     except TaxonomyError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    members = ensemble_components(root, name) if 'platform: "ensemble"' in config.read_text() else set()
-    components = {m: str(_serving(root, m)) for m in sorted(members)} or {name: str(chosen)}
-    labels = taxonomy.produced_by(set(components)) + taxonomy.learned_labels(root, set(components))
-    heads = read_cards(Repository(root, "heads").folder / components["heads"]).heads if "heads" in components else {}
-    period = Period(since=as_utc(since), until=as_utc(until))
-    try:
-        with console.status("reading reviewers' verdicts from the archive…"):
-            measured = measure(settings, period)
-        rows = [
-            (
-                r.model_version,
-                LabelEvidence(
-                    r.label, r.labelled, r.positives, r.at_block.threshold, r.at_block.precision, r.at_block.recall
-                ),
-            )
-            for r in measured.report.labels
-        ]
-    except ArchiveUnavailable as exc:
-        err.print(f"[yellow]the archive cannot be read ({exc}); the card has no quality figures[/yellow]")
-        rows = []
-    made = card_for(
-        name,
-        str(chosen),
-        components=components,
-        taxonomy=taxonomy,
-        labels=labels,
-        notices=read_notices((PROJECT_ROOT / "THIRD_PARTY_NOTICES").read_text()),
-        heads=heads,
-        quality=rows,
-        since=period.since,
-        until=period.until,
-        now=datetime.now(UTC),
-    )
-    text = json.dumps(made.to_dict(), default=str, indent=2) if as_json else made.markdown()
-    if out is None:
-        print(text)
-    else:
-        out.write_text(text)
+    if out is not None and out.is_dir():
+        for suffix, text in ((".md", made.markdown()), (".json", made.to_json())):
+            (out / f"{slug(made)}{suffix}").write_text(text)
+        console.print(f"{name} version {chosen}: {slug(made)}.md and .json written to {out}")
+    elif out is not None:
+        out.write_text(made.to_json() if as_json else made.markdown())
         console.print(f"{name} version {chosen}: card written to {out}")
+    else:
+        print(made.to_json() if as_json else made.markdown(), end="")
 
 
 def _serving(root: Path, model: str) -> int:
-    """The version Triton serves: the pinned or newest of an ONNX model's, else (an ensemble, a
-    Python model) the newest version folder."""
-    from modstream.models.repository import Repository
+    from modstream.models.served_cards import serving_version
 
-    repository = Repository(root, model)
-    if repository.versions():
-        return repository.serving()
-    numbers = [int(path.name) for path in repository.folder.iterdir() if path.is_dir() and path.name.isdigit()]
-    return max(numbers, default=0)
+    return serving_version(root, model)

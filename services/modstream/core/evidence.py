@@ -45,6 +45,7 @@ from modstream.core.events import BY_A_PERSON, DECIDING_JOB_KINDS, SECOND_REVIEW
 Strings = npt.NDArray[np.str_]
 Bools = npt.NDArray[np.bool_]
 Floats = npt.NDArray[np.float64]
+Micros = npt.NDArray[np.int64]
 Row = TypeVar("Row")
 
 # Why a verdict is set apart from the estimates (see the module's docstring).
@@ -170,6 +171,8 @@ class Sample:
     labels: dict[str, LabelColumns] = field(default_factory=dict)
     set_aside: dict[str, int] = field(default_factory=dict)
     """Verdicts of the period left out of the sample, by reason (``SET_ASIDE_REASONS``)."""
+    occurred_at: Micros | None = None
+    """When each decision happened (microseconds since the epoch); None where not read."""
 
     def __len__(self) -> int:
         return len(self.outcome)
@@ -192,6 +195,7 @@ class Sample:
                 for name, c in self.labels.items()
             },
             set_aside=self.set_aside,
+            occurred_at=None if self.occurred_at is None else self.occurred_at[keep],
         )
 
 
@@ -223,6 +227,7 @@ def sampled_verdicts(
         "a.audit_rate",
         "a.audit_sample",
         "coalesce(v.verdict, '') AS verdict",
+        "epoch_us(a.occurred_at) AS occurred_at",
     ]
     for i, label in enumerate(labels):
         literal = _literals([label])[1:-1]
@@ -248,6 +253,7 @@ def sampled_verdicts(
         audit_rate=np.asarray(found["audit_rate"], dtype=np.float64),
         audit_sample=np.asarray(found["audit_sample"], dtype=np.bool_),
         verdict=np.asarray(found["verdict"], dtype=np.str_),
+        occurred_at=np.asarray(found["occurred_at"], dtype=np.int64),
         labels={
             label: LabelColumns(
                 score=np.asarray(found[f"score_{i}"], dtype=np.float64),

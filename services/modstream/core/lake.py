@@ -25,7 +25,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from typing import TYPE_CHECKING, TypeVar
@@ -233,6 +233,21 @@ def scan(settings: Settings, table: Table, *, since: date | None = None, until: 
     except Exception as exc:
         raise ArchiveUnavailable(f"the archive's table {table.name} cannot be read: {exc!r}"[:500]) from exc
     return rows.select(table.schema.names).cast(table.schema)
+
+
+def snapshot_ids(settings: Settings, tables: Iterable[str] = tuple(TABLES)) -> dict[str, int | None]:
+    """Each table's current snapshot id (None: nothing archived in it yet). Every commit (rows
+    added, erased or compacted) makes a new one, so equal ids mean the archive holds what it held."""
+    try:
+        found = {name: find_table(settings, TABLES[name]) for name in tables}
+    except (TypeError, AttributeError, KeyError, AssertionError):
+        raise  # our mistake, not the servers'
+    except Exception as exc:
+        raise ArchiveUnavailable(f"the archive's catalog cannot be read: {exc!r}"[:500]) from exc
+    return {
+        name: snapshot.snapshot_id if table is not None and (snapshot := table.current_snapshot()) else None
+        for name, table in found.items()
+    }
 
 
 def open_archive(

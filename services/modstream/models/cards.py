@@ -8,13 +8,18 @@ The sections come from these sources:
 - out of scope: the taxonomy's ``out_of_scope``;
 - training data: a head's card;
 - quality: reviewers' verdicts, with intervals and the period they cover;
+- drift: each label's drift status, as the quality room's drift monitor has it (aggregated
+  over tenants: a card names no tenant);
 - caveats: read off each label's meaning (softmax scores, object-class proxies).
 
 Where the verdicts are too few (``core.stats.MIN_SAMPLE``) the card says so, instead of
-giving a number.
+giving a number. A card records what it was made from (``MadeFrom``: the archive's snapshots
+and how many verdicts they held), so a written card can be told apart from a newer one.
 """
 
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,10 +53,68 @@ class LabelEvidence:
     threshold: float | None
     precision: Rate
     recall: Rate
+    first: datetime | None = None
+    last: datetime | None = None
+    """When the first and the last decision with a verdict among them happened."""
 
     @property
     def enough(self) -> bool:
         return self.labelled >= MIN_SAMPLE
+
+
+@dataclass(frozen=True)
+class DriftRule:
+    """PSI at or over ``alert`` makes a label drift (the tenant's audit rate rises); under
+    ``calm`` it stops."""
+
+    alert: float
+    calm: float
+
+
+@dataclass(frozen=True)
+class DriftReading:
+    """One tenant's drift of one label, as the drift monitor has it now."""
+
+    tenant: str
+    label: str
+    drifting: bool
+    since: datetime | None
+    """The start of the window whose PSI made it drift (None: not drifting, or not recorded)."""
+    psi: float | None
+    window: datetime | None
+    """The start of the newest window compared with the reference (None: none can be yet)."""
+
+
+@dataclass(frozen=True)
+class DriftEvidence:
+    rule: DriftRule
+    readings: list[tuple[str, DriftReading]]
+    """Each paired with the model version of the decisions it tallies."""
+
+
+@dataclass(frozen=True)
+class LabelDrift:
+    """One label's drift over the tenants whose decisions these versions made."""
+
+    label: str
+    tenants: int
+    """Tenants with a reading (a window compared with the reference) or drifting."""
+    drifting: int
+    since: datetime | None
+    """The earliest start among the drifting tenants."""
+    psi: float | None
+    """The highest PSI of the tenants' newest windows."""
+    window: datetime | None
+    """That window's start."""
+
+
+@dataclass(frozen=True)
+class MadeFrom:
+    """What a card's figures were read from: each archive table's snapshot (every commit makes a
+    new one) and how many decisions with a verdict the period held, over every model version."""
+
+    snapshots: dict[str, int | None]
+    verdicts: int
 
 
 @dataclass(frozen=True)
@@ -68,9 +131,17 @@ class ModelCard:
     out_of_scope: list[str]
     training: dict[str, HeadCard] = field(default_factory=dict)
     quality: list[LabelEvidence] = field(default_factory=list)
+    quality_read: bool = True
+    """False when the archive could not be read (then ``quality`` is empty)."""
     quality_since: datetime | None = None
     quality_until: datetime | None = None
     caveats: list[str] = field(default_factory=list)
+    drift: list[LabelDrift] | None = None
+    """One per label; None when the drift monitor's state was not read."""
+    drift_rule: DriftRule | None = None
+    made_from: MadeFrom | None = None
+    unavailable: list[str] = field(default_factory=list)
+    """What could not be read (the archive, the drift monitor's state), and why."""
 
     def to_dict(self) -> dict[str, Any]:
         plain = asdict(self)
@@ -81,23 +152,25 @@ class ModelCard:
         ]
         return plain
 
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), default=str, indent=2) + "\n"
+
     def markdown(self) -> str:
-        lines = [
-            f"# Model card: {self.name} version {self.version}",
-            "",
-            f"Generated {self.generated_at:%Y-%m-%d %H:%M} UTC.",
-            "",
-        ]
+        made = f"Generated {self.generated_at:%Y-%m-%d %H:%M} UTC"
+        if self.made_from is not None:
+            tables = ", ".join(f"{t} {'none' if s is None else s}" for t, s in self.made_from.snapshots.items())
+            made += f" from the archive's snapshots ({tables}), {self.made_from.verdicts} decisions with a verdict"
+        lines = [f"# Model card: {self.name} version {self.version}", "", f"{made}.", ""]
+        if self.unavailable:
+            lines += ["Not read, so missing from this card:", "", *(f"- {p}" for p in self.unavailable), ""]
         lines += ["## Model details", ""]
-        lines += [
-            f"- **{c}** version {v}: "
-            + (
-                f"{n.model.rstrip('.')}. Source: {n.source}. Licence: {n.licence}."
-                if (n := self.details.get(c))
-                else ""
-            )
-            for c, v in self.components.items()
-        ]
+        for c, v in self.components.items():
+            if n := self.details.get(c):
+                lines.append(f"- **{c}** version {v}: {n.model.rstrip('.')}. Source: {n.source}. Licence: {n.licence}.")
+            elif self.details:  # THIRD_PARTY_NOTICES was read and does not name it
+                lines.append(f"- **{c}** version {v}: a step of this project's own (no third-party model).")
+            else:
+                lines.append(f"- **{c}** version {v}")
         lines += ["", "## Intended use", "", INTENDED_USE, "", "| label | for | score |", "| --- | --- | --- |"]
         lines += [f"| {label} | {what} | {meaning} |" for label, (what, meaning) in self.labels.items()]
         lines += ["", "## Out of scope", "", "No label measures these harms:", ""]
@@ -113,30 +186,97 @@ class ModelCard:
                 )
         lines += ["", "## Quality from reviewers' verdicts", ""]
         period = f"{_day(self.quality_since, 'the start')} to {_day(self.quality_until, 'now')}"
-        if not self.quality:
+        if not self.quality_read:
+            lines.append("Not read (the archive).")
+        elif not self.quality:
             lines.append(f"{NOT_ENOUGH.capitalize()}: none for this version ({period}).")
         else:
             lines += [
-                f"At each label's block threshold, weighted by the audit sampling design; 95 % intervals; {period}.",
+                f"At each label's block threshold, weighted by the audit sampling design; 95 % intervals; "
+                f"verdicts read from {period}; the period each row covers is that of the decisions they judged.",
                 "",
-                "| label | verdicts (positive) | threshold | precision | recall |",
-                "| --- | --- | --- | --- | --- |",
+                "| label | verdicts (positive) | threshold | precision | recall | period covered |",
+                "| --- | --- | --- | --- | --- | --- |",
             ]
             for e in self.quality:
                 shown = (
-                    (str(e.precision), str(e.recall))
+                    (_figure(e.precision), _figure(e.recall))
                     if e.enough
                     else (f"{NOT_ENOUGH} ({e.labelled} of {MIN_SAMPLE})",) * 2
                 )
                 threshold = "-" if e.threshold is None else f"{e.threshold:.2f}"
-                lines.append(f"| {e.label} | {e.labelled} ({e.positives}) | {threshold} | {shown[0]} | {shown[1]} |")
+                covered = "-" if e.first is None or e.last is None else f"{e.first:%Y-%m-%d} to {e.last:%Y-%m-%d}"
+                lines.append(
+                    f"| {e.label} | {e.labelled} ({e.positives}) | {threshold} | {shown[0]} | {shown[1]} | {covered} |"
+                )
+        lines += ["", "## Drift", "", *self._drift_lines()]
         lines += ["", "## Caveats", ""]
         lines += [f"- {caveat}" for caveat in self.caveats]
         return "\n".join(lines) + "\n"
 
+    def _drift_lines(self) -> list[str]:
+        if self.drift is None or self.drift_rule is None:
+            return ["Not read (the drift monitor's state)."]
+        rule = self.drift_rule
+        lines = [
+            "Each tenant's scores of a label, window by window, against a reference (the first windows these "
+            "versions served the tenant, or a pinned period): PSI over the score histogram. A label drifts from "
+            f"PSI {rule.alert:.2f} until it is under {rule.calm:.2f}; meanwhile the tenant's audit sampling rate "
+            "is raised.",
+            "",
+            "| label | status | since | PSI, newest window |",
+            "| --- | --- | --- | --- |",
+        ]
+        for d in self.drift:
+            if not d.tenants:
+                lines.append(f"| {d.label} | no reading yet (too few decisions to compare) | - | - |")
+                continue
+            status = (
+                f"drifting for {d.drifting} of {_tenants(d.tenants)}"
+                if d.drifting
+                else f"not drifting ({_tenants(d.tenants)})"
+            )
+            since = "-" if not d.drifting else "not recorded" if d.since is None else f"{d.since:%Y-%m-%d %H:%M} UTC"
+            psi = "-" if d.psi is None or d.window is None else f"{d.psi:.3f} ({d.window:%Y-%m-%d %H:%M} UTC)"
+            lines.append(f"| {d.label} | {status} | {since} | {psi} |")
+        return lines
+
+
+def _figure(found: Rate) -> str:
+    """A rate with its interval, or "not enough verdicts" when too few stand behind it: its
+    effective n (Kish: weighted verdicts; for recall, those that gave the label) under the minimum."""
+    return str(found) if found.value is not None else f"{NOT_ENOUGH} (effective n={found.n:.0f} of {MIN_SAMPLE})"
+
+
+def _tenants(count: int) -> str:
+    return f"{count} tenant{'' if count == 1 else 's'}"
+
 
 def _day(moment: datetime | None, unbounded: str) -> str:
     return unbounded if moment is None else f"{moment:%Y-%m-%d}"
+
+
+def made_by(components: dict[str, str], model_version: str) -> bool:
+    """Whether decisions of ``model_version`` were made by these component versions (whichever
+    taxonomy file: the labels a card describes are matched by name)."""
+    served = component_versions(model_version)
+    return all(served.get(c) == v for c, v in components.items() if not c.startswith("taxonomy"))
+
+
+def label_drift(label: str, readings: Sequence[DriftReading]) -> LabelDrift:
+    """One label's readings, over tenants: drifting while any tenant's drifts."""
+    read = [r for r in readings if r.psi is not None and r.window is not None]
+    drifting = [r for r in readings if r.drifting]
+    newest = max(read, key=lambda r: (r.psi, r.window), default=None)
+    starts = [r.since for r in drifting if r.since is not None]
+    return LabelDrift(
+        label=label,
+        tenants=len({r.tenant for r in [*read, *drifting]}),
+        drifting=len({r.tenant for r in drifting}),
+        since=min(starts, default=None),
+        psi=None if newest is None else newest.psi,
+        window=None if newest is None else newest.window,
+    )
 
 
 def read_notices(text: str) -> dict[str, Notice]:
@@ -184,14 +324,18 @@ def card_for(
     labels: list[str],
     notices: dict[str, Notice],
     heads: dict[str, HeadCard],
-    quality: list[tuple[str, LabelEvidence]],
+    quality: list[tuple[str, LabelEvidence]] | None,
     since: datetime | None,
     until: datetime | None,
     now: datetime,
+    drift: DriftEvidence | None = None,
+    made_from: MadeFrom | None = None,
+    unavailable: Sequence[str] = (),
 ) -> ModelCard:
     """The card of ``name`` at ``version``: a component (``components`` is itself) or an ensemble
     (``components`` its members at their serving versions). ``quality`` pairs each label's
-    evidence with the decisions' model version; only decisions made by these versions count."""
+    evidence, and ``drift`` each reading, with the decisions' model version; only decisions made
+    by these versions count. None: not read."""
     learned = set(labels) - set(taxonomy.labels)
     described = {
         label: (taxonomy.labels[label].description, taxonomy.labels[label].meaning)
@@ -203,11 +347,8 @@ def card_for(
         for label in labels
     }
     made_by_these: dict[str, LabelEvidence] = {}
-    for model_version, evidence in quality:
-        served = component_versions(model_version)
-        if evidence.label in described and all(
-            served.get(c) == v for c, v in components.items() if not c.startswith("taxonomy")
-        ):
+    for model_version, evidence in quality or []:
+        if evidence.label in described and made_by(components, model_version):
             # Several ensemble versions (another taxonomy, say) with these components: the best measured.
             known = made_by_these.get(evidence.label)
             if known is None or evidence.labelled > known.labelled:
@@ -222,7 +363,17 @@ def card_for(
         out_of_scope=list(taxonomy.out_of_scope),
         training={label: card for label, card in heads.items() if label in described},
         quality=[made_by_these[label] for label in sorted(made_by_these)],
+        quality_read=quality is not None,
         quality_since=since,
         quality_until=until,
         caveats=caveats_of(taxonomy, labels, bool(learned)),
+        drift=None
+        if drift is None
+        else [
+            label_drift(label, [r for v, r in drift.readings if r.label == label and made_by(components, v)])
+            for label in described
+        ],
+        drift_rule=None if drift is None else drift.rule,
+        made_from=made_from,
+        unavailable=list(unavailable),
     )

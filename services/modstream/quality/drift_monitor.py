@@ -6,13 +6,19 @@ every archiver and kept across restarts; only the windows a batch touched are co
 again, so nothing re-reads history. Keys (prefix ``drift:``): ``first:<series>`` the first
 window seen, ``w:<series>:<window>`` a window's counts (expiring), ``ref:<series>`` the
 reference's counts, ``audit-rate`` tenant -> raised audit rate (read by workers),
-``raised:<tenant>`` the labels that raised it.
+``raised:<tenant>`` the labels that raised it, ``raised-since:<tenant>`` label -> the start of
+the window that raised it (ISO 8601) and the model version of the decisions that did, as
+``<start> <model version>``.
+
+``DriftMonitor.statuses`` reads it back: each series' newest comparable window and whether its
+label drifts now, and since when (model cards show it).
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -21,10 +27,23 @@ from modstream.core import metrics
 from modstream.core.audit_rates import AUDIT_RATES, raised_audit_rates
 from modstream.core.events import ModerationDecision
 from modstream.core.settings import Settings
-from modstream.quality.drift import DECISIONS, SLOTS, AuditRule, Counts, Drift, Reference, Series, drift, tally
+from modstream.quality.drift import (
+    DECISIONS,
+    SLOTS,
+    AuditRule,
+    Counts,
+    Drift,
+    Reference,
+    Series,
+    drift,
+    tally,
+    window_of,
+)
 
 log = logging.getLogger("modstream.drift")
 PREFIX = "drift:"
+# How far back a status looks for the newest window it can compare (the Quality page's charts too).
+RECENT_WINDOWS = 48
 Audit = Callable[..., Awaitable[None]]  # (actor, action, **details)
 
 
@@ -97,6 +116,18 @@ class Reading:
     drift: Drift
 
 
+@dataclass(frozen=True)
+class Status:
+    """One series now: its newest window compared with the reference (None: none of the recent
+    ones can be), and whether its tenant's label drifts (the state that raises the audit rate)."""
+
+    series: Series
+    newest: tuple[datetime, Drift] | None
+    drifting: bool
+    since: datetime | None
+    """The start of the window that made it drift (None: not drifting, or raised before this was kept)."""
+
+
 # The latest reading per (tenant, label), and the raised audit rates: what the gauges show.
 _readings: dict[tuple[str, str], Reading] = {}
 _audit_rates: dict[str, float] = {}
@@ -134,7 +165,7 @@ class DriftMonitor:
             reading = await self._read(series, window)
             if reading is not None:
                 _readings[(series.tenant, series.label)] = reading
-                await self._follow(series, reading.drift.psi)
+                await self._follow(series, reading)
         # As Redis has them: other archivers (or this one before a restart) may have raised some.
         _audit_rates.clear()
         _audit_rates.update(await raised_audit_rates(self._redis))
@@ -155,6 +186,31 @@ class DriftMonitor:
         counts = await asyncio.gather(*(self.store.window(series, w) for w in after))
         return [(w, drift(reference, c)) for w, c in zip(after, counts, strict=True) if c[DECISIONS] >= self.min_count]
 
+    async def statuses(self, now: datetime, windows: int = RECENT_WINDOWS) -> list[Status]:
+        """Every series tallied so far, as it stands at ``now``."""
+        last = window_of(now, self.window_seconds)
+        found = []
+        for series in await self.store.series():
+            compared = await self.history(series, last, windows)
+            raised = PREFIX + "raised:" + series.tenant
+            drifting = bool(await self._redis.sismember(raised, series.label))  # type: ignore[misc]
+            recorded = await self._redis.hget(PREFIX + "raised-since:" + series.tenant, series.label)  # type: ignore[misc]
+            since, _, by = recorded.decode().partition(" ") if drifting and recorded else ("", "", "")
+            # Another model version of the tenant's (before or after this one) made the label drift.
+            drifting = drifting and by in ("", series.model_version)
+            found.append(
+                Status(
+                    series=series,
+                    newest=(self._start(compared[-1][0]), compared[-1][1]) if compared else None,
+                    drifting=drifting,
+                    since=datetime.fromisoformat(since) if drifting and since else None,
+                )
+            )
+        return found
+
+    def _start(self, window: int) -> datetime:
+        return datetime.fromtimestamp(window * self.window_seconds, UTC)
+
     async def _read(self, series: Series, window: int) -> Reading | None:
         """The newest window with enough decisions (this one, else the one before) against
         the reference, once the reference is complete."""
@@ -164,18 +220,23 @@ class DriftMonitor:
         newest, found = compared[-1]
         return Reading(series.model_version, newest, found)
 
-    async def _follow(self, series: Series, psi: float) -> None:
+    async def _follow(self, series: Series, reading: Reading) -> None:
         """Raise or lower the tenant's audit rate as this label starts or stops drifting."""
+        psi = reading.drift.psi
         members = PREFIX + "raised:" + series.tenant
+        since = PREFIX + "raised-since:" + series.tenant
         was = bool(await self._redis.sismember(members, series.label))  # type: ignore[misc]
         now = self.rule.raised_after(psi, was)
         if now == was:
             return
         if now:
             await self._redis.sadd(members, series.label)  # type: ignore[misc]
+            started = f"{self._start(reading.window).isoformat()} {series.model_version}"
+            await self._redis.hset(since, series.label, started)  # type: ignore[misc]
             await self._redis.hset(AUDIT_RATES, series.tenant, str(self.rule.rate))  # type: ignore[misc]
         else:
             await self._redis.srem(members, series.label)  # type: ignore[misc]
+            await self._redis.hdel(since, series.label)  # type: ignore[misc]
             if not await self._redis.scard(members):  # type: ignore[misc]
                 await self._redis.hdel(AUDIT_RATES, series.tenant)  # type: ignore[misc]
         action = "audit_rate_raised" if now else "audit_rate_restored"

@@ -31,7 +31,7 @@ from modstream.quality import charts
 from modstream.quality.agreement import AgreementReport
 from modstream.quality.archived import measure
 from modstream.quality.drift import window_of
-from modstream.quality.drift_monitor import DriftMonitor
+from modstream.quality.drift_monitor import RECENT_WINDOWS, DriftMonitor
 from modstream.quality.report import LabelQuality, QualityReport
 from modstream.quality.sample import stratum_weights
 
@@ -39,7 +39,7 @@ DEFAULT_DAYS = 30
 MAX_DAYS = 366
 log = logging.getLogger("modstream.quality")
 KEPT_SECONDS = 60.0
-DRIFT_WINDOWS = 48
+DRIFT_WINDOWS = RECENT_WINDOWS
 
 
 @dataclass(frozen=True)

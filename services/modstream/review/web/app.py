@@ -6,9 +6,10 @@ token on every form post); ``login`` signs in and out; ``jobs`` is reviewing in 
 ``preferences`` a reviewer's own settings, ``admin`` the admins' pages, ``api`` the JSON API,
 ``health`` the feeds' state. They share one typed object (``shared.Dashboard``) and render
 through ``pages``. Every response carries the security headers of ``headers.py``. Other rooms
-add admin pages (``admin_pages.AdminPage``, such as the quality room's) and routes behind the
-API's bearer tokens (``extensions.DashboardExtension``, such as the bank room's HMA API),
-handed in by the composer (``cli/dashboard.py``).
+add admin pages (``admin_pages.AdminPage``, such as the quality room's), pages for every
+signed-in user (``admin_pages.ReaderPage``, such as the models room's cards; ``reader_pages``)
+and routes behind the API's bearer tokens (``extensions.DashboardExtension``, such as the bank
+room's HMA API), handed in by the composer (``cli/dashboard.py``).
 """
 
 import asyncio
@@ -23,10 +24,11 @@ from starlette.types import ASGIApp
 from modstream.review.service import ReviewService
 from modstream.review.web import admin, api, health, jobs, login, preferences
 from modstream.review.web.access import LoginRequired, api_user, to_login
-from modstream.review.web.admin_pages import AdminPage
+from modstream.review.web.admin_pages import AdminPage, ReaderPage
 from modstream.review.web.extensions import DashboardExtension
 from modstream.review.web.headers import SecurityHeaders
 from modstream.review.web.pages import Pages
+from modstream.review.web.reader_pages import reader_pages as reader_router
 from modstream.review.web.shared import dashboard_of
 
 HERE = Path(__file__).parent
@@ -47,18 +49,21 @@ def create_app(
     run_feeds: bool = True,
     redis_prefix: str = "dashboard:",
     admin_pages: Sequence[AdminPage] = (),
+    reader_pages: Sequence[ReaderPage] = (),
     extensions: Sequence[DashboardExtension] = (),
 ) -> FastAPI:
     """The dashboard; ``redis_prefix`` namespaces its sessions, settings and sign-in counts;
     ``extensions`` start and stop with it and serve their routes behind its API tokens."""
     lifespan = _lifespan(service, extensions, run_feeds=run_feeds)
     app = DashboardApp(title="modstream review", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.dashboard = dashboard_of(service, users_file, Pages(HERE / "templates", admin_pages), redis_prefix)
+    pages = Pages(HERE / "templates", admin_pages, reader_pages)
+    app.state.dashboard = dashboard_of(service, users_file, pages, redis_prefix)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(LoginRequired, to_login)
     for router in (health.router, login.router, jobs.router, preferences.router, admin.router):
         app.include_router(router)
     app.include_router(admin.added_pages(admin_pages))
+    app.include_router(reader_router(reader_pages))
     app.include_router(api.router)
     for extension in extensions:
         app.include_router(extension.router(api_user))

@@ -10,7 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from modstream.review.web.admin_pages import AdminPage
+from modstream.review.web.admin_pages import AdminPage, ReaderPage
 from modstream.review.web.sessions import Session
 
 NOTICES = {
@@ -26,12 +26,16 @@ NOTICES = {
 
 
 class Pages:
-    """Templates looked up in ``folder`` first, then in each admin page's own folder (so they
-    can extend ``base.html``, whose navigation links every admin page)."""
+    """Templates looked up in ``folder`` first, then in each added page's own folder (so they
+    can extend ``base.html``, whose navigation links every added page)."""
 
-    def __init__(self, folder: Path, admin_pages: Sequence[AdminPage] = ()) -> None:
-        self.templates = Jinja2Templates(directory=[folder, *(page.templates for page in admin_pages)])
+    def __init__(
+        self, folder: Path, admin_pages: Sequence[AdminPage] = (), reader_pages: Sequence[ReaderPage] = ()
+    ) -> None:
+        added = [*admin_pages, *reader_pages]
+        self.templates = Jinja2Templates(directory=[folder, *dict.fromkeys(page.templates for page in added)])
         self.templates.env.globals["admin_pages"] = tuple(admin_pages)
+        self.templates.env.globals["reader_pages"] = tuple(reader_pages)
         self.templates.env.filters["duration"] = duration
 
     def render(

@@ -12,7 +12,7 @@ from modstream.core.metrics import serve_metrics
 from modstream.core.settings import Settings
 from modstream.core.tracing import configure_tracing
 from modstream.review.service import ReviewService
-from modstream.review.web.admin_pages import AdminPage
+from modstream.review.web.admin_pages import AdminPage, ReaderPage
 from modstream.review.web.app import create_app
 from modstream.review.web.extensions import DashboardExtension
 
@@ -27,6 +27,7 @@ def run_dashboard(
     settings: Settings,
     port: int | None = None,
     admin_pages: Sequence[AdminPage] = (),
+    reader_pages: Sequence[ReaderPage] = (),
     extensions: Sequence[DashboardExtension] = (),
     bank_names: Callable[[], Collection[str]] = tuple,
     taxonomy_labels: Callable[[], Collection[str]] = tuple,
@@ -43,7 +44,9 @@ def run_dashboard(
     if settings.dashboard_metrics_port:
         serve_metrics("modstream-dashboard", settings.bind_host, settings.dashboard_metrics_port)
     service = ReviewService(settings, bank_names=bank_names, taxonomy_labels=taxonomy_labels, appeal_rules=appeal_rules)
-    app = create_app(service, users_file(settings), admin_pages=admin_pages, extensions=extensions)
+    app = create_app(
+        service, users_file(settings), admin_pages=admin_pages, reader_pages=reader_pages, extensions=extensions
+    )
     host, port = settings.bind_host, port or settings.dashboard_port
     log.info("dashboard starting", extra={"host": host, "port": port, "metrics_port": settings.dashboard_metrics_port})
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
