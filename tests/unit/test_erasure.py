@@ -36,7 +36,7 @@ def test_the_receipt_counts_what_each_place_held_and_says_what_was_kept() -> Non
     assert (receipt.seconds, receipt.removed) == (1.25, 6)
     text = receipt.text()
     assert "asked by ivan for subject:user-7" in text and "2 uploads, 6 items removed in 1.25 s" in text
-    assert "archive: decisions" in text and "found     3  removed     3  (2 files deleted" in text
+    assert "archive: decisions" in text and "found     3  removed     3    0.00 s  (2 files deleted" in text
     assert "found     -  removed     1" in text  # a cache in workers' memory cannot be counted
     assert "statements of reasons" in text and "gone after 7 days" in text
     assert ErasureReceipt.model_validate_json(receipt.model_dump_json()) == receipt

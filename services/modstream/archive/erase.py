@@ -11,9 +11,10 @@ write still in flight are referenced by no snapshot at all, so they are never to
 named no event the archive could read.
 """
 
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from modstream.archive.maintenance import expire, referenced
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table as IcebergTable
 
 SEARCHED: tuple[Table, ...] = (DECISIONS, VERDICTS, SHADOW)
-HELD_COLUMNS = ("event_id", "tenant", "bucket", "key", "sha256", "decision_id")
 
 
 @dataclass(frozen=True)
@@ -35,18 +35,21 @@ class Erased:
     rows: int
     files_deleted: int
     snapshots_expired: int
+    seconds: float
 
 
 @dataclass(frozen=True)
 class Held:
-    """One archived record of an upload: where its image is, its digest and the decision."""
+    """One archived record of an upload: its table and day, where its image is, its digest and decision."""
 
+    table: str
     event_id: str
+    occurred_at: datetime
     tenant: str
     bucket: str
     key: str
-    sha256: str | None
-    decision_id: str | None
+    sha256: str | None = None
+    decision_id: str | None = None
 
 
 def held(settings: Settings, *, event_ids: Collection[str] = (), subject: str | None = None) -> list[Held]:
@@ -65,34 +68,53 @@ def _rows(settings: Settings, table: Table, column: str, values: set[str]) -> li
     # A table from before the column existed (uploads naming their uploader) has no row to match.
     if not values or stored is None or column not in {f.name for f in stored.schema().fields}:
         return []
-    columns = tuple(
-        c for c in ("event_id", "tenant", "bucket", "key", "sha256", "decision_id") if c in table.schema.names
-    )
+    wanted = ("event_id", "occurred_at", "tenant", "bucket", "key", "sha256", "decision_id")
+    columns = tuple(c for c in wanted if c in table.schema.names)
     rows = stored.scan(row_filter=In(term=column, literals=values), selected_fields=columns).to_arrow().to_pylist()
-    return [Held(**{"sha256": None, "decision_id": None, **row}) for row in rows]
+    return [Held(table=table.name, **row) for row in rows]
 
 
-def erase_events(settings: Settings, event_ids: Collection[str]) -> list[Erased]:
+def erase_events(settings: Settings, event_ids: Collection[str], found: list[Held] | None = None) -> list[Erased]:
     """Delete the rows of ``event_ids`` from every table that holds some, then the files that
-    still held them; what was removed where. Blocking."""
-    from pyiceberg.expressions import In
+    still held them; what was removed where. Blocking.
 
+    Only the days on which ``held`` found their rows (``found``, or looked up here) are read:
+    a delete rewrites the files it reads, and event ids, being random, are in every file's
+    bounds, so without the days every file of the table would be read in full. A shadow score
+    is made with its decision: its day, or the next one just after midnight."""
     if not event_ids:
         return []
-    return erase_rows(settings, SEARCHED, In(term="event_id", literals=set(event_ids)))
+    found = held(settings, event_ids=event_ids) if found is None else found
+    ids = ", ".join(f"'{e}'" for e in sorted(set(event_ids)))  # event ids hold no quote (EventId)
+    decided = {h.occurred_at.date() for h in found if h.table == DECISIONS.name}
+    days = {
+        DECISIONS.name: decided,
+        VERDICTS.name: {h.occurred_at.date() for h in found if h.table == VERDICTS.name},
+        SHADOW.name: decided | {day + timedelta(days=1) for day in decided},
+    }
+    done = []
+    for table in SEARCHED:
+        if days[table.name]:
+            done += erase_rows(settings, [table], f"event_id IN ({ids}) AND ({_on(days[table.name])})")
+    return done
+
+
+def _on(days: set[date]) -> str:
+    return " OR ".join(f"({lake.day_filter(day, day)})" for day in sorted(days))
 
 
 def erase_rows(settings: Settings, tables: Collection[Table], matching: "str | BooleanExpression") -> list[Erased]:
     """Delete the rows ``matching`` from ``tables``, then the files that still held them. Blocking."""
     done: list[Erased] = []
     for table in tables:
+        began = time.perf_counter()
         stored = lake.find_table(settings, table)
         if stored is None:
             continue
         rows = len(stored.scan(row_filter=matching, selected_fields=(table.id_column,)).to_arrow())
         if rows:
             files, expired = rewriting(stored, lambda t: t.delete(matching, snapshot_properties=lake.carried(t)))
-            done.append(Erased(table.name, rows, files, expired))
+            done.append(Erased(table.name, rows, files, expired, round(time.perf_counter() - began, 3)))
     return done
 
 

@@ -80,6 +80,14 @@ def bench(
             "endpoint (e.g. 20000), against bare posts of the same bodies; no stack needed",
         ),
     ] = 0,
+    erasure: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="instead: erasures of single uploads and of a subject's, against an archive of this many "
+            "decisions (e.g. 1000000), with finding one upload as the baseline",
+        ),
+    ] = 0,
     learning: Annotated[
         str | None,
         typer.Option(
@@ -106,6 +114,9 @@ def bench(
         return
     if archive:
         _archive(settings, archive, out)
+        return
+    if erasure:
+        _erasure(settings, erasure, out)
         return
     pool = sample_images(settings.state_dir / "cache")
     if chaos:
@@ -204,6 +215,26 @@ def _statements(count: int, out: Path | None) -> None:
     table.add_row("submitter / bare", str(report["submitter_vs_bare"]))
     console.print(table)
     console.print(f"medians of {report['runs']} runs of {report['statements']:,}; report: {path}")
+
+
+def _erasure(settings: "Settings", decisions: int, out: Path | None) -> None:
+    from modstream.bench.run import write_report
+    from modstream.erasure.bench import SINGLE, run_erasure_bench
+
+    report = run_erasure_bench(settings, decisions, on_stage=console.print)
+    path = write_report(report, "erasure-bench", out)
+    table = Table("measure", "value")
+    for name in ("decisions", "verdicts"):
+        size = report["archive"][name]
+        table.add_row(f"archive: {name}", f"{size['rows']:,} rows, {size['files']} files, {size['megabytes']} MB")
+    table.add_row("finding one upload (baseline)", f"{report['lookup_seconds_median']} s")
+    table.add_row("erasing one upload, everywhere", f"{report['erase_one_seconds_median']} s")
+    table.add_row("erasure / finding", str(report["erase_vs_lookup"]))
+    table.add_row("files deleted per erasure", str(report["files_deleted_per_erasure_median"]))
+    subject = report["subject"]
+    table.add_row(f"a subject's {subject['uploads']} uploads at once", f"{subject['seconds']} s")
+    console.print(table)
+    console.print(f"medians of {SINGLE} erasures; report: {path}")
 
 
 def _learning(settings: "Settings", given: str, out: Path | None) -> None:

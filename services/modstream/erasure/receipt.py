@@ -15,6 +15,7 @@ class Place(BaseModel):
     found: int | None = Field(description="items held there before; none where it cannot be counted")
     removed: int
     note: str = ""
+    seconds: float = Field(default=0.0, description="how long finding and removing it there took")
 
 
 class Kept(BaseModel):
@@ -31,6 +32,7 @@ class ErasureReceipt(BaseModel):
     event_ids: list[str] = Field(description="the uploads erased: those asked, and those found of the subject")
     started_at: datetime
     finished_at: datetime
+    search_seconds: float = Field(default=0.0, description="finding the uploads (archive, queues, open appeals)")
     places: list[Place]
     kept: list[Kept]
 
@@ -47,9 +49,11 @@ class ErasureReceipt(BaseModel):
         width = max((len(p.name) for p in self.places), default=0)
         lines = [
             f"erasure {self.receipt_id}, asked by {self.requested_by} for {', '.join(self.asked)}",
-            f"{len(self.event_ids)} uploads, {self.removed} items removed in {self.seconds:.2f} s",
+            f"{len(self.event_ids)} uploads, {self.removed} items removed in {self.seconds:.2f} s "
+            f"(found in {self.search_seconds:.2f} s)",
             *(
                 f"  {p.name:<{width}}  found {'-' if p.found is None else p.found:>5}  removed {p.removed:>5}"
+                + f"  {p.seconds:6.2f} s"
                 + (f"  ({p.note})" if p.note else "")
                 for p in self.places
             ),

@@ -12,7 +12,8 @@ the rest goes; the receipt is stored last, in the archive bucket, and holds only
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+import time
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -119,39 +120,30 @@ class Erasure:
         Raises NotAnId for an id no upload can have, and ErasureRefused (nothing removed) while
         one has an appeal in progress."""
         _checked(event_ids, subject)
-        started = datetime.now(UTC)
+        started, clock = datetime.now(UTC), time.perf_counter()
         on_stage("finding the uploads in the archive and the review queues")
         archived = await asyncio.to_thread(held, self.settings, event_ids=event_ids, subject=subject)
         uploads = sorted({*event_ids, *(h.event_id for h in archived)})
         jobs = [job for event_id in uploads for job in await self.queues.jobs_of(event_id)]
         await self._refuse_while_appealed(uploads)
+        searched = time.perf_counter() - clock
 
         places: list[Place] = []
-        on_stage("removing the images and every version of them")
-        places.append(await self._images(archived, jobs))
-        on_stage("deleting the archive's rows, then every file that held them")
-        for done in await asyncio.to_thread(erase_events, self.settings, uploads):
-            note = f"{done.files_deleted} files deleted, {done.snapshots_expired} snapshots expired"
-            places.append(Place(name=f"archive: {done.table}", found=done.rows, removed=done.rows, note=note))
-        on_stage("removing review jobs, appeal records, bank entries; telling the workers")
-        removed_jobs = await self.queues.erase([job.job_id for job in jobs])
-        places.append(Place(name="review jobs", found=len(jobs), removed=removed_jobs))
-        decision_ids = {h.decision_id for h in archived if h.decision_id} | {job.decision_id for job in jobs}
-        records = sum([await self.appeals.forget(e, decision_ids) for e in uploads])
-        places.append(Place(name="appeal records", found=records, removed=records))
-        places.append(await self._bank_entries(uploads))
-        digests = {h.sha256 for h in archived if h.sha256} | {j.hashes.sha256 for j in jobs if j.hashes}
-        notices = await self.erased_images.add(digests)
-        places.append(
-            Place(
-                name="worker score caches",
-                found=None,
-                removed=notices,
-                note="images dropped at each worker's next refresh",
-            )
+
+        async def step(stage: str, work: Callable[[], Awaitable[list[Place]]]) -> None:
+            on_stage(stage)
+            began = time.perf_counter()
+            done = await work()
+            share = (time.perf_counter() - began) / max(len(done), 1)
+            places.extend(place.model_copy(update={"seconds": round(share, 3)}) for place in done)
+
+        await step("removing the images and every version of them", lambda: self._images(archived, jobs))
+        await step(
+            "deleting the archive's rows, then every file that held them", lambda: self._archive(uploads, archived)
         )
-        marked = sum([await self.decided.mark_erased(e) for e in uploads])
-        places.append(Place(name="decided marks", found=marked, removed=marked, note="replaced by 'erased'"))
+        await step("removing review jobs and appeal records", lambda: self._review(uploads, archived, jobs))
+        await step("withdrawing bank entries taken from them", lambda: self._bank_entries(uploads))
+        await step("telling the workers, marking the events erased", lambda: self._workers(uploads, archived, jobs))
 
         receipt = ErasureReceipt(
             requested_by=requested_by,
@@ -159,6 +151,7 @@ class Erasure:
             event_ids=uploads,
             started_at=started,
             finished_at=datetime.now(UTC),
+            search_seconds=round(searched, 3),
             places=places,
             kept=kept(self.settings),
         )
@@ -192,17 +185,49 @@ class Erasure:
                     "Nothing was removed."
                 )
 
-    async def _images(self, archived: list[Held], jobs: list[ReviewJob]) -> Place:
+    async def _images(self, archived: list[Held], jobs: list[ReviewJob]) -> list[Place]:
         """The uploaded image, where the archive or a job says it is (not yet archived: a job)."""
         images = {(h.bucket, h.key) for h in archived} | {(j.bucket, j.key) for j in jobs}
-        versions = [await asyncio.to_thread(self.objects.erase, bucket, key) for bucket, key in sorted(images)]
-        return Place(name="image versions (object store)", found=sum(versions), removed=sum(versions))
+        versions = sum([await asyncio.to_thread(self.objects.erase, bucket, key) for bucket, key in sorted(images)])
+        return [Place(name="image versions (object store)", found=versions, removed=versions)]
 
-    async def _bank_entries(self, uploads: list[str]) -> Place:
+    async def _archive(self, uploads: list[str], archived: list[Held]) -> list[Place]:
+        return [
+            Place(
+                name=f"archive: {done.table}",
+                found=done.rows,
+                removed=done.rows,
+                note=f"{done.files_deleted} files deleted, {done.snapshots_expired} snapshots expired",
+                seconds=done.seconds,
+            )
+            for done in await asyncio.to_thread(erase_events, self.settings, uploads, archived)
+        ]
+
+    async def _review(self, uploads: list[str], archived: list[Held], jobs: list[ReviewJob]) -> list[Place]:
+        removed = await self.queues.erase([job.job_id for job in jobs])
+        decision_ids = {h.decision_id for h in archived if h.decision_id} | {job.decision_id for job in jobs}
+        records = sum([await self.appeals.forget(e, decision_ids) for e in uploads])
+        return [
+            Place(name="review jobs", found=len(jobs), removed=removed),
+            Place(name="appeal records", found=records, removed=records),
+        ]
+
+    async def _bank_entries(self, uploads: list[str]) -> list[Place]:
         changes = ops.erase_taken_from(await read_banks(self.settings), uploads)
         if changes:
             await publish(self.settings, changes)
-        return Place(name="bank entries taken from them", found=len(changes), removed=len(changes), note="tombstones")
+        return [Place(name="bank entries taken from them", found=len(changes), removed=len(changes), note="tombstones")]
+
+    async def _workers(self, uploads: list[str], archived: list[Held], jobs: list[ReviewJob]) -> list[Place]:
+        digests = {h.sha256 for h in archived if h.sha256} | {j.hashes.sha256 for j in jobs if j.hashes}
+        notices = await self.erased_images.add(digests)
+        marked = sum([await self.decided.mark_erased(e) for e in uploads])
+        return [
+            Place(
+                name="worker score caches", found=None, removed=notices, note="dropped at each worker's next refresh"
+            ),
+            Place(name="decided marks", found=marked, removed=marked, note="replaced by 'erased'"),
+        ]
 
     async def _store(self, receipt: ErasureReceipt) -> None:
         bucket = self.settings.archive_bucket
