@@ -24,15 +24,33 @@ SHARED_CACHE = PROJECT_ROOT / ".modstream" / "cache"
 
 
 _machine_lock: int | None = None
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
 def _one_stack_run_per_machine() -> None:
     """Several test runs starting Triton at once on a 2-core machine starve each other's
-    servers into timeouts: a run that starts servers waits for the others (held until exit)."""
+    servers into timeouts: a run that starts servers waits for the others (held until exit).
+    A run spread over xdist's workers is one run: its controller holds the lock for them all
+    (``pytest_configure``), so a worker never takes it."""
     global _machine_lock
-    if _machine_lock is None and not os.environ.get("MODSTREAM_TEST_NO_LOCK"):
+    if _machine_lock is None and not os.environ.get("MODSTREAM_TEST_NO_LOCK") and not _XDIST_WORKER:
         _machine_lock = os.open("/tmp/modstream-test-stack.lock", os.O_CREAT | os.O_RDWR, 0o666)
         fcntl.flock(_machine_lock, fcntl.LOCK_EX)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "numprocesses", None) and not _XDIST_WORKER:
+        _one_stack_run_per_machine()  # before any worker starts a server
+
+
+@contextmanager
+def _installing() -> Iterator[None]:
+    """One process at a time installs the weights into the project's repository (xdist's
+    workers start their stacks together; the second finds them installed)."""
+    SHARED_CACHE.mkdir(parents=True, exist_ok=True)
+    with (SHARED_CACHE / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def loopback_settings(state_dir: object, **overrides: object) -> Settings:
@@ -110,6 +128,7 @@ def metric_reader() -> InMemoryMetricReader:
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """All four servers: Tansu, nanio, Valkey and Triton serving the project's model repository."""
     settings = loopback_settings(tmp_path_factory.mktemp("stack"))
-    install_default_weights(settings.model_repository, SHARED_CACHE)
+    with _installing():
+        install_default_weights(settings.model_repository, SHARED_CACHE)
     with running_stack(settings):
         yield settings

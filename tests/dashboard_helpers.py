@@ -4,6 +4,7 @@ The clients call the app in this process (``httpx.ASGITransport``), which runs n
 and so no review feeds: the feeds' tests drive the real ``modstream dashboard`` process.
 """
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,8 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 from modstream.core.events import ModelRef, Trigger
+from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.review.jobs import ReviewJob
@@ -108,3 +111,18 @@ async def log_in(client: httpx.AsyncClient, name: str) -> str:
     response = await try_log_in(client, name, PASSWORDS[name])
     assert response.status_code == 303, response.text
     return csrf_of((await client.get("/")).text)
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on a free loopback port in this event loop, for a browser: its address."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -150,11 +150,7 @@ def assert_queue_gauges_match_the_queues(settings: Settings) -> None:
     async def pending_by_queue(add_job: bool = False) -> dict[str, float]:
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
-            queues = ReviewQueues(
-                client,
-                lease_seconds=settings.review_lease_seconds,
-                job_retention_seconds=settings.review_job_retention_seconds,
-            )
+            queues = ReviewQueues.of(client, settings)
             if add_job:  # the demo's images may all be decided automatically
                 now = datetime.now(UTC)
                 job = ReviewJob(

@@ -6,19 +6,16 @@ no page causes a CSP violation (or any other console error). Headless Chromium f
 written to artifacts/dashboard-review.png.
 """
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import uvicorn
-from modstream.core.ports import free_port
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.review.service import ReviewService
 
-from tests.dashboard_helpers import PASSWORDS, dashboard_app, make_users, seed_job
+from tests.dashboard_helpers import PASSWORDS, dashboard_app, make_users, seed_job, serving
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -43,17 +40,8 @@ async def served(stack_settings: Settings, tmp_path: Path) -> AsyncIterator[tupl
     service = ReviewService(stack_settings)
     service.queues._prefix = "browser-test:"
     make_users(tmp_path / "users.toml")
-    port = free_port()
-    config = uvicorn.Config(
-        dashboard_app(service, tmp_path / "users.toml"), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", service
-    server.should_exit = True
-    await task
+    async with serving(dashboard_app(service, tmp_path / "users.toml")) as address:
+        yield address, service
 
 
 def filter_of(selector: str) -> str:

@@ -11,15 +11,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from modstream.cli.dashboard import model_cards_page
-from modstream.core.ports import free_port
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.review.service import ReviewService
 from modstream.review.web.app import create_app
 
 from tests.archive import private_archive
-from tests.dashboard_helpers import PASSWORDS, make_users
+from tests.dashboard_helpers import PASSWORDS, make_users, serving
 from tests.e2e.test_dashboard_browser import CHROMIUM, FLAGS, Console
 from tests.integration.test_model_cards_page import on_the_ensemble, serving_ensemble
 from tests.quality_seed import reviewed_traffic, write_archive
@@ -44,14 +42,8 @@ async def served(stack_settings: Settings, tmp_path: Path) -> AsyncIterator[str]
         redis_prefix="cards-browser-test:dashboard:",
         reader_pages=[model_cards_page(settings)],
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving(app) as address:
+        yield address
 
 
 async def test_a_reviewer_reads_the_model_cards_and_downloads_one_under_the_csp(served: str) -> None:

@@ -4,21 +4,18 @@ Chromium from Debian, driven by Playwright, as in test_dashboard_browser.py. A s
 the page is written to artifacts/quality-page.png.
 """
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from modstream.core.ports import free_port
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.quality.page import QualityPage
 from modstream.review.service import ReviewService
 from modstream.review.web.app import create_app
 
 from tests.archive import private_archive
-from tests.dashboard_helpers import PASSWORDS, make_users
+from tests.dashboard_helpers import PASSWORDS, make_users, serving
 from tests.e2e.test_dashboard_browser import CHROMIUM, FLAGS, Console
 from tests.quality_seed import DRIFT, reviewed_traffic, tally_drift, write_archive
 
@@ -44,14 +41,8 @@ async def served(stack_settings: Settings, tmp_path: Path) -> AsyncIterator[tupl
         redis_prefix="quality-browser-test:dashboard:",
         admin_pages=[QualityPage(settings)],
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", tenant
-    server.should_exit = True
-    await task
+    async with serving(app) as address:
+        yield address, tenant
 
 
 async def test_an_admin_sees_the_quality_charts_under_the_csp(served: tuple[str, str]) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -160,18 +161,21 @@ def _bare(path: str) -> str:
     return path.removeprefix("s3://").removeprefix("s3a://")
 
 
-async def maintain_every(settings: Settings, stop: asyncio.Event) -> None:
-    """``maintain`` every ``archive_maintain_seconds`` until ``stop``; a failed run is logged
-    and tried again next time (archiving never waits for it)."""
-    period = settings.archive_maintain_seconds
+async def every(period: float, stop: asyncio.Event, work: Callable[[], object], what: str) -> None:
+    """``work`` (blocking: it runs in a thread) every ``period`` seconds until ``stop``; a failed
+    run is logged and tried again next time (archiving never waits for it). 0 seconds: never."""
     while period and not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), period)
         if stop.is_set():
             return
         try:
-            retain = timedelta(hours=settings.archive_snapshot_retention_hours)
-            for done in await asyncio.to_thread(maintain, settings, retain=retain):
-                log.info("archive table maintained", extra=asdict(done))
+            await asyncio.to_thread(work)
         except Exception as exc:
-            log.warning("archive maintenance failed; trying again later", extra={"error": repr(exc)[:500]})
+            log.warning(f"archive {what} failed; trying again later", extra={"error": repr(exc)[:500]})
+
+
+def maintain_logged(settings: Settings) -> None:
+    """``maintain`` with the settings' snapshot retention, each table's outcome logged."""
+    for done in maintain(settings, retain=timedelta(hours=settings.archive_snapshot_retention_hours)):
+        log.info("archive table maintained", extra=asdict(done))

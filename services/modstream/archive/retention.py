@@ -17,8 +17,6 @@ room does not read policies). Every archived tenant is visited:
 What each run removed is logged and counted (``modstream.erased.items``, cause retention).
 """
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -92,21 +90,6 @@ def enforce(settings: Settings, rules: Rules, now: datetime | None = None) -> li
             log.info("retention enforced", extra={**asdict(retained), "before": retained.before.isoformat()})
         metrics.erased_items.add(retained.removed, {"place": retained.kind, "cause": "retention"})
     return done
-
-
-async def retain_every(settings: Settings, rules: Rules, stop: asyncio.Event) -> None:
-    """``enforce`` every ``archive_retention_seconds`` until ``stop``; a failed run is logged and
-    tried again next time (archiving never waits for it)."""
-    period = settings.archive_retention_seconds
-    while period and not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), period)
-        if stop.is_set():
-            return
-        try:
-            await asyncio.to_thread(enforce, settings, rules)
-        except Exception as exc:
-            log.warning("retention failed; trying again later", extra={"error": repr(exc)[:500]})
 
 
 def _tenants(settings: Settings) -> list[str]:

@@ -5,6 +5,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 
 import uvicorn
 from starlette.applications import Starlette
@@ -13,8 +14,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from modstream.archive.archiver import Archiver, Observer
-from modstream.archive.maintenance import maintain_every
-from modstream.archive.retention import Rules, retain_every
+from modstream.archive.maintenance import every, maintain_logged
+from modstream.archive.retention import Rules, enforce
 from modstream.core import metrics
 from modstream.core.logs import configure_logging
 from modstream.core.settings import Settings
@@ -49,9 +50,14 @@ async def serve(
     the tables and (given the tenants' ``retention``) enforce it."""
     archiver = Archiver(settings, observers)
     web: uvicorn.Server | None = None
-    tasks = [asyncio.create_task(maintain_every(settings, stop))]
+    tasks = [
+        asyncio.create_task(
+            every(settings.archive_maintain_seconds, stop, partial(maintain_logged, settings), "maintenance")
+        )
+    ]
     if retention is not None:
-        tasks.append(asyncio.create_task(retain_every(settings, retention, stop)))
+        enforcing = partial(enforce, settings, retention)
+        tasks.append(asyncio.create_task(every(settings.archive_retention_seconds, stop, enforcing, "retention")))
     if settings.archive_web_port:
         config = uvicorn.Config(
             health_app(archiver),

@@ -428,11 +428,7 @@ def _stack_controls(settings: "Settings") -> "StackControls":
 
     async def review_jobs(events: Sequence[str]) -> dict[str, str]:
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
-        queues = ReviewQueues(
-            client,
-            lease_seconds=settings.review_lease_seconds,
-            job_retention_seconds=settings.review_job_retention_seconds,
-        )
+        queues = ReviewQueues.of(client, settings)
         found: dict[str, str] = {}
         try:
             for start in range(0, len(events), 200):

@@ -94,11 +94,7 @@ class Erasure:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redis = aioredis.Redis.from_url(settings.redis_url)
-        self.queues = ReviewQueues(
-            self.redis,
-            lease_seconds=settings.review_lease_seconds,
-            job_retention_seconds=settings.review_job_retention_seconds,
-        )
+        self.queues = ReviewQueues.of(self.redis, settings)
         self.appeals = AppealBook(self.redis)
         self.decided = DecidedEvents(settings)
         self.erased_images = ErasedImages(self.redis, settings.score_cache_ttl_seconds)

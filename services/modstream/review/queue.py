@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
+from modstream.core.settings import Settings
 from modstream.review.jobs import Lease, QueueStats, ReviewJob, order_score
 
 # A reviewer who has this many excluded jobs at the head of a queue finds it empty until
@@ -190,6 +191,15 @@ class ReviewQueues:
         self._close = client.register_script(_CLOSE)
         self._stats = client.register_script(_STATS)
         self._erase = client.register_script(_ERASE)
+
+    @classmethod
+    def of(cls, client: "aioredis.Redis", settings: Settings) -> "ReviewQueues":
+        """The queues with the settings' lease and retention, as every process reaches them."""
+        return cls(
+            client,
+            lease_seconds=settings.review_lease_seconds,
+            job_retention_seconds=settings.review_job_retention_seconds,
+        )
 
     async def enqueue(self, job: ReviewJob, excluded: Collection[str] = ()) -> bool:
         """Add the job, which the ``excluded`` reviewers can never claim, unless a job with its

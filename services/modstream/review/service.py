@@ -80,11 +80,7 @@ class ReviewService:
         # A tenant's appeals section (the composer passes the policies' live view).
         self.appeal_rules = appeal_rules
         self.redis = aioredis.Redis.from_url(settings.redis_url)
-        self.queues = ReviewQueues(
-            self.redis,
-            lease_seconds=settings.review_lease_seconds,
-            job_retention_seconds=settings.review_job_retention_seconds,
-        )
+        self.queues = ReviewQueues.of(self.redis, settings)
         self.audit_log = AuditLog(self.redis)
         self.labels = LabelRegistry(self.redis)
         self.counts = DecisionCounts(self.redis)
