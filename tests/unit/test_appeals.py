@@ -64,3 +64,17 @@ def test_an_appeal_job_names_the_decider_the_reason_and_its_due_date() -> None:
     assert job.decision_id == blocked.decision_id and not job.decides
     assert job.appeal is not None and job.appeal.restricted_by == "lena" and job.appeal.reason == "a painting"
     assert job.appeal.due_at == datetime(2026, 12, 10, 12, tzinfo=UTC)
+
+
+def test_an_appeal_waits_in_the_queue_of_the_foremost_label_it_was_restricted_for() -> None:
+    rules = AppealRules(queue="appeals", queues={"violence.gore": "appeals-gore", "sexual.explicit": "appeals-sexual"})
+    # A person's label first (they removed it for gore), then what triggered.
+    by_reviewer = decision("model_then_human").model_copy(update={"labels": ["violence.gore", "sexual.explicit"]})
+    assert by_reviewer.labels_for() == ["violence.gore", "sexual.explicit"]
+    assert appeal_job(lodged(), by_reviewer, rules, NOW).queue == "appeals-gore"
+    assert appeal_job(lodged(), decision("model"), rules, NOW).queue == "appeals-sexual"  # what triggered
+    # A bank's block names no label; a label with no queue of its own: the tenant's queue.
+    assert appeal_job(lodged(), decision("bank_match"), rules, NOW).queue == "appeals"
+    assert appeal_job(lodged(), decision("model"), AppealRules(queues={"violence.gore": "g"}), NOW).queue == "appeals"
+    with pytest.raises(ValidationError):
+        AppealRules(queues={"violence.gore": "Not A Queue"})

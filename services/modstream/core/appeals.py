@@ -24,6 +24,15 @@ class AppealRules(BaseModel):
     )
     due_working_days: int = Field(default=3, ge=1, le=60, description="working days (Monday to Friday) to decide one")
     queue: QueueName = "appeals"
+    queues: dict[str, QueueName] = Field(
+        default_factory=dict,
+        description="label -> queue: an appeal of a restriction for that label waits there (people who know it)",
+    )
+
+    def queue_for(self, restriction: ModerationDecision) -> str:
+        """Where an appeal of ``restriction`` waits: the queue of the foremost of its labels that
+        has one (``labels_for``), else ``queue``."""
+        return next((self.queues[label] for label in restriction.labels_for() if label in self.queues), self.queue)
 
     def open_until(self, restricted_at: datetime) -> datetime:
         return restricted_at + timedelta(days=self.window_days)

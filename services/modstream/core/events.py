@@ -290,6 +290,11 @@ class ModerationDecision(ImageRecord):
         default=None, description="the uploader's pseudonymous id, as the upload named it (automatic decisions)"
     )
 
+    def labels_for(self) -> list[str]:
+        """The labels the decision was taken for, foremost first: a person's (what they removed it
+        for), then those that triggered, most certain first (the policy sorts them so)."""
+        return list(dict.fromkeys([*self.labels, *(t.label for t in self.triggered)]))
+
 
 class ReviewRequest(ImageRecord):
     """An automatic decision that a person must look at: uncertain, or an audit sample."""

@@ -179,7 +179,7 @@ def appeal_job(appeal: AppealLodged, restriction: ModerationDecision, rules: App
         ),
         job_id=appeal.event_id + APPEAL_SUFFIX,
         kind="appeal",
-        queue=rules.queue,
+        queue=rules.queue_for(restriction),
         enqueued_at=now,
         appeal=AppealCase(
             appeal_id=appeal.appeal_id,

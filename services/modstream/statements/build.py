@@ -130,8 +130,7 @@ def statement_for(decision: ModerationDecision, rules: StatementRules) -> Statem
 def _reporting(decision: ModerationDecision, path: DecisionPath, rules: StatementRules) -> Reporting:
     if path == "bank_match" and decision.bank_match is not None:
         return rules.for_bank(decision.bank_match.bank)
-    # A person's labels first (what they removed it for), then what the model flagged, most certain first.
-    return rules.for_labels([*decision.labels, *(t.label for t in decision.triggered)])
+    return rules.for_labels(decision.labels_for())
 
 
 def facts(decision: ModerationDecision, path: DecisionPath) -> str:
