@@ -28,6 +28,8 @@ RUN useradd --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin m
 COPY --from=build /opt/modstream /opt/modstream
 COPY --from=build --chown=modstream:modstream /src/model_repository /app/model_repository
 COPY config /app/config
+# Beside the model repository, where model cards read each component's licence.
+COPY THIRD_PARTY_NOTICES /app/THIRD_PARTY_NOTICES
 ENV PATH=/opt/modstream/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MODSTREAM_POLICIES_DIR=/app/config/policies \
