@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -68,10 +69,12 @@ async def seed_job(
     return job
 
 
-def dashboard_app(service: ReviewService, users_file: Path) -> FastAPI:
-    """The dashboard, its sessions and sign-in counts in the namespace of the service's queues
-    (one per test): every client of one test shares them, no two tests do."""
-    return create_app(service, users_file, run_feeds=False, redis_prefix=f"{service.queues._prefix}dashboard:")
+def dashboard_app(service: ReviewService, users_file: Path, **pages: Any) -> FastAPI:
+    """The dashboard (with ``pages``: ``admin_pages``, ``reader_pages``), its sessions and
+    sign-in counts in the namespace of the service's queues (one per test): every client of one
+    test shares them, no two tests do."""
+    prefix = f"{service.queues._prefix}dashboard:"
+    return create_app(service, users_file, run_feeds=False, redis_prefix=prefix, **pages)
 
 
 @asynccontextmanager

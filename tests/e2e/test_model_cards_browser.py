@@ -14,10 +14,9 @@ import pytest
 from modstream.cli.dashboard import model_cards_page
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.review.service import ReviewService
-from modstream.review.web.app import create_app
 
 from tests.archive import private_archive
-from tests.dashboard_helpers import PASSWORDS, make_users, serving
+from tests.dashboard_helpers import PASSWORDS, dashboard_app, make_users, serving
 from tests.e2e.test_dashboard_browser import CHROMIUM, FLAGS, Console
 from tests.integration.test_model_cards_page import on_the_ensemble, serving_ensemble
 from tests.quality_seed import reviewed_traffic, write_archive
@@ -35,14 +34,9 @@ async def served(stack_settings: Settings, tmp_path: Path) -> AsyncIterator[str]
     service = ReviewService(stack_settings)
     service.queues._prefix = "cards-browser-test:"
     make_users(tmp_path / "users.toml")
-    app = create_app(
-        service,
-        tmp_path / "users.toml",
-        run_feeds=False,
-        redis_prefix="cards-browser-test:dashboard:",
-        reader_pages=[model_cards_page(settings)],
-    )
-    async with serving(app) as address:
+    async with serving(
+        dashboard_app(service, tmp_path / "users.toml", reader_pages=[model_cards_page(settings)])
+    ) as address:
         yield address
 
 

@@ -12,10 +12,9 @@ import pytest
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.quality.page import QualityPage
 from modstream.review.service import ReviewService
-from modstream.review.web.app import create_app
 
 from tests.archive import private_archive
-from tests.dashboard_helpers import PASSWORDS, make_users, serving
+from tests.dashboard_helpers import PASSWORDS, dashboard_app, make_users, serving
 from tests.e2e.test_dashboard_browser import CHROMIUM, FLAGS, Console
 from tests.quality_seed import DRIFT, reviewed_traffic, tally_drift, write_archive
 
@@ -34,14 +33,7 @@ async def served(stack_settings: Settings, tmp_path: Path) -> AsyncIterator[tupl
     service = ReviewService(stack_settings)
     service.queues._prefix = "quality-browser-test:"
     make_users(tmp_path / "users.toml")
-    app = create_app(
-        service,
-        tmp_path / "users.toml",
-        run_feeds=False,
-        redis_prefix="quality-browser-test:dashboard:",
-        admin_pages=[QualityPage(settings)],
-    )
-    async with serving(app) as address:
+    async with serving(dashboard_app(service, tmp_path / "users.toml", admin_pages=[QualityPage(settings)])) as address:
         yield address, tenant
 
 

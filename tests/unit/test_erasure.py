@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from modstream.bank import ops
 from modstream.bank.state import Banks
-from modstream.core.events import BankEntry, entry_key
+from modstream.core.events import BankEntry, NotAnId, check_ids, entry_key
 from modstream.core.settings import Settings
 from modstream.erasure.receipt import ErasureReceipt, Place
-from modstream.erasure.run import NotAnId, _checked, kept
+from modstream.erasure.run import kept
 from modstream.worker.duplicates import ScoreCache
 
 from tests.commands import modstream
@@ -55,8 +55,8 @@ def test_an_id_no_upload_can_have_is_refused_before_any_lookup(
     event_ids: list[str], subject: str | None, said: str
 ) -> None:
     with pytest.raises(NotAnId, match=said):
-        _checked(event_ids, subject)
-    _checked(["a1b2", "t:1.x_y-z"], "user-7f3a")  # what uploads and subjects look like
+        check_ids(event_ids, subject)
+    check_ids(["a1b2", "t:1.x_y-z"], "user-7f3a")  # what uploads and subjects look like
 
 
 def test_the_score_cache_drops_erased_images_and_keeps_the_rest() -> None:

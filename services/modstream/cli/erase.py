@@ -26,7 +26,8 @@ def erase(
         raise typer.Exit(2)
     import asyncio
 
-    from modstream.erasure.run import Erasure, ErasureRefused, NotAnId, ReceiptMissing
+    from modstream.core.events import NotAnId
+    from modstream.erasure.run import Erasure, ErasureRefused, ReceiptMissing
 
     async def run() -> str:
         erasure = Erasure(get_settings())

@@ -35,16 +35,13 @@ def upload(
     if not files:
         err.print("no image files found")
         raise typer.Exit(2)
-    if subject is not None:
-        from pydantic import TypeAdapter, ValidationError
+    from modstream.core.events import NotAnId, check_ids
 
-        from modstream.core.events import Subject
-
-        try:
-            TypeAdapter(Subject).validate_python(subject)
-        except ValidationError as exc:
-            err.print(f"[red]{subject!r} is not a subject: 1-128 letters, digits and _.:- only[/red]")
-            raise typer.Exit(2) from exc
+    try:
+        check_ids(subject=subject)
+    except NotAnId as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
     events = asyncio.run(upload_with_progress(files, tenant, concurrency, subject))
     console.print(f"uploaded {len(events)} images; follow their decisions with: modstream decisions --follow")
 

@@ -5,12 +5,23 @@ can deduplicate, route and upgrade without looking at the topic it came from.
 JSON Schemas in ``schemas/`` are generated from these models (``modstream schemas``).
 """
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from modstream.core.bank_action import BankAction as BankAction  # its own module: the CLI offers it
 from modstream.core.dsa import Puid, personal_data
@@ -25,6 +36,22 @@ QueueName = Annotated[str, StringConstraints(pattern=QUEUE_NAME)]  # a review qu
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 # A platform's pseudonymous id of a person (never a name or an address): who uploaded, who appeals.
 Subject = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+
+
+class NotAnId(ValueError):
+    """An event id or a subject that no upload can have: refused before anything is looked up or sent."""
+
+
+def check_ids(event_ids: Collection[str] = (), subject: str | None = None) -> None:
+    """Raise NotAnId, naming the first value that is not an event id (or a subject)."""
+    given = [(e, EventId, "an event id") for e in event_ids]
+    if subject is not None:
+        given.append((subject, Subject, "a subject"))
+    for value, kind, name in given:
+        try:
+            TypeAdapter(kind).validate_python(value)
+        except ValidationError as exc:
+            raise NotAnId(f"{value!r} is not {name}: 1-128 letters, digits and _.:- only") from exc
 
 
 def _plain_relative_path(key: str) -> str:

@@ -13,9 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
+from modstream.core.events import NotAnId
 from modstream.core.settings import Settings
 from modstream.erasure.receipt import ErasureReceipt
-from modstream.erasure.run import Erasure, ErasureRefused, NotAnId, ReceiptMissing
+from modstream.erasure.run import Erasure, ErasureRefused, ReceiptMissing
 
 
 class ErasureAsked(BaseModel):

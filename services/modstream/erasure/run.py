@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
-from pydantic import TypeAdapter, ValidationError
 
 from modstream.archive.erase import Held, erase_events, held
 from modstream.bank import ops
@@ -25,7 +24,7 @@ from modstream.bank.topic import publish, read_banks
 from modstream.core import metrics
 from modstream.core.dedupe import DecidedEvents
 from modstream.core.erased import ErasedImages
-from modstream.core.events import EventId, Subject
+from modstream.core.events import check_ids
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectMissing, ObjectStore
 from modstream.erasure.receipt import ErasureReceipt, Kept, Place
@@ -43,20 +42,6 @@ class ErasureRefused(Exception):
 
 class ReceiptMissing(Exception):
     pass
-
-
-class NotAnId(ValueError):
-    """An event id or subject that no upload can have: refused before anything is looked up."""
-
-
-def _checked(event_ids: Collection[str], subject: str | None) -> None:
-    for value, kind, name in [*((e, EventId, "an event id") for e in event_ids), (subject, Subject, "a subject")]:
-        if value is None:
-            continue
-        try:
-            TypeAdapter(kind).validate_python(value)
-        except ValidationError as exc:
-            raise NotAnId(f"{value!r} is not {name}: 1-128 letters, digits and _.:- only") from exc
 
 
 def kept(settings: Settings) -> list[Kept]:
@@ -115,7 +100,7 @@ class Erasure:
         """Erase the uploads ``event_ids`` and those of ``subject``; the stored receipt.
         Raises NotAnId for an id no upload can have, and ErasureRefused (nothing removed) while
         one has an appeal in progress."""
-        _checked(event_ids, subject)
+        check_ids(event_ids, subject)
         started, clock = datetime.now(UTC), time.perf_counter()
         on_stage("finding the uploads in the archive and the review queues")
         archived = await asyncio.to_thread(held, self.settings, event_ids=event_ids, subject=subject)

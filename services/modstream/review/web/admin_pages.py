@@ -31,26 +31,12 @@ class AdminPage(Protocol):
     async def context(self, query: Mapping[str, str]) -> dict[str, Any]: ...
 
 
-class ReaderPage(Protocol):
+class ReaderPage(AdminPage, Protocol):
     """A page at ``/<path>`` for every signed-in user (reviewers and admins), linked from the
     navigation as ``title``, with files at ``/<path>/<name>``.
 
     ``templates``, ``template`` and ``context`` as an ``AdminPage``'s. ``file`` answers a
     file's name with its media type and text, or None (a 404).
     """
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def title(self) -> str: ...
-
-    @property
-    def templates(self) -> Path: ...
-
-    @property
-    def template(self) -> str: ...
-
-    async def context(self, query: Mapping[str, str]) -> dict[str, Any]: ...
 
     async def file(self, name: str) -> tuple[str, str] | None: ...
