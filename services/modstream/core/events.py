@@ -267,6 +267,43 @@ class BankMatch(Part):
     action: BankAction
 
 
+# What OCR found in an image, bounded so a decision stays small: the ocr model keeps the first
+# lines in reading order and cuts each at this many characters.
+TEXT_MAX_LINES = 32
+TEXT_MAX_CHARS = 200
+Box = tuple[float, float, float, float]
+
+
+class TextLine(Part):
+    """One line of text read in the image."""
+
+    text: str = Field(max_length=TEXT_MAX_CHARS)
+    confidence: float = Field(ge=0.0, le=1.0, description="the recogniser's mean per-character confidence")
+    box: Box = Field(description="x0, y0, x1, y1 as fractions of the image's width and height (0-1)")
+
+
+class TextReading(Part):
+    """The text OCR read in an image: its lines in reading order (top to bottom, left to right)."""
+
+    regions: int = Field(ge=0, description="text regions detected; only these were read")
+    lines: list[TextLine] = Field(default_factory=list, max_length=TEXT_MAX_LINES)
+    truncated: bool = Field(default=False, description="more lines were read than are kept here")
+
+    def full_text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+class TextMatch(Part):
+    """Where a text rule or a text bank matched: a span of one recognised line."""
+
+    label: str = Field(description="the text label it is evidence for (e.g. text.scam), or the bank's name")
+    rule: str = Field(description="what matched: a term, a pattern, a detector (phone, url:…) or bank:<name>")
+    line: int = Field(ge=0, description="the line's index in the reading")
+    start: int = Field(ge=0, description="the span's first character in that line")
+    end: int = Field(ge=0, description="one past its last character")
+    confidence: float = Field(ge=0.0, le=1.0, description="the line's recognition confidence")
+
+
 class DecisionError(Part):
     reason: ErrorReason
     message: str
@@ -295,6 +332,8 @@ class ModerationDecision(ImageRecord):
     embedding: Embedding | None = None
     hashes: ImageHashes | None = Field(default=None, description="the image's hashes, for banks and re-matching")
     bank_match: BankMatch | None = Field(default=None, description="the bank entry that decided, if one did")
+    text: TextReading | None = Field(default=None, description="the text OCR read in the image; none when not read")
+    text_matches: list[TextMatch] = Field(default_factory=list, description="text rules and text banks that matched")
     policy_id: str
     policy_version: str
     source: Literal["automatic", "human", "retroactive", "appeal"] = Field(
@@ -337,6 +376,8 @@ class ReviewRequest(ImageRecord):
     model: ModelRef | None = Field(description="none when a bank entry decided without the classifier")
     hashes: ImageHashes | None = None
     bank_match: BankMatch | None = None
+    text: TextReading | None = None
+    text_matches: list[TextMatch] = Field(default_factory=list)
     policy_id: str
     policy_version: str
     thresholds: dict[str, Thresholds] = Field(default_factory=dict, description="the policy's thresholds, as applied")
@@ -371,6 +412,8 @@ class ReviewRequest(ImageRecord):
                     "model",
                     "hashes",
                     "bank_match",
+                    "text",
+                    "text_matches",
                     "policy_id",
                     "policy_version",
                     "thresholds",
