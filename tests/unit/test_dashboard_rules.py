@@ -53,5 +53,5 @@ def test_refusals_say_why_and_for_how_long(refused: Refusal, message: str) -> No
 def test_every_blur_level_has_its_rule_in_the_stylesheet() -> None:
     """The job page names the level as a class (the CSP allows no style attribute)."""
     css = (HERE / "static" / "dashboard.css").read_text()
-    rules = dict(re.findall(r"img\.blur-(\w+) \{ --blur: (\d+)px; \}", css))
+    rules = dict(re.findall(r"^\.blur-(\w+) \{ --blur: (\d+)px; \}", css, re.MULTILINE))
     assert {level: int(px) for level, px in rules.items()} == BLUR_LEVELS

@@ -170,6 +170,8 @@ def appeal_job(appeal: AppealLodged, restriction: ModerationDecision, rules: App
                 "model",
                 "hashes",
                 "bank_match",
+                "text",
+                "text_matches",
                 "policy_id",
                 "policy_version",
                 "thresholds",

@@ -149,6 +149,8 @@ def job_for(
                 "model",
                 "hashes",
                 "bank_match",
+                "text",
+                "text_matches",
                 "policy_id",
                 "policy_version",
                 "thresholds",

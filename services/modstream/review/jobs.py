@@ -14,6 +14,8 @@ from modstream.core.events import (
     ImageHashes,
     JobKind,
     ModelRef,
+    TextMatch,
+    TextReading,
     Thresholds,
     Trigger,
 )
@@ -66,6 +68,8 @@ class ReviewJob(BaseModel):
     model: ModelRef | None
     hashes: ImageHashes | None = None
     bank_match: BankMatch | None = None
+    text: TextReading | None = None
+    text_matches: list[TextMatch] = Field(default_factory=list)
     policy_id: str
     policy_version: str
     thresholds: dict[str, Thresholds] = Field(default_factory=dict)
@@ -110,9 +114,11 @@ class ReviewJob(BaseModel):
 
     @property
     def labels_offered(self) -> list[str]:
-        """The labels a reviewer answers for: the policy's, and any that triggered."""
+        """The labels a reviewer answers for: the policy's (its text labels among them), and any
+        that triggered or that a text rule or bank matched (a match names its label even when
+        the policy in force no longer has it)."""
         offered = set(self.thresholds) or set(self.scores)
-        return sorted(offered | {t.label for t in self.triggered})
+        return sorted(offered | {t.label for t in self.triggered} | {m.label for m in self.text_matches})
 
     @property
     def labels_triggered(self) -> list[str]:

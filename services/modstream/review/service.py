@@ -315,7 +315,11 @@ class ReviewService:
 
     def _decision(self, job: ReviewJob, reviewer: str, verdict: VerdictInput, seconds: float) -> ModerationDecision:
         return ModerationDecision(
-            **job.model_dump(include={"tenant", "bucket", "key", "scores", "triggered", "model", "hashes"}),
+            # The text read goes on with the scores: an appeal against a person's block is heard
+            # on this decision, and its reviewer must see the same text (appeals.appeal_job).
+            **job.model_dump(
+                include={"tenant", "bucket", "key", "scores", "triggered", "model", "hashes", "text", "text_matches"}
+            ),
             event_id=job.event_id,
             decision=OUTCOME[verdict.verdict.value],
             # Why it reached a person too: a statement of reasons tells a person's decision

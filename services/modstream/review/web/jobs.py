@@ -15,6 +15,7 @@ from modstream.review.queue import LeaseLost
 from modstream.review.service import CannotBank, ReviewService, UnknownLabels
 from modstream.review.web.access import Anyone, Page, Posted, held_job, may_see, visible_job
 from modstream.review.web.preview import NoPreview, for_browser
+from modstream.review.web.reading import shown_lines
 from modstream.review.web.shared import Shared
 
 router = APIRouter()
@@ -59,6 +60,7 @@ async def job_page(request: Request, job_id: str, session: Page, dashboard: Shar
         status=status,
         mine=holder == session.user,
         blur=await dashboard.sessions.blur(session.user),
+        lines=shown_lines(job.text, job.text_matches),
         offered=await service.offered_labels(job),
         verdicts=[v.value for v in Verdict],
         banks=sorted(service.bank_names()),

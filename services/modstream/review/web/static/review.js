@@ -1,14 +1,17 @@
-// Review page: keys for the verdict forms, and hold-to-reveal for the shielded image.
+// Review page: keys for the verdict forms, and hold-to-reveal for what is shielded.
 (function () {
   "use strict";
-  const image = document.getElementById("subject");
+  // The image, the text boxes over it and the text read in it: revealed together, as boxes and
+  // highlights are read against each other, and one state leaves nothing half revealed.
+  const shielded = document.querySelectorAll(".shielded");
   const help = document.getElementById("help");
   const revealButton = document.getElementById("reveal");
 
   function reveal(on) {
-    if (!image) return;
-    image.classList.toggle("revealed", on);
-    image.classList.toggle("shielded", !on);
+    for (const element of shielded) {
+      element.classList.toggle("revealed", on);
+      element.classList.toggle("shielded", !on);
+    }
   }
 
   function press(id) {
