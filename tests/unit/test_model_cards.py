@@ -31,7 +31,7 @@ from modstream.models.taxonomy import read_taxonomy
 
 ROOT = PROJECT_ROOT / "model_repository"
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
-SERVING = "efficientnet_lite0:1+heads:1+image_safety:1+nsfwjs:1+opennsfw:1+preprocess:1+taxonomy:ab12"
+SERVING = "efficientnet_lite0:1+heads:1+image_safety:1+nsfwjs:1+ocr:1+opennsfw:1+preprocess:1+taxonomy:ab12"
 
 
 def evidence(label: str, labelled: int, hits: int) -> LabelEvidence:
@@ -64,7 +64,7 @@ def test_an_ensembles_card_has_every_section_and_only_its_own_versions_evidence(
     for section in ("Model details", "Intended use", "Out of scope", "Quality from reviewers' verdicts", "Caveats"):
         assert f"## {section}" in text
     assert "Licence: MIT" in text and "Licence: BSD-2-Clause (weights)" in text
-    assert "- self-harm" in text and "text in images" in text
+    assert "- self-harm" in text and "- harassment (beyond the words the text rules catch)" in text
     assert [e.label for e in card.quality] == ["sexual.explicit", "violence.gore"]
     assert "| sexual.explicit | 40 (36) | 0.85 | 0.900 [" in text
     assert "not enough verdicts (10 of 30)" in text and "2026-11-01 to now" in text
@@ -259,6 +259,7 @@ async def test_served_cards_are_measured_again_only_after_a_new_snapshot() -> No
         "heads-1",
         "image_safety-1",
         "nsfwjs-1",
+        "ocr-1",
         "opennsfw-1",
     ]
     assert (await cards.cards(NOW))[0].markdown() == first[0].markdown() and cards.measured == 1

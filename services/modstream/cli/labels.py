@@ -33,7 +33,8 @@ def taxonomy_labels(settings: "Settings") -> list[str]:
     from modstream.models.taxonomy import TaxonomyError, read_taxonomy
 
     try:
-        return list(read_taxonomy(settings.model_repository).labels)
+        taxonomy = read_taxonomy(settings.model_repository)
+        return [*taxonomy.labels, *taxonomy.text]
     except TaxonomyError as exc:
         raise LabelError(f"the name cannot be checked against the taxonomy: {exc}") from exc
 

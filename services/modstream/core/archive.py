@@ -24,6 +24,21 @@ TRIGGERS = pa.list_(
     pa.struct([("label", pa.string()), ("score", pa.float64()), ("threshold", pa.float64()), ("level", pa.string())])
 )
 TIME = pa.timestamp("us", tz="UTC")
+TEXT_LINES = pa.list_(
+    pa.struct([("text", pa.string()), ("confidence", pa.float64()), ("box", pa.list_(pa.float64()))])
+)
+TEXT_MATCHES = pa.list_(
+    pa.struct(
+        [
+            ("label", pa.string()),
+            ("rule", pa.string()),
+            ("line", pa.int32()),
+            ("start", pa.int32()),
+            ("end", pa.int32()),
+            ("confidence", pa.float64()),
+        ]
+    )
+)
 
 Column = tuple[str, pa.DataType, Callable[[Any], Any]]
 
@@ -113,6 +128,10 @@ DECISIONS = Table(
         ("embedding", pa.binary(), lambda d: None if d.embedding is None else b64decode(d.embedding.values_base64)),
         *_HASHES,
         *_BANK_MATCH,
+        # What OCR read (none when it did not run) and where text rules and banks matched.
+        ("text_regions", pa.int32(), _part("text", "regions")),
+        ("text_lines", TEXT_LINES, lambda d: None if d.text is None else [line.model_dump() for line in d.text.lines]),
+        ("text_matches", TEXT_MATCHES, lambda d: [m.model_dump() for m in d.text_matches]),
         *_columns(
             ("policy_id", pa.string()),
             ("policy_version", pa.string()),

