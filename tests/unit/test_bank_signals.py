@@ -58,15 +58,22 @@ def block_bank() -> Banks:
 def test_every_registered_type_validates_compares_and_indexes_its_examples(kind: str) -> None:
     signal = signals.get(kind)
     examples = signal.examples()
-    assert examples and [signal.validate(f" {e.upper()} ") for e in examples] == examples
-    with pytest.raises(ValueError, match=f"is not a {kind} hash"):
-        signal.validate(examples[0][:-1])
+    assert examples and [signal.validate(f" {e} ") for e in examples] == examples
     assert signal.compare(examples[0], examples[0]) == (True, 0)
     index = signal.index()
     index.add(list(enumerate(examples, 1)))
     assert index.search(examples[0], 0)[0] == (1, 0)
     index.remove([(1, examples[0])])
     assert 1 not in [found for found, _ in index.search(examples[0], signal.max_distance)]
+
+
+@pytest.mark.parametrize("kind", ["pdq", "md5", "sha256"])
+def test_hashes_are_kept_in_lowercase_and_refused_one_digit_short(kind: str) -> None:
+    signal = signals.get(kind)
+    example = signal.examples()[0]
+    assert signal.validate(example.upper()) == example
+    with pytest.raises(ValueError, match=f"is not a {kind} hash"):
+        signal.validate(example[:-1])
 
 
 def test_pdq_compares_by_hamming_distance_within_the_banks_distance() -> None:
@@ -136,7 +143,7 @@ def test_a_new_type_is_read_and_written_by_the_files_that_name_types(size: Signa
         formats.read(Format.TE, "size_kib 12\nsize_kib twelve\nvideo_md5 00\n")
     problems = dict(refused.value.problems)
     assert problems[2] == "'twelve' is not a size in KiB"
-    assert "(modstream banks hold pdq, md5, sha256, size_kib)" in problems[3]
+    assert "(modstream banks hold pdq, md5, sha256, text, size_kib)" in problems[3]
     (read,) = formats.read(Format.TE, "size_kib 012 from a partner\n")
     assert read.signals == {"size_kib": "12"}
     assert read.fields() == {"entry_id": read.entry_id, "signals": {"size_kib": "12"}, "note": "from a partner"}

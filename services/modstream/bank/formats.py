@@ -28,8 +28,9 @@ Formats (``modstream bank import/export --format``), each as the real tools writ
     ``POST /c/bank/<bank>/signal`` takes, ``{"pdq": "<hash>", "note": "…"}``.
 
 Signal types are those ``bank/signals`` registers (``pdq``, ``md5``, ``sha256``: exact
-hashes of the image's bytes), each checked by its own ``validate``; ``plain`` holds PDQ
-alone. ThreatExchange's other types (``video_md5``, ``url``, ``raw_text`` …) are not
+hashes of the image's bytes; ``text``: a text bank's phrase), each checked by its own
+``validate``; ``plain`` holds PDQ alone, and ``te`` no phrase with spaces in it (``te-csv``
+and ``hma`` do). ThreatExchange's other types (``video_md5``, ``url``, ``raw_text`` …) are not
 images' hashes and are refused, naming the line. Reading checks the whole text and raises
 one ``FormatError`` naming every bad line, so a caller publishes all of a file or nothing.
 """
@@ -104,7 +105,7 @@ class Imported:
 
 class Written(NamedTuple):
     entries: int
-    skipped: int  # entries the format has no room for (plain: those without a PDQ hash)
+    skipped: int  # entries the format has no room for (plain: those without a PDQ hash; te: phrases with spaces)
 
 
 def signal(type_name: str, value: str) -> tuple[str, str]:
@@ -146,8 +147,13 @@ def write(fmt: Format | str, bank: Bank, entries: Iterable[BankEntry], out: Text
         out.writelines(f"{value}\n" for value in hashes)
         return Written(len(hashes), len(ordered) - len(hashes))
     if fmt is Format.TE:
-        out.writelines(f"{kind} {value}\n" for e in ordered for kind, value in types.entry_values(e).items())
-    elif fmt is Format.TE_CSV:
+        # A line's signal ends at whitespace (what follows is the note): an entry with a phrase
+        # that has spaces would be read back as another phrase, so it is left out whole.
+        every = [types.entry_values(e) for e in ordered]
+        held = [values for values in every if not any(_has_space(value) for value in values.values())]
+        out.writelines(f"{kind} {value}\n" for values in held for kind, value in values.items())
+        return Written(len(held), len(ordered) - len(held))
+    if fmt is Format.TE_CSV:
         rows = csv.writer(out, lineterminator="\n")
         rows.writerow(TE_CSV_HEADER)
         category = TE_CATEGORY[bank.action]
@@ -370,6 +376,10 @@ def _held_types(last: str = ", ") -> str:
     """The registered types' names, listed (``last`` before the last one)."""
     *first, final = types.names()
     return f"{', '.join(first)}{last}{final}" if first else final
+
+
+def _has_space(text: str) -> bool:
+    return any(char.isspace() for char in text)
 
 
 def _is_plain(text: str) -> bool:

@@ -2,9 +2,9 @@
 
 The compacted banks topic is the source of truth: ``apply`` takes its records one by one,
 in order, and keeps the lookups current — an entry's value of each signal type in that
-type's index (``bank/signals``: exact hashes in dictionaries, PDQ in the PDQ index) — with
-no rebuild. The same code serves a worker following the topic, the CLI listing it, and the
-HTTP API.
+type's index (``bank/signals``: exact hashes in dictionaries, PDQ in the PDQ index, text
+banks' phrases in an Aho-Corasick automaton) — with no rebuild of the whole. The same code
+serves a worker following the topic, the CLI listing it, and the HTTP API.
 
 One kind of ``Banks`` for all of them: an entry costs its index id, its values in the
 indexes and its record as the topic gave it (bytes, ~430 for an entry with three hashes and
@@ -20,8 +20,19 @@ from typing import NamedTuple, TypeVar
 from pydantic import ValidationError
 
 from modstream.bank import signals
-from modstream.bank.signals import Query, SignalIndex, SignalType
-from modstream.core.events import Bank, BankAction, BankEntry, BankMatch, ImageHashes, Outcome, PdqHash
+from modstream.bank.signals import TEXT, Query, SignalIndex, SignalType, TextIndex
+from modstream.core.events import (
+    Bank,
+    BankAction,
+    BankEntry,
+    BankMatch,
+    ImageHashes,
+    Outcome,
+    PdqHash,
+    TextMatch,
+    TextReading,
+)
+from modstream.core.text import fold
 
 T = TypeVar("T", Bank, BankEntry)
 EntryKey = tuple[str, str]  # (bank, entry id)
@@ -51,6 +62,14 @@ class Match:
             distance=self.distance,
             action=self.bank.action,
         )
+
+
+class TextMatches(NamedTuple):
+    """What a reading matched in text banks: the entry that decides (as ``Banks.match``
+    chooses among matches), and every span of a line that a bank's phrase matched."""
+
+    decides: Match | None
+    spans: list[TextMatch]
 
 
 class _Held(NamedTuple):
@@ -202,10 +221,41 @@ class Banks:
             if value is not None:
                 signal = signals.get(name)
                 found += self._matches_of(signal, signal.query(value), tenant)
-        preference = {t.name: t.preference for t in signals.types()}
-        return sorted(
-            found, key=lambda m: (PRECEDENCE[m.bank.action], m.distance, -preference.get(m.signal, 0), m.bank.name)
-        )
+        return _deciding_first(found)
+
+    def match_text(self, reading: TextReading, tenant: str) -> TextMatches:
+        """What the text read in an upload of ``tenant`` matches in text banks: the entry that
+        decides (chosen as among hash matches, so a text bank and a hash bank compare alike),
+        and every span a phrase matched, each once per bank: ``label`` the bank's name,
+        ``rule`` ``bank:<name>``, ``start``/``end`` in the line as read, with its confidence."""
+        index = self._indexes.get(TEXT)
+        if not isinstance(index, TextIndex) or not any(_applies(b, tenant) for b in self.banks.values()):
+            return TextMatches(None, [])  # no phrase banked yet, or no bank for this tenant: no folding
+        decides: dict[EntryKey, Match] = {}
+        spans: dict[tuple[str, int, int, int], TextMatch] = {}
+        for number, line in enumerate(reading.lines):
+            folded = fold(line.text)
+            for index_id, start, end in index.spans(folded.text):
+                held = self._held[index_id]
+                assert held is not None
+                bank = self._bank_for(held.key[0], tenant)
+                if bank is None:
+                    continue
+                decides.setdefault(held.key, Match(bank, held.key[1], TEXT, 0))
+                first, last = folded.source_span(start, end)
+                spans.setdefault(
+                    (bank.name, number, first, last),
+                    TextMatch(
+                        label=bank.name,
+                        rule=f"bank:{bank.name}",
+                        line=number,
+                        start=first,
+                        end=last,
+                        confidence=line.confidence,
+                    ),
+                )
+        deciding = _deciding_first(decides.values())
+        return TextMatches(deciding[0] if deciding else None, [spans[key] for key in sorted(spans, key=_span_order)])
 
     def _matches_of(self, signal: SignalType, query: Query, tenant: str) -> list[Match]:
         index = self._indexes.get(signal.name)
@@ -231,6 +281,20 @@ class Banks:
     def entries_of(self, bank: str) -> list[BankEntry]:
         """The bank's entries, parsed from their records."""
         return [self.entries[key] for key in self._ids if key[0] == bank]
+
+
+def _deciding_first(found: Iterable[Match]) -> list[Match]:
+    """Matches, the deciding one first: the strictest action, then the closest, then the type
+    preferred (sha256, md5, then the rest), then the bank's name."""
+    preference = {t.name: t.preference for t in signals.types()}
+    return sorted(
+        found, key=lambda m: (PRECEDENCE[m.bank.action], m.distance, -preference.get(m.signal, 0), m.bank.name)
+    )
+
+
+def _span_order(key: tuple[str, int, int, int]) -> tuple[int, int, int, str]:
+    bank, line, start, end = key
+    return line, start, end, bank
 
 
 def _values(entry: BankEntry, refused: type[Exception] | None = BankRecordInvalid) -> dict[str, str]:

@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from modstream.core.events import BankEntry, ImageHashes
     from modstream.core.settings import Settings
 
-app = typer.Typer(help="Hash banks: known images matched by PDQ and exact hashes, before the classifier.")
+app = typer.Typer(
+    help="Banks: known images matched by PDQ and exact hashes before the classifier, and phrases matched in the "
+    "text read in images."
+)
 By = Annotated[str, typer.Option("--by", help="who makes the change (default: your user name)")]
 IMPORT_CHUNK = 5000  # entries per publish: the progress bar moves per chunk
 
@@ -186,21 +189,23 @@ def add(
     pdq: Annotated[list[str] | None, typer.Option(help="a PDQ hash, 64 hex (repeat)")] = None,
     sha256: Annotated[list[str] | None, typer.Option(help="a SHA-256 of an image's bytes (repeat)")] = None,
     md5: Annotated[list[str] | None, typer.Option(help="an MD5 of an image's bytes (repeat)")] = None,
+    text: Annotated[list[str] | None, typer.Option(help="a phrase to find in the text read in images (repeat)")] = None,
     note: Annotated[str | None, typer.Option(help="kept with each entry")] = None,
     retro_days: RetroDays = None,
     by: By = "",
 ) -> None:
-    """Add images (hashed here: SHA-256, MD5, and PDQ by the Triton preprocess) or bare hashes;
-    recent uploads that match them are decided again."""
+    """Add images (hashed here: SHA-256, MD5, and PDQ by the Triton preprocess), bare hashes, or
+    phrases; recent uploads that match the hashes are decided again."""
     from modstream.bank import ops
 
     signals: list[dict[str, object]] = [{"pdq": h.lower(), "pdq_quality": None} for h in pdq or []]
     signals += [{"sha256": h.lower()} for h in sha256 or []]
     signals += [{"md5": h.lower()} for h in md5 or []]
+    signals += [{"signals": {"text": phrase}} for phrase in text or []]
     if images:
         signals += [ops.signals(h) for h in _hashed(images)]
     if not signals:
-        err.print("nothing to add: give image files, or --pdq / --sha256 / --md5")
+        err.print("nothing to add: give image files, or --pdq / --sha256 / --md5 / --text")
         raise typer.Exit(2)
     about = {"added_by": by or getpass.getuser(), "note": note}
     days = get_settings().bank_retro_days if retro_days is None else retro_days
@@ -243,10 +248,11 @@ def remove(bank: str, entry_ids: Annotated[list[str], typer.Argument(help="entry
 def match(
     images: Annotated[list[Path] | None, typer.Argument(help="image files to hash and look up")] = None,
     pdq: Annotated[list[str] | None, typer.Option(help="a PDQ hash to look up (repeat)")] = None,
+    text: Annotated[list[str] | None, typer.Option(help="a text to find banked phrases in (repeat)")] = None,
     tenant: Annotated[str, typer.Option(help="match as this tenant's upload")] = "default",
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
 ) -> None:
-    """What images (or PDQ hashes) would match, as the worker would decide it."""
+    """What images (or PDQ hashes, or texts) would match, as the worker would decide it."""
     import asyncio
 
     from modstream.bank.hashing import pdq_of
@@ -260,13 +266,13 @@ def match(
         raise typer.Exit(2) from exc
     hashed = _hashed(images or [])
     banks = asyncio.run(read_banks(settings))
-    results: list[dict[str, Any]] = []
-    for path, hashes in zip(images or [], hashed, strict=True):
-        found = banks.match(hashes, tenant)
-        results.append({"query": str(path), "match": None if found is None else found.ref().model_dump(mode="json")})
-    for text, signal in given:
-        found = banks.match_signals(tenant, pdq=signal)
-        results.append({"query": text, "match": None if found is None else found.ref().model_dump(mode="json")})
+    found = [(str(path), banks.match(hashes, tenant)) for path, hashes in zip(images or [], hashed, strict=True)]
+    found += [(shown, banks.match_signals(tenant, pdq=signal)) for shown, signal in given]
+    found += [(phrase, banks.match_signals(tenant, text=phrase)) for phrase in text or []]
+    results: list[dict[str, Any]] = [
+        {"query": query, "match": None if match is None else match.ref().model_dump(mode="json")}
+        for query, match in found
+    ]
     if as_json:
         print(json.dumps(results, indent=2))
         return
@@ -358,5 +364,10 @@ def export(
     else:
         with output.open("w", encoding="utf-8", newline="") as out:
             counts = formats.write(fmt, found, entries, out)
-    left_out = f"; {counts.skipped} without a PDQ hash left out (all of them: --format hma)" if counts.skipped else ""
+    left_out = (
+        f"; {counts.skipped} left out, which {fmt.value} has no room for (plain: PDQ hashes only; te: no phrase "
+        "with spaces; all of them: --format hma)"
+        if counts.skipped
+        else ""
+    )
     err.print(f"{bank}: {counts.entries} entries written to {output or 'standard output'} ({fmt.value}){left_out}")

@@ -1,4 +1,5 @@
-"""Hash bank signal types: the interface and registry (``base``), and the types banks hold.
+"""Bank signal types: the interface and registry (``base``), and the types banks hold (the
+images' hashes, and the phrases of text banks).
 
 To add a type: a module here with its ``SignalType`` subclass (``base`` says what each
 method does; ``exact`` and ``pdq`` are the examples), and one ``register`` line below.
@@ -25,14 +26,17 @@ from modstream.bank.signals.base import (
 )
 from modstream.bank.signals.exact import ExactHash
 from modstream.bank.signals.pdq import PdqSignal
+from modstream.bank.signals.text import TEXT, TextIndex, TextSignal
 
 __all__ = [
+    "TEXT",
     "Comparison",
     "ExactIndex",
     "LinearIndex",
     "Query",
     "SignalIndex",
     "SignalType",
+    "TextIndex",
     "entry_values",
     "get",
     "hash_image",
@@ -48,3 +52,4 @@ __all__ = [
 register(PdqSignal())
 register(ExactHash("md5", 32, preference=1))
 register(ExactHash("sha256", 64, preference=2))
+register(TextSignal())
