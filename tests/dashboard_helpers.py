@@ -6,7 +6,7 @@ and so no review feeds: the feeds' tests drive the real ``modstream dashboard`` 
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
-from modstream.core.events import ModelRef, Trigger
+from modstream.core.events import ModelRef, TextLine, TextMatch, TextReading, Trigger
 from modstream.core.ports import free_port
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
@@ -23,6 +23,7 @@ from modstream.review.jobs import ReviewJob
 from modstream.review.service import ReviewService
 from modstream.review.web.app import create_app
 from modstream.review.web.users import add_user, mint_token
+from PIL import Image, ImageDraw, ImageFont
 
 from tests import images
 
@@ -44,8 +45,11 @@ async def seed_job(
     score: float = 0.6,
     image: bytes | None = None,
     double_review_rate: float = 0.0,
+    text: TextReading | None = None,
+    text_matches: Sequence[TextMatch] = (),
 ) -> ReviewJob:
-    """A job in ``queue`` whose stored image is ``image`` (default: a noise PNG)."""
+    """A job in ``queue`` whose stored image is ``image`` (default: a noise PNG), with the text
+    read in it, if any."""
     key = f"review-test/{job_id}"
     ObjectStore(settings).put(settings.uploads_bucket, key, image or images.encode_noise_png(), "image/png")
     job = ReviewJob(
@@ -62,11 +66,28 @@ async def seed_job(
         policy_id="default",
         policy_version="test",
         double_review_rate=double_review_rate,
+        text=text,
+        text_matches=list(text_matches),
         uploaded_at=datetime.now(UTC),
         enqueued_at=datetime.now(UTC),
     )
     assert await service.queues.enqueue(job)
     return job
+
+
+def text_picture(lines: Sequence[str], width: int = 640, height: int = 400) -> tuple[bytes, TextReading]:
+    """A PNG with ``lines`` drawn on it, and the reading OCR would give of it: each line's box
+    is where the drawing put it, so boxes shown over the picture must frame the words."""
+    picture = Image.new("RGB", (width, height), (244, 238, 226))
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=30)
+    read = []
+    for index, line in enumerate(lines):
+        at = (40, 50 + index * 90)
+        draw.text(at, line, fill=(25, 25, 25), font=font)
+        x0, y0, x1, y1 = draw.textbbox(at, line, font=font)
+        read.append(TextLine(text=line, confidence=0.96, box=(x0 / width, y0 / height, x1 / width, y1 / height)))
+    return images.encode(picture, "PNG"), TextReading(regions=len(lines), lines=read)
 
 
 def dashboard_app(service: ReviewService, users_file: Path, **pages: Any) -> FastAPI:

@@ -1,9 +1,11 @@
-"""A reviewer in a real browser: log in, open a queue, reveal, approve with the keyboard, next job.
+"""A reviewer in a real browser: log in, open a queue, reveal, approve with the keyboard, next job;
+and the text read in an image, highlighted and boxed over it, shielded with it.
 
 All of it under the dashboard's Content-Security-Policy: the review page's script runs, and
 no page causes a CSP violation (or any other console error). Headless Chromium from Debian
-(scripts/install-chromium), driven by Playwright. A screenshot of the review page is
-written to artifacts/dashboard-review.png.
+(scripts/install-chromium), driven by Playwright. Screenshots of the review page are written
+to artifacts/dashboard-review.png and, for the text, artifacts/dashboard-review-text.png
+(revealed) and artifacts/dashboard-review-text-shielded.png.
 """
 
 import shutil
@@ -12,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from modstream.core.events import TextMatch
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.review.service import ReviewService
 
-from tests.dashboard_helpers import PASSWORDS, dashboard_app, make_users, seed_job, serving
+from tests.dashboard_helpers import PASSWORDS, dashboard_app, make_users, seed_job, serving, text_picture
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -33,6 +36,8 @@ FLAGS = [
     "--disable-sync",
 ]
 SCREENSHOT = PROJECT_ROOT / "artifacts" / "dashboard-review.png"
+TEXT_SCREENSHOT = PROJECT_ROOT / "artifacts" / "dashboard-review-text.png"
+SHIELDED_TEXT_SCREENSHOT = PROJECT_ROOT / "artifacts" / "dashboard-review-text-shielded.png"
 
 
 @pytest.fixture
@@ -154,3 +159,123 @@ async def test_reviewer_reveals_approves_with_the_keyboard_and_sees_the_next_job
     ]
     assert verdicts and verdicts[0].details["verdict"] == "approve"
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+# Each box's place over the image, as fractions of the image's rendered size (as a box is given).
+BOXES_OVER_IMAGE = """() => {
+  const image = document.querySelector('#subject').getBoundingClientRect();
+  const overlay = document.querySelector('svg.text-boxes').getBoundingClientRect();
+  const boxes = [...document.querySelectorAll('svg.text-boxes rect')].map((rect) => {
+    const r = rect.getBoundingClientRect();
+    return [(r.left - image.left) / image.width, (r.top - image.top) / image.height,
+            (r.right - image.left) / image.width, (r.bottom - image.top) / image.height];
+  });
+  const offsets = [overlay.left - image.left, overlay.top - image.top,
+                   overlay.width - image.width, overlay.height - image.height];
+  return {boxes, offsets, matched: document.querySelectorAll('svg.text-boxes rect.matched').length};
+}"""
+
+
+async def test_the_text_read_is_highlighted_and_boxed_over_the_image_and_shielded_with_it(
+    served: tuple[str, ReviewService],
+) -> None:
+    from playwright.async_api import async_playwright
+
+    base, service = served
+    lines = [
+        "FREE CRYPTO GIVEAWAY",
+        "visit scam-coin.example",
+        "<script>alert(1)</script>",
+        '"><img src=x onerror=alert(1)>',
+    ]
+    picture, reading = text_picture(lines)
+    matches = [
+        TextMatch(label="text.scam", rule="term:free crypto", line=0, start=0, end=11, confidence=0.96),
+        TextMatch(label="text.url", rule="url:scam-coin.example", line=1, start=6, end=23, confidence=0.96),
+    ]
+    job = await seed_job(
+        service.settings, service, "browser-text-1", "text", 0.9, image=picture, text=reading, text_matches=matches
+    )
+    # Shrunk to fit by height, then by width: the boxes must still land on the words.
+    others = {}
+    for name, score, (width, height) in (("tall", 0.6, (420, 1800)), ("wide", 0.5, (2600, 420))):
+        shape_picture, shape_reading = text_picture(lines[:2], width, height)
+        others[name] = (
+            await seed_job(
+                service.settings, service, f"browser-text-{name}", "text", score, shape_picture, text=shape_reading
+            ),
+            shape_reading,
+        )
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = await browser.new_page(viewport={"width": 1280, "height": 860})
+        console = Console()
+        await console.watch(page)
+        await page.goto(f"{base}/login")
+        await page.fill("input[name=username]", "rita")
+        await page.fill("input[name=password]", PASSWORDS["rita"])
+        await page.click("button[type=submit]")
+        await page.wait_for_url(f"{base}/")
+        await page.locator("tr", has_text="text").locator("button", has_text="Start reviewing").click()
+        await page.wait_for_url(f"{base}/jobs/{job.job_id}")
+        await page.wait_for_function("document.querySelector('#subject').complete")
+
+        # The lines, the matched spans highlighted, each match's label named; the hostile lines
+        # are text on the page, never elements.
+        assert await page.is_visible("#text")
+        marks = await page.eval_on_selector_all(".text-read mark", "ms => ms.map(m => [m.textContent, m.title])")
+        assert marks == [
+            ["FREE CRYPTO", "text.scam (term:free crypto)"],
+            ["scam-coin.example", "text.url (url:scam-coin.example)"],
+        ]
+        shown = await page.eval_on_selector_all(".text-read .line-text", "ls => ls.map(l => l.textContent)")
+        assert shown == lines
+        assert await page.locator(".text-read script, .text-read img").count() == 0
+        assert await page.eval_on_selector_all(".text-read .tag", "ts => ts.map(t => t.textContent)") == [
+            "text.scam",
+            "text.url",
+        ]
+
+        # The boxes frame the words where the picture has them: the overlay is the image's size,
+        # each rect at its line's fractions of it.
+        placed = await page.evaluate(BOXES_OVER_IMAGE)
+        assert placed["offsets"] == pytest.approx([0, 0, 0, 0], abs=1)
+        assert placed["matched"] == 2
+        for box, line in zip(placed["boxes"], reading.lines, strict=True):
+            assert box == pytest.approx(list(line.box), abs=0.005)
+
+        # Shielded with the image until revealed: blurred, and no tooltip of a match's rule.
+        for selector in ("#subject", "svg.text-boxes", ".text-read"):
+            assert "blur" in await page.evaluate(filter_of(selector)), selector
+        mark = "getComputedStyle(document.querySelector('.text-read mark')).pointerEvents"
+        assert await page.evaluate(mark) == "none"
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        await page.screenshot(path=str(SHIELDED_TEXT_SCREENSHOT), full_page=True)
+        await page.keyboard.down(" ")
+        for selector in ("#subject", "svg.text-boxes", ".text-read"):
+            assert await page.evaluate(filter_of(selector)) == "none", selector
+        assert await page.evaluate(mark) == "auto"
+        await page.screenshot(path=str(TEXT_SCREENSHOT), full_page=True)
+        await page.keyboard.up(" ")
+        assert "blur" in await page.evaluate(filter_of(".text-read"))
+
+        # A verdict names the text label (ticked here), and the next jobs load.
+        await page.check("input[name=labels][value='text.scam']")
+        await page.click("#remove")
+        for name, (other, other_reading) in others.items():
+            await page.wait_for_url(f"{base}/jobs/{other.job_id}")
+            await page.wait_for_function("document.querySelector('#subject').complete")
+            placed = await page.evaluate(BOXES_OVER_IMAGE)
+            assert placed["offsets"] == pytest.approx([0, 0, 0, 0], abs=1), name
+            for box, line in zip(placed["boxes"], other_reading.lines, strict=True):
+                assert box == pytest.approx(list(line.box), abs=0.005), name
+            await page.keyboard.press("a")
+        await page.wait_for_url(f"{base}/?notice=done")
+        assert console.errors == []
+        await browser.close()
+
+    verdicts = [
+        e for e in await service.audit_entries(actor="rita", action="verdict") if e.details["job"] == job.job_id
+    ]
+    assert verdicts and verdicts[0].details["verdict"] == "remove"
+    assert TEXT_SCREENSHOT.stat().st_size > 10_000 and SHIELDED_TEXT_SCREENSHOT.stat().st_size > 10_000

@@ -3,11 +3,15 @@
 import asyncio
 import io
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from modstream.review.jobs import LABELLING_INFIX
+from modstream.core.appeals import AppealRules
+from modstream.core.events import AppealLodged, ModerationDecision, TextMatch
+from modstream.review.appeals import appeal_job
+from modstream.review.jobs import LABELLING_INFIX, Verdict, VerdictInput
 from modstream.review.service import ReviewService
 from modstream.review.web.sessions import session_id
 from PIL import Image
@@ -20,6 +24,7 @@ from tests.dashboard_helpers import (
     dashboard_app,
     log_in,
     seed_job,
+    text_picture,
     try_log_in,
 )
 
@@ -285,6 +290,43 @@ async def test_no_page_has_inline_script_style_or_handlers(
     for path, html in pages.items():
         found = INLINE.search(html)
         assert found is None, (path, html[max(found.start() - 80, 0) : found.end() + 80] if found else "")
+
+
+async def test_the_text_read_is_shown_escaped_highlighted_and_boxed_and_again_on_the_appeal(
+    service: ReviewService, users: tuple[Path, dict[str, str]]
+) -> None:
+    hostile = ["FREE CRYPTO GIVEAWAY", "<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
+    picture, reading = text_picture(hostile)
+    scam = TextMatch(label="text.scam", rule="term:free crypto", line=0, start=0, end=11, confidence=0.96)
+    job = await seed_job(service.settings, service, "j-text", "text", image=picture, text=reading, text_matches=[scam])
+    async with dashboard(service, users[0]) as rita, dashboard(service, users[0]) as ada:
+        csrf = await log_in(rita, "rita")
+        await rita.post("/queues/text/claim", data={"csrf": csrf})
+        page = (await rita.get(f"/jobs/{job.job_id}")).text
+        assert '<mark title="text.scam (term:free crypto)">FREE CRYPTO</mark> GIVEAWAY' in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+        assert "<script>alert" not in page and "<img src=x" not in page and INLINE.search(page) is None
+        rects = re.findall(r'<rect x="([\d.]+)%" y="([\d.]+)%" width="([\d.]+)%" height="([\d.]+)%"', page)
+        expected = [(b[0], b[1], b[2] - b[0], b[3] - b[1]) for b in (line.box for line in reading.lines)]
+        shown = [float(v) for rect in rects for v in rect]
+        assert shown == pytest.approx([100 * v for box in expected for v in box], abs=0.02)
+        assert page.count('class="matched"') == 2  # the matched line's box and its line in the panel
+        # Shielded as the image is, at the reviewer's blur level.
+        assert 'class="text-boxes shielded blur-medium"' in page and 'class="text-read shielded blur-medium"' in page
+        assert "text.scam" in dict(re.findall(r'name="labels" value="([\w.]+)"( checked)?', page))
+
+        # Rita removes it; the uploader appeals. The appeal is heard on her decision, which kept the text.
+        decided = await service.submit(job.job_id, "rita", VerdictInput(verdict=Verdict.REMOVE, labels=["text.scam"]))
+        assert isinstance(decided, ModerationDecision) and decided.text == reading
+        lodged = AppealLodged(
+            event_id=job.event_id, tenant="t", appellant="uploader", appellant_id="u-1", reason="satire"
+        )
+        appeal = appeal_job(lodged, decided, AppealRules(queue="text-appeals"), datetime.now(UTC))
+        assert await service.queues.enqueue(appeal, excluded=["rita"])
+        await log_in(ada, "ada")  # an admin sees any job
+        heard = (await ada.get(f"/jobs/{appeal.job_id}")).text
+        assert 'id="appeal"' in heard and heard.count("<mark") == 1 and "&lt;script&gt;" in heard
+        assert heard.count("<rect x=") == len(hostile)
 
 
 async def test_the_eleventh_failed_sign_in_is_refused_even_with_the_right_password(
