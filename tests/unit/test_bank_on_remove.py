@@ -1,9 +1,11 @@
-"""Which banks a reviewer's remove puts the image in: the one chosen, and the policy's per label."""
+"""Which banks a reviewer's remove puts the image in: the one chosen, and the policy's per label;
+and a phrase of its text, in the policy's banks, only when it is in the text read."""
 
 from datetime import UTC, datetime
 
 import pytest
-from modstream.core.events import ImageHashes, PdqHash
+from modstream.bank import signals
+from modstream.core.events import ImageHashes, PdqHash, TextLine, TextReading, entry_key
 from modstream.core.settings import Settings
 from modstream.policy.engine import LabelRule, Policy
 from modstream.review.jobs import ReviewJob, Verdict, VerdictInput
@@ -11,6 +13,13 @@ from modstream.review.service import CannotBank, ReviewService
 from pydantic import ValidationError
 
 HASHES = ImageHashes(sha256="a" * 64, md5="b" * 32, pdq=PdqHash(hex="c" * 64, quality=80))
+READ = TextReading(
+    regions=2,
+    lines=[
+        TextLine(text="FREE CRYPTO GIVEAWAY", confidence=0.97, box=(0.1, 0.1, 0.9, 0.2)),
+        TextLine(text="visit scam-coin.example", confidence=0.95, box=(0.1, 0.3, 0.9, 0.4)),
+    ],
+)
 
 
 def job(**fields: object) -> ReviewJob:
@@ -37,7 +46,8 @@ def job(**fields: object) -> ReviewJob:
 
 
 def service(*banks: str) -> ReviewService:
-    return ReviewService(Settings(), bank_names=lambda: banks)
+    # As the dashboard is composed: the bank room's check of a value.
+    return ReviewService(Settings(), bank_names=lambda: banks, bank_value=lambda k, v: signals.get(k).validate(v))
 
 
 def test_a_remove_naming_a_policy_label_banks_the_image_with_who_and_from_where() -> None:
@@ -82,3 +92,51 @@ def test_a_policy_banks_only_labels_it_has() -> None:
         Policy(id="p", version="1", labels={"a": rule}, bank_on_remove={"c": "x"})
     with pytest.raises(ValidationError):
         Policy(id="p", version="1", labels={"a": rule}, bank_on_remove={"a": "Not A Bank"})
+
+
+def test_a_phrase_of_the_text_read_goes_to_the_policys_banks_as_given_beside_the_image() -> None:
+    remove = VerdictInput(
+        verdict=Verdict.REMOVE, labels=["sexual.explicit"], add_to_bank="mine", phrase=" free  crypto ", note="n"
+    )
+    entries = service("known-bad", "mine")._bank_entries(job(text=READ), "rita", remove)
+    assert [(e.bank, e.entry_id, e.signals) for e in entries] == [
+        ("known-bad", "review-ev1", {}),
+        ("mine", "review-ev1", {}),
+        ("known-bad", "review-ev1.text", {"text": "free  crypto"}),  # the policy's bank only
+    ]
+    phrase = entries[-1]
+    assert (phrase.added_by, phrase.source_event_id, phrase.note, phrase.sha256) == ("rita", "ev1", "n", None)
+    # Folded as text banks match: the phrase's case, spacing and look-alikes need not be the text's.
+    leet = VerdictInput(verdict=Verdict.REMOVE, labels=["sexual.explicit"], phrase="SCAMC0IN")
+    assert service("known-bad")._bank_entries(job(text=READ), "rita", leet)[-1].signals == {"text": "SCAMC0IN"}
+
+
+def test_a_phrase_not_in_the_text_too_short_or_with_no_bank_to_go_to_is_refused() -> None:
+    def refused(match: str, phrase: str, labels: list[str], **fields: object) -> None:
+        verdict = VerdictInput(verdict=Verdict.REMOVE, labels=labels, phrase=phrase)
+        with pytest.raises(CannotBank, match=match):
+            service("known-bad")._bank_entries(job(**fields), "rita", verdict)
+
+    label = ["sexual.explicit"]
+    refused(
+        "'free bitcoin' cannot be banked from this image: it is not in the text read", "free bitcoin", label, text=READ
+    )
+    refused("'free crypto' cannot be banked from this image: no text was read in it", "free crypto", label)
+    refused("phrase: the phrase 'fr ee' is too short to bank", "fr ee", label, text=READ)
+    refused(
+        r"no label given maps to one in the policy's bank_on_remove \(sexual.explicit -> known-bad\)",
+        "free crypto",
+        ["violence.gore"],
+        text=READ,
+    )
+    with pytest.raises(ValidationError, match="only a remove adds a phrase of the image's text to a bank"):
+        VerdictInput(verdict=Verdict.APPROVE, labels=[], phrase="free crypto")
+
+
+def test_an_overturned_appeal_withdraws_the_phrase_with_the_image() -> None:
+    appeal = job(kind="appeal", job_id="ev1:appeal")
+    decision = service("known-bad")._decision(appeal, "rita", VerdictInput(verdict=Verdict.APPROVE, labels=[]), 1.0)
+    assert service("known-bad")._withdrawn_by(appeal, decision) == [
+        entry_key("known-bad", "review-ev1"),
+        entry_key("known-bad", "review-ev1.text"),
+    ]

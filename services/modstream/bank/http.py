@@ -45,8 +45,8 @@ class Caller(Protocol):
 
 
 class BankApi:
-    """Banks for the dashboard: ``start``/``stop`` with it, ``names`` for its review page,
-    ``router`` for its HMA-shaped API."""
+    """Banks for the dashboard: ``start``/``stop`` with it, ``names`` and ``value`` for its
+    review page, ``router`` for its HMA-shaped API."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -57,6 +57,11 @@ class BankApi:
 
     def names(self) -> list[str]:
         return sorted(self.banks.banks)
+
+    def value(self, kind: str, given: str) -> str:
+        """``given`` as banks keep a value of signal type ``kind`` (a reviewer's phrase), or
+        ``ValueError`` saying why banks refuse it."""
+        return signals.get(kind).validate(given)
 
     async def start(self) -> None:
         # Made here, not in __init__: the Kafka and Triton clients bind to the running loop.

@@ -34,9 +34,10 @@ def serve(
         err.print("no dashboard users yet: add one with `modstream dashboard add-user NAME --role admin`")
         raise typer.Exit(2)
     console.print(f"dashboard on http://{settings.bind_host}:{port or settings.dashboard_port}/")
-    # The bank room serves HMA's routes behind the dashboard's tokens, and its live list of
-    # banks is what the job page offers a reviewer to add an image to. A label an admin
-    # defines must not be one of the taxonomy's (read at each definition).
+    # The bank room serves HMA's routes behind the dashboard's tokens, its live list of banks
+    # is what the job page offers a reviewer to add an image to, and it checks a phrase of the
+    # image's text that a reviewer banks. A label an admin defines must not be one of the
+    # taxonomy's (read at each definition).
     banks = BankApi(settings)
     # Each tenant's appeals section; the legal minimums while the policy files are invalid.
     appeal_rules = Sections(settings.policies_dir, lambda policy: policy.appeals, AppealRules())
@@ -47,6 +48,7 @@ def serve(
         reader_pages=[model_cards_page(settings)],
         extensions=[banks, ErasureApi(settings)],
         bank_names=banks.names,
+        bank_value=banks.value,
         taxonomy_labels=lambda: taxonomy_labels(settings),
         appeal_rules=appeal_rules,
     )

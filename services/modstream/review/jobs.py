@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from modstream.core.events import (
     DECIDING_JOB_KINDS,
+    TEXT_MAX_CHARS,
     BankMatch,
     BankName,
     ImageHashes,
@@ -160,11 +161,21 @@ class VerdictInput(BaseModel):
     labels: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(max_length=100)
     note: str | None = Field(default=None, max_length=2000)
     add_to_bank: BankName | None = Field(default=None, description="on a remove: put the image's hashes in this bank")
+    phrase: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=TEXT_MAX_CHARS,
+        description="on a remove: a phrase of the image's recognised text, for the banks the policy's "
+        "bank_on_remove names for the labels given",
+    )
 
     @model_validator(mode="after")
     def _bank_on_remove(self) -> "VerdictInput":
-        if self.add_to_bank is not None and self.verdict is not Verdict.REMOVE:
-            raise ValueError("only a remove adds the image to a bank")
+        if self.verdict is not Verdict.REMOVE:
+            if self.add_to_bank is not None:
+                raise ValueError("only a remove adds the image to a bank")
+            if self.phrase is not None:
+                raise ValueError("only a remove adds a phrase of the image's text to a bank")
         return self
 
 

@@ -37,6 +37,7 @@ from modstream.core.kafka import KafkaPublisher, producer_options
 from modstream.core.labels import LabelDefinition, LabelRegistry, label_definition
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
+from modstream.core.text import fold, fold_term
 from modstream.core.tracing import inject_headers, tracer
 from modstream.review.appeals import AppealBook, appeal_job, kept_for
 from modstream.review.audit import AuditEntry, AuditLog
@@ -52,6 +53,11 @@ def review_entry_id(event_id: str) -> str:
     return f"review-{event_id}"
 
 
+def review_phrase_entry_id(event_id: str) -> str:
+    """The id of the text bank entry a phrase given with a reviewer's remove of ``event_id`` makes."""
+    return f"review-{event_id}.text"
+
+
 OUTCOME = {"approve": Outcome.ALLOW, "remove": Outcome.BLOCK}
 
 
@@ -60,7 +66,9 @@ class UnknownLabels(ValueError):
 
 
 class CannotBank(ValueError):
-    """A verdict asks to add the image to a bank that does not exist, or the job has no hashes."""
+    """A verdict asks to add the image to a bank that does not exist, or the job has no hashes;
+    or gives a phrase that is not in the image's text, that banks refuse, or that no label maps
+    to a bank."""
 
 
 class ReviewService:
@@ -70,10 +78,14 @@ class ReviewService:
         bank_names: Callable[[], Collection[str]] = tuple,
         taxonomy_labels: Callable[[], Collection[str]] = tuple,
         appeal_rules: Callable[[str], AppealRules] = lambda tenant: AppealRules(),
+        bank_value: Callable[[str, str], str] = lambda kind, value: value,
     ) -> None:
         self.settings = settings
         # The banks a reviewer can add to (the composer passes the bank room's live view).
         self.bank_names = bank_names
+        # A value of a signal type as banks keep it, or ValueError saying why not (the composer
+        # passes the bank room's check; without it there are no banks to add to either).
+        self.bank_value = bank_value
         # The taxonomy's labels, which no defined label may take (the composer reads the
         # file; raises LabelError when it cannot).
         self.taxonomy_labels = taxonomy_labels
@@ -226,13 +238,14 @@ class ReviewService:
         return definition
 
     def _bank_entries(self, job: ReviewJob, reviewer: str, verdict: VerdictInput) -> list[BankEntry]:
-        """The entries a remove puts in banks: the one the reviewer chose, and those the
-        policy names for the labels given. Checked before anything is published."""
+        """The entries a remove puts in banks: the image's hashes in the bank the reviewer chose
+        and in those the policy names for the labels given, and the phrase given (if any) in
+        the policy's. Checked before anything is published."""
         if verdict.verdict is not Verdict.REMOVE or not job.decides:
             return []  # a second review or a labelling job decides nothing, so it banks nothing either
-        wanted = {job.bank_on_remove[label] for label in verdict.labels if label in job.bank_on_remove}
-        if verdict.add_to_bank is not None:
-            wanted.add(verdict.add_to_bank)
+        by_policy = {job.bank_on_remove[label] for label in verdict.labels if label in job.bank_on_remove}
+        wanted = by_policy | ({verdict.add_to_bank} if verdict.add_to_bank is not None else set())
+        phrase = None if verdict.phrase is None else self._bankable_phrase(job, verdict.phrase, by_policy)
         if not wanted:
             return []
         if job.hashes is None:
@@ -240,25 +253,50 @@ class ReviewService:
         unknown = sorted(wanted - set(self.bank_names()))
         if unknown:
             raise CannotBank(f"no bank named {', '.join(unknown)}")
-        return [
-            BankEntry(
-                bank=bank,
-                entry_id=review_entry_id(job.event_id),  # a retried verdict rewrites the same entry
-                **job.hashes.entry_fields(),
-                added_by=reviewer,
-                source_event_id=job.event_id,
-                note=verdict.note,
-            )
+        # A retried verdict rewrites the same entries (their ids are the upload's).
+        about = {"added_by": reviewer, "source_event_id": job.event_id, "note": verdict.note}
+        images = [
+            BankEntry(bank=bank, entry_id=review_entry_id(job.event_id), **job.hashes.entry_fields(), **about)
             for bank in sorted(wanted)
         ]
+        phrases = [
+            BankEntry(bank=bank, entry_id=review_phrase_entry_id(job.event_id), signals={"text": phrase}, **about)
+            for bank in sorted(by_policy if phrase is not None else ())
+        ]
+        return images + phrases
+
+    def _bankable_phrase(self, job: ReviewJob, phrase: str, banks: Collection[str]) -> str:
+        """The phrase as text banks keep it; ``CannotBank`` unless banks take it, it is in the
+        image's recognised text (compared folded, as text banks match), and a label given maps to
+        a bank."""
+        try:
+            kept = self.bank_value("text", phrase)
+        except ValueError as exc:
+            raise CannotBank(f"phrase: {exc}") from exc
+        lines = [] if job.text is None else job.text.lines
+        if not any(fold_term(kept) in fold(line.text).text for line in lines):
+            read = (
+                "no text was read in it"
+                if not lines
+                else "it is not in the text read in it (case, spacing and look-alike characters aside)"
+            )
+            raise CannotBank(f"the phrase {kept!r} cannot be banked from this image: {read}")
+        if not banks:
+            mapped = ", ".join(f"{label} -> {bank}" for label, bank in sorted(job.bank_on_remove.items()))
+            raise CannotBank(
+                "the phrase has no bank to go to: no label given maps to one in the policy's bank_on_remove "
+                f"({mapped or 'which maps none'}); tick a label that does, or leave the phrase out"
+            )
+        return kept
 
     def _withdrawn_by(self, job: ReviewJob, decision: ModerationDecision | None) -> list[str]:
         """The bank entries an overturned appeal takes back: any a reviewer's remove of the image
-        made (so that a copy is not blocked again by the decision overturned). Tombstones for
-        banks that never held one change nothing."""
+        made, its hashes and a phrase of its text (so that a copy is not blocked again by the
+        decision overturned). Tombstones for banks that never held one change nothing."""
         if job.kind != "appeal" or decision is None:
             return []
-        return [entry_key(bank, review_entry_id(job.event_id)) for bank in sorted(self.bank_names())]
+        made = (review_entry_id(job.event_id), review_phrase_entry_id(job.event_id))
+        return [entry_key(bank, entry_id) for bank in sorted(self.bank_names()) for entry_id in made]
 
     def _final_decision(
         self, job: ReviewJob, reviewer: str, verdict: VerdictInput, seconds: float

@@ -93,12 +93,19 @@ async def verdict_form(
     note: Annotated[str, Form(max_length=2000)] = "",
     labels: Annotated[list[str] | None, Form()] = None,
     add_to_bank: Annotated[str, Form()] = "",
+    phrase: Annotated[str, Form()] = "",
 ) -> Response:
     service = dashboard.service
     job = await held_job(service, job_id, session)
     try:
         # An unticked box is not sent: no labels at all is an empty list, not a missing field.
-        given = VerdictInput(verdict=verdict, note=note or None, labels=labels or [], add_to_bank=add_to_bank or None)
+        given = VerdictInput(
+            verdict=verdict,
+            note=note or None,
+            labels=labels or [],
+            add_to_bank=add_to_bank or None,
+            phrase=phrase.strip() or None,
+        )
         await service.submit(job_id, session.user, given)
     except LeaseLost:
         return RedirectResponse("/?notice=lost", status_code=303)

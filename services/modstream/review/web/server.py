@@ -32,8 +32,10 @@ def run_dashboard(
     bank_names: Callable[[], Collection[str]] = tuple,
     taxonomy_labels: Callable[[], Collection[str]] = tuple,
     appeal_rules: Callable[[str], AppealRules] = lambda tenant: AppealRules(),
+    bank_value: Callable[[str, str], str] = lambda kind, value: value,
 ) -> None:
     """``bank_names``: the banks a reviewer may add an image to (the bank room's live view);
+    ``bank_value``: a signal type's value as banks keep it (the bank room's check of a phrase);
     ``taxonomy_labels``: the labels the models score, which no defined label may take;
     ``appeal_rules``: a tenant's appeals section (the policies' live view)."""
     # JSON lines on stderr (the dashboard's log): ours from info up (the feeds' failures and
@@ -43,7 +45,13 @@ def run_dashboard(
     configure_tracing("modstream-dashboard", settings.trace_exporter)
     if settings.dashboard_metrics_port:
         serve_metrics("modstream-dashboard", settings.bind_host, settings.dashboard_metrics_port)
-    service = ReviewService(settings, bank_names=bank_names, taxonomy_labels=taxonomy_labels, appeal_rules=appeal_rules)
+    service = ReviewService(
+        settings,
+        bank_names=bank_names,
+        taxonomy_labels=taxonomy_labels,
+        appeal_rules=appeal_rules,
+        bank_value=bank_value,
+    )
     app = create_app(
         service, users_file(settings), admin_pages=admin_pages, reader_pages=reader_pages, extensions=extensions
     )
