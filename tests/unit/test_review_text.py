@@ -41,10 +41,8 @@ MATCHES = [
 
 
 def request(**changes: Any) -> ReviewRequest:
-    automatic = decision(
-        "model", decision=Outcome.REVIEW, review_queue="text", text=READING, text_matches=MATCHES, **changes
-    )
-    return ReviewRequest.of(automatic)
+    read: dict[str, Any] = {"text": READING, "text_matches": MATCHES}
+    return ReviewRequest.of(decision("model", decision=Outcome.REVIEW, review_queue="text", **read | changes))
 
 
 def test_a_review_job_carries_the_text_read_and_the_matches() -> None:
@@ -189,3 +187,12 @@ def test_the_boxes_are_drawn_at_the_lines_percentages_and_matched_lines_stand_ou
         ("0.0%", "40.0%", "100.0%", "10.0%", None),
     ]
     assert str(macros().text_boxes([], "high")).strip() == ""  # no text: no overlay
+
+
+def test_a_reading_without_lines_says_so_and_a_cut_one_says_how_many_are_shown() -> None:
+    nothing = job_for(request(text=TextReading(regions=2), text_matches=[]), NOW)
+    html = str(macros().text_panel(nothing, shown_lines(nothing.text, []), "low"))
+    assert "No text read (2 text regions found)." in html and "<ol" not in html
+    cut = job_for(request(text=READING.model_copy(update={"truncated": True})), NOW)
+    html = str(macros().text_panel(cut, shown_lines(cut.text, cut.text_matches), "low"))
+    assert "these are the first 3." in html
