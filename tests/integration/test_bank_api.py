@@ -1,6 +1,7 @@
 """Hash banks over HTTP, on HMA 2.0's routes, in the dashboard served with its lifespan (so the
 bank room starts and follows the banks topic as in `modstream dashboard`), against the real
-Kafka, Redis, S3 and Triton; and `modstream bank import/export` as a user runs them.
+Kafka, Redis, S3 and Triton; `modstream bank import/export` as a user runs them; and text
+banks: a phrase a reviewer's remove banks, one an operator adds, and erasure taking them back.
 
 The banks topic is private to this module, so no other test's worker ever sees these banks.
 """
@@ -14,9 +15,10 @@ from typing import NamedTuple
 import httpx
 import pytest
 from fastapi import FastAPI
+from modstream.bank import ops, topic
 from modstream.bank.http import BankApi
 from modstream.bank.topic import read_banks
-from modstream.core.events import PdqHash, new_id
+from modstream.core.events import PdqHash, TextLine, TextReading, new_id
 from modstream.core.media import exact_hashes
 from modstream.core.settings import Settings
 from modstream.review.service import ReviewService
@@ -68,7 +70,7 @@ async def served(bank_settings: Settings, tmp_path_factory: pytest.TempPathFacto
     users = tmp_path_factory.mktemp("bank-api") / "users.toml"
     tokens = make_users(users)
     api = BankApi(bank_settings)
-    service = ReviewService(bank_settings, bank_names=api.names)
+    service = ReviewService(bank_settings, bank_names=api.names, bank_value=api.value)
     service.queues._prefix = "bank-api:"
     app = create_app(service, users, run_feeds=False, redis_prefix="bank-api:dashboard:", extensions=[api])
     async with app.router.lifespan_context(app), dashboard(service, users, app=app) as client:
@@ -307,3 +309,101 @@ async def test_cli_import_checks_the_whole_file_first_and_export_gives_it_back(s
     assert sorted(listed) == sorted([PARTNER_PDQ, second])
     for entry in again:
         await served.client.delete(f"/c/bank/{ALLOWED}/content/{entry.entry_id}", headers=bearer(served, "ada"))
+
+
+def read_text(*lines: str) -> TextReading:
+    return TextReading(
+        regions=len(lines),
+        lines=[
+            TextLine(text=line, confidence=0.96, box=(0.1, 0.1 * n, 0.9, 0.1 * n + 0.08))
+            for n, line in enumerate(lines)
+        ],
+    )
+
+
+async def seen(served: Served, key: tuple[str, str], present: bool = True) -> bool:
+    """Whether the dashboard's own view of the banks comes to hold (or to lack) ``key``."""
+    for _ in range(250):
+        if (key in served.api.banks.entries) == present:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_a_remove_banks_a_phrase_of_the_text_read_and_refuses_one_it_cannot_bank(served: Served) -> None:
+    settings, service = served.settings, served.service
+    picture = jpeg(images.photos()[2])
+    plain = await seed_job(settings, service, "bank-api-text-plain", "bank-api-text-plain", image=picture)
+    job = plain.model_copy(
+        update={
+            "job_id": "bank-api-text",
+            "queue": "bank-api-text-q",
+            "hashes": exact_hashes(picture),
+            "text": read_text("FREE CRYPTO GIVEAWAY", "visit scam-coin.example"),
+            "bank_on_remove": {"nsfw": BLOCKED},
+        }
+    )
+    assert await service.queues.enqueue(job)
+    async with dashboard(service, served.users, app=served.app) as browser:
+        csrf = await log_in(browser, "rita")
+        claimed = await browser.post("/queues/bank-api-text-q/claim", data={"csrf": csrf})
+        assert claimed.headers["location"] == f"/jobs/{job.job_id}"
+        page = await browser.get(f"/jobs/{job.job_id}")
+        assert 'name="phrase"' in page.text and f"nsfw → {BLOCKED}" in page.text
+        verdict = {"csrf": csrf, "verdict": "remove", "labels": ["nsfw"]}
+        for phrase, labels, said in (
+            ("free bitcoin", ["nsfw"], "it is not in the text read in it"),
+            ("ok", ["nsfw"], "too short to bank"),
+            ("free crypto", [], "the phrase has no bank to go to"),
+        ):
+            refused = await browser.post(
+                f"/jobs/{job.job_id}/verdict", data=verdict | {"phrase": phrase, "labels": labels}
+            )
+            assert refused.status_code == 422 and said in refused.json()["detail"], refused.text
+        # Refused before anything was published: the job is still Rita's, nothing was banked.
+        held = await service.queues.job(job.job_id)
+        assert held is not None and held[1] is not None and held[1].reviewer == "rita"
+        assert (await read_banks(settings)).entries_of(BLOCKED) == []
+        done = await browser.post(f"/jobs/{job.job_id}/verdict", data=verdict | {"phrase": " Free CRYPT0 "})
+        assert done.status_code == 303, done.text
+
+    image_key, phrase_key = (BLOCKED, f"review-{job.job_id}"), (BLOCKED, f"review-{job.job_id}.text")
+    assert await seen(served, phrase_key) and await seen(served, image_key)
+    # On the banks topic, as every worker reads it.
+    banks = await read_banks(settings)
+    entry = banks.entries[phrase_key]
+    assert (entry.signals, entry.added_by, entry.source_event_id) == ({"text": "Free CRYPT0"}, "rita", job.job_id)
+    assert entry.sha256 is None and banks.entries[image_key].sha256 == exact_hashes(picture).sha256
+    found = banks.match_text(read_text("nothing here", "Get your fr33 crypto now!"), "t")
+    assert found.decides is not None and (found.decides.bank.name, found.decides.entry_id) == phrase_key
+    (span,) = found.spans
+    assert (span.line, span.start, span.end, span.rule) == (1, 9, 20, f"bank:{BLOCKED}")
+    looked_up = await served.client.get(
+        "/m/lookup", params={"signal_type": "text", "signal": "FREE CRYPTO!!"}, headers=bearer(served, "rita")
+    )
+    assert looked_up.json()[BLOCKED][0]["bank_content_id"] == phrase_key[1]
+
+    # Erasing the upload takes back everything banked from it, the phrase too.
+    erased = ops.erase_taken_from(banks, [job.job_id])
+    assert sorted(key for key, _ in erased) == sorted(f"entry/{b}/{e}" for b, e in (image_key, phrase_key))
+    await topic.publish(settings, erased)
+    assert await seen(served, phrase_key, present=False) and await seen(served, image_key, present=False)
+    assert (await read_banks(settings)).match_text(read_text("FREE CRYPTO"), "t").decides is None
+
+
+async def test_an_operator_seeds_a_text_bank_from_the_cli_and_the_api(served: Served) -> None:
+    settings, ada = served.settings, bearer(served, "ada")
+    code, said = cli(settings, "add", ALLOWED, "--text", "ok", ok=False)
+    assert code == 2 and "too short to bank" in said
+    cli(settings, "add", ALLOWED, "--text", "visit scam-coin.example", "--by", "ops", "--retro-days", "0")
+    added = await served.client.post(f"/c/bank/{BLOCKED}/signal", json={"text": "wire the money"}, headers=ada)
+    assert added.status_code == 200 and added.json()["signals"] == {"text": "wire the money"}
+    refused = await served.client.post(f"/c/bank/{BLOCKED}/signal", json={"text": "ok"}, headers=ada)
+    assert refused.status_code == 422 and "too short to bank" in refused.json()["detail"]
+    matched = modstream(settings, "bank", "match", "--text", "Visit SCAM-C0IN.example!", "--text", "hi there", "--json")
+    first, second = json.loads(matched.stdout)
+    assert first["match"]["bank"] == ALLOWED and first["match"]["signal"] == "text" and second["match"] is None
+    banks = await read_banks(settings)
+    for bank in (ALLOWED, BLOCKED):
+        (entry,) = banks.entries_of(bank)
+        await served.client.delete(f"/c/bank/{bank}/content/{entry.entry_id}", headers=ada)
