@@ -241,19 +241,18 @@ class Banks:
                 bank = self._bank_for(held.key[0], tenant)
                 if bank is None:
                     continue
-                decides.setdefault(held.key, Match(bank, held.key[1], TEXT, 0))
+                if held.key not in decides:
+                    decides[held.key] = Match(bank, held.key[1], TEXT, 0)
                 first, last = folded.source_span(start, end)
-                spans.setdefault(
-                    (bank.name, number, first, last),
-                    TextMatch(
+                if (bank.name, number, first, last) not in spans:  # made once: a model costs microseconds
+                    spans[bank.name, number, first, last] = TextMatch(
                         label=bank.name,
                         rule=f"bank:{bank.name}",
                         line=number,
                         start=first,
                         end=last,
                         confidence=line.confidence,
-                    ),
-                )
+                    )
         deciding = _deciding_first(decides.values())
         return TextMatches(deciding[0] if deciding else None, [spans[key] for key in sorted(spans, key=_span_order)])
 

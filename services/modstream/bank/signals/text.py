@@ -14,7 +14,7 @@ hold a text value; the pipeline matches a reading with ``Banks.match_text``.
 
 The index (``TextIndex``) is Aho-Corasick over the folded phrases (ahocorasick-rs), which finds
 every phrase in one pass over a line. Measured on one core, 32 lines of 200 characters and
-phrases of one to three random words (2026-12-08): looking up a reading took 0.04 ms among
+phrases of one to three random words (2026-12-07): looking up a reading took 0.04 ms among
 945 phrases, 0.07 ms among 9,184 and 0.13 ms among 80,125, where checking each folded phrase
 with ``in`` took 1.9, 19 and 166 ms (finding each occurrence with ``str.find``: 4.6, 46 and
 757 ms). pyahocorasick looked up as fast (0.06, 0.09, 0.28 ms) and took more memory (33 MB
