@@ -15,6 +15,7 @@ from modstream.core.events import THRESHOLD, BankName, Outcome, QueueName, Thres
 from modstream.core.retention import Retention
 from modstream.core.sampling import in_sample
 from modstream.policy.statements import StatementRules, unmapped_labels
+from modstream.policy.text import TextRules
 
 AUDIT_QUEUE = "audit"
 LABELS_CHANGED_QUEUE = "labels-changed"
@@ -54,12 +55,25 @@ class Policy(BaseModel):
     statements: StatementRules | None = Field(
         default=None, description="statements of reasons for its restrictions (DSA Art. 17); none: not produced"
     )
+    text: TextRules = Field(
+        default_factory=lambda: TextRules({}),
+        description="text label -> the terms, patterns and detectors that score it",
+    )
 
     @model_validator(mode="after")
     def _banked_labels_known(self) -> Self:
         unknown = sorted(set(self.bank_on_remove) - self.known_labels())
         if unknown:
             raise ValueError(f"bank_on_remove names labels the policy does not have: {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _text_labels_decided(self) -> Self:
+        if undecided := sorted(self.text.labels() - self.known_labels()):
+            raise ValueError(
+                f"text: {', '.join(undecided)} has text rules but no thresholds under labels (nor is it under ignore): "
+                "a text label's score decides like any label's"
+            )
         return self
 
     @model_validator(mode="after")

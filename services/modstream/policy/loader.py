@@ -19,6 +19,8 @@ from modstream.policy.engine import Policy
 DEFAULT_FILE = "default.yaml"
 TENANT_FOLDER = "tenants"
 _TENANT: TypeAdapter[str] = TypeAdapter(Tenant)
+# Sections an override changes label by label, and within a label field by field.
+_BY_LABEL = ("labels", "text")
 
 
 class PolicyError(ValueError):
@@ -67,11 +69,13 @@ def _read(path: Path, tenant: str) -> dict[str, Any]:
 
 
 def _merge(default: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = default | {k: v for k, v in override.items() if k != "labels"}
-    labels = dict(default.get("labels") or {})
-    for label, rule in (override.get("labels") or {}).items():
-        labels[label] = (labels.get(label) or {}) | (rule or {}) if isinstance(rule, dict) else rule
-    return merged | {"labels": labels}
+    merged = default | {k: v for k, v in override.items() if k not in _BY_LABEL}
+    for section in _BY_LABEL:
+        rules = dict(default.get(section) or {})
+        for label, rule in (override.get(section) or {}).items():
+            rules[label] = (rules.get(label) or {}) | (rule or {}) if isinstance(rule, dict) else rule
+        merged[section] = rules
+    return merged
 
 
 def _validated(raw: dict[str, Any], path: Path, tenant: str, model_labels: Sequence[str] | None) -> Policy:
@@ -81,7 +85,8 @@ def _validated(raw: dict[str, Any], path: Path, tenant: str, model_labels: Seque
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
         raise PolicyError(f"{path}: tenant {tenant}: {problems}") from exc
     if model_labels is not None:
-        unknown = sorted((set(policy.labels) | set(policy.ignore)) - set(model_labels))
+        # Text rules' labels are scored in the worker from the text read, never by the model.
+        unknown = sorted((set(policy.labels) | set(policy.ignore)) - set(model_labels) - policy.text.labels())
         if unknown:
             field = f"labels.{unknown[0]}" if unknown[0] in policy.labels else "ignore"
             raise PolicyError(
