@@ -75,12 +75,12 @@ def test_a_default_proposal_takes_the_label_out_of_ignore(policies: Path) -> Non
     thresholds = Thresholds(review_at=0.6, block_at=0.9)
     written = write_proposal(policies, None, "alcohol", thresholds, "new rule", queue="drinks")
     raw = yaml.safe_load(written.read_text())
-    assert raw["ignore"] == ["attire.revealing"] and raw["labels"]["alcohol"] == thresholds.model_dump() | {
+    assert raw["ignore"] == ["attire.revealing", "text.present"] and raw["labels"]["alcohol"] == thresholds.model_dump() | {
         "queue": "drinks"
     }
     shutil.move(written, policies / "default.yaml")
     after = load_policies(policies)
-    assert after.default.labels["alcohol"].queue == "drinks" and after.default.ignore == ["attire.revealing"]
+    assert after.default.labels["alcohol"].queue == "drinks" and after.default.ignore == ["attire.revealing", "text.present"]
     # demo inherits the default's rules and ignore list; kids has its own of both.
     assert after.for_tenant("demo").labels["alcohol"].block_at == 0.9
     assert "alcohol" not in after.for_tenant("demo").ignore
@@ -92,22 +92,22 @@ def test_a_tenant_proposal_writes_the_inherited_ignore_list_without_the_label(po
     written = write_proposal(
         policies, "demo", "alcohol", Thresholds(review_at=0.5, block_at=1.0), "new rule", queue="demo-drinks"
     )
-    assert yaml.safe_load(written.read_text())["ignore"] == ["attire.revealing"]  # demo.yaml had no list
+    assert yaml.safe_load(written.read_text())["ignore"] == ["attire.revealing", "text.present"]  # demo.yaml had none
     shutil.move(written, policies / "tenants" / "demo.yaml")
     after = load_policies(policies)
     demo = after.for_tenant("demo")
     assert demo.labels["alcohol"].model_dump() == {"review_at": 0.5, "block_at": 1.0, "queue": "demo-drinks"}
-    assert demo.ignore == ["attire.revealing"] and demo.labels["sexual.any"].review_at == 0.045
+    assert demo.ignore == ["attire.revealing", "text.present"] and demo.labels["sexual.any"].review_at == 0.045
     assert after.default == before.default  # only the tenant changes
 
 
 def test_a_tenant_proposal_keeps_its_own_ignore_list(policies: Path) -> None:
     (policies / "tenants" / "kids.yaml").write_text(
-        (policies / "tenants" / "kids.yaml").read_text().replace("ignore: []", "ignore: [emblem.red]")
+        (policies / "tenants" / "kids.yaml").read_text().replace("ignore: [text.present]", "ignore: [text.present, emblem.red]")
     )
     written = write_proposal(
         policies, "kids", "emblem.red", Thresholds(review_at=0.2, block_at=0.7), "new rule", queue="emblem-red"
     )
     shutil.move(written, policies / "tenants" / "kids.yaml")
     kids = load_policies(policies).for_tenant("kids")
-    assert kids.ignore == [] and kids.labels["emblem.red"].queue == "emblem-red"
+    assert kids.ignore == ["text.present"] and kids.labels["emblem.red"].queue == "emblem-red"

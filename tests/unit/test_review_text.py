@@ -77,6 +77,10 @@ def test_the_verdict_offers_the_policys_text_labels_and_every_matched_one() -> N
     job = job_for(request(thresholds=thresholds), NOW)
     # The policy's labels (text.url matched nothing) and the matched ones it no longer has.
     assert job.labels_offered == ["sexual.explicit", "text.contact", "text.scam", "text.slur", "text.url"]
+    # A text bank's span names a bank: shown on the page, never offered as a label.
+    banked = MATCHES[0].model_copy(update={"label": "scam-phrases", "rule": "bank:scam-phrases"})
+    with_bank = job.model_copy(update={"text_matches": [*job.text_matches, banked]})
+    assert with_bank.labels_offered == job.labels_offered
 
 
 def test_a_line_is_cut_at_its_matches_and_overlaps_split_each_other() -> None:

@@ -94,8 +94,11 @@ def test_the_strictest_bank_decides_as_for_hashes_and_banks_apply_to_their_tenan
     )
     text = reading("FREE CRYPTO GIVEAWAY")
     other = banks.match_text(text, "default")
-    assert other.decides is not None and other.decides.bank.name == "scams"  # review outranks allow
-    assert [(s.label, s.start, s.end) for s in other.spans] == [("scams", 0, 11), ("known-good", 5, 20)]
+    assert other.decides is not None and other.decides.bank.name == "scams"
+    # An allow bank's phrase neither decides nor shows: words do not vouch for a picture.
+    assert [(s.label, s.start, s.end) for s in other.spans] == [("scams", 0, 11)]
+    only_allowed = banks.match_text(reading("a crypto giveaway"), "default")
+    assert only_allowed.decides is None and only_allowed.spans == []
     acme = banks.match_text(text, "acme")
     assert acme.decides is not None and acme.decides.bank.name == "threats"  # block outranks review
     # One order for both kinds of match: the same entries found through the generic lookup.

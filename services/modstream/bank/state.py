@@ -226,7 +226,7 @@ class Banks:
     def match_text(self, reading: TextReading, tenant: str) -> TextMatches:
         """What the text read in an upload of ``tenant`` matches in text banks: the entry that
         decides (chosen as among hash matches, so a text bank and a hash bank compare alike),
-        and every span a phrase matched, each once per bank: ``label`` the bank's name,
+        and every span a phrase of a block or review bank matched, each once per bank: ``label`` the bank's name,
         ``rule`` ``bank:<name>``, ``start``/``end`` in the line as read, with its confidence."""
         index = self._indexes.get(TEXT)
         if not isinstance(index, TextIndex) or not any(_applies(b, tenant) for b in self.banks.values()):
@@ -239,7 +239,9 @@ class Banks:
                 held = self._held[index_id]
                 assert held is not None
                 bank = self._bank_for(held.key[0], tenant)
-                if bank is None:
+                # An allow bank vouches for an image, not for words: a harmless phrase in a
+                # picture says nothing about the rest of it, so it neither decides nor shows.
+                if bank is None or bank.action is BankAction.ALLOW:
                     continue
                 if held.key not in decides:
                     decides[held.key] = Match(bank, held.key[1], TEXT, 0)

@@ -303,6 +303,11 @@ class TextMatch(Part):
     end: int = Field(ge=0, description="one past its last character")
     confidence: float = Field(ge=0.0, le=1.0, description="the line's recognition confidence")
 
+    @property
+    def banked(self) -> bool:
+        """A text bank's phrase matched (its label is the bank's name, not a label to review for)."""
+        return self.rule.startswith("bank:")
+
 
 class DecisionError(Part):
     reason: ErrorReason

@@ -116,10 +116,11 @@ class ReviewJob(BaseModel):
     @property
     def labels_offered(self) -> list[str]:
         """The labels a reviewer answers for: the policy's (its text labels among them), and any
-        that triggered or that a text rule or bank matched (a match names its label even when
-        the policy in force no longer has it)."""
+        that triggered or that a text rule matched (a match names its label even when the policy
+        in force no longer has it; a text bank's match names a bank, not a label)."""
         offered = set(self.thresholds) or set(self.scores)
-        return sorted(offered | {t.label for t in self.triggered} | {m.label for m in self.text_matches})
+        matched = {m.label for m in self.text_matches if not m.banked}
+        return sorted(offered | {t.label for t in self.triggered} | matched)
 
     @property
     def labels_triggered(self) -> list[str]:
