@@ -53,7 +53,7 @@ def examples(cache_dir: Path, count: int, seed: int, share_with_emblem: float = 
     with_emblem = round(count * share_with_emblem)
     for i in range(count):
         name = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
-        image = _crop(backgrounds[name], rng)
+        image = crop(backgrounds[name], rng)
         marked = i < with_emblem
         if marked:
             side = int(min(image.size) * rng.uniform(0.25, 0.4))
@@ -66,8 +66,10 @@ def examples(cache_dir: Path, count: int, seed: int, share_with_emblem: float = 
         yield Example(f"{'emblem' if marked else 'clean'}-{seed}-{i:03d}.jpg", out.getvalue(), marked)
 
 
-def _crop(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
-    share = rng.uniform(0.5, 0.9)
+def crop(photo: Image.Image, rng: np.random.Generator, shares: tuple[float, float] = (0.5, 0.9)) -> Image.Image:
+    """A random crop of ``photo`` (each side a share in ``shares`` of the photo's), flipped at
+    random, brightness varied: one of many distinct images from a few photos."""
+    share = rng.uniform(*shares)
     width, height = int(photo.width * share), int(photo.height * share)
     x = int(rng.integers(0, photo.width - width + 1))
     y = int(rng.integers(0, photo.height - height + 1))

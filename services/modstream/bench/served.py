@@ -7,6 +7,7 @@ the taxonomy step cost per image as served (decode left out, as in the raw basel
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +27,16 @@ class Served:
         return round(1000 / self.ensemble_images_per_second - 1000 / self.preprocess_images_per_second, 2)
 
 
-async def images_per_second(url: str, model: str, images: list[bytes], seconds: float, concurrency: int) -> float:
-    """Images per second Triton answers for ``model``, ``concurrency`` requests of one image in flight."""
+async def images_per_second(
+    url: str,
+    model: str,
+    images: list[bytes],
+    seconds: float,
+    concurrency: int,
+    on_start: Callable[[], None] = lambda: None,
+) -> float:
+    """Images per second Triton answers for ``model``, ``concurrency`` requests of one image in
+    flight; ``on_start`` is called after the warm-up, as the clock starts (to read a counter)."""
     client = triton.InferenceServerClient(url)
     done = 0
 
@@ -46,6 +55,7 @@ async def images_per_second(url: str, model: str, images: list[bytes], seconds: 
 
     try:
         await asyncio.gather(*(send(images[i % len(images)]) for i in range(concurrency)))  # warm-up
+        on_start()
         started = time.perf_counter()
         await asyncio.gather(*(keep_sending(i, started + seconds) for i in range(concurrency)))
         return round(done / (time.perf_counter() - started), 2)

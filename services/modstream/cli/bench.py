@@ -36,7 +36,7 @@ def bench(
             min=0.01,
             help="length of each measurement after the pipeline: the served ensemble, its preprocess, the "
             "in-process ensemble at each batch size and mode, each component alone half of it "
-            "(default 10 s served, 4 s in-process)",
+            "(default 10 s served, 4 s in-process); with --text, each throughput window (default 3 s)",
         ),
     ] = None,
     soak: Annotated[
@@ -71,7 +71,10 @@ def bench(
             "SIGKILLed every 30 s and restarted; lost, twice, two ways, review jobs, archive rows, recovery times",
         ),
     ] = 0.0,
-    seed: Annotated[int, typer.Option(help="for --chaos: the order of the faults, the images and tenants")] = 20,
+    seed: Annotated[
+        int,
+        typer.Option(help="for --chaos: the order of the faults, the images and tenants; for --text: the images"),
+    ] = 20,
     statements: Annotated[
         int,
         typer.Option(
@@ -86,6 +89,15 @@ def bench(
             min=0,
             help="instead: erasures of single uploads and of a subject's, against an archive of this many "
             "decisions (e.g. 1000000), with finding one upload as the baseline",
+        ),
+    ] = 0,
+    text: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            min=0,
+            help="instead: OCR on against OCR off on the stack's Triton, N photos without text and the same "
+            "with text drawn (e.g. 30): images/s, CPU per image, the character error rate of what was read",
         ),
     ] = 0,
     learning: Annotated[
@@ -111,6 +123,9 @@ def bench(
     settings = get_settings()
     if learning:
         _learning(settings, learning, out)
+        return
+    if text:
+        _text(settings, text, seed, seconds, out)
         return
     if archive:
         _archive(settings, archive, out)
@@ -277,6 +292,118 @@ def _learning(settings: "Settings", given: str, out: Path | None) -> None:
         )
     console.print(table)
     console.print(f"report: {path}")
+
+
+def _text(settings: "Settings", count: int, seed: int, seconds: float | None, out: Path | None) -> None:
+    """The OCR bench on the local stack's Triton: its process tree's CPU time is the cost, so it
+    must run here; the models room's model control loads and unloads the OCR-off copy."""
+    import psutil
+
+    from modstream.bench.ocr import SECONDS, NoOcrStep, run_text_bench
+    from modstream.bench.run import write_report
+    from modstream.models.control import TritonControl, TritonControlError
+    from modstream.stack import stack_status
+
+    running = [s.pid for s in stack_status(settings, only=["triton"]) if s.running and s.pid]
+    if not running:
+        err.print("[red]--text measures the CPU time of the local stack's Triton: modstream stack up[/red]")
+        raise typer.Exit(1)
+    control = TritonControl(settings.triton_http)
+    try:
+        report = run_text_bench(
+            settings,
+            psutil.Process(running[0]),
+            control,
+            count,
+            seed,
+            seconds=seconds or SECONDS,
+            on_stage=console.print,
+        )
+    except (NoOcrStep, TritonControlError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        control.close()
+    path = write_report(report, "text-bench", out)
+    console.print(_text_table(report))
+    console.print(_goals_table(report))
+    console.print(f"report: {path}")
+
+
+def _text_table(report: dict[str, Any]) -> Table:
+    cost, versus, found = report["cost"], report["ocr_on_vs_off"], report["accuracy"]
+    table = Table(
+        "measure",
+        "OCR off",
+        "OCR on",
+        "on / off",
+        title=f"{report['ensemble']} against {report['ocr_off_copy']}: {report['images']} photos without "
+        f"text and with it, medians of {report['repetitions']}",
+    )
+    for name in ("without_text", "with_text"):
+        off, on, ratio = cost["ocr_off"][name], cost["ocr_on"][name], versus[name]
+        what = name.replace("_", " ")
+        table.add_row(
+            f"CPU per image, one at a time, {what} (ms)",
+            str(off["cpu_ms_per_image"]),
+            str(on["cpu_ms_per_image"]),
+            f"{ratio['cpu_cost']} (+{ratio['extra_cpu_ms_per_image']} ms)",
+        )
+        table.add_row(
+            f"images/s one at a time, {what}",
+            str(off["sequential_images_per_second"]),
+            str(on["sequential_images_per_second"]),
+            str(round(on["sequential_images_per_second"] / off["sequential_images_per_second"], 3)),
+        )
+        table.add_row(
+            f"images/s, {report['concurrency']} in flight, {what}",
+            str(off["concurrent_images_per_second"]),
+            str(on["concurrent_images_per_second"]),
+            str(ratio["concurrent_throughput"]),
+        )
+        table.add_row(
+            f"CPU per image, {report['concurrency']} in flight, {what} (ms)",
+            str(off["concurrent_cpu_ms_per_image"]),
+            str(on["concurrent_cpu_ms_per_image"]),
+            str(ratio["concurrent_cpu_cost"]),
+        )
+    plain = report["without_text_read"]
+    table.add_row(
+        "photos without text: with regions / lines read", "", f"{plain['with_regions']} / {plain['lines_read']}", ""
+    )
+    table.add_row(
+        "character error rate (without spaces)",
+        "",
+        f"{found['cer']:.1%} ({found['cer_without_spaces']:.1%})",
+        "",
+    )
+    table.add_row(
+        "lines found / drawn; read beside them",
+        "",
+        f"{found['lines_found']} / {found['lines_drawn']}; {found['extra_lines']}",
+        "",
+    )
+    for key, title in (("by_font_px", "font {} px"), ("by_detect_px", "{} px at detection")):
+        for size, row in found[key].items():
+            table.add_row(
+                f"  {title.format(size)}: found / lines, CER",
+                "",
+                f"{row['found']} / {row['lines']}, {row['cer']:.1%}",
+                "",
+            )
+    if report["requests_from_others"]:
+        table.add_row(
+            "[yellow]requests from others during the passes[/yellow]", "", str(report["requests_from_others"]), ""
+        )
+    return table
+
+
+def _goals_table(report: dict[str, Any]) -> Table:
+    table = Table("issue 23's goal", "measured", "at most", "met")
+    for goal in report["goals"]:
+        met = "[green]yes[/green]" if goal["met"] else "[red]no[/red]"
+        table.add_row(goal["goal"], str(goal["measured"]), str(goal["at_most"]), met)
+    return table
 
 
 def _soak(settings: "Settings", pool: list[bytes], events: int, quiet: float, out: Path | None) -> None:
