@@ -366,7 +366,7 @@ def test_email_addresses_also_spelled_out() -> None:
 def test_handles_but_not_leetspeak_or_email_addresses() -> None:
     handle = {"text.contact": {"detect": ["handle"]}}
     assert found(handle, "follow @scam_guy.", "(@crypto.king)", "@x") == ["@scam_guy", "@crypto.king"]
-    assert found(handle, "sc@m", "bob@scam.example", "@ 5pm") == []
+    assert found(handle, "sc@m", "bob@scam.example", "@ 5pm", "@x.", "@" + "x" * 31) == []
 
 
 def test_urls_and_bare_domains() -> None:

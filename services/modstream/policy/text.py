@@ -354,7 +354,7 @@ def _handles(text: str) -> Iterator[tuple[int, int]]:
         start, end = found.span(1)
         while text[end - 1] == ".":
             end -= 1
-        if end - start - 1 <= _HANDLE_CHARS:
+        if 2 <= end - start - 1 <= _HANDLE_CHARS:
             yield start, end
 
 
