@@ -440,3 +440,9 @@ def test_the_rule_names_are_what_the_review_page_shows() -> None:
     rule_names = {rule for _, rule, _, _ in spans(match_text(read, rules(text)), read)}
     assert rule_names == {"term:Free Crypto", "pattern:giveaway", "handle", "email", "phone", "url:go.example"}
     assert all(re.fullmatch(r"[a-z]+(:.+)?", name) for name in rule_names)
+
+
+def test_policies_with_the_same_text_rules_are_equal() -> None:
+    text = {"text.scam": {"terms": ["free crypto"], "patterns": ["send \\d+ btc"]}, "text.url": {"detect": ["url"]}}
+    assert policy(text) == policy(text)  # compiled anew each time, compared by their sources
+    assert policy(text) != policy(text | {"text.scam": {"terms": ["free crypto"]}})

@@ -24,7 +24,7 @@ its first line, with the lower confidence of the lines it covers. Detectors stay
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple, Self
 
 import ahocorasick_rs
@@ -47,13 +47,11 @@ MAX_MATCHES = 64  # spans kept per reading; scores count every match
 Detector = Literal["phone", "email", "handle", "url"]
 TextLabel = Annotated[str, Field(pattern=r"^text\.[a-z0-9][a-z0-9_.-]{0,62}$")]
 
-_DOMAIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
-
 
 def _domain(value: str) -> str:
     domain = unicodedata.normalize("NFKC", value).strip().casefold().removeprefix("*.").rstrip(".")
     labels = domain.split(".")
-    plain = all(char.isalnum() or char in _DOMAIN_CHARS for char in domain)
+    plain = all(char.isalnum() or char in "-." for char in domain)
     if len(domain) > 253 or len(labels) < 2 or not plain or not all(0 < len(label) <= 63 for label in labels):
         raise ValueError(f"{value!r} is not a domain name: write it as example.com (no scheme, path or port)")
     return domain
@@ -175,7 +173,9 @@ def compile_pattern(pattern: str) -> Any:
 class _Pattern:
     label: str
     pattern: str
-    compiled: Any  # re2's compiled pattern (the package has no type information)
+    # re2's compiled pattern (the package has no type information); equal policies have equal
+    # sources, and compiled objects compare by identity
+    compiled: Any = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ class _Url:
 class _Compiled:
     terms: tuple[str, ...]  # folded, each once
     term_rules: tuple[tuple[tuple[str, str], ...], ...]  # per folded term: (label, term as written)
-    automaton: ahocorasick_rs.AhoCorasick | None
+    automaton: ahocorasick_rs.AhoCorasick | None = field(compare=False)
     patterns: tuple[_Pattern, ...]
     detectors: dict[str, tuple[str, ...]]  # phone, email, handle -> their labels
     urls: tuple[_Url, ...]
