@@ -6,7 +6,15 @@ from typing import Any
 
 import pytest
 from modstream.core.dedupe import LEASE, Claim, read_claim
-from modstream.core.events import ErrorReason, ImageUploaded, ModelRef, ModerationDecision, Outcome, ReviewRequest
+from modstream.core.events import (
+    ErrorReason,
+    ImageUploaded,
+    ModelRef,
+    ModerationDecision,
+    Outcome,
+    ReviewRequest,
+    TextReading,
+)
 from modstream.core.inference import Scores
 from modstream.core.kafka import PublishUnavailable
 from modstream.core.settings import PROJECT_ROOT, Settings
@@ -16,6 +24,7 @@ from modstream.policy.watcher import PolicyStore
 from modstream.worker.pipeline import Delivery, Pipeline
 
 LABELS = list(read_taxonomy(PROJECT_ROOT / "model_repository").labels)
+NO_TEXT = TextReading(regions=0)  # the full profile reads every image; these have no text
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +62,7 @@ class Scorer:
     async def score(self, image: bytes) -> Scores:
         if self.failure is not None:
             raise self.failure
-        return Scores({label: 0.01 for label in LABELS}, ModelRef(name="image_safety", version="1"))
+        return Scores({label: 0.01 for label in LABELS}, ModelRef(name="image_safety", version="1"), text=NO_TEXT)
 
     async def is_ready(self) -> bool:
         return True
@@ -191,6 +200,7 @@ class Uncertain(Scorer):
         return Scores(
             {label: 0.6 if label == "sexual.any" else 0.01 for label in LABELS},
             ModelRef(name="image_safety", version="1"),
+            text=NO_TEXT,
         )
 
 

@@ -75,12 +75,15 @@ def test_a_default_proposal_takes_the_label_out_of_ignore(policies: Path) -> Non
     thresholds = Thresholds(review_at=0.6, block_at=0.9)
     written = write_proposal(policies, None, "alcohol", thresholds, "new rule", queue="drinks")
     raw = yaml.safe_load(written.read_text())
-    assert raw["ignore"] == ["attire.revealing", "text.present"] and raw["labels"]["alcohol"] == thresholds.model_dump() | {
-        "queue": "drinks"
-    }
+    assert raw["ignore"] == ["attire.revealing", "text.present"] and raw["labels"][
+        "alcohol"
+    ] == thresholds.model_dump() | {"queue": "drinks"}
     shutil.move(written, policies / "default.yaml")
     after = load_policies(policies)
-    assert after.default.labels["alcohol"].queue == "drinks" and after.default.ignore == ["attire.revealing", "text.present"]
+    assert after.default.labels["alcohol"].queue == "drinks" and after.default.ignore == [
+        "attire.revealing",
+        "text.present",
+    ]
     # demo inherits the default's rules and ignore list; kids has its own of both.
     assert after.for_tenant("demo").labels["alcohol"].block_at == 0.9
     assert "alcohol" not in after.for_tenant("demo").ignore
@@ -103,7 +106,9 @@ def test_a_tenant_proposal_writes_the_inherited_ignore_list_without_the_label(po
 
 def test_a_tenant_proposal_keeps_its_own_ignore_list(policies: Path) -> None:
     (policies / "tenants" / "kids.yaml").write_text(
-        (policies / "tenants" / "kids.yaml").read_text().replace("ignore: [text.present]", "ignore: [text.present, emblem.red]")
+        (policies / "tenants" / "kids.yaml")
+        .read_text()
+        .replace("ignore: [text.present]", "ignore: [text.present, emblem.red]")
     )
     written = write_proposal(
         policies, "kids", "emblem.red", Thresholds(review_at=0.2, block_at=0.7), "new rule", queue="emblem-red"

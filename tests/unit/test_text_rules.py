@@ -228,7 +228,10 @@ text:
   text.url: {allow_domains: [shop.example]}
 """
     )
-    policies = load_policies(tmp_path, model_labels=["nsfw"])
+    # Text labels are the worker's, scored from the reading of a model that reads text.
+    with pytest.raises(PolicyError, match=re.escape("text rules need a model that reads text (text.present)")):
+        load_policies(tmp_path, model_labels=["nsfw"])
+    policies = load_policies(tmp_path, model_labels=["nsfw", "text.present"])
     shop = policies.for_tenant("shop").text.root
     assert shop["text.scam"].terms == ["free crypto giveaway"]  # kept from the default
     assert (shop["text.url"].detect, shop["text.url"].deny_domains) == (["url"], ["scam-coin.example"])
@@ -239,7 +242,7 @@ text:
         .replace("labels:", "labels:\n  text.typo: {review_at: 0.5, block_at: 1}")
     )
     with pytest.raises(PolicyError, match=re.escape("labels.text.typo: the model has no label 'text.typo'")):
-        load_policies(tmp_path, model_labels=["nsfw"])
+        load_policies(tmp_path, model_labels=["nsfw", "text.present"])
 
 
 def test_a_reading_decides_through_the_labels_thresholds() -> None:
@@ -446,3 +449,8 @@ def test_policies_with_the_same_text_rules_are_equal() -> None:
     text = {"text.scam": {"terms": ["free crypto"], "patterns": ["send \\d+ btc"]}, "text.url": {"detect": ["url"]}}
     assert policy(text) == policy(text)  # compiled anew each time, compared by their sources
     assert policy(text) != policy(text | {"text.scam": {"terms": ["free crypto"]}})
+
+
+def test_text_present_is_the_models_label_not_a_text_rules() -> None:
+    with pytest.raises(ValueError, match=re.escape("text: text.present is the model's label")):
+        policy({"text.present": {"terms": ["free crypto"]}}, labels={"text.present": THRESHOLDS})

@@ -6,6 +6,7 @@
 a hash of the content id, so the same item is always sampled or never.
 """
 
+from collections.abc import Collection
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -18,6 +19,9 @@ from modstream.policy.statements import StatementRules, unmapped_labels
 from modstream.policy.text import TextRules
 
 AUDIT_QUEUE = "audit"
+# The label a model that reads text answers with (the full profile's ocr step): text rules'
+# labels are scored only where it is.
+TEXT_READ = "text.present"
 LABELS_CHANGED_QUEUE = "labels-changed"
 
 
@@ -69,6 +73,8 @@ class Policy(BaseModel):
 
     @model_validator(mode="after")
     def _text_labels_decided(self) -> Self:
+        if TEXT_READ in self.text.labels():
+            raise ValueError(f"text: {TEXT_READ} is the model's label (whether text was read), not a text rule's")
         if undecided := sorted(self.text.labels() - self.known_labels()):
             raise ValueError(
                 f"text: {', '.join(undecided)} has text rules but no thresholds under labels (nor is it under ignore): "
@@ -101,6 +107,12 @@ class Policy(BaseModel):
 
     def known_labels(self) -> set[str]:
         return set(self.labels) | set(self.ignore)
+
+    def labels_given(self, model_labels: Collection[str]) -> set[str]:
+        """The labels this policy sees when the model answers ``model_labels``: those, and its
+        text labels when the model reads text (answers ``text.present``): the worker scores
+        them from the reading."""
+        return set(model_labels) | (self.text.labels() if TEXT_READ in model_labels else set())
 
     def audited_at_least(self, rate: float) -> "Policy":
         """This policy with its audit sample rate raised to ``rate`` (never lowered)."""

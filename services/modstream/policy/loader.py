@@ -14,7 +14,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from modstream.core.events import Tenant
-from modstream.policy.engine import Policy
+from modstream.policy.engine import TEXT_READ, Policy
 
 DEFAULT_FILE = "default.yaml"
 TENANT_FOLDER = "tenants"
@@ -85,13 +85,16 @@ def _validated(raw: dict[str, Any], path: Path, tenant: str, model_labels: Seque
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
         raise PolicyError(f"{path}: tenant {tenant}: {problems}") from exc
     if model_labels is not None:
-        # Text rules' labels are scored in the worker from the text read, never by the model.
-        unknown = sorted((set(policy.labels) | set(policy.ignore)) - set(model_labels) - policy.text.labels())
+        # Text rules' labels are scored in the worker from the text read, when the model reads text.
+        unknown = sorted((set(policy.labels) | set(policy.ignore)) - policy.labels_given(model_labels))
         if unknown:
             field = f"labels.{unknown[0]}" if unknown[0] in policy.labels else "ignore"
+            needs = (
+                f"; text rules need a model that reads text ({TEXT_READ})" if unknown[0] in policy.text.labels() else ""
+            )
             raise PolicyError(
                 f"{path}: tenant {tenant}: {field}: the model has no label {unknown[0]!r} "
-                f"(its labels: {', '.join(model_labels)})"
+                f"(its labels: {', '.join(model_labels)}{needs})"
             )
     return policy
 

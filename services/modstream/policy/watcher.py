@@ -78,7 +78,7 @@ class PolicyStore:
 
 
 def label_drift_names(policy: Policy, labels: Sequence[str]) -> list[str]:
-    return sorted((set(labels) - policy.known_labels()) | (set(policy.labels) - set(labels)))
+    return sorted((set(labels) - policy.known_labels()) | (set(policy.labels) - policy.labels_given(labels)))
 
 
 class Sections(Generic[T]):

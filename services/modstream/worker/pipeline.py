@@ -31,6 +31,7 @@ from modstream.core.events import (
     ModerationDecision,
     Outcome,
     ReviewRequest,
+    TextMatch,
 )
 from modstream.core.inference import ImageRejected, Scores, TritonScorer
 from modstream.core.kafka import Publisher
@@ -39,6 +40,7 @@ from modstream.core.settings import Settings
 from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge
 from modstream.core.tracing import KafkaHeaders, extract_context, inject_headers, tracer
 from modstream.policy.engine import Policy, evaluate
+from modstream.policy.text import match_text
 from modstream.policy.watcher import PolicyStore
 from modstream.worker.duplicates import ScoreCache
 from modstream.worker.intake import Admission, Malformed, admit
@@ -187,10 +189,16 @@ class Pipeline:
         hashes = hashes.model_copy(update={"pdq": scores.pdq})
         if (similar := self.banks.match(hashes, event.tenant)) is not None:
             return self._matched(event, started, similar, hashes, scores)
+        # A phrase banked by reviewers decides like a banked image, before the policy.
+        if scores.text is not None and (worded := self.banks.match_text(scores.text, event.tenant)).decides:
+            return self._matched(event, started, worded.decides, hashes, scores, worded.spans)
         with self._stage("policy"):
             self.policies.observe_model_labels(list(scores.by_label))
             policy = self._policy(event)
-            verdict = evaluate(scores.by_label, policy, content_id=event.event_id)
+            # Text labels are scored from what OCR read, by the tenant's own text rules.
+            words = match_text(scores.text, policy.text)
+            labelled = scores.by_label | words.scores
+            verdict = evaluate(labelled, policy, content_id=event.event_id)
         if self.shadow is not None:
             await self.shadow.submit(event, image, scores, verdict, policy)
         return self._decision(
@@ -198,20 +206,28 @@ class Pipeline:
             started,
             policy,
             decision=verdict.decision,
-            scores=scores.by_label,
+            scores=labelled,
             triggered=verdict.triggered,
             reasons=verdict.reasons,
             review_queue=verdict.review_queue,
             model=scores.model,
             embedding=scores.embedding,
             hashes=hashes,
+            text=scores.text,
+            text_matches=words.matches,
             audit_sample=verdict.audit_sample,
             audit_rate=policy.audit_sample_rate,
             thresholds=policy.thresholds(),
         )
 
     def _matched(
-        self, event: ImageUploaded, started: float, match: Match, hashes: ImageHashes, scores: Scores | None = None
+        self,
+        event: ImageUploaded,
+        started: float,
+        match: Match,
+        hashes: ImageHashes,
+        scores: Scores | None = None,
+        text_matches: list[TextMatch] | None = None,
     ) -> ModerationDecision:
         """The bank's action decides, in place of the policy's verdict; an allow bank's match
         skips review (it is known good)."""
@@ -229,6 +245,8 @@ class Pipeline:
             scores={} if scores is None else scores.by_label,
             model=None if scores is None else scores.model,
             embedding=None if scores is None else scores.embedding,
+            text=None if scores is None else scores.text,
+            text_matches=text_matches or [],
             thresholds=policy.thresholds(),
         )
 
