@@ -37,6 +37,7 @@ MIN_SIDE = 3  # regions thinner than this, at detection's scale, are noise
 READ_HEIGHT = 48
 MAX_READ_WIDTH = 1600  # a region wider than this (33 x its height) is squeezed, not read in pieces
 READ_BATCH = 8
+SPACE_PROBABILITY = 0.02  # chosen on the bench's drawn text: 0.01 to 0.02 read best
 MIN_CONFIDENCE = 0.5  # lines read with less are dropped: on photos they are texture, not text
 MAX_LINES = 32  # core.events.TEXT_MAX_LINES
 MAX_CHARS = 200  # core.events.TEXT_MAX_CHARS
@@ -137,15 +138,26 @@ def padded(crops: list[np.ndarray]) -> np.ndarray:
 def ctc_greedy(probabilities: np.ndarray, alphabet: list[str]) -> tuple[str, float]:
     """One line's text and confidence from the recogniser's [T, classes] softmax: the best class
     at each step, repeats merged, blanks (class 0) dropped; confidence is the mean probability of
-    the characters kept."""
+    the characters kept.
+
+    The recogniser (trained mostly on Chinese, which has no spaces) often lets a space lose to
+    the blank between two words; a space is kept wherever its own probability reaches
+    ``SPACE_PROBABILITY`` between two characters (the bench's CER: 5.7 % -> 4.1 %)."""
     best = probabilities.argmax(axis=1)
     keep = np.ones(len(best), dtype=bool)
     keep[1:] = best[1:] != best[:-1]
     keep &= best != 0
     if not keep.any():
         return "", 0.0
-    text = "".join(alphabet[i - 1] for i in best[keep])
-    return text, float(probabilities[keep, best[keep]].mean())
+    steps = np.flatnonzero(keep)
+    chars = [alphabet[i - 1] for i in best[keep]]
+    space = probabilities[:, len(alphabet)]  # the last class: the appended space
+    text = [chars[0]]
+    for before, after, previous, char in zip(steps, steps[1:], chars, chars[1:], strict=False):
+        if " " not in (previous, char) and after - before > 1 and space[before + 1 : after].max() >= SPACE_PROBABILITY:
+            text.append(" ")
+        text.append(char)
+    return "".join(text), float(probabilities[keep, best[keep]].mean())
 
 
 class Reader:
