@@ -160,6 +160,12 @@ def ctc_greedy(probabilities: np.ndarray, alphabet: list[str]) -> tuple[str, flo
     return "".join(text), float(probabilities[keep, best[keep]].mean())
 
 
+def kept_confidence(confidence: float) -> float:
+    """Four decimals, never rounded up: a line is never read with a certain 1.0, so a text
+    label's ``block_at: 1.0`` (review only) holds whatever the recogniser says."""
+    return math.floor(confidence * 10_000) / 10_000
+
+
 class Reader:
     """Detection and recognition, without Triton (tests run it in-process)."""
 
@@ -197,7 +203,7 @@ class Reader:
                 lines.append(
                     {
                         "text": text[:MAX_CHARS],
-                        "confidence": math.floor(confidence * 10_000) / 10_000,  # never rounded up to a certain 1.0
+                        "confidence": kept_confidence(confidence),
                         "box": [
                             round(x0 / width, 4),
                             round(y0 / height, 4),
