@@ -124,6 +124,15 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
+async def sign_in(page: Any, base: str, name: str) -> None:
+    """Sign ``name`` in on a browser page (playwright's), as a person does: the form, then home."""
+    await page.goto(f"{base}/login")
+    await page.fill("input[name=username]", name)
+    await page.fill("input[name=password]", PASSWORDS[name])
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/")
+
+
 async def try_log_in(client: httpx.AsyncClient, name: str, password: str) -> httpx.Response:
     """One post of the login form (with its CSRF token), whatever the answer."""
     form = await client.get("/login")

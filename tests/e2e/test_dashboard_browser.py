@@ -18,7 +18,7 @@ from modstream.core.events import TextMatch
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.review.service import ReviewService
 
-from tests.dashboard_helpers import PASSWORDS, dashboard_app, make_users, seed_job, serving, text_picture
+from tests.dashboard_helpers import dashboard_app, make_users, seed_job, serving, sign_in, text_picture
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -94,10 +94,7 @@ async def test_reviewer_reveals_approves_with_the_keyboard_and_sees_the_next_job
         await page.goto(f"{base}/jobs/{first.job_id}")
         assert page.url == f"{base}/login"  # no session, no page
 
-        await page.fill("input[name=username]", "rita")
-        await page.fill("input[name=password]", PASSWORDS["rita"])
-        await page.click("button[type=submit]")
-        await page.wait_for_url(f"{base}/")
+        await sign_in(page, base, "rita")
         row = page.locator("tr", has_text="browser")
         assert await row.locator("td.num").first.inner_text() == "2"
         await row.locator("button", has_text="Start reviewing").click()
@@ -129,11 +126,7 @@ async def test_reviewer_reveals_approves_with_the_keyboard_and_sees_the_next_job
         # An admin's pages (statistics, sessions, appeals) under the same policy.
         admin = await browser.new_page()
         await console.watch(admin)
-        await admin.goto(f"{base}/login")
-        await admin.fill("input[name=username]", "ada")
-        await admin.fill("input[name=password]", PASSWORDS["ada"])
-        await admin.click("button[type=submit]")
-        await admin.wait_for_url(f"{base}/")
+        await sign_in(admin, base, "ada")
         await admin.goto(f"{base}/admin/stats")
         await admin.goto(f"{base}/admin/sessions")
         assert await admin.locator("tr", has_text="rita").count() == 1
@@ -211,11 +204,7 @@ async def test_the_text_read_is_highlighted_and_boxed_over_the_image_and_shielde
         page = await browser.new_page(viewport={"width": 1280, "height": 860})
         console = Console()
         await console.watch(page)
-        await page.goto(f"{base}/login")
-        await page.fill("input[name=username]", "rita")
-        await page.fill("input[name=password]", PASSWORDS["rita"])
-        await page.click("button[type=submit]")
-        await page.wait_for_url(f"{base}/")
+        await sign_in(page, base, "rita")
         await page.locator("tr", has_text="text").locator("button", has_text="Start reviewing").click()
         await page.wait_for_url(f"{base}/jobs/{job.job_id}")
         await page.wait_for_function("document.querySelector('#subject').complete")

@@ -16,7 +16,7 @@ from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.review.service import ReviewService
 
 from tests.archive import private_archive
-from tests.dashboard_helpers import PASSWORDS, dashboard_app, make_users, serving
+from tests.dashboard_helpers import dashboard_app, make_users, serving, sign_in
 from tests.e2e.test_dashboard_browser import CHROMIUM, FLAGS, Console
 from tests.integration.test_model_cards_page import on_the_ensemble, serving_ensemble
 from tests.quality_seed import reviewed_traffic, write_archive
@@ -49,11 +49,7 @@ async def test_a_reviewer_reads_the_model_cards_and_downloads_one_under_the_csp(
         page = await browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         console = Console()
         await console.watch(page)
-        await page.goto(f"{base}/login")
-        await page.fill("input[name=username]", "rita")
-        await page.fill("input[name=password]", PASSWORDS["rita"])
-        await page.click("button[type=submit]")
-        await page.wait_for_url(f"{base}/")
+        await sign_in(page, base, "rita")
         await page.click("nav >> text=Model cards")
         await page.wait_for_url(f"{base}/model-cards")
 

@@ -14,7 +14,7 @@ from modstream.quality.page import QualityPage
 from modstream.review.service import ReviewService
 
 from tests.archive import private_archive
-from tests.dashboard_helpers import PASSWORDS, dashboard_app, make_users, serving
+from tests.dashboard_helpers import dashboard_app, make_users, serving, sign_in
 from tests.e2e.test_dashboard_browser import CHROMIUM, FLAGS, Console
 from tests.quality_seed import DRIFT, reviewed_traffic, tally_drift, write_archive
 
@@ -46,11 +46,7 @@ async def test_an_admin_sees_the_quality_charts_under_the_csp(served: tuple[str,
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
         console = Console()
         await console.watch(page)
-        await page.goto(f"{base}/login")
-        await page.fill("input[name=username]", "ada")
-        await page.fill("input[name=password]", PASSWORDS["ada"])
-        await page.click("button[type=submit]")
-        await page.wait_for_url(f"{base}/")
+        await sign_in(page, base, "ada")
         await page.click("nav >> text=Quality")
         await page.wait_for_url(f"{base}/admin/quality")
 

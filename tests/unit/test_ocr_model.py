@@ -2,10 +2,6 @@
 probability map, reading order, greedy CTC with spaces, the confidence kept; and the whole
 reader on a drawn picture with the installed weights."""
 
-import functools
-import importlib.util
-import sys
-import types
 from typing import Any
 
 import numpy as np
@@ -15,17 +11,13 @@ from modstream.core.settings import PROJECT_ROOT
 from modstream.policy.loader import load_policies
 from PIL import Image, ImageDraw, ImageFont
 
+from tests.triton_models import model_module
+
 MODEL = PROJECT_ROOT / "model_repository" / "ocr" / "1" / "model.py"
 
 
-@functools.cache
 def ocr() -> Any:
-    sys.modules.setdefault("triton_python_backend_utils", types.ModuleType("triton_python_backend_utils"))
-    spec = importlib.util.spec_from_file_location("ocr_model", MODEL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return model_module("ocr")
 
 
 def test_the_bounds_are_the_decisions() -> None:
@@ -56,7 +48,7 @@ def test_greedy_ctc_merges_repeats_drops_blanks_and_keeps_a_likely_space() -> No
     alphabet = ["a", "b", " "]  # as the reader builds it: the model's characters, then a space
     blank, a, b, space = 0, 1, 2, 3
 
-    def steps(*best: int, space_at: dict[int, float] | None = None) -> np.ndarray:
+    def steps(*best: int, space_at: dict[int, float] | None = None) -> "np.ndarray[Any, Any]":
         out = np.full((len(best), 4), 0.0, dtype=np.float32)
         for t, cls in enumerate(best):
             out[t, cls] = 0.9

@@ -1,8 +1,5 @@
 """The taxonomy file, the Triton step that applies it, and the policies written against it."""
 
-import importlib.util
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +14,15 @@ from modstream.models.taxonomy import (
 )
 from modstream.policy.loader import load_policies
 
+from tests.triton_models import model_module
+
 REPOSITORY = PROJECT_ROOT / "model_repository"
-STEP = REPOSITORY / "taxonomy" / "1" / "model.py"
 
 
 @pytest.fixture(scope="module")
 def step() -> Any:
-    """The taxonomy model's file as Triton loads it; only its Triton-facing class needs the backend."""
-    sys.modules.setdefault("triton_python_backend_utils", types.ModuleType("triton_python_backend_utils"))
-    spec = importlib.util.spec_from_file_location("taxonomy_model", STEP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The taxonomy model's file as Triton loads it."""
+    return model_module("taxonomy")
 
 
 def test_the_file_is_valid_and_every_class_it_needs_is_one_its_component_names() -> None:

@@ -12,9 +12,11 @@ from modstream.bank.format_names import Format
 from modstream.bank.signals import TextIndex
 from modstream.bank.signals.text import MIN_FOLDED
 from modstream.bank.state import BankRecordInvalid, Banks
-from modstream.bank.topic import Change, delete_bank, delete_entry, put_bank, put_entry
+from modstream.bank.topic import Change, delete_bank, delete_entry, put_entry
 from modstream.core.events import TEXT_MAX_CHARS, Bank, BankAction, BankEntry, TextLine, TextReading
 from modstream.core.text import fold, fold_term
+
+from tests.unit.test_bank_state import apply, bank
 
 TEXT = signals.get("text")
 
@@ -23,17 +25,6 @@ def reading(*lines: str, confidence: float = 0.9) -> TextReading:
     return TextReading(
         regions=len(lines), lines=[TextLine(text=t, confidence=confidence, box=(0, 0, 1, 1)) for t in lines]
     )
-
-
-def apply(banks: Banks, *changes: Change) -> Banks:
-    for key, value in changes:
-        banks.apply(key, value)
-    return banks
-
-
-def bank(name: str, action: BankAction = BankAction.BLOCK, **fields: object) -> Change:
-    queue = "banked" if action is BankAction.REVIEW else None
-    return put_bank(Bank(name=name, action=action, review_queue=queue, changed_by="t", **fields))  # type: ignore[arg-type]
 
 
 def phrase(bank_name: str, entry_id: str, text: str, source: str | None = None) -> Change:
