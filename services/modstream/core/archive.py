@@ -24,9 +24,7 @@ TRIGGERS = pa.list_(
     pa.struct([("label", pa.string()), ("score", pa.float64()), ("threshold", pa.float64()), ("level", pa.string())])
 )
 TIME = pa.timestamp("us", tz="UTC")
-TEXT_LINES = pa.list_(
-    pa.struct([("text", pa.string()), ("confidence", pa.float64()), ("box", pa.list_(pa.float64()))])
-)
+TEXT_LINES = pa.list_(pa.struct([("text", pa.string()), ("confidence", pa.float64()), ("box", pa.list_(pa.float64()))]))
 TEXT_MATCHES = pa.list_(
     pa.struct(
         [
