@@ -3,14 +3,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from modstream.core.settings import Settings
+from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectStore
+from modstream.models.taxonomy import read_taxonomy
+from modstream.policy.loader import load_policies
 
 from tests.conftest import policies_reviewing
 from tests.otlp import OtlpReceiver
 from tests.workers import spawn_worker, stop_worker
 
 WORKER_MAX_IMAGE_BYTES = 5 * 1024 * 1024
+# What a decision of the e2e workers scores: every label of the model, and the text labels the
+# shipped default policy's text rules score from what the ocr step read.
+DECIDED_LABELS = sorted(
+    [
+        *read_taxonomy(PROJECT_ROOT / "model_repository").labels,
+        *load_policies(PROJECT_ROOT / "config" / "policies").default.text.labels(),
+    ]
+)
 
 
 REVIEW_TENANT = "review-e2e"

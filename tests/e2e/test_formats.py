@@ -14,16 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 from modstream.core.events import ModerationDecision, Outcome
-from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.core.settings import Settings
 from modstream.ingest.sdk import UploadClient
-from modstream.models.taxonomy import read_taxonomy
 from PIL import Image, ImageOps
 
 from tests import images
+from tests.e2e.conftest import DECIDED_LABELS
 from tests.records import decisions_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-LABELS = list(read_taxonomy(PROJECT_ROOT / "model_repository").labels)
 SCORED = "scored"
 MAX_PIXELS = 50_000_000  # model_repository/preprocess/config.pbtxt
 
@@ -143,7 +142,7 @@ async def test_each_format_gets_its_outcome(name: str, decided: dict[str, Modera
     assert decision is not None, f"no decision for {name}"
     if expected == SCORED:
         assert decision.decision in {Outcome.ALLOW, Outcome.REVIEW, Outcome.BLOCK}, decision.error
-        assert sorted(decision.scores) == sorted(LABELS)
+        assert sorted(decision.scores) == DECIDED_LABELS
         assert all(0.0 <= s <= 1.0 for s in decision.scores.values())
         assert decision.model is not None and decision.model.name == "moderation"
     else:
@@ -218,10 +217,10 @@ async def test_the_same_photo_scores_alike_in_every_format(
     decided = await decide(worker_settings, files)
     assert set(decided) == set(files), f"no decision for {sorted(set(files) - set(decided))}"
     scores = {name: d.scores for name, d in decided.items()}
-    assert all(sorted(s) == sorted(LABELS) for s in scores.values()), {n: d.error for n, d in decided.items()}
+    assert all(sorted(s) == DECIDED_LABELS for s in scores.values()), {n: d.error for n, d in decided.items()}
 
     def gap(a: str, b: str) -> float:
-        return max(abs(scores[a][label] - scores[b][label]) for label in LABELS)
+        return max(abs(scores[a][label] - scores[b][label]) for label in DECIDED_LABELS)
 
     def alike(a: str, b: str) -> float:
         """Cosine similarity of the two images' embeddings."""

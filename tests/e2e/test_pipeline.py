@@ -11,18 +11,16 @@ import pytest
 from aiokafka import TopicPartition
 from modstream.core.events import DeadLetter, ImageUploaded, ModerationDecision, Outcome
 from modstream.core.kafka import kafka_consumer, kafka_producer
-from modstream.core.settings import PROJECT_ROOT, Settings
+from modstream.core.settings import Settings
 from modstream.ingest.sdk import UploadClient
-from modstream.models.taxonomy import read_taxonomy
 
 from tests import images
-from tests.e2e.conftest import WORKER_MAX_IMAGE_BYTES
+from tests.e2e.conftest import DECIDED_LABELS, WORKER_MAX_IMAGE_BYTES
 from tests.offsets import records_so_far, wait_until_committed_to_end
 from tests.records import decisions_for, first_records
 from tests.workers import log_line, log_size
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-LABELS = list(read_taxonomy(PROJECT_ROOT / "model_repository").labels)
 
 
 async def dead_letters(settings: Settings, payloads: list[bytes], timeout: float = 60) -> dict[bytes, DeadLetter]:
@@ -75,7 +73,7 @@ async def test_200_varied_uploads_get_exactly_200_decisions(
     for event, (name, _) in zip(events, uploads, strict=True):
         decision = by_event[event.event_id]
         assert decision.decision in {Outcome.ALLOW, Outcome.REVIEW, Outcome.BLOCK}, (name, decision.error)
-        assert sorted(decision.scores) == sorted(LABELS), name
+        assert sorted(decision.scores) == DECIDED_LABELS, name
         assert all(0.0 <= s <= 1.0 for s in decision.scores.values())
         assert decision.model is not None and decision.model.name == "moderation" and decision.model.version
         assert decision.policy_version and decision.latency_ms > 0

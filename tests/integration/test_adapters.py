@@ -167,7 +167,7 @@ async def test_scores_for_every_label_with_the_version(scorer: TritonScorer) -> 
     scores = await scorer.score(jpeg())
     assert list(scores.by_label) == LABELS
     assert scores.model.name == "moderation"
-    components = {"efficientnet_lite0", "image_safety", "nsfwjs", "opennsfw", "heads"}  # heads 1: none learned
+    components = {"efficientnet_lite0", "image_safety", "nsfwjs", "opennsfw", "heads", "ocr"}  # heads 1: none learned
     assert {k: v for k, v in scores.model.components.items() if k != "taxonomy"} == dict.fromkeys(components, "1")
     assert re.fullmatch(r"[0-9a-f]{12}", scores.model.components["taxonomy"])
     assert scores.embedding is not None and scores.embedding.model == "efficientnet_lite0:1"

@@ -24,7 +24,7 @@ from modstream.models.compare import compare
 from modstream.models.control import TritonControl
 from modstream.models.repository import Repository
 from modstream.models.shadow_run import start_shadow, stop_shadow
-from modstream.policy.engine import evaluate
+from modstream.policy.engine import evaluate, label_scores
 from modstream.policy.loader import load_policies
 from modstream.review.web.users import add_user, mint_token
 from modstream.stack import start_service, stop_stack
@@ -172,9 +172,10 @@ async def test_shadow_changes_no_decision_and_compare_matches_a_hand_computation
 
     # By hand: the shadow's own scores, asked of Triton directly, against the decisions' scores.
     direct = TritonScorer(private_stack.triton_grpc, private_stack.triton_model + SHADOW_SUFFIX, 60)
-    shadow_scores = [(await direct.score(photo)).by_label for photo in photos]
-    await direct.close()
     policy = load_policies(private_stack.policies_dir).for_tenant("lifecycle")
+    # As the policy sees them: the model's labels, and the text labels its text rules score.
+    shadow_scores = [label_scores(s.by_label, s.text, policy)[0] for s in [await direct.score(p) for p in photos]]
+    await direct.close()
     xyran = {"sexual.any", "violence.gore"}  # the labels image_safety's classes make
     agree = 0
     for event_id, scores in zip(during_ids, shadow_scores, strict=True):

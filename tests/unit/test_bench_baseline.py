@@ -43,3 +43,15 @@ def test_no_baseline_without_a_served_version_or_its_file(tmp_path: Path) -> Non
 def test_an_ensembles_identity_names_every_component_in_order() -> None:
     assert TWO.version == "image_safety:1+nsfwjs:2+taxonomy:abc"
     assert TWO.components == {"image_safety": "1", "nsfwjs": "2", "taxonomy": "abc"}
+
+
+def test_the_ocr_step_is_left_out_of_the_baseline_it_is_priced_on_its_own(tmp_path: Path) -> None:
+    import shutil
+
+    from modstream.core.settings import PROJECT_ROOT
+
+    repository = repository_with(tmp_path, "image_safety:1", "ocr:1")
+    for name in ("image_safety", "ocr"):  # the real configs: the ocr step reads TEXT_IMAGE
+        shutil.copy(PROJECT_ROOT / "model_repository" / name / "config.pbtxt", repository / name)
+    served = model_ref("moderation", ["image_safety:1", "ocr:1", "taxonomy:abc"])
+    assert list(baseline_components(Counter({served: 1}), repository)[1]) == ["image_safety:1"]

@@ -12,11 +12,11 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modstream.core.appeals import AppealRules
-from modstream.core.events import THRESHOLD, BankName, Outcome, QueueName, Thresholds, Trigger
+from modstream.core.events import THRESHOLD, BankName, Outcome, QueueName, TextReading, Thresholds, Trigger
 from modstream.core.retention import Retention
 from modstream.core.sampling import in_sample
 from modstream.policy.statements import StatementRules, unmapped_labels
-from modstream.policy.text import TextRules
+from modstream.policy.text import TextRules, TextVerdict, match_text
 
 AUDIT_QUEUE = "audit"
 # The label a model that reads text answers with (the full profile's ocr step): text rules'
@@ -132,6 +132,16 @@ class Verdict(BaseModel):
     reasons: list[str]
     review_queue: str | None = Field(description="where a person must look at it; None when nobody must")
     audit_sample: bool = Field(default=False, description="sent to review only as an audit sample")
+
+
+def label_scores(
+    model_scores: dict[str, float], reading: TextReading | None, policy: Policy
+) -> tuple[dict[str, float], TextVerdict]:
+    """What the policy decides on: the model's scores and its text labels' scores, which its
+    text rules make from what was read (none when nothing was read: they are then missing),
+    and where those rules matched."""
+    words = match_text(reading, policy.text)
+    return model_scores | words.scores, words
 
 
 def evaluate(scores: dict[str, float], policy: Policy, content_id: str) -> Verdict:

@@ -39,8 +39,7 @@ from modstream.core.retry import GaveUp, retrying
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge
 from modstream.core.tracing import KafkaHeaders, extract_context, inject_headers, tracer
-from modstream.policy.engine import Policy, evaluate
-from modstream.policy.text import match_text
+from modstream.policy.engine import Policy, evaluate, label_scores
 from modstream.policy.watcher import PolicyStore
 from modstream.worker.duplicates import ScoreCache
 from modstream.worker.intake import Admission, Malformed, admit
@@ -196,8 +195,7 @@ class Pipeline:
             self.policies.observe_model_labels(list(scores.by_label))
             policy = self._policy(event)
             # Text labels are scored from what OCR read, by the tenant's own text rules.
-            words = match_text(scores.text, policy.text)
-            labelled = scores.by_label | words.scores
+            labelled, words = label_scores(scores.by_label, scores.text, policy)
             verdict = evaluate(labelled, policy, content_id=event.event_id)
         if self.shadow is not None:
             await self.shadow.submit(event, image, scores, verdict, policy)

@@ -15,7 +15,7 @@ import time
 from modstream.core.events import ImageUploaded, ShadowScore
 from modstream.core.inference import Scores, TritonScorer
 from modstream.core.kafka import Publisher
-from modstream.policy.engine import Policy, Verdict, evaluate
+from modstream.policy.engine import Policy, Verdict, evaluate, label_scores
 
 log = logging.getLogger("modstream.worker.shadow")
 
@@ -68,14 +68,16 @@ class Shadow:
     ) -> None:
         try:
             candidate = await self._scorer.score(image)
+            # Both as the policy sees them: with the text labels scored from each one's reading.
+            shadow_scores, _ = label_scores(candidate.by_label, candidate.text, policy)
             record = ShadowScore(
                 **event.model_dump(include={"event_id", "tenant", "bucket", "key"}),
                 serving_model=serving.model,
-                serving_scores=serving.by_label,
+                serving_scores=label_scores(serving.by_label, serving.text, policy)[0],
                 serving_decision=verdict.decision,
                 shadow_model=candidate.model,
-                shadow_scores=candidate.by_label,
-                shadow_decision=evaluate(candidate.by_label, policy, content_id=event.event_id).decision,
+                shadow_scores=shadow_scores,
+                shadow_decision=evaluate(shadow_scores, policy, content_id=event.event_id).decision,
                 policy_id=policy.id,
                 policy_version=policy.version,
             )
