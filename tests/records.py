@@ -10,6 +10,7 @@ from typing import Generic, Self, TypeVar
 from modstream.core.events import ModerationDecision
 from modstream.core.kafka import kafka_consumer
 from modstream.core.settings import Settings
+from modstream.ingest.sdk import UploadClient
 from pydantic import BaseModel, ValidationError
 
 R = TypeVar("R", bound=BaseModel)
@@ -106,6 +107,14 @@ async def decisions_for(settings: Settings, event_ids: Collection[str], timeout:
 
 def decision_log(settings: Settings) -> RecordLog[ModerationDecision]:
     return RecordLog(settings, settings.topic_decisions, ModerationDecision)
+
+
+async def decide_upload(settings: Settings, data: bytes, tenant: str) -> ModerationDecision:
+    """Upload ``data`` as ``tenant`` (the SDK) and wait for its decision."""
+    async with UploadClient(settings) as client, decision_log(settings) as decisions:
+        event = await client.upload_image(data, tenant)
+        assert await decisions.wait_for([event.event_id], timeout=120) == 1, "no decision"
+        return decisions.first(event.event_id)
 
 
 async def first_records(

@@ -25,7 +25,7 @@ from PIL import Image
 from tests import images
 from tests.commands import modstream
 from tests.conftest import policies_reviewing
-from tests.records import RecordLog, decision_log, records_of
+from tests.records import RecordLog, decide_upload, decision_log, records_of
 from tests.workers import spawn_worker, stop_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -81,10 +81,7 @@ def cli(settings: Settings, *args: str) -> str:
 
 
 async def decide(settings: Settings, data: bytes, tenant: str = "banks") -> ModerationDecision:
-    async with UploadClient(settings) as client, decision_log(settings) as decisions:
-        event = await client.upload_image(data, tenant)
-        assert await decisions.wait_for([event.event_id], timeout=120) == 1, "no decision"
-        return decisions.first(event.event_id)
+    return await decide_upload(settings, data, tenant)
 
 
 async def until_decided(

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tests import images
 from tests.commands import modstream
-from tests.records import decision_log, records_of
+from tests.records import decide_upload, decision_log, records_of
 from tests.scrape import scrape, total
 from tests.workers import log_line, log_size, spawn_worker, stop_worker
 
@@ -124,10 +124,7 @@ def _font(lines: list[str]) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 async def decide(settings: Settings, data: bytes) -> ModerationDecision:
-    async with UploadClient(settings) as client, decision_log(settings) as decisions:
-        event = await client.upload_image(data, TENANT)
-        assert await decisions.wait_for([event.event_id], timeout=120) == 1, "no decision"
-        return decisions.first(event.event_id)
+    return await decide_upload(settings, data, TENANT)
 
 
 def triton_metric(settings: Settings, name: str) -> float:
