@@ -8,6 +8,7 @@ decision); an unreachable dependency is waited for, never turned into a decision
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import time
@@ -198,7 +199,7 @@ class Pipeline:
             labelled, words = label_scores(scores.by_label, scores.text, policy)
             verdict = evaluate(labelled, policy, content_id=event.event_id)
         if self.shadow is not None:
-            await self.shadow.submit(event, image, scores, verdict, policy)
+            await self.shadow.submit(event, image, dataclasses.replace(scores, by_label=labelled), verdict, policy)
         return self._decision(
             event,
             started,

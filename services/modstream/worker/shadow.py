@@ -38,7 +38,8 @@ class Shadow:
     async def submit(
         self, event: ImageUploaded, image: bytes, serving: Scores, verdict: Verdict, policy: Policy
     ) -> None:
-        """Start scoring ``image`` with the shadow model, if one runs; returns at once."""
+        """Start scoring ``image`` with the shadow model, if one runs; returns at once.
+        ``serving``: the serving model's scores as the policy saw them (its text labels too)."""
         if not await self._is_active():
             return
         if len(self._in_flight) >= self._max_in_flight:
@@ -68,12 +69,12 @@ class Shadow:
     ) -> None:
         try:
             candidate = await self._scorer.score(image)
-            # Both as the policy sees them: with the text labels scored from each one's reading.
+            # As the policy sees the serving scores: with the text labels scored from its reading.
             shadow_scores, _ = label_scores(candidate.by_label, candidate.text, policy)
             record = ShadowScore(
                 **event.model_dump(include={"event_id", "tenant", "bucket", "key"}),
                 serving_model=serving.model,
-                serving_scores=label_scores(serving.by_label, serving.text, policy)[0],
+                serving_scores=serving.by_label,
                 serving_decision=verdict.decision,
                 shadow_model=candidate.model,
                 shadow_scores=shadow_scores,
