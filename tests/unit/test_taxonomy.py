@@ -70,6 +70,16 @@ def write(tmp_path: Path, text: str) -> Path:
         ("labels: {a.b: {from: x, classes: [p], combine: one, description: d}}", "meaning: Field required"),
         ("labels: {Sexual Explicit: {from: x, classes: [p], combine: one, description: d, meaning: m}}", "dotted"),
         ("labels: [", "cannot be read"),
+        (
+            "labels: {a.b: {from: x, classes: [p], combine: one, description: d, meaning: m}}\n"
+            "text: {scam: {description: d}}",
+            r"text: a text label is text\.<name> and no model's label: \['scam'\]",
+        ),
+        (
+            "labels: {text.x: {from: x, classes: [p], combine: one, description: d, meaning: m}}\n"
+            "text: {text.x: {description: d}}",
+            r"text: a text label is text\.<name> and no model's label: \['text\.x'\]",
+        ),
     ],
 )
 def test_a_bad_taxonomy_is_refused_naming_the_file_and_the_problem(tmp_path: Path, text: str, error: str) -> None:

@@ -89,9 +89,11 @@ def read_taxonomy(repository: Path) -> Taxonomy:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
         raise TaxonomyError(f"{path}: {problems}") from exc
     bad = [label for label in [*taxonomy.labels, *taxonomy.text] if len(label) > 64 or not LABEL.match(label)]
-    bad += [label for label in taxonomy.text if not label.startswith("text.") or label in taxonomy.labels]
     if bad:
         raise TaxonomyError(f"{path}: labels must be dotted lowercase names (e.g. sexual.explicit): {bad}")
+    misplaced = [label for label in taxonomy.text if not label.startswith("text.") or label in taxonomy.labels]
+    if misplaced:
+        raise TaxonomyError(f"{path}: text: a text label is text.<name> and no model's label: {misplaced}")
     return taxonomy
 
 
