@@ -132,3 +132,15 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
         install_default_weights(settings.model_repository, SHARED_CACHE)
     with running_stack(settings):
         yield settings
+
+
+@pytest.fixture(scope="session")
+def redis_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Valkey alone, for the tests of what lives only in Redis (review queues' order, exposure
+    counters): no broker, object store or Triton to wait for."""
+    settings = loopback_settings(tmp_path_factory.mktemp("redis-only"))
+    try:
+        start_stack(settings, only=["redis"], timeout=60)
+        yield settings
+    finally:
+        stop_stack(settings, only=["redis"])

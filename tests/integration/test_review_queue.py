@@ -96,15 +96,6 @@ async def test_a_claim_looks_at_no_more_than_claim_scan_jobs(queues: ReviewQueue
     assert mine is not None and mine[0].job_id == "free"
 
 
-async def test_higher_priority_first_then_older_first(queues: ReviewQueues) -> None:
-    for item in [job("low", 0.45), job("high-new", 0.9), job("high-old", 0.9, age_seconds=60), job("mid", 0.6)]:
-        await queues.enqueue(item)
-    order = []
-    while (found := await queues.claim("q", "alice")) is not None:
-        order.append(found[0].job_id)
-    assert order == ["high-old", "high-new", "mid", "low"]
-
-
 async def test_an_expired_lease_returns_the_job_and_the_late_reviewer_loses_it(queues: ReviewQueues) -> None:
     await queues.enqueue(job("j"))
     now = T0.timestamp()
@@ -165,7 +156,7 @@ async def test_only_a_closed_job_gets_the_retention_as_its_ttl(queues: ReviewQue
     key = f"{queues._prefix}job:"
     for name in ("closed", "leased", "released"):
         claimed = await queues.claim("q", "alice")
-        assert claimed is not None and claimed[0].job_id == name  # same priority: oldest first
+        assert claimed is not None and claimed[0].job_id == name  # as soon due but older: first
     await queues.close("closed", "alice")
     assert await queues.release("released", "alice")
     assert 0 < await ttl(key + "closed") <= RETENTION

@@ -62,7 +62,9 @@ def test_a_second_review_is_the_same_image_for_another_reviewer_and_never_asks_f
         event_id,
         later,
     )
-    own = {"job_id", "kind", "enqueued_at"}
+    own = {"job_id", "kind", "enqueued_at", "due_at"}
     assert second.model_dump(exclude=own) == first.model_dump(exclude=own)
+    # Due as long after its queueing as the first was after its own.
+    assert second.due - second.enqueued_at == first.due - first.enqueued_at
     assert not second.wants_second_review
     assert not first_job(event_id, 0.0).wants_second_review

@@ -24,6 +24,7 @@ def serve(
     from modstream.bank.http import BankApi
     from modstream.cli.labels import taxonomy_labels
     from modstream.core.appeals import AppealRules
+    from modstream.core.review_rules import ReviewRules
     from modstream.erasure.http import ErasureApi
     from modstream.policy.watcher import Sections
     from modstream.quality.page import QualityPage
@@ -41,6 +42,9 @@ def serve(
     banks = BankApi(settings)
     # Each tenant's appeals section; the legal minimums while the policy files are invalid.
     appeal_rules = Sections(settings.policies_dir, lambda policy: policy.appeals, AppealRules())
+    # Each tenant's review section (severe labels, due targets, exposure limits); the defaults
+    # (nothing severe) while the files are invalid.
+    review_rules = Sections(settings.policies_dir, lambda policy: policy.review, ReviewRules())
     run_dashboard(
         settings,
         port=port,
@@ -51,6 +55,7 @@ def serve(
         bank_value=banks.value,
         taxonomy_labels=lambda: taxonomy_labels(settings),
         appeal_rules=appeal_rules,
+        review_rules=review_rules,
     )
 
 

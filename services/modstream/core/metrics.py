@@ -22,6 +22,8 @@ from prometheus_client import REGISTRY, generate_latest, start_http_server
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds: a cache hit to a cold CPU inference under load.
 STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Seconds a job waits for people: a minute to two days, around the due targets (1 h, 24 h).
+REVIEW_WAIT_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0, 172800.0)
 
 _meter = metrics.get_meter("modstream")
 events_consumed = _meter.create_counter("modstream.events.consumed", description="Records taken from a topic")
@@ -87,6 +89,16 @@ erasures = _meter.create_counter(
 appeal_decision_time = _meter.create_histogram(
     "modstream.appeals.decision_time", unit="s", description="From an appeal lodged to a person's decision, by queue"
 )
+review_first_look = _meter.create_histogram(
+    "modstream.review.first_look_time",
+    unit="s",
+    description="From a job queued to its first claim by a reviewer, by queue and severity",
+)
+review_decision_time = _meter.create_histogram(
+    "modstream.review.decision_time",
+    unit="s",
+    description="From a job queued to its verdict, by queue, severity and kind",
+)
 
 _configured = False
 _lock = threading.Lock()
@@ -99,10 +111,15 @@ def configure_metrics(service: str) -> None:
         if _configured:
             return
         buckets = ExplicitBucketHistogramAggregation(boundaries=STAGE_BUCKETS)
+        waits = ExplicitBucketHistogramAggregation(boundaries=REVIEW_WAIT_BUCKETS)
         provider = MeterProvider(
             metric_readers=[PrometheusMetricReader()],
             resource=Resource.create({"service.name": service}),
-            views=[View(instrument_name="modstream.stage.duration", aggregation=buckets)],
+            views=[
+                View(instrument_name="modstream.stage.duration", aggregation=buckets),
+                View(instrument_name="modstream.review.first_look_time", aggregation=waits),
+                View(instrument_name="modstream.review.decision_time", aggregation=waits),
+            ],
         )
         metrics.set_meter_provider(provider)
         _configured = True

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from modstream.core.appeals import AppealRules
 from modstream.core.events import THRESHOLD, BankName, Outcome, QueueName, TextReading, Thresholds, Trigger
 from modstream.core.retention import Retention
+from modstream.core.review_rules import ReviewRules
 from modstream.core.sampling import in_sample
 from modstream.policy.statements import StatementRules, unmapped_labels
 from modstream.policy.text import TextRules, TextVerdict, match_text
@@ -55,6 +56,9 @@ class Policy(BaseModel):
     )
 
     appeals: AppealRules = Field(default_factory=AppealRules, description="how restrictions are appealed")
+    review: ReviewRules = Field(
+        default_factory=ReviewRules, description="severe labels, due dates and reviewers' exposure limits"
+    )
     retention: Retention = Field(default_factory=Retention, description="how long each kind of data is kept")
     statements: StatementRules | None = Field(
         default=None, description="statements of reasons for its restrictions (DSA Art. 17); none: not produced"
@@ -69,6 +73,12 @@ class Policy(BaseModel):
         unknown = sorted(set(self.bank_on_remove) - self.known_labels())
         if unknown:
             raise ValueError(f"bank_on_remove names labels the policy does not have: {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _severe_labels_known(self) -> Self:
+        if unknown := sorted(self.review.severe - self.known_labels()):
+            raise ValueError(f"review.severe names labels the policy does not have: {', '.join(unknown)}")
         return self
 
     @model_validator(mode="after")

@@ -21,6 +21,8 @@ TENANT_FOLDER = "tenants"
 _TENANT: TypeAdapter[str] = TypeAdapter(Tenant)
 # Sections an override changes label by label, and within a label field by field.
 _BY_LABEL = ("labels", "text")
+# Sections an override changes key by key (review: its severe labels, due targets, limits).
+_BY_KEY = ("review",)
 
 
 class PolicyError(ValueError):
@@ -75,6 +77,9 @@ def _merge(default: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
         for label, rule in (override.get(section) or {}).items():
             rules[label] = (rules.get(label) or {}) | (rule or {}) if isinstance(rule, dict) else rule
         merged[section] = rules
+    for section in _BY_KEY:
+        if section in default or section in override:
+            merged[section] = (default.get(section) or {}) | (override.get(section) or {})
     return merged
 
 

@@ -100,3 +100,8 @@ class Sections(Generic[T]):
             except PolicyError as exc:
                 log.error("policies unreadable, using the defaults until they are fixed", extra={"error": str(exc)})
         return self._fallback if self._store is None else self._section(self._store.for_tenant(tenant))
+
+    def tenants(self) -> list[str]:
+        """The tenants with a policy file of their own (others have the default's section)."""
+        self("")  # reads or refreshes the files
+        return [] if self._store is None else sorted(self._store.current.tenants)

@@ -29,6 +29,10 @@ def _in_review() -> Iterable[tuple[float, dict[str, str]]]:
     return [(s.in_review, {"queue": s.name}) for s in _latest]
 
 
+def _past_due() -> Iterable[tuple[float, dict[str, str]]]:
+    return [(s.past_due, {"queue": s.name}) for s in _latest]
+
+
 def _oldest_age() -> Iterable[tuple[float, dict[str, str]]]:
     return [(s.oldest_age_seconds or 0.0, {"queue": s.name}) for s in _latest]
 
@@ -36,6 +40,7 @@ def _oldest_age() -> Iterable[tuple[float, dict[str, str]]]:
 observe_gauge("modstream.review.queue.pending", "{job}", "Jobs waiting in a review queue", _pending)
 observe_gauge("modstream.review.queue.in_review", "{job}", "Jobs a reviewer holds now", _in_review)
 observe_gauge("modstream.review.queue.oldest_age", "s", "Age of the oldest waiting job (0: none)", _oldest_age)
+observe_gauge("modstream.review.queue.past_due", "{job}", "Waiting jobs past their due date", _past_due)
 observe_gauge(
     "modstream.appeals.overdue", "{appeal}", "Open appeals past their due date, by tenant", lambda: _overdue_readings()
 )

@@ -200,7 +200,7 @@ def _enqueue(service: ReviewService) -> Prepare:
         job = job_for(request, trace_context=trace_carrier(headers))
 
         async def enqueue() -> None:
-            if await service.queues.enqueue(job):
+            if await service.queue_job(job):
                 log.info("review job queued", extra={"event_id": request.event_id, "queue": request.queue})
 
         return enqueue

@@ -20,6 +20,7 @@ from modstream.core.events import (
     Thresholds,
     Trigger,
 )
+from modstream.core.review_rules import ReviewRules, Severity
 from modstream.core.sampling import in_sample
 
 SECOND_REVIEW_SUFFIX = ":second"
@@ -78,6 +79,8 @@ class ReviewJob(BaseModel):
     bank_on_remove: dict[str, BankName] = Field(default_factory=dict)
     uploaded_at: datetime
     enqueued_at: datetime
+    severity: Severity = Field(default="standard", description="the tenant's severity of its triggering labels")
+    due_at: datetime | None = Field(default=None, description="by when a person should first look; none: the defaults")
     metadata: dict[str, str] = Field(default_factory=dict)
     # The upload's trace (W3C headers of the review request): the verdict continues it.
     trace_context: dict[str, str] = Field(default_factory=dict)
@@ -107,11 +110,27 @@ class ReviewJob(BaseModel):
         return self.decides and chosen_for_second_review(self.event_id, self.double_review_rate)
 
     def second_review(self, enqueued_at: datetime) -> "ReviewJob":
-        """The same image, scores and reasons for another reviewer: nothing of the first verdict
-        is in a job, so the second reviewer cannot see it."""
-        return self.model_copy(
-            update={"job_id": self.event_id + SECOND_REVIEW_SUFFIX, "kind": "second_review", "enqueued_at": enqueued_at}
-        )
+        """The same image, scores and reasons for another reviewer (due as long after queueing as
+        the first): nothing of the first verdict is in a job, so the second reviewer cannot see it."""
+        update = {
+            "job_id": self.event_id + SECOND_REVIEW_SUFFIX,
+            "kind": "second_review",
+            "enqueued_at": enqueued_at,
+            "due_at": enqueued_at + (self.due - self.enqueued_at),
+        }
+        return self.model_copy(update=update)
+
+    def under(self, rules: ReviewRules) -> "ReviewJob":
+        """The job with its tenant's severity (of the labels that triggered it) and due date
+        (an appeal's is the appeal's own)."""
+        severity = rules.severity_of(self.labels_triggered)
+        due = self.appeal.due_at if self.appeal is not None else rules.due_at(self.queue, severity, self.enqueued_at)
+        return self.model_copy(update={"severity": severity, "due_at": due})
+
+    @property
+    def due(self) -> datetime:
+        """By when a person should first look: its due date, or the default rules' for its severity."""
+        return self.due_at or ReviewRules().due_at(self.queue, self.severity, self.enqueued_at)
 
     @property
     def labels_offered(self) -> list[str]:
@@ -126,14 +145,6 @@ class ReviewJob(BaseModel):
     def labels_triggered(self) -> list[str]:
         return sorted({t.label for t in self.triggered})
 
-    @property
-    def priority(self) -> float:
-        """The highest triggering score (0 when an audit sample triggered nothing); for an
-        appeal 0, so appeals go by age: in a queue, the oldest is the first due."""
-        if self.kind == "appeal":
-            return 0.0
-        return max((t.score for t in self.triggered), default=0.0)
-
 
 class Lease(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -142,6 +153,7 @@ class Lease(BaseModel):
     reviewer: str
     claimed_at: datetime
     expires_at: datetime
+    first_claim: bool = Field(default=False, description="the job's first claim: its first look by a person")
 
 
 class QueueStats(BaseModel):
@@ -151,6 +163,8 @@ class QueueStats(BaseModel):
     pending: int
     in_review: int
     oldest_age_seconds: float | None
+    next_due_in_seconds: float | None = Field(default=None, description="negative: the first pending job is past due")
+    past_due: int = Field(default=0, description="pending jobs past their due date")
 
 
 class VerdictInput(BaseModel):
@@ -187,13 +201,3 @@ def chosen_for_second_review(event_id: str, rate: float) -> bool:
     bare id): audit samples are double-reviewed at the same rate as other jobs.
     """
     return in_sample(f"double:{event_id}", rate)
-
-
-def order_score(priority: float, enqueued_epoch: float) -> float:
-    """Sorted-set score: higher priority first, then older first (lower score pops first).
-
-    Priority is kept to 1e-4; the enqueue time (seconds) breaks ties. Both fit in a
-    double without loss: at most 10,001 priority steps x 1e10 + ~2e9 seconds.
-    """
-    step = round((1.0 - min(max(priority, 0.0), 1.0)) * 10_000)
-    return step * 1e10 + enqueued_epoch

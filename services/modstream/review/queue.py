@@ -5,15 +5,18 @@ never hold the same job, and a job is never both pending and leased. A job moves
 pending -> leased -> closed, or back to pending when its lease is released or expires
 (expired leases are returned by whichever call next touches that queue).
 
-Keys (prefix ``review:``): ``job:{id}`` hash; ``pending:{queue}`` zset ordered by
-priority then age; ``age:{queue}`` zset by enqueue time; ``leases:{queue}`` zset by
-lease expiry; ``queues`` set of queue names; ``depth:{queue}`` zset of depth samples.
-The scripts address keys they compute, so they assume a single Redis, not a cluster.
+Keys (prefix ``review:``): ``job:{id}`` hash; ``pending:{queue}`` zset by due date (epoch
+seconds: claims serve the job due soonest, and the jobs past due are a range count);
+``age:{queue}`` zset by enqueue time; ``leases:{queue}`` zset by lease expiry; ``queues`` set
+of queue names; ``depth:{queue}`` zset of depth samples. The scripts address keys they
+compute, so they assume a single Redis, not a cluster.
 
 A job may exclude reviewers (a second review, its first reviewer): a field
-``excluded:{reviewer}`` in its hash. A claim takes the first job in order that does not
-exclude the claimer, looking at no more than ``CLAIM_SCAN`` pending jobs, so a claim stays
-cheap however long the queue; jobs it passes over stay pending, in place, for others.
+``excluded:{reviewer}`` in its hash. A severe job may be refused to a reviewer by the
+exposure limits of its tenant (``refused``, computed by the caller from that reviewer's
+counters). A claim takes the first job in order that the claimer may take, looking at no more
+than ``CLAIM_SCAN`` pending jobs per queue, so a claim stays cheap however long the queue; jobs
+it passes over stay pending, in place, for others.
 
 A closed job's hash expires after the retention; open jobs never do. What happened to it
 stays in the audit log (a stream of its own). Enqueue is idempotent only while the hash
@@ -21,14 +24,16 @@ is there, so the retention must outlast the review-requests topic's: a request r
 after its job expired makes a new job.
 """
 
+import json
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
 from modstream.core.settings import Settings
-from modstream.review.jobs import Lease, QueueStats, ReviewJob, order_score
+from modstream.review.jobs import Lease, QueueStats, ReviewJob
 
 # A reviewer who has this many excluded jobs at the head of a queue finds it empty until
 # others take some: only their own first verdicts' second reviews exclude them.
@@ -37,6 +42,23 @@ CLAIM_SCAN = 100
 
 class LeaseLost(Exception):
     """The reviewer does not (or no longer) hold a live lease on the job."""
+
+
+@dataclass(frozen=True)
+class SevereRefused:
+    """Whose severe jobs a claim may not hand out: tenants by name, any other by ``default``."""
+
+    default: bool = False
+    tenants: dict[str, bool] = field(default_factory=dict)
+
+    def of(self, tenant: str) -> bool:
+        return self.tenants.get(tenant, self.default)
+
+    def to_json(self) -> str:
+        return json.dumps({"default": self.default, "tenants": self.tenants or {}})
+
+
+NOTHING_REFUSED = SevereRefused()
 
 
 _RETURN_EXPIRED = """
@@ -57,8 +79,8 @@ local prefix, id, queue = ARGV[1], ARGV[2], ARGV[3]
 local job = prefix .. 'job:' .. id
 if redis.call('EXISTS', job) == 1 then return 0 end
 redis.call('HSET', job, 'data', ARGV[4], 'status', 'pending', 'queue', queue, 'order', ARGV[5],
-           'enqueued', ARGV[6], 'reviewer', '')
-for i = 7, #ARGV do redis.call('HSET', job, 'excluded:' .. ARGV[i], 1) end
+           'enqueued', ARGV[6], 'reviewer', '', 'tenant', ARGV[7], 'severe', ARGV[8])
+for i = 9, #ARGV do redis.call('HSET', job, 'excluded:' .. ARGV[i], 1) end
 redis.call('ZADD', prefix .. 'pending:' .. queue, ARGV[5], id)
 redis.call('ZADD', prefix .. 'age:' .. queue, ARGV[6], id)
 redis.call('SADD', prefix .. 'queues', queue)
@@ -68,27 +90,47 @@ return 1
 _CLAIM = (
     _RETURN_EXPIRED
     + """
-local prefix, queue, reviewer, now, expires, scan = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-return_expired(prefix, queue, now)
-local pending = prefix .. 'pending:' .. queue
--- In pages of 10: the head of the queue is nearly always claimable.
-local from, last = 0, tonumber(scan) - 1
-while from <= last do
-  local ids = redis.call('ZRANGE', pending, from, math.min(from + 9, last))
-  if #ids == 0 then return nil end
-  for _, id in ipairs(ids) do
-    local job = prefix .. 'job:' .. id
-    if redis.call('HEXISTS', job, 'excluded:' .. reviewer) == 0 then
-      redis.call('ZREM', pending, id)
-      redis.call('ZREM', prefix .. 'age:' .. queue, id)
-      redis.call('ZADD', prefix .. 'leases:' .. queue, expires, id)
-      redis.call('HSET', job, 'status', 'leased', 'reviewer', reviewer, 'claimed', now, 'expires', expires)
-      return {id, redis.call('HGET', job, 'data')}
-    end
-  end
-  from = from + #ids
+-- ARGV: prefix, reviewer, now, expires, scan, refused (JSON: {"default": bool, "tenants":
+-- {tenant: bool}}: whose severe jobs this reviewer may not take), then the queues to serve.
+local prefix, reviewer, now, expires, scan = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local refused = cjson.decode(ARGV[6])
+local function may_take(job)
+  if redis.call('HEXISTS', job, 'excluded:' .. reviewer) == 1 then return false end
+  if redis.call('HGET', job, 'severe') ~= '1' then return true end
+  local by_tenant = refused['tenants'][redis.call('HGET', job, 'tenant')]
+  if by_tenant == nil then return not refused['default'] end
+  return not by_tenant
 end
-return nil
+-- The first job of a queue this reviewer may take, and its due date; in pages of 10: the
+-- head of a queue is nearly always claimable.
+local function first_takeable(queue)
+  local pending = prefix .. 'pending:' .. queue
+  local from, last = 0, scan - 1
+  while from <= last do
+    local ids = redis.call('ZRANGE', pending, from, math.min(from + 9, last), 'WITHSCORES')
+    if #ids == 0 then return nil end
+    for i = 1, #ids, 2 do
+      if may_take(prefix .. 'job:' .. ids[i]) then return ids[i], tonumber(ids[i + 1]) end
+    end
+    from = from + #ids / 2
+  end
+  return nil
+end
+local best, best_due, best_queue = nil, nil, nil
+for i = 7, #ARGV do
+  local queue = ARGV[i]
+  return_expired(prefix, queue, now)
+  local id, due = first_takeable(queue)
+  if id and (best_due == nil or due < best_due) then best, best_due, best_queue = id, due, queue end
+end
+if not best then return nil end
+local job = prefix .. 'job:' .. best
+redis.call('ZREM', prefix .. 'pending:' .. best_queue, best)
+redis.call('ZREM', prefix .. 'age:' .. best_queue, best)
+redis.call('ZADD', prefix .. 'leases:' .. best_queue, expires, best)
+redis.call('HSET', job, 'status', 'leased', 'reviewer', reviewer, 'claimed', now, 'expires', expires)
+local first = redis.call('HSETNX', job, 'first_claimed', now)
+return {best, redis.call('HGET', job, 'data'), first}
 """
 )
 
@@ -150,9 +192,11 @@ local prefix, now = ARGV[1], ARGV[2]
 local out = {}
 for _, queue in ipairs(redis.call('SMEMBERS', prefix .. 'queues')) do
   return_expired(prefix, queue, now)
+  local pending = prefix .. 'pending:' .. queue
   local oldest = redis.call('ZRANGE', prefix .. 'age:' .. queue, 0, 0, 'WITHSCORES')
-  table.insert(out, {queue, redis.call('ZCARD', prefix .. 'pending:' .. queue),
-                     redis.call('ZCARD', prefix .. 'leases:' .. queue), oldest[2] or ''})
+  local soonest = redis.call('ZRANGE', pending, 0, 0, 'WITHSCORES')
+  table.insert(out, {queue, redis.call('ZCARD', pending), redis.call('ZCARD', prefix .. 'leases:' .. queue),
+                     oldest[2] or '', soonest[2] or '', redis.call('ZCOUNT', pending, '-inf', now)})
 end
 return out
 """
@@ -205,19 +249,59 @@ class ReviewQueues:
         """Add the job, which the ``excluded`` reviewers can never claim, unless a job with its
         id was ever enqueued; True when added."""
         enqueued = job.enqueued_at.timestamp()
-        order = order_score(job.priority, enqueued)
-        args = [self._prefix, job.job_id, job.queue, job.model_dump_json(), repr(order), repr(enqueued), *excluded]
-        return bool(await self._enqueue(args=args))
+        severe = "1" if job.severity == "severe" else "0"
+        data = job.model_dump_json()
+        args = [
+            self._prefix,
+            job.job_id,
+            job.queue,
+            data,
+            repr(job.due.timestamp()),
+            repr(enqueued),
+            job.tenant,
+            severe,
+        ]
+        return bool(await self._enqueue(args=[*args, *excluded]))
 
-    async def claim(self, queue: str, reviewer: str, now: float | None = None) -> tuple[ReviewJob, Lease] | None:
-        """Lease the next job of the queue that this reviewer may take; None when there is none."""
-        now = time.time() if now is None else now
+    async def claim(
+        self,
+        queues: str | Sequence[str],
+        reviewer: str,
+        now: float | None = None,
+        refused: SevereRefused = NOTHING_REFUSED,
+    ) -> tuple[ReviewJob, Lease] | None:
+        """Lease the job due soonest, of these queues, that this reviewer may take; None when there
+        is none. The lease says whether this was the job's first claim."""
+        now = _now(now)
         expires = now + self.lease_seconds
-        found = await self._claim(args=[self._prefix, queue, reviewer, repr(now), repr(expires), CLAIM_SCAN])
+        names = [queues] if isinstance(queues, str) else list(queues)
+        if not names:
+            return None
+        args: list[str | int] = [
+            self._prefix,
+            reviewer,
+            repr(now),
+            repr(expires),
+            CLAIM_SCAN,
+            refused.to_json(),
+            *names,
+        ]
+        found = await self._claim(args=args)
         if not found:
             return None
         job = ReviewJob.model_validate_json(found[1])
-        return job, Lease(job_id=job.job_id, reviewer=reviewer, claimed_at=_time(now), expires_at=_time(expires))
+        lease = Lease(
+            job_id=job.job_id,
+            reviewer=reviewer,
+            claimed_at=_time(now),
+            expires_at=_time(expires),
+            first_claim=bool(found[2]),
+        )
+        return job, lease
+
+    async def names(self) -> list[str]:
+        """Every queue that ever held a job."""
+        return sorted(m.decode() for m in await self._redis.smembers(f"{self._prefix}queues"))  # type: ignore[misc]
 
     async def release(self, job_id: str, reviewer: str, now: float | None = None) -> bool:
         """Give a held job back to its queue (a skip); False when the reviewer did not hold it."""
@@ -278,8 +362,10 @@ class ReviewQueues:
                     pending=int(pending),
                     in_review=int(leased),
                     oldest_age_seconds=round(now - float(oldest), 1) if oldest else None,
+                    next_due_in_seconds=round(float(soonest) - now, 1) if soonest else None,
+                    past_due=int(past_due),
                 )
-                for name, pending, leased, oldest in rows
+                for name, pending, leased, oldest, soonest, past_due in rows
             ),
             key=lambda s: s.name,
         )
@@ -294,7 +380,7 @@ class ReviewQueues:
 
     async def depth_history(self, since: float) -> dict[str, list[tuple[datetime, int]]]:
         history: dict[str, list[tuple[datetime, int]]] = {}
-        for name in sorted(m.decode() for m in await self._redis.smembers(f"{self._prefix}queues")):  # type: ignore[misc]
+        for name in await self.names():
             samples = await self._redis.zrangebyscore(f"{self._prefix}depth:{name}", since, "+inf")
             history[name] = [(_time(float(t)), int(d)) for t, d in (s.decode().split(":") for s in samples)]
         return history

@@ -35,12 +35,14 @@ from modstream.core.events import (
 )
 from modstream.core.kafka import KafkaPublisher, producer_options
 from modstream.core.labels import LabelDefinition, LabelRegistry, label_definition
+from modstream.core.review_rules import RulesByTenant, SameForAll
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.text import fold, fold_term
 from modstream.core.tracing import inject_headers, tracer
 from modstream.review.appeals import AppealBook, appeal_job, kept_for
 from modstream.review.audit import AuditEntry, AuditLog
+from modstream.review.exposure import Exposure, ExposureBook, OnBreak, break_starts, refusals
 from modstream.review.jobs import Lease, QueueStats, ReviewJob, Verdict, VerdictInput
 from modstream.review.queue import LeaseLost, ReviewQueues
 from modstream.review.stats import DecisionCounts, HourCounts
@@ -79,6 +81,7 @@ class ReviewService:
         taxonomy_labels: Callable[[], Collection[str]] = tuple,
         appeal_rules: Callable[[str], AppealRules] = lambda tenant: AppealRules(),
         bank_value: Callable[[str, str], str] = lambda kind, value: value,
+        review_rules: RulesByTenant | None = None,
     ) -> None:
         self.settings = settings
         # The banks a reviewer can add to (the composer passes the bank room's live view).
@@ -91,12 +94,15 @@ class ReviewService:
         self.taxonomy_labels = taxonomy_labels
         # A tenant's appeals section (the composer passes the policies' live view).
         self.appeal_rules = appeal_rules
+        # Each tenant's review section (severe labels, due targets, exposure limits).
+        self.review_rules: RulesByTenant = review_rules or SameForAll()
         self.redis = aioredis.Redis.from_url(settings.redis_url)
         self.queues = ReviewQueues.of(self.redis, settings)
         self.audit_log = AuditLog(self.redis)
         self.labels = LabelRegistry(self.redis)
         self.counts = DecisionCounts(self.redis)
         self.appeals = AppealBook(self.redis)
+        self.exposure = ExposureBook(self.redis)
         self.store = ObjectStore(settings)
         self._producer: AIOKafkaProducer | None = None
         self._publisher: KafkaPublisher | None = None
@@ -115,11 +121,50 @@ class ReviewService:
     async def queue_stats(self) -> list[QueueStats]:
         return await self.queues.stats()
 
-    async def claim_next(self, queue: str, reviewer: str) -> tuple[ReviewJob, Lease] | None:
-        claimed = await self.queues.claim(queue, reviewer)
-        if claimed is not None:
-            await self.audit(reviewer, "claim", job=claimed[0].job_id, queue=queue)
+    async def claim_next(self, queue: str | None, reviewer: str) -> tuple[ReviewJob, Lease] | None:
+        """The job due soonest in ``queue`` (None: in any queue) that the reviewer may take now.
+
+        Raises ``OnBreak`` when a run of severe images calls for a break (starting it, audited)
+        or one is on; a tenant's severe jobs are passed over once the reviewer reached its cap.
+        """
+        now = datetime.now(UTC)
+        exposure = await self.exposure.today(reviewer, now)
+        if exposure.on_break(now):
+            raise OnBreak(exposure.break_until or now)
+        if break_starts(exposure):
+            until = await self.exposure.start_break(exposure, now)
+            await self.audit(reviewer, "break", until=until.isoformat(), severe_in_row=exposure.severe_in_row)
+            raise OnBreak(until)
+        refused = refusals(
+            exposure, lambda tenant: self.review_rules(tenant or "").exposure, self.review_rules.tenants()
+        )
+        queues = await self.queues.names() if queue is None else queue
+        claimed = await self.queues.claim(queues, reviewer, now.timestamp(), refused)
+        if claimed is None:
+            return None
+        job, lease = claimed
+        await self.exposure.seen(reviewer, job, self.review_rules(job.tenant).exposure, now)
+        if lease.first_claim:
+            waited = (now - job.enqueued_at).total_seconds()
+            metrics.review_first_look.record(waited, {"queue": job.queue, "severity": job.severity})
+        await self.audit(reviewer, "claim", job=job.job_id, queue=job.queue)
         return claimed
+
+    async def exposure_today(self, reviewer: str) -> Exposure:
+        return await self.exposure.today(reviewer)
+
+    async def report_unblurred(self, job_id: str, reviewer: str, seconds: float) -> float:
+        """Count seconds the reviewer looked at the job's image unblurred; the day's total for its
+        severity. Only the reviewer holding the job reports on it."""
+        found = await self.queues.job(job_id)
+        if found is None or found[1] is None or found[1].reviewer != reviewer:
+            raise LeaseLost(f"{reviewer} does not hold a live lease on job {job_id}")
+        return await self.exposure.add_unblurred(reviewer, found[0].severity, seconds)
+
+    async def override_exposure(self, reviewer: str, by: str, reason: str) -> None:
+        """Lift a reviewer's caps and break for the rest of the day (an admin's decision, audited)."""
+        await self.exposure.override(reviewer, by)
+        await self.audit(by, "exposure_override", reviewer=reviewer, reason=reason)
 
     async def job(self, job_id: str) -> tuple[ReviewJob, Lease | None, str] | None:
         return await self.queues.job(job_id)
@@ -191,6 +236,8 @@ class ReviewService:
             for key in withdrawn:
                 await self._publisher.publish(self.settings.topic_banks, key, None, headers)
         metrics.verdicts.add(1, {"queue": job.queue, "verdict": verdict.verdict.value})
+        waited = (datetime.now(UTC) - job.enqueued_at).total_seconds()
+        metrics.review_decision_time.record(waited, {"queue": job.queue, "severity": job.severity, "kind": job.kind})
         if job.appeal is not None:
             await self.appeals.decided(job)
             now = datetime.now(UTC)
@@ -202,7 +249,7 @@ class ReviewService:
             metrics.decisions.add(1, {"outcome": decision.decision.value, "source": decision.source})
         second = job.second_review(datetime.now(UTC)) if job.wants_second_review else None
         if second is not None:
-            await self.queues.enqueue(second, excluded=[reviewer])
+            await self.queues.enqueue(second, excluded=[reviewer])  # as severe and as soon due as the first
         await self.queues.close(job_id, reviewer)
         details: dict[str, object] = {"second_job": second.job_id} if second else {}
         if banked:
@@ -214,11 +261,16 @@ class ReviewService:
         )
         return decision or record
 
+    async def queue_job(self, job: ReviewJob, excluded: Collection[str] = ()) -> bool:
+        """Queue a new job with its tenant's severity and due date, unless a job with its id was
+        ever queued (True when added); ``excluded`` reviewers can never claim it."""
+        return await self.queues.enqueue(job.under(self.review_rules(job.tenant)), excluded)
+
     async def enqueue_all(self, jobs: list[ReviewJob], by: str) -> int:
         """Add jobs someone asked for (a seeded labelling queue), audited; how many were new."""
         added = 0
         for job in jobs:
-            added += await self.queues.enqueue(job)
+            added += await self.queue_job(job)
         await self.audit(by, "jobs_enqueued", queues=sorted({j.queue for j in jobs}), asked=len(jobs), added=added)
         return added
 
@@ -334,7 +386,7 @@ class ReviewService:
         else:
             job = appeal_job(appeal, restriction, rules, now)
             excluded = [restriction.reviewer] if restriction.reviewer else []
-            if await self.queues.enqueue(job, excluded=excluded):
+            if await self.queue_job(job, excluded=excluded):
                 await self.appeals.track(job)
                 await self.audit(
                     "appeals",

@@ -1,13 +1,17 @@
 """The JSON API, for bearer tokens (``modstream dashboard token NAME``): the queues, claiming
-the next job, a job with the labels a verdict may name, the verdict, a skip, and lodging an
+the next job (of a queue, or due soonest of all: 429 while the exposure limits call for a
+break), the caller's exposure today, a job with the labels a verdict may name, the verdict, a skip, and lodging an
 appeal (for a platform with no Kafka client; an admin's token)."""
 
+import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import JSONResponse
 
 from modstream.core.events import AppealLodged, AppealOutcome, ModerationDecision, ReviewVerdict
+from modstream.review.exposure import OnBreak
 from modstream.review.jobs import Lease, ReviewJob, VerdictInput
 from modstream.review.queue import LeaseLost
 from modstream.review.service import CannotBank, ReviewService, UnknownLabels
@@ -24,11 +28,30 @@ async def api_queues(session: Api, dashboard: Shared) -> list[dict[str, Any]]:
 
 @router.post("/queues/{queue}/claim")
 async def api_claim(queue: str, session: Api, dashboard: Shared) -> Response:
-    claimed = await dashboard.service.claim_next(queue, session.user)
+    return await _claim(dashboard.service, queue, session.user)
+
+
+@router.post("/claim")
+async def api_claim_next_due(session: Api, dashboard: Shared) -> Response:
+    return await _claim(dashboard.service, None, session.user)
+
+
+@router.get("/exposure")
+async def api_exposure(session: Api, dashboard: Shared) -> dict[str, Any]:
+    """What the caller was shown today, by severity, and any break."""
+    return dataclasses.asdict(await dashboard.service.exposure_today(session.user))
+
+
+async def _claim(service: ReviewService, queue: str | None, reviewer: str) -> Response:
+    try:
+        claimed = await service.claim_next(queue, reviewer)
+    except OnBreak as exc:
+        seconds = max(1, int((exc.until - datetime.now(UTC)).total_seconds()))
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(seconds)})
     if claimed is None:
         return Response(status_code=204)
     job, lease = claimed
-    return JSONResponse(await _job_document(dashboard.service, job, lease, "leased"))
+    return JSONResponse(await _job_document(service, job, lease, "leased"))
 
 
 @router.get("/jobs/{job_id}")

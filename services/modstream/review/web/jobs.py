@@ -1,5 +1,6 @@
-"""Reviewing in the browser: the queues, the open appeals by due date, claiming the next job, a
-job's page and image, and the verdict or skip that leads on to the queue's next job."""
+"""Reviewing in the browser: the queues (with the reviewer's own exposure today), the open
+appeals by due date, claiming the next job (of a queue, or the one due soonest of all), a job's
+page and image, and the verdict or skip that leads on to the queue's next job."""
 
 import asyncio
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from modstream.core.storage import ObjectMissing
+from modstream.review.exposure import OnBreak
 from modstream.review.jobs import Verdict, VerdictInput
 from modstream.review.queue import LeaseLost
 from modstream.review.service import CannotBank, ReviewService, UnknownLabels
@@ -24,7 +26,19 @@ APPEALS_LISTED = 500  # the appeals page lists the ones due soonest
 
 @router.get("/")
 async def queues(request: Request, session: Page, dashboard: Shared) -> Response:
-    return dashboard.pages.render(request, "queues.html", session, queues=await dashboard.service.queue_stats())
+    service = dashboard.service
+    exposure = await service.exposure_today(session.user)
+    now = datetime.now(UTC)
+    return dashboard.pages.render(
+        request,
+        "queues.html",
+        session,
+        queues=await service.queue_stats(),
+        exposure=exposure,
+        on_break=exposure.on_break(now),
+        now=now,
+        cap=service.review_rules("").exposure,
+    )
 
 
 @router.get("/appeals")
@@ -45,6 +59,12 @@ async def appeals(request: Request, session: Page, dashboard: Shared) -> Respons
 @router.post("/queues/{queue}/claim")
 async def start_reviewing(queue: str, session: Posted, dashboard: Shared) -> Response:
     return await _next_job(dashboard.service, queue, session.user, empty="empty")
+
+
+@router.post("/claim")
+async def next_due(session: Posted, dashboard: Shared) -> Response:
+    """The job due soonest in any queue, then the next due after each verdict."""
+    return await _next_job(dashboard.service, None, session.user, empty="empty")
 
 
 @router.get("/jobs/{job_id}")
@@ -121,15 +141,22 @@ async def skip_form(job_id: str, session: Posted, dashboard: Shared) -> Response
     service = dashboard.service
     job = await held_job(service, job_id, session)
     # Claim the next job before giving this one back, so a skip never returns it.
-    following = await service.claim_next(job.queue, session.user)
+    try:
+        following = await service.claim_next(job.queue, session.user)
+    except OnBreak:
+        await service.skip(job_id, session.user)
+        return RedirectResponse("/?notice=break", status_code=303)
     await service.skip(job_id, session.user)
     if following is None:
         return RedirectResponse("/?notice=empty", status_code=303)
     return RedirectResponse(f"/jobs/{following[0].job_id}", status_code=303)
 
 
-async def _next_job(service: ReviewService, queue: str, reviewer: str, *, empty: str) -> Response:
-    claimed = await service.claim_next(queue, reviewer)
+async def _next_job(service: ReviewService, queue: str | None, reviewer: str, *, empty: str) -> Response:
+    try:
+        claimed = await service.claim_next(queue, reviewer)
+    except OnBreak:
+        return RedirectResponse("/?notice=break", status_code=303)
     if claimed is None:
         return RedirectResponse(f"/?notice={empty}", status_code=303)
     return RedirectResponse(f"/jobs/{claimed[0].job_id}", status_code=303)

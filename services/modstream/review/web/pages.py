@@ -22,6 +22,8 @@ NOTICES = {
     "revoked": "Session ended.",
     "gone": "That session had already ended.",
     "defined": "Label defined: every job offers it now.",
+    "break": "Time for a break: you have seen a run of severe images. Jobs come again when it ends.",
+    "overridden": "Limits lifted for that reviewer for the rest of the day (audited).",
 }
 
 
@@ -37,6 +39,7 @@ class Pages:
         self.templates.env.globals["admin_pages"] = tuple(admin_pages)
         self.templates.env.globals["reader_pages"] = tuple(reader_pages)
         self.templates.env.filters["duration"] = duration
+        self.templates.env.filters["seconds_span"] = lambda seconds: duration(timedelta(seconds=seconds))
 
     def render(
         self, request: Request, template: str, session: Session | None, *, status_code: int = 200, **context: Any

@@ -9,6 +9,7 @@ import uvicorn
 from modstream.core.appeals import AppealRules
 from modstream.core.logs import configure_logging
 from modstream.core.metrics import serve_metrics
+from modstream.core.review_rules import RulesByTenant
 from modstream.core.settings import Settings
 from modstream.core.tracing import configure_tracing
 from modstream.review.service import ReviewService
@@ -33,11 +34,13 @@ def run_dashboard(
     taxonomy_labels: Callable[[], Collection[str]] = tuple,
     appeal_rules: Callable[[str], AppealRules] = lambda tenant: AppealRules(),
     bank_value: Callable[[str, str], str] = lambda kind, value: value,
+    review_rules: RulesByTenant | None = None,
 ) -> None:
     """``bank_names``: the banks a reviewer may add an image to (the bank room's live view);
     ``bank_value``: a signal type's value as banks keep it (the bank room's check of a phrase);
     ``taxonomy_labels``: the labels the models score, which no defined label may take;
-    ``appeal_rules``: a tenant's appeals section (the policies' live view)."""
+    ``appeal_rules``: a tenant's appeals section, ``review_rules`` its review section (the
+    policies' live views)."""
     # JSON lines on stderr (the dashboard's log): ours from info up (the feeds' failures and
     # recoveries), every library's warnings; log_config=None below keeps uvicorn from
     # installing its own plain-text handlers, so its errors come through here too.
@@ -51,6 +54,7 @@ def run_dashboard(
         taxonomy_labels=taxonomy_labels,
         appeal_rules=appeal_rules,
         bank_value=bank_value,
+        review_rules=review_rules,
     )
     app = create_app(
         service, users_file(settings), admin_pages=admin_pages, reader_pages=reader_pages, extensions=extensions
