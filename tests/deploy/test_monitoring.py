@@ -31,6 +31,8 @@ for name in ("events_consumed", "records_published", "decisions", "decision_labe
     getattr(metrics, name).add(1, {"x": "y"})
 metrics.stage_duration.record(0.1, {"stage": "fetch"})
 metrics.appeal_decision_time.record(3600.0, {"queue": "appeals"})
+metrics.review_first_look.record(600.0, {"queue": "q", "severity": "severe"})
+metrics.review_decision_time.record(900.0, {"queue": "q", "severity": "severe", "kind": "threshold_review"})
 drift_monitor._readings[("t", "nsfw")] = drift_monitor.Reading("1", 0, Drift(0.3, 0.1, 0.2, 0.0, 900))
 drift_monitor._audit_rates["t"] = 0.1
 archived._set_aside["t"] = {"orphan": 1}
@@ -99,6 +101,9 @@ def test_the_dashboard_shows_the_key_numbers() -> None:
         "nv_inference_exec_count",
         "modstream_review_queue_pending",
         "modstream_review_queue_oldest_age_seconds",
+        "modstream_review_queue_past_due",
+        "modstream_review_first_look_time_seconds_bucket",
+        "modstream_review_decision_time_seconds_bucket",
         "modstream_errors_total",
         "modstream_drift_psi",
         "modstream_drift_decision_rate_change",
