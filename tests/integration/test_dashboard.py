@@ -101,7 +101,7 @@ async def test_review_a_queue_the_next_job_loads_and_others_cannot_touch_it(
         csrf = await log_in(rita, "rita")
         await log_in(remy, "remy")
         claimed = await rita.post("/queues/q/claim", data={"csrf": csrf})
-        assert claimed.headers["location"] == f"/jobs/{first.job_id}"  # highest score first
+        assert claimed.headers["location"] == f"/jobs/{first.job_id}"  # queued first: due first
         page = await rita.get(f"/jobs/{first.job_id}")
         assert page.status_code == 200 and 'class="shielded blur-medium"' in page.text and "nsfw" in page.text
         # The verdict asks for the label set: the triggered label ticked, the others offered.
