@@ -26,6 +26,8 @@ class Example:
     name: str
     data: bytes
     emblem: bool
+    box: tuple[float, float, float, float] | None = None
+    """Where the emblem is: x0, y0, x1, y1 as fractions of the image's width and height."""
 
 
 def emblem(size: int) -> Image.Image:
@@ -55,15 +57,17 @@ def examples(cache_dir: Path, count: int, seed: int, share_with_emblem: float = 
         name = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
         image = crop(backgrounds[name], rng)
         marked = i < with_emblem
+        box = None
         if marked:
             side = int(min(image.size) * rng.uniform(0.25, 0.4))
             x = int(rng.integers(0, image.width - side))
             y = int(rng.integers(0, image.height - side))
             mark = emblem(side)
             image.paste(mark, (x, y), mark)
+            box = (x / image.width, y / image.height, (x + side) / image.width, (y + side) / image.height)
         out = io.BytesIO()
         image.save(out, "JPEG", quality=int(rng.integers(80, 95)))
-        yield Example(f"{'emblem' if marked else 'clean'}-{seed}-{i:03d}.jpg", out.getvalue(), marked)
+        yield Example(f"{'emblem' if marked else 'clean'}-{seed}-{i:03d}.jpg", out.getvalue(), marked, box)
 
 
 def crop(photo: Image.Image, rng: np.random.Generator, shares: tuple[float, float] = (0.5, 0.9)) -> Image.Image:

@@ -26,6 +26,7 @@ def serve(
     from modstream.core.appeals import AppealRules
     from modstream.core.review_rules import ReviewRules
     from modstream.erasure.http import ErasureApi
+    from modstream.explain.store import maps_on_demand
     from modstream.policy.watcher import Sections
     from modstream.quality.page import QualityPage
     from modstream.review.web.server import run_dashboard, users_file
@@ -56,6 +57,8 @@ def serve(
         taxonomy_labels=lambda: taxonomy_labels(settings),
         appeal_rules=appeal_rules,
         review_rules=review_rules,
+        # The review page's heat maps: the decision's own models in Triton, kept per event and version.
+        explain=maps_on_demand(settings),
     )
 
 

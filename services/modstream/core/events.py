@@ -309,6 +309,17 @@ class TextMatch(Part):
         return self.rule.startswith("bank:")
 
 
+class SaliencyRef(Part):
+    """Where a decision's occlusion maps are kept (made by the models that decided, for the
+    blocks of a policy that asks for them: ``saliency_on_block``)."""
+
+    bucket: BucketName
+    key: ObjectKey
+    method: str = Field(description="how the copies were occluded, e.g. occlusion-7x7-48px")
+    labels: list[str] = Field(description="the labels with a map (text labels have none)")
+    seconds: float = Field(ge=0, description="what making them took")
+
+
 class DecisionError(Part):
     reason: ErrorReason
     message: str
@@ -339,6 +350,9 @@ class ModerationDecision(ImageRecord):
     bank_match: BankMatch | None = Field(default=None, description="the bank entry that decided, if one did")
     text: TextReading | None = Field(default=None, description="the text OCR read in the image; none when not read")
     text_matches: list[TextMatch] = Field(default_factory=list, description="text rules and text banks that matched")
+    saliency: SaliencyRef | None = Field(
+        default=None, description="the occlusion maps kept for this decision, when its policy asks for them"
+    )
     policy_id: str
     policy_version: str
     source: Literal["automatic", "human", "retroactive", "appeal"] = Field(

@@ -49,6 +49,11 @@ class Policy(BaseModel):
     double_review_rate: float = Field(
         default=0.0, ge=0.0, le=1.0, description="share of review jobs also given to a second, blind reviewer"
     )
+    saliency_on_block: bool = Field(
+        default=False,
+        description="make occlusion maps of every automatic block by the models that decided it, and keep them "
+        "beside the decision (50 copies of the image scored per block: docs/benchmark.md)",
+    )
     labels: dict[str, LabelRule]
     ignore: list[str] = Field(default_factory=list, description="model labels that never trigger, on purpose")
     bank_on_remove: dict[str, BankName] = Field(

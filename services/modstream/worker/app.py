@@ -29,6 +29,7 @@ from modstream.core.retry import retrying
 from modstream.core.settings import SHADOW_SUFFIX, Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.tracing import configure_tracing
+from modstream.explain.store import explainer_for
 from modstream.policy.watcher import PolicyStore
 from modstream.review.audit import AuditLog
 from modstream.worker.consumer import STOP_DRAIN_SECONDS, UploadsConsumer
@@ -173,6 +174,8 @@ async def _build_pipeline(settings: Settings, app: faust.App) -> Pipeline:
         policies=policies,
         banks=banks,
         shadow=Shadow(shadow_scorer, publisher, settings.topic_shadow, settings.shadow_max_in_flight),
+        # For the blocks of a policy with saliency_on_block: maps kept in the archive's bucket.
+        explainer=explainer_for(settings),
     )
 
 

@@ -29,9 +29,11 @@ from modstream.core.events import (
     ErrorReason,
     ImageHashes,
     ImageUploaded,
+    ModelRef,
     ModerationDecision,
     Outcome,
     ReviewRequest,
+    SaliencyRef,
     TextMatch,
 )
 from modstream.core.inference import ImageRejected, Scores, TritonScorer
@@ -40,6 +42,7 @@ from modstream.core.retry import GaveUp, retrying
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectMissing, ObjectStore, ObjectTooLarge
 from modstream.core.tracing import KafkaHeaders, extract_context, inject_headers, tracer
+from modstream.explain.store import Explainer
 from modstream.policy.engine import Policy, evaluate, label_scores
 from modstream.policy.watcher import PolicyStore
 from modstream.worker.duplicates import ScoreCache
@@ -74,6 +77,7 @@ class Pipeline:
         policies: PolicyStore,
         banks: Banks | None = None,
         shadow: Shadow | None = None,
+        explainer: Explainer | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -83,6 +87,7 @@ class Pipeline:
         self.policies = policies
         self.banks = Banks() if banks is None else banks
         self.shadow = shadow
+        self.explainer = explainer
         self.score_cache = ScoreCache(settings.score_cache_entries, settings.score_cache_ttl_seconds)
         self.admission = Admission(
             max_event_bytes=settings.max_event_bytes,
@@ -200,6 +205,9 @@ class Pipeline:
             verdict = evaluate(labelled, policy, content_id=event.event_id)
         if self.shadow is not None:
             await self.shadow.submit(event, image, dataclasses.replace(scores, by_label=labelled), verdict, policy)
+        saliency = None
+        if verdict.decision is Outcome.BLOCK and policy.saliency_on_block:
+            saliency = await self._saliency(event, image, scores.model)
         return self._decision(
             event,
             started,
@@ -214,6 +222,7 @@ class Pipeline:
             hashes=hashes,
             text=scores.text,
             text_matches=words.matches,
+            saliency=saliency,
             audit_sample=verdict.audit_sample,
             audit_rate=policy.audit_sample_rate,
             thresholds=policy.thresholds(),
@@ -248,6 +257,25 @@ class Pipeline:
             text_matches=text_matches or [],
             thresholds=policy.thresholds(),
         )
+
+    async def _saliency(self, event: ImageUploaded, image: bytes, model: ModelRef) -> SaliencyRef | None:
+        """The block's occlusion maps, kept beside it, when its policy asks for them. A map that
+        cannot be made is logged and the decision goes out without it: an explanation never holds
+        a block back, and the review page makes it on demand."""
+        if self.explainer is None:
+            log.warning(
+                "the policy asks for maps of blocks, but this worker makes none", extra={"event_id": event.event_id}
+            )
+            return None
+        with self._stage("saliency"):
+            try:
+                return (await self.explainer.saliency(event.event_id, image, model)).ref
+            except Exception as exc:
+                log.warning(
+                    "no occlusion maps for this block",
+                    extra={"event_id": event.event_id, "detail": f"{type(exc).__name__}: {exc}"[:500]},
+                )
+                return None
 
     async def check_serving_model(self) -> None:
         """Ask Triton which model version serves (a 1x1 probe), so that a deploy or a rollback

@@ -30,6 +30,8 @@ from modstream.review.web.extensions import DashboardExtension
 from modstream.review.web.headers import SecurityHeaders
 from modstream.review.web.pages import Pages
 from modstream.review.web.reader_pages import reader_pages as reader_router
+from modstream.review.web.saliency import ExplainMaps
+from modstream.review.web.saliency import router as saliency_router
 from modstream.review.web.shared import dashboard_of
 
 HERE = Path(__file__).parent
@@ -52,19 +54,23 @@ def create_app(
     admin_pages: Sequence[AdminPage] = (),
     reader_pages: Sequence[ReaderPage] = (),
     extensions: Sequence[DashboardExtension] = (),
+    explain: ExplainMaps | None = None,
 ) -> FastAPI:
     """The dashboard; ``redis_prefix`` namespaces its sessions, settings and sign-in counts;
-    ``extensions`` start and stop with it and serve their routes behind its API tokens."""
+    ``extensions`` start and stop with it and serve their routes behind its API tokens;
+    ``explain`` makes a job's occlusion maps for the review page (none: the page offers none)."""
     lifespan = _lifespan(service, extensions, run_feeds=run_feeds)
     app = DashboardApp(title="modstream review", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     pages = Pages(HERE / "templates", admin_pages, reader_pages)
     app.state.dashboard = dashboard_of(service, users_file, pages, redis_prefix)
+    app.state.explain = explain
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(LoginRequired, to_login)
     for router in (health.router, login.router, jobs.router, exposure.router, preferences.router, admin.router):
         app.include_router(router)
     app.include_router(admin.added_pages(admin_pages))
     app.include_router(reader_router(reader_pages))
+    app.include_router(saliency_router)
     app.include_router(api.router)
     for extension in extensions:
         app.include_router(extension.router(api_user))

@@ -16,6 +16,7 @@ from modstream.review.service import ReviewService
 from modstream.review.web.admin_pages import AdminPage, ReaderPage
 from modstream.review.web.app import create_app
 from modstream.review.web.extensions import DashboardExtension
+from modstream.review.web.saliency import ExplainMaps
 
 log = logging.getLogger("modstream.dashboard")
 
@@ -35,12 +36,13 @@ def run_dashboard(
     appeal_rules: Callable[[str], AppealRules] = lambda tenant: AppealRules(),
     bank_value: Callable[[str, str], str] = lambda kind, value: value,
     review_rules: RulesByTenant | None = None,
+    explain: ExplainMaps | None = None,
 ) -> None:
     """``bank_names``: the banks a reviewer may add an image to (the bank room's live view);
     ``bank_value``: a signal type's value as banks keep it (the bank room's check of a phrase);
     ``taxonomy_labels``: the labels the models score, which no defined label may take;
     ``appeal_rules``: a tenant's appeals section, ``review_rules`` its review section (the
-    policies' live views)."""
+    policies' live views); ``explain``: a job's occlusion maps (the explain room's)."""
     # JSON lines on stderr (the dashboard's log): ours from info up (the feeds' failures and
     # recoveries), every library's warnings; log_config=None below keeps uvicorn from
     # installing its own plain-text handlers, so its errors come through here too.
@@ -57,7 +59,12 @@ def run_dashboard(
         review_rules=review_rules,
     )
     app = create_app(
-        service, users_file(settings), admin_pages=admin_pages, reader_pages=reader_pages, extensions=extensions
+        service,
+        users_file(settings),
+        admin_pages=admin_pages,
+        reader_pages=reader_pages,
+        extensions=extensions,
+        explain=explain,
     )
     host, port = settings.bind_host, port or settings.dashboard_port
     log.info("dashboard starting", extra={"host": host, "port": port, "metrics_port": settings.dashboard_metrics_port})

@@ -1,4 +1,6 @@
-// Review page: keys for the verdict forms, and hold-to-reveal for what is shielded.
+// Review page: keys for the verdict forms, hold-to-reveal for what is shielded, and the heat map
+// of where the model looked (fetched on demand, drawn as SVG cells by attribute: the CSP allows
+// no style attribute).
 (function () {
   "use strict";
   // The image, the text boxes over it and the text read in it: revealed together, as boxes and
@@ -25,7 +27,7 @@
   }
 
   document.addEventListener("keydown", function (event) {
-    if (event.target instanceof HTMLInputElement || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement || event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === " ") { event.preventDefault(); reveal(true); return; }
     if (event.repeat) return;
     if (event.key === "a") press("approve");
@@ -42,5 +44,73 @@
     for (const name of ["pointerup", "pointerleave", "pointercancel"]) {
       revealButton.addEventListener(name, function () { reveal(false); });
     }
+  }
+
+  const heat = document.getElementById("heat");
+  const heatToggle = document.getElementById("heat-toggle");
+  const heatLabel = document.getElementById("heat-label");
+  const heatStatus = document.getElementById("heat-status");
+  const saliency = document.getElementById("saliency");
+  let maps = null; // the job's maps, fetched once (made once per event and model version)
+
+  function loadMaps() {
+    if (!maps) {
+      maps = fetch(saliency.dataset.url, { headers: { accept: "application/json" } }).then(async function (r) {
+        const body = await r.json().catch(function () { return {}; });
+        if (!r.ok) throw new Error(typeof body.detail === "string" ? body.detail : "HTTP " + r.status);
+        return body;
+      });
+      maps.catch(function () { maps = null; }); // a failure may be asked again
+    }
+    return maps;
+  }
+
+  function draw(found, label) {
+    heat.replaceChildren();
+    const map = found.maps[label];
+    if (!map) {
+      heatStatus.textContent = label + ": no occlusion map, " + (found.without_map[label] || "none was made") + ".";
+      return false;
+    }
+    const top = Math.max(0, ...map.cells.flat());
+    map.cells.forEach(function (row, y) {
+      row.forEach(function (value, x) {
+        if (value <= 0 || top <= 0) return;
+        const cell = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+        cell.setAttribute("x", x); cell.setAttribute("y", y);
+        cell.setAttribute("width", 1); cell.setAttribute("height", 1);
+        cell.setAttribute("fill-opacity", (0.7 * value / top).toFixed(3));
+        heat.appendChild(cell);
+      });
+    });
+    heatStatus.textContent = label + " (score " + map.score.toFixed(3) + "): " +
+      (top > 0 ? "red where hiding that part lowered the score most" : "hiding no part lowered the score") +
+      "; " + found.copies + " copies, " + found.method + ", " + found.seconds.toFixed(1) + " s" +
+      (found.cached ? " (kept)" : "") + ".";
+    return true;
+  }
+
+  async function showHeat(on) {
+    heatToggle.setAttribute("aria-pressed", on ? "true" : "false");
+    heatToggle.textContent = on ? "Hide heat map" : "Show heat map";
+    heat.classList.add("off");
+    if (!on) { heatStatus.textContent = ""; return; }
+    heatStatus.textContent = "Scoring occluded copies of the image with the models that decided (a few seconds)…";
+    try {
+      const found = await loadMaps();
+      if (heatToggle.getAttribute("aria-pressed") !== "true") return;
+      if (draw(found, heatLabel.value)) heat.classList.remove("off");
+    } catch (error) {
+      heatStatus.textContent = "No heat map: " + error.message;
+    }
+  }
+
+  if (heat && heatToggle && heatLabel && saliency) {
+    heatToggle.addEventListener("click", function () {
+      showHeat(heatToggle.getAttribute("aria-pressed") !== "true");
+    });
+    heatLabel.addEventListener("change", function () {
+      if (heatToggle.getAttribute("aria-pressed") === "true") showHeat(true);
+    });
   }
 })();

@@ -1,0 +1,1 @@
+"""Where the model looked: occlusion maps made by the models that decided, kept beside the decision."""
