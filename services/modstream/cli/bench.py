@@ -100,6 +100,15 @@ def bench(
             "with text drawn (e.g. 30): images/s, CPU per image, the character error rate of what was read",
         ),
     ] = 0,
+    saliency: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            min=0,
+            help="instead: seconds per occlusion map on the stack's Triton, full and light profile, N sample "
+            "photos (e.g. 6), each mapped 3 times; and what a map of every block costs in uploads",
+        ),
+    ] = 0,
     learning: Annotated[
         str | None,
         typer.Option(
@@ -123,6 +132,9 @@ def bench(
     settings = get_settings()
     if learning:
         _learning(settings, learning, out)
+        return
+    if saliency:
+        _saliency(settings, saliency, out)
         return
     if text:
         _text(settings, text, seed, seconds, out)
@@ -250,6 +262,31 @@ def _erasure(settings: "Settings", decisions: int, out: Path | None) -> None:
     table.add_row(f"a subject's {subject['uploads']} uploads at once", f"{subject['seconds']} s")
     console.print(table)
     console.print(f"medians of {SINGLE} erasures; report: {path}")
+
+
+def _saliency(settings: "Settings", count: int, out: Path | None) -> None:
+    from modstream.bench.run import write_report
+    from modstream.bench.saliency import run_saliency_bench
+    from modstream.demo.samples import source_photos
+
+    photos = list(source_photos(settings.state_dir / "cache").values())
+    report = run_saliency_bench(settings, (photos * count)[:count], 3, on_stage=console.print)
+    path = write_report(report, "saliency-bench", out)
+    table = Table(title=f"occlusion maps ({report['masking']}), {report['images']} photos x {report['repetitions']}")
+    for column in ("profile", "labels mapped", "s per map: median (min-max)", "uploads/s", "uploads per map"):
+        table.add_column(column)
+    for row in report["profiles"]:
+        met = "meets" if row["goal_met"] else "misses"
+        spread = f"{row['seconds_median']} ({row['seconds_min']}-{row['seconds_max']})"
+        table.add_row(
+            f"{row['profile']} ({row['ensemble']})",
+            str(len(row["labels_mapped"])),
+            f"{spread}: {met} the {report['goal_seconds']} s goal",
+            str(row["uploads_per_second"]),
+            str(row["uploads_per_map"]),
+        )
+    console.print(table)
+    console.print(f"report: {path}")
 
 
 def _learning(settings: "Settings", given: str, out: Path | None) -> None:

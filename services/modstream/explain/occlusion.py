@@ -10,7 +10,8 @@ the copies go to the very versions that decided.
 pixel's value is the mean score drop of the patches that cover it, so overlapping patches
 give a smoother map at the cost of nothing but wider patches. Maps are kept at a resolution
 of ``MAP_SIDE`` cells (16 px of the 224 px input each), fine enough for every grid here.
-RISE's random masks were measured against it (``bench/saliency.py``, docs/benchmark.md).
+RISE-style random masks were measured against it and found nothing on the composite
+(docs/benchmark.md, "Occlusion maps").
 """
 
 from dataclasses import dataclass
