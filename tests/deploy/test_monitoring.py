@@ -24,10 +24,13 @@ from modstream.review import gauges
 from modstream.review.jobs import QueueStats
 metrics.configure_metrics("test")
 gauges.remember([QueueStats(name="q", pending=1, in_review=0, oldest_age_seconds=1.0)], {"t": 1})
+from modstream.core.gold import Tally
+from modstream.core.review_rules import GoldRules
+gauges.remember_gold([Tally("rita", "t", "(verdict)", 30, 12)], lambda tenant: GoldRules())
 for name in ("events_consumed", "records_published", "decisions", "decision_labels", "errors",
              "dependency_retries", "verdicts", "archived_records", "archive_commits",
              "archive_replayed", "archive_unreadable", "statements", "statements_submitted",
-             "statements_refused", "appeals_decided"):
+             "statements_refused", "appeals_decided", "gold_answers"):
     getattr(metrics, name).add(1, {"x": "y"})
 metrics.stage_duration.record(0.1, {"stage": "fetch"})
 metrics.appeal_decision_time.record(3600.0, {"queue": "appeals"})

@@ -7,13 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from modstream.core.events import Trigger
 from modstream.core.review_rules import ExposureLimits, ReviewRules, SameForAll
 from modstream.core.settings import Settings
-from modstream.review.jobs import ReviewJob
 from modstream.review.service import ReviewService
 
 from tests.dashboard_helpers import dashboard, log_in
+from tests.review_jobs import review_job as job
 
 pytestmark = pytest.mark.integration
 # A 2-minute cap, and a break of 10 minutes after 2 severe images in a row.
@@ -21,25 +20,6 @@ RULES = ReviewRules(
     severe=frozenset({"violence.gore"}),
     exposure=ExposureLimits(severe_unblurred_hours_per_day=2 / 60, break_after_severe=2, break_minutes=10),
 )
-
-
-def job(job_id: str, label: str, queued: datetime, queue: str = "q") -> ReviewJob:
-    return ReviewJob(
-        job_id=job_id,
-        queue=queue,
-        decision_id=f"d-{job_id}",
-        tenant="t",
-        bucket="uploads",
-        key=f"k/{job_id}.jpg",
-        scores={label: 0.7},
-        triggered=[Trigger(label=label, score=0.7, threshold=0.5, level="review")],
-        reasons=["threshold"],
-        model=None,
-        policy_id="default",
-        policy_version="1",
-        uploaded_at=queued,
-        enqueued_at=queued,
-    )
 
 
 @pytest.fixture

@@ -10,15 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 from modstream.core.events import Record
 from modstream.core.evidence import Period, review_pairs, sampled_verdicts
+from modstream.core.gold import VERDICT, GoldAnswer
 from modstream.core.lake import open_archive
 from modstream.core.settings import Settings
 from modstream.quality.agreement import agreement_report
 from modstream.quality.drift import DECISIONS, drift, tally, window_of
 from modstream.quality.page import QualityPage
 from modstream.quality.report import QualityReport, quality_report
+from modstream.review.gold import GoldBook, GoldItem
+from modstream.review.jobs import ReviewJob
 from modstream.review.service import ReviewService
 from modstream.review.web.app import create_app
 
@@ -211,3 +215,45 @@ async def test_no_inline_script_or_style_and_hostile_filters_are_escaped(
     assert "No automatic decision in the archive for these filters." in hostile_page
     assert "Days back must be a whole number from 1 to 366; showing 30." in hostile_page
     assert 'name="days" type="number" min="1" max="366" value="30"' in hostile_page
+
+
+async def test_a_label_whose_reviewers_fail_gold_items_is_flagged_beside_its_precision_and_recall(
+    seeded: Seeded, service: ReviewService, users: tuple[Path, dict[str, str]]
+) -> None:
+    """The review room's tallies in Redis, handed to the page as ``modstream dashboard`` does."""
+    client = aioredis.Redis.from_url(seeded.settings.redis_url)
+    book = GoldBook(client, prefix=f"quality-gold-{uuid.uuid4().hex}:")
+    job = ReviewJob(
+        job_id="e",
+        queue="q",
+        decision_id="d",
+        tenant=seeded.tenant,
+        bucket="b",
+        key="k",
+        scores={},
+        triggered=[],
+        reasons=[],
+        model=None,
+        policy_id="p",
+        policy_version="1",
+        uploaded_at=datetime.now(UTC),
+        enqueued_at=datetime.now(UTC),
+    )
+    item = GoldItem("e", job, GoldAnswer("remove", frozenset({"nsfw"})), "ada", datetime.now(UTC), "rita")
+    for right in [True] * 10 + [False] * 15:  # remy: 10 of 25 on nsfw, under 80 % over at least 20
+        await book.record("remy", item, {VERDICT: True, "nsfw": right})
+    for _ in range(5):  # rita: right every time, but over too few to judge
+        await book.record("rita", item, {VERDICT: True, "nsfw": True})
+    page = QualityPage(seeded.settings, gold=book.tallies)
+    async with dashboard(service, users[0], app=quality_dashboard(service, users[0], page)) as admin:
+        await log_in(admin, "ada")
+        shown = (await admin.get("/admin/quality")).text
+    await client.aclose()
+    nsfw = shown[shown.index("<h2>nsfw ") : shown.index("</section>", shown.index("<h2>nsfw "))]
+    words = " ".join(nsfw.split())
+    assert "Reviewers are unreliable on nsfw: right on 50% [" in words and "of 30 gold answers, under 80 %." in words
+    nsfl = shown[shown.index("<h2>nsfl ") : shown.index("</section>", shown.index("<h2>nsfl "))]
+    assert "unreliable" not in nsfl and "gold" not in nsfl  # nobody answered gold on nsfl
+    table = shown[shown.index('class="compact gold-reviewers"') :]
+    assert '<tr class="late"><td>remy</td><td>nsfw</td><td>40% [' in table
+    assert "<tr><td>rita</td><td>nsfw</td><td>100% [" in table and "of 5</td>" in table

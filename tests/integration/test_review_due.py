@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
-from modstream.core.events import Trigger
 from modstream.core.review_rules import DueTargets, ExposureLimits, ReviewRules
 from modstream.core.settings import Settings
 from modstream.review.exposure import MAX_REPORT_SECONDS, OnBreak
 from modstream.review.jobs import ReviewJob
 from modstream.review.queue import LeaseLost, ReviewQueues
 from modstream.review.service import ReviewService
+
+from tests.review_jobs import review_job
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -30,23 +31,7 @@ def job(
     tenant: str = "t",
     rules: ReviewRules = RULES,
 ) -> ReviewJob:
-    made = ReviewJob(
-        job_id=job_id,
-        queue=queue,
-        decision_id=f"d-{job_id}",
-        tenant=tenant,
-        bucket="uploads",
-        key=f"k/{job_id}.jpg",
-        scores={label: 0.7},
-        triggered=[Trigger(label=label, score=0.7, threshold=0.5, level="review")],
-        reasons=["threshold"],
-        model=None,
-        policy_id="default",
-        policy_version="1",
-        uploaded_at=at,
-        enqueued_at=at,
-    )
-    return made.under(rules)
+    return review_job(job_id, label, at, queue, tenant).under(rules)
 
 
 @pytest.fixture

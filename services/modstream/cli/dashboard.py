@@ -7,8 +7,11 @@ import typer
 from modstream.cli.console import console, err, get_settings
 
 if TYPE_CHECKING:
+    from modstream.core.review_rules import ReviewRules
     from modstream.core.settings import Settings
     from modstream.models.card_page import ModelCardsPage
+    from modstream.policy.watcher import Sections
+    from modstream.quality.page import QualityPage
 
 app = typer.Typer(help="The reviewer dashboard and its users.")
 
@@ -28,7 +31,6 @@ def serve(
     from modstream.erasure.http import ErasureApi
     from modstream.explain.store import maps_on_demand
     from modstream.policy.watcher import Sections
-    from modstream.quality.page import QualityPage
     from modstream.review.web.server import run_dashboard, users_file
 
     settings = get_settings()
@@ -49,7 +51,7 @@ def serve(
     run_dashboard(
         settings,
         port=port,
-        admin_pages=[QualityPage(settings)],
+        admin_pages=[quality_page(settings, review_rules)],
         reader_pages=[model_cards_page(settings)],
         extensions=[banks, ErasureApi(settings)],
         bank_names=banks.names,
@@ -60,6 +62,18 @@ def serve(
         # The review page's heat maps: the decision's own models in Triton, kept per event and version.
         explain=maps_on_demand(settings),
     )
+
+
+def quality_page(settings: "Settings", review_rules: "Sections[ReviewRules]") -> "QualityPage":
+    """The quality room's page, given the review room's tallies of answers on gold items (and the
+    default policy's threshold for them), which the quality room cannot import."""
+    import redis.asyncio as aioredis
+
+    from modstream.quality.page import QualityPage
+    from modstream.review.gold import GoldBook
+
+    gold = GoldBook(aioredis.Redis.from_url(settings.redis_url))
+    return QualityPage(settings, gold=gold.tallies, gold_rules=lambda: review_rules("").gold)
 
 
 def model_cards_page(settings: "Settings") -> "ModelCardsPage":

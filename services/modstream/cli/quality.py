@@ -1,6 +1,7 @@
 """``modstream quality …``: how right the decisions are, from the archive and reviewers' verdicts."""
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
 
     from modstream.core.events import Thresholds
     from modstream.core.evidence import Period
+    from modstream.core.gold import Accuracy, Tally
+    from modstream.core.review_rules import GoldRules
     from modstream.core.settings import Settings
     from modstream.quality.advice import Estimate
     from modstream.quality.suggest import Suggestion
@@ -55,9 +58,11 @@ def report(
     with console.status("reading the archive…"):
         measured = measure(settings, period, only_label=label)
     sample, result, reviewers = measured.sample, measured.report, measured.reviewers
+    gold, gold_problem = _gold_by_label(settings, tenant)
     if as_json:
         whole = {**result.to_dict(), "decisions": len(sample), "set_aside": sample.set_aside}
-        print(json.dumps({**whole, "reviewers": reviewers.to_dict()}, default=str, indent=2))
+        on_gold = {label: asdict(accuracy) for label, accuracy in gold.items()}
+        print(json.dumps({**whole, "reviewers": reviewers.to_dict(), "gold": on_gold}, default=str, indent=2))
     if not len(sample):
         # The same exit status with --json (which printed the empty report): no data is a failure.
         err.print(f"[yellow]no automatic decision in the archive ({settings.archive_bucket}) for this period[/yellow]")
@@ -102,6 +107,57 @@ def report(
         console.print(f"  {name}: {kappa}")
     for reviewer, share in reviewers.with_majority.items():
         console.print(f"  {reviewer} agrees with the others' majority: {share}")
+    _print_gold(gold, gold_problem, settings)
+
+
+def _gold_by_label(settings: "Settings", tenant: str | None) -> "tuple[dict[str, Accuracy], str | None]":
+    """Reviewers' accuracy on gold items per label (the review room's tallies, in Redis), or why
+    it could not be read: the report stands without it."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+    import redis.exceptions
+
+    from modstream.core.gold import by_label
+    from modstream.review.gold import GoldBook
+
+    async def read() -> "list[Tally]":
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            return await GoldBook(client).tallies()
+        finally:
+            await client.aclose()
+
+    try:
+        return by_label(asyncio.run(read()), tenant), None
+    except (OSError, redis.exceptions.RedisError) as exc:
+        return {}, f"reviewers' accuracy on gold items could not be read from Redis ({settings.redis_url}): {exc}"
+
+
+def _print_gold(gold: "dict[str, Accuracy]", problem: str | None, settings: "Settings") -> None:
+    if problem:
+        err.print(f"[yellow]{problem}[/yellow]")
+        return
+    if not gold:
+        console.print("no verdict on a gold item yet")
+        return
+    rules = _default_gold_rules(settings)
+    console.print("reviewers on gold items (right, with the 95 % interval):")
+    for label, accuracy in gold.items():
+        unreliable = accuracy.below(rules.min_accuracy, rules.min_answers)
+        warning = f" [red]unreliable: under {rules.min_accuracy:.0%}, its precision and recall rest on them[/red]"
+        console.print(f"  {label}: {accuracy}{warning if unreliable else ''}")
+
+
+def _default_gold_rules(settings: "Settings") -> "GoldRules":
+    from modstream.policy.loader import PolicyError, load_policies
+
+    try:
+        return load_policies(settings.policies_dir).default.review.gold
+    except PolicyError:
+        from modstream.core.review_rules import GoldRules
+
+        return GoldRules()
 
 
 @app.command()

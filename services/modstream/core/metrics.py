@@ -89,6 +89,9 @@ erasures = _meter.create_counter(
 appeal_decision_time = _meter.create_histogram(
     "modstream.appeals.decision_time", unit="s", description="From an appeal lodged to a person's decision, by queue"
 )
+gold_answers = _meter.create_counter(
+    "modstream.review.gold_answers", description="Verdicts on gold items, by queue and whether the verdict was right"
+)
 review_first_look = _meter.create_histogram(
     "modstream.review.first_look_time",
     unit="s",

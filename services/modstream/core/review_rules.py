@@ -10,6 +10,9 @@ Due dates make the queue's order: every job is due ``due`` after it was queued, 
 severe job goes first only over standard jobs queued less than the difference of the two
 targets before it (23 hours by default), so no flood of severe jobs starves the rest.
 
+Gold items (``core/gold.py``) measure reviewers: a share of claims serves an item whose answer an
+admin set, looking like any job; its verdict publishes nothing and is judged against the answer.
+
 Exposure limits protect reviewers: a daily cap of seconds spent looking at severe images
 unblurred, and a break after so many severe images in a row. They are enforced where jobs are
 handed out (``review/exposure.py``), per tenant: a tenant's limits decide whether its severe
@@ -65,6 +68,22 @@ class ExposureLimits(BaseModel):
         return self.severe_unblurred_hours_per_day * 3600
 
 
+class GoldRules(BaseModel):
+    """Gold items in reviewers' streams, and when a reviewer's accuracy on them is too low."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate: float = Field(default=0.02, ge=0.0, le=1.0, description="share of claims that serve a gold item")
+    queues: dict[QueueName, float] = Field(default_factory=dict, description="queue -> its own rate")
+    min_accuracy: float = Field(
+        default=0.8, ge=0.0, le=1.0, description="a reviewer's share of right verdicts below which an alert fires"
+    )
+    min_answers: int = Field(default=20, ge=1, description="gold answers a reviewer needs before the alert can fire")
+
+    def rate_of(self, queue: str) -> float:
+        return self.queues.get(queue, self.rate)
+
+
 class ReviewRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,6 +95,7 @@ class ReviewRules(BaseModel):
         default_factory=dict, description="queue -> its own due targets (others: ``due``)"
     )
     exposure: ExposureLimits = Field(default_factory=ExposureLimits)
+    gold: GoldRules = Field(default_factory=GoldRules)
 
     def severity_of(self, labels: Iterable[str]) -> Severity:
         """A job's severity from the labels that sent it to review."""

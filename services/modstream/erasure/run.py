@@ -29,6 +29,8 @@ from modstream.core.settings import Settings
 from modstream.core.storage import ObjectMissing, ObjectStore
 from modstream.erasure.receipt import ErasureReceipt, Kept, Place
 from modstream.review.appeals import AppealBook
+from modstream.review.exposure import ExposureBook
+from modstream.review.gold import GoldBook
 from modstream.review.jobs import ReviewJob
 from modstream.review.queue import ReviewQueues
 
@@ -81,6 +83,8 @@ class Erasure:
         self.redis = aioredis.Redis.from_url(settings.redis_url)
         self.queues = ReviewQueues.of(self.redis, settings)
         self.appeals = AppealBook(self.redis)
+        self.gold = GoldBook(self.redis)
+        self.exposure = ExposureBook(self.redis)
         self.decided = DecidedEvents(settings)
         self.erased_images = ErasedImages(self.redis, settings.score_cache_ttl_seconds)
         self.objects = ObjectStore(settings)
@@ -122,7 +126,7 @@ class Erasure:
         await step(
             "deleting the archive's rows, then every file that held them", lambda: self._archive(uploads, archived)
         )
-        await step("removing review jobs and appeal records", lambda: self._review(uploads, archived, jobs))
+        await step("removing review jobs, appeal records and gold items", lambda: self._review(uploads, archived, jobs))
         await step("withdrawing bank entries taken from them", lambda: self._bank_entries(uploads))
         await step("telling the workers, marking the events erased", lambda: self._workers(uploads, archived, jobs))
 
@@ -188,9 +192,13 @@ class Erasure:
         removed = await self.queues.erase([job.job_id for job in jobs])
         decision_ids = {h.decision_id for h in archived if h.decision_id} | {job.decision_id for job in jobs}
         records = sum([await self.appeals.forget(e, decision_ids) for e in uploads])
+        gold = await self.gold.erase(uploads)
+        seen = await self.exposure.forget([job.job_id for job in jobs])
         return [
             Place(name="review jobs", found=len(jobs), removed=removed),
             Place(name="appeal records", found=records, removed=records),
+            Place(name="gold items", found=gold, removed=gold),
+            Place(name="reviewers' lists of jobs seen", found=seen, removed=seen, note="exposure counts stay"),
         ]
 
     async def _bank_entries(self, uploads: list[str]) -> list[Place]:

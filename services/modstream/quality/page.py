@@ -1,7 +1,9 @@
 """The dashboard's Quality page, for admins: per label and model version the numbers of
 ``modstream quality report`` (precision, recall and F1 at both thresholds), the weighted
 precision-recall curve with the thresholds in force, each tenant's drift over the last
-windows, and how much reviewers agree.
+windows, and how much reviewers agree and how often they are right on gold items (a label
+whose reviewers are unreliable gets a warning beside its precision and recall: those rest on
+their verdicts).
 
 The dashboard serves it without knowing this room: ``cli/dashboard.py`` hands it over, and
 it fits the dashboard's ``AdminPage`` by shape. The archive is read with DuckDB in a worker
@@ -13,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +27,8 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from modstream.core.evidence import Period, Sample
+from modstream.core.gold import Tally, by_label, by_reviewer
+from modstream.core.review_rules import GoldRules
 from modstream.core.settings import Settings
 from modstream.core.stats import pr_curve
 from modstream.quality import charts
@@ -96,8 +100,17 @@ class QualityPage:
     templates = Path(__file__).parent / "templates"
     template = "quality.html"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        gold: Callable[[], Awaitable[list[Tally]]] | None = None,
+        gold_rules: Callable[[], GoldRules] = GoldRules,
+    ) -> None:
+        """``gold``: the tallies of reviewers' answers on gold items (the review room's, handed in
+        by the composer), judged against the threshold ``gold_rules`` says (the policies' live view)."""
         self.settings = settings
+        self.gold = gold
+        self.gold_rules = gold_rules
         self.drift = DriftMonitor(aioredis.Redis.from_url(settings.redis_url), settings)
         self._kept: dict[Filters, tuple[float, dict[str, Any]]] = {}
 
@@ -119,7 +132,16 @@ class QualityPage:
                     "agreement": AgreementReport(pairs=0),
                     "problems": [*problems, unavailable],
                 }
-        return {**self._kept[filters][1], "problems": problems}
+        return {**self._kept[filters][1], **await self._gold(filters), "problems": problems}
+
+    async def _gold(self, filters: Filters) -> dict[str, Any]:
+        """Read at each load (a Redis hash): reviewers' accuracy on gold per label, pooled and each."""
+        tallies = await self.gold() if self.gold is not None else []
+        return {
+            "gold_by_label": by_label(tallies, filters.tenant),
+            "gold_by_reviewer": by_reviewer(tallies, filters.tenant),
+            "gold_rules": self.gold_rules(),
+        }
 
     async def _read(self, filters: Filters) -> dict[str, Any]:
         since = datetime.now(UTC) - timedelta(days=filters.days)

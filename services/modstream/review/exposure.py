@@ -177,6 +177,16 @@ class ExposureBook:
         await self._redis.expire(key, self._ttl())
         return float(total)
 
+    async def forget(self, job_ids: Collection[str]) -> int:
+        """Take these jobs out of every day's set of jobs seen (erasure): how many mentions went.
+        The counts stay: they hold no id."""
+        if not job_ids:
+            return 0
+        removed = 0
+        async for key in self._redis.scan_iter(match=f"{self._prefix}exposure:*:jobs"):
+            removed += await self._redis.srem(key, *job_ids)  # type: ignore[misc]
+        return removed
+
     async def override(self, reviewer: str, by: str, now: datetime | None = None) -> None:
         """Lift the caps and any break for ``reviewer`` for the rest of the day."""
         key = self._key(_day(now), reviewer)

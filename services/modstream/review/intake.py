@@ -285,6 +285,7 @@ def _broker_silent(consumer: AIOKafkaConsumer) -> bool:
 
 async def _refresh_gauges(service: ReviewService) -> None:
     gauges.remember(await service.queues.stats(), await service.appeals.overdue(datetime.now(UTC)))
+    gauges.remember_gold(await service.gold.tallies(), lambda tenant: service.review_rules(tenant).gold)
 
 
 async def _every(name: str, seconds: float, call: Action, stop: asyncio.Event) -> None:

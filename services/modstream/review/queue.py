@@ -66,9 +66,13 @@ local function return_expired(prefix, queue, now)
   local leases = prefix .. 'leases:' .. queue
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do
     local job = prefix .. 'job:' .. id
-    redis.call('HSET', job, 'status', 'pending', 'reviewer', '')
-    redis.call('ZADD', prefix .. 'pending:' .. queue, redis.call('HGET', job, 'order'), id)
-    redis.call('ZADD', prefix .. 'age:' .. queue, redis.call('HGET', job, 'enqueued'), id)
+    if redis.call('HEXISTS', job, 'gold') == 1 then
+      redis.call('DEL', job)  -- a gold item's showing ends with its lease
+    else
+      redis.call('HSET', job, 'status', 'pending', 'reviewer', '')
+      redis.call('ZADD', prefix .. 'pending:' .. queue, redis.call('HGET', job, 'order'), id)
+      redis.call('ZADD', prefix .. 'age:' .. queue, redis.call('HGET', job, 'enqueued'), id)
+    end
     redis.call('ZREM', leases, id)
   end
 end
@@ -151,8 +155,12 @@ local prefix, id, reviewer, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local job = held(prefix, id, reviewer, now)
 if not job then return 0 end
 local queue = redis.call('HGET', job, 'queue')
-redis.call('HSET', job, 'status', 'pending', 'reviewer', '')
 redis.call('ZREM', prefix .. 'leases:' .. queue, id)
+if redis.call('HEXISTS', job, 'gold') == 1 then
+  redis.call('DEL', job)
+  return 1
+end
+redis.call('HSET', job, 'status', 'pending', 'reviewer', '')
 redis.call('ZADD', prefix .. 'pending:' .. queue, redis.call('HGET', job, 'order'), id)
 redis.call('ZADD', prefix .. 'age:' .. queue, redis.call('HGET', job, 'enqueued'), id)
 return 1
@@ -178,9 +186,13 @@ _CLOSE = (
 local prefix, id, reviewer, now, retention = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local job = held(prefix, id, reviewer, now)
 if not job then return 0 end
+redis.call('ZREM', prefix .. 'leases:' .. redis.call('HGET', job, 'queue'), id)
+if redis.call('HEXISTS', job, 'gold') == 1 then
+  redis.call('DEL', job)  -- nothing replays a gold showing: its answer is in the tallies
+  return 1
+end
 redis.call('HSET', job, 'status', 'closed', 'closed', now)
 redis.call('EXPIRE', job, retention)
-redis.call('ZREM', prefix .. 'leases:' .. redis.call('HGET', job, 'queue'), id)
 return 1
 """
 )
@@ -201,6 +213,18 @@ end
 return out
 """
 )
+
+# A showing of a gold item: a job leased at once to one reviewer, never pending, gone when
+# its lease ends however it ends. ARGV: prefix, id, queue, data, gold item, reviewer, now, expires.
+_LEASE_GOLD = """
+local prefix, id, queue = ARGV[1], ARGV[2], ARGV[3]
+local job = prefix .. 'job:' .. id
+if redis.call('EXISTS', job) == 1 then return 0 end
+redis.call('HSET', job, 'data', ARGV[4], 'gold', ARGV[5], 'status', 'leased', 'queue', queue, 'reviewer', ARGV[6],
+           'claimed', ARGV[7], 'expires', ARGV[8], 'enqueued', ARGV[7], 'order', ARGV[8])
+redis.call('ZADD', prefix .. 'leases:' .. queue, ARGV[8], id)
+return 1
+"""
 
 _ERASE = """
 local prefix = ARGV[1]
@@ -235,6 +259,7 @@ class ReviewQueues:
         self._close = client.register_script(_CLOSE)
         self._stats = client.register_script(_STATS)
         self._erase = client.register_script(_ERASE)
+        self._lease_gold = client.register_script(_LEASE_GOLD)
 
     @classmethod
     def of(cls, client: "aioredis.Redis", settings: Settings) -> "ReviewQueues":
@@ -298,6 +323,38 @@ class ReviewQueues:
             first_claim=bool(found[2]),
         )
         return job, lease
+
+    async def lease_gold(self, showing: ReviewJob, item: str, reviewer: str, now: float | None = None) -> Lease:
+        """Lease ``showing``, a new job showing gold item ``item``, to ``reviewer`` at once."""
+        now = _now(now)
+        expires = now + self.lease_seconds
+        args = [self._prefix, showing.job_id, showing.queue, showing.model_dump_json(), item, reviewer]
+        if not await self._lease_gold(args=[*args, repr(now), repr(expires)]):
+            raise ValueError(f"job {showing.job_id} exists already")
+        return Lease(job_id=showing.job_id, reviewer=reviewer, claimed_at=_time(now), expires_at=_time(expires))
+
+    async def reviewer_of(self, job_id: str) -> str | None:
+        """Who holds the job, or gave its verdict once closed."""
+        who = await self._redis.hget(f"{self._prefix}job:{job_id}", "reviewer")  # type: ignore[misc]
+        return who.decode() if who else None
+
+    async def closed_by(self, job_id: str, reviewer: str, within: float, now: float | None = None) -> bool:
+        """Whether ``reviewer`` closed the job (gave its verdict) less than ``within`` seconds ago."""
+        status, who, closed = await self._redis.hmget(f"{self._prefix}job:{job_id}", ["status", "reviewer", "closed"])  # type: ignore[misc]
+        if status != b"closed" or who is None or who.decode() != reviewer or closed is None:
+            return False
+        return _now(now) - float(closed) < within
+
+    async def gold_of(self, job_id: str) -> str | None:
+        """The gold item a job shows; None for every other job."""
+        item = await self._redis.hget(f"{self._prefix}job:{job_id}", "gold")  # type: ignore[misc]
+        return item.decode() if item else None
+
+    async def soonest(self, queues: Collection[str]) -> str | None:
+        """Of ``queues``, the one whose first waiting job is due soonest (None: all empty)."""
+        heads = [(await self._redis.zrange(f"{self._prefix}pending:{q}", 0, 0, withscores=True), q) for q in queues]
+        due = [(found[0][1], queue) for found, queue in heads if found]
+        return min(due)[1] if due else None
 
     async def names(self) -> list[str]:
         """Every queue that ever held a job."""

@@ -12,6 +12,7 @@ second review's verdict is only a ``review.verdict`` (no ``human_decision_id``):
 verdict stays the final decision, and the two measure how much reviewers agree.
 """
 
+import random
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +33,9 @@ from modstream.core.events import (
     Record,
     ReviewVerdict,
     entry_key,
+    new_id,
 )
+from modstream.core.gold import VERDICT, GoldAnswer, judged
 from modstream.core.kafka import KafkaPublisher, producer_options
 from modstream.core.labels import LabelDefinition, LabelRegistry, label_definition
 from modstream.core.review_rules import RulesByTenant, SameForAll
@@ -43,11 +46,13 @@ from modstream.core.tracing import inject_headers, tracer
 from modstream.review.appeals import AppealBook, appeal_job, kept_for
 from modstream.review.audit import AuditEntry, AuditLog
 from modstream.review.exposure import Exposure, ExposureBook, OnBreak, break_starts, refusals
+from modstream.review.gold import GoldBook, GoldItem
 from modstream.review.jobs import Lease, QueueStats, ReviewJob, Verdict, VerdictInput
-from modstream.review.queue import LeaseLost, ReviewQueues
+from modstream.review.queue import LeaseLost, ReviewQueues, SevereRefused
 from modstream.review.stats import DecisionCounts, HourCounts
 
 PUBLISH_GRACE_SECONDS = 60.0
+REPORT_GRACE_SECONDS = 120.0  # a page's report of time unblurred is taken this long after its verdict
 
 
 def review_entry_id(event_id: str) -> str:
@@ -65,6 +70,10 @@ OUTCOME = {"approve": Outcome.ALLOW, "remove": Outcome.BLOCK}
 
 class UnknownLabels(ValueError):
     """A verdict names a label the job does not ask about, and that nobody defined."""
+
+
+class NotGold(ValueError):
+    """A job that cannot be made a gold item, or an answer that does not fit it."""
 
 
 class CannotBank(ValueError):
@@ -103,6 +112,8 @@ class ReviewService:
         self.counts = DecisionCounts(self.redis)
         self.appeals = AppealBook(self.redis)
         self.exposure = ExposureBook(self.redis)
+        self.gold = GoldBook(self.redis)
+        self._random = random.random
         self.store = ObjectStore(settings)
         self._producer: AIOKafkaProducer | None = None
         self._publisher: KafkaPublisher | None = None
@@ -138,8 +149,9 @@ class ReviewService:
         refused = refusals(
             exposure, lambda tenant: self.review_rules(tenant or "").exposure, self.review_rules.tenants()
         )
-        queues = await self.queues.names() if queue is None else queue
-        claimed = await self.queues.claim(queues, reviewer, now.timestamp(), refused)
+        queues = await self.queues.names() if queue is None else [queue]
+        claimed = await self._gold_showing(queues, reviewer, refused, now)
+        claimed = claimed or await self.queues.claim(queues, reviewer, now.timestamp(), refused)
         if claimed is None:
             return None
         job, lease = claimed
@@ -150,14 +162,54 @@ class ReviewService:
         await self.audit(reviewer, "claim", job=job.job_id, queue=job.queue)
         return claimed
 
+    async def _gold_showing(
+        self, queues: list[str], reviewer: str, refused: SevereRefused, now: datetime
+    ) -> tuple[ReviewJob, Lease] | None:
+        """Now and then (the queue's gold rate) a gold item of the queue whose job is due soonest,
+        as a job of its own: only while real jobs wait, so that it tells itself apart by nothing."""
+        target = await self.queues.soonest(queues)
+        if target is None or self._random() >= self.review_rules("").gold.rate_of(target):
+            return None
+
+        def allowed(job: ReviewJob) -> bool:
+            return not (job.severity == "severe" and refused.of(job.tenant))
+
+        item = await self.gold.draw(target, reviewer, allowed)
+        if item is None:
+            return None
+        fresh = {"job_id": new_id(), "enqueued_at": now, "due_at": None, "trace_context": {}, "double_review_rate": 0.0}
+        showing = item.job.model_copy(update=fresh).under(self.review_rules(item.job.tenant))
+        lease = await self.queues.lease_gold(showing, item.event_id, reviewer, now.timestamp())
+        return showing, lease
+
+    async def mark_gold(self, job_id: str, answer: GoldAnswer, by: str) -> GoldItem:
+        """Make a verdicted job a gold item with ``answer`` (audited). Refused (``NotGold``) for a job
+        not closed, or one whose verdict decides nothing, or labels it does not ask about."""
+        found = await self.queues.job(job_id)
+        if found is None or found[2] != "closed":
+            raise NotGold(f"job {job_id} has no verdict (it is {found[2] if found else 'unknown'}): gold needs one")
+        job = found[0]
+        if job.kind not in ("threshold_review", "audit_sample"):
+            raise NotGold(f"job {job_id} is a {job.kind}: gold items are threshold reviews and audit samples")
+        offered = await self.offered_labels(job)
+        if unknown := sorted(answer.labels - set(offered)):
+            raise NotGold(f"job {job_id} asks about no label {', '.join(unknown)} (its labels: {', '.join(offered)})")
+        if answer.verdict not in OUTCOME:
+            raise NotGold(f"a verdict is {' or '.join(OUTCOME)}, not {answer.verdict!r}")
+        item = await self.gold.mark(job, answer, by, decided_by=await self.queues.reviewer_of(job_id) or "")
+        await self.audit(by, "gold_marked", job=job_id, verdict=answer.verdict, labels=sorted(answer.labels))
+        return item
+
     async def exposure_today(self, reviewer: str) -> Exposure:
         return await self.exposure.today(reviewer)
 
     async def report_unblurred(self, job_id: str, reviewer: str, seconds: float) -> float:
         """Count seconds the reviewer looked at the job's image unblurred; the day's total for its
-        severity. Only the reviewer holding the job reports on it."""
+        severity. Only the reviewer holding the job reports on it, or who just gave its verdict
+        (the page's last report goes as it leaves, racing the verdict)."""
         found = await self.queues.job(job_id)
-        if found is None or found[1] is None or found[1].reviewer != reviewer:
+        held = found is not None and found[1] is not None and found[1].reviewer == reviewer
+        if found is None or not (held or await self.queues.closed_by(job_id, reviewer, REPORT_GRACE_SECONDS)):
             raise LeaseLost(f"{reviewer} does not hold a live lease on job {job_id}")
         return await self.exposure.add_unblurred(reviewer, found[0].severity, seconds)
 
@@ -189,26 +241,13 @@ class ReviewService:
             raise UnknownLabels(
                 f"job {job_id} asks about no label {', '.join(unknown)} (its labels: {', '.join(offered)})"
             )
+        seconds = round((datetime.now(UTC) - lease.claimed_at).total_seconds(), 2)
+        if (gold := await self.queues.gold_of(job_id)) is not None:
+            return await self._answer_gold(job, gold, reviewer, verdict, seconds)
         banked = self._bank_entries(job, reviewer, verdict)
         await self.queues.extend(job_id, reviewer, PUBLISH_GRACE_SECONDS)
-        seconds = round((datetime.now(UTC) - lease.claimed_at).total_seconds(), 2)
         decision = self._final_decision(job, reviewer, verdict, seconds)
-        record = ReviewVerdict(
-            **job.model_dump(
-                include={"tenant", "bucket", "key", "queue", "scores", "model", "hashes", "bank_match", "policy_id"}
-            ),
-            event_id=job.event_id,
-            job_id=job.job_id,
-            job_kind=job.kind,
-            verdict=verdict.verdict.value,
-            labels=sorted(set(verdict.labels)),
-            note=verdict.note,
-            reviewer=reviewer,
-            review_seconds=seconds,
-            automatic_decision_id=job.decision_id,
-            human_decision_id=decision.decision_id if decision else None,
-            policy_version=job.policy_version,
-        )
+        record = self._verdict_record(job, reviewer, verdict, seconds, decision)
         if self._publisher is None:
             raise RuntimeError("ReviewService.start() was not called")
         # A span of the upload's own trace, when the job kept it.
@@ -265,6 +304,43 @@ class ReviewService:
         """Queue a new job with its tenant's severity and due date, unless a job with its id was
         ever queued (True when added); ``excluded`` reviewers can never claim it."""
         return await self.queues.enqueue(job.under(self.review_rules(job.tenant)), excluded)
+
+    async def _answer_gold(
+        self, job: ReviewJob, gold: str, reviewer: str, verdict: VerdictInput, seconds: float
+    ) -> ReviewVerdict:
+        """A verdict on a showing of a gold item: judged against its answer and counted, nothing
+        published, nothing banked; the showing ends."""
+        item = await self.gold.get(gold)
+        right = None
+        if item is not None:  # else unmarked while shown: nothing to judge against
+            answers = judged(item.answer, verdict.verdict.value, verdict.labels, item.job.labels_triggered)
+            await self.gold.record(reviewer, item, answers)
+            right = answers[VERDICT]
+            metrics.gold_answers.add(1, {"queue": job.queue, "right": str(right).lower()})
+        await self.queues.close(job.job_id, reviewer)
+        details = {"verdict": verdict.verdict.value, "seconds": seconds, "gold": gold, "right": right}
+        await self.audit(reviewer, "verdict", job=job.job_id, kind=job.kind, **details)
+        return self._verdict_record(job, reviewer, verdict, seconds, None)
+
+    def _verdict_record(
+        self, job: ReviewJob, reviewer: str, verdict: VerdictInput, seconds: float, decision: ModerationDecision | None
+    ) -> ReviewVerdict:
+        return ReviewVerdict(
+            **job.model_dump(
+                include={"tenant", "bucket", "key", "queue", "scores", "model", "hashes", "bank_match", "policy_id"}
+            ),
+            event_id=job.event_id,
+            job_id=job.job_id,
+            job_kind=job.kind,
+            verdict=verdict.verdict.value,
+            labels=sorted(set(verdict.labels)),
+            note=verdict.note,
+            reviewer=reviewer,
+            review_seconds=seconds,
+            automatic_decision_id=job.decision_id,
+            human_decision_id=decision.decision_id if decision else None,
+            policy_version=job.policy_version,
+        )
 
     async def enqueue_all(self, jobs: list[ReviewJob], by: str) -> int:
         """Add jobs someone asked for (a seeded labelling queue), audited; how many were new."""

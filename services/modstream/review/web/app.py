@@ -4,6 +4,7 @@ by ``create_app``.
 ``access`` says who is asking (a session for pages, a bearer token for the JSON API, a CSRF
 token on every form post); ``login`` signs in and out; ``jobs`` is reviewing in the browser,
 ``exposure`` what reviewers were shown (the page's reports, the admins' view and override),
+``gold`` the gold items (marking, the reviewers' accuracy on them),
 ``preferences`` a reviewer's own settings, ``admin`` the admins' pages, ``api`` the JSON API,
 ``health`` the feeds' state. They share one typed object (``shared.Dashboard``) and render
 through ``pages``. Every response carries the security headers of ``headers.py``. Other rooms
@@ -23,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from modstream.review.service import ReviewService
-from modstream.review.web import admin, api, exposure, health, jobs, login, preferences
+from modstream.review.web import admin, api, exposure, gold, health, jobs, login, preferences
 from modstream.review.web.access import LoginRequired, api_user, to_login
 from modstream.review.web.admin_pages import AdminPage, ReaderPage
 from modstream.review.web.extensions import DashboardExtension
@@ -66,7 +67,8 @@ def create_app(
     app.state.explain = explain
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(LoginRequired, to_login)
-    for router in (health.router, login.router, jobs.router, exposure.router, preferences.router, admin.router):
+    routers = (health.router, login.router, jobs.router, exposure.router, gold.router, preferences.router, admin.router)
+    for router in routers:
         app.include_router(router)
     app.include_router(admin.added_pages(admin_pages))
     app.include_router(reader_router(reader_pages))

@@ -24,6 +24,7 @@ NOTICES = {
     "defined": "Label defined: every job offers it now.",
     "break": "Time for a break: you have seen a run of severe images. Jobs come again when it ends.",
     "overridden": "Limits lifted for that reviewer for the rest of the day (audited).",
+    "gold": "Marked as gold: it will be shown now and then in its queue, and the verdicts on it judged.",
 }
 
 
