@@ -84,6 +84,7 @@ async def test_reviewer_reveals_approves_with_the_keyboard_and_sees_the_next_job
     from playwright.async_api import async_playwright
 
     base, service = served
+    seen_before = (await service.exposure_today("rita")).seen["standard"]
     first = await seed_job(service.settings, service, "browser-1", "browser", score=0.9)
     second = await seed_job(service.settings, service, "browser-2", "browser", score=0.5)
     async with async_playwright() as playwright:
@@ -102,12 +103,30 @@ async def test_reviewer_reveals_approves_with_the_keyboard_and_sees_the_next_job
         await page.wait_for_function("document.querySelector('#subject').complete")
         assert await page.evaluate("document.querySelector('#subject').naturalWidth") > 0
 
-        shielded = await page.evaluate(filter_of("#subject"))
-        assert "blur" in shielded and "grayscale" in shielded
+        # Blurred and grayscale by default; unblurring (held) and colour (a toggle) are separate.
+        assert await page.evaluate(filter_of("#subject")) == "blur(20px) grayscale(1)"
         await page.keyboard.down(" ")
-        assert await page.evaluate(filter_of("#subject")) == "none"
+        assert await page.evaluate(filter_of("#subject")) == "blur(0px) grayscale(1)"
         await page.keyboard.up(" ")
-        assert "blur" in await page.evaluate(filter_of("#subject"))
+        assert await page.evaluate(filter_of("#subject")) == "blur(20px) grayscale(1)"
+        await page.keyboard.press("c")
+        assert await page.evaluate(filter_of("#subject")) == "blur(20px) grayscale(0)"
+        assert await page.get_attribute("#colour", "aria-pressed") == "true"
+        await page.click("#colour")
+        assert await page.evaluate(filter_of("#subject")) == "blur(20px) grayscale(1)"
+
+        # The time held unblurred goes to rita's exposure counters (the space press above too).
+        before = (await service.exposure_today("rita")).unblurred_seconds["standard"]
+        await page.hover("#reveal")
+        await page.mouse.down()
+        await page.wait_for_timeout(1500)
+        await page.mouse.up()
+        for _ in range(40):
+            counted = (await service.exposure_today("rita")).unblurred_seconds["standard"] - before
+            if counted > 0:
+                break
+            await page.wait_for_timeout(100)
+        assert 1.3 <= counted <= 4.0, counted
 
         await page.keyboard.press("?")
         assert await page.is_visible("#help")
@@ -123,11 +142,20 @@ async def test_reviewer_reveals_approves_with_the_keyboard_and_sees_the_next_job
         assert len(bars) == 3 and max(bars) > 0  # score bars drawn without any style attribute
         assert console.errors == []  # the review page's script ran under the CSP, and nothing was blocked
 
+        # rita's own counters on the queue list: the two images she was shown here (the session's
+        # Redis counts the whole day's, other tests' included).
+        await page.goto(f"{base}/")
+        mine = await page.inner_text("section.exposure-mine")
+        assert f"severe and {seen_before + 2} other images" in mine, mine
+
         # An admin's pages (statistics, sessions, appeals) under the same policy.
         admin = await browser.new_page()
         await console.watch(admin)
         await sign_in(admin, base, "ada")
         await admin.goto(f"{base}/admin/stats")
+        await admin.goto(f"{base}/admin/exposure")
+        assert await admin.locator('tr[data-reviewer="rita"]').count() == 1
+        await admin.goto(f"{base}/admin/gold")
         await admin.goto(f"{base}/admin/sessions")
         assert await admin.locator("tr", has_text="rita").count() == 1
         await admin.goto(f"{base}/appeals")
@@ -242,7 +270,7 @@ async def test_the_text_read_is_highlighted_and_boxed_over_the_image_and_shielde
         await page.screenshot(path=str(SHIELDED_TEXT_SCREENSHOT), full_page=True)
         await page.keyboard.down(" ")
         for selector in ("#subject", "svg.text-boxes", ".text-read"):
-            assert await page.evaluate(filter_of(selector)) == "none", selector
+            assert await page.evaluate(filter_of(selector)) == "blur(0px) grayscale(1)", selector
         assert await page.evaluate(mark) == "auto"
         await page.screenshot(path=str(TEXT_SCREENSHOT), full_page=True)
         await page.keyboard.up(" ")

@@ -1,4 +1,5 @@
-// Review page: keys for the verdict forms, hold-to-reveal for what is shielded, and the heat map
+// Review page: keys for the verdict forms, hold-to-unblur and a colour toggle for what is shielded
+// (the time it shows unblurred reported for the reviewer's exposure counters), and the heat map
 // of where the model looked (fetched on demand, drawn as SVG cells by attribute: the CSP allows
 // no style attribute).
 (function () {
@@ -9,11 +10,65 @@
   const help = document.getElementById("help");
   const revealButton = document.getElementById("reveal");
 
+  const colourButton = document.getElementById("colour");
+  const job = document.querySelector(".job");
+  const subject = document.getElementById("subject");
+
+  // Seconds the image shows unblurred (held revealed, or always at the blur level "none"), sent
+  // to the dashboard for the reviewer's exposure counters: at each release, every 15 s while it
+  // lasts, and when the page goes. Only the reviewer holding the job reports.
+  const reportUrl = job && job.dataset.unblurred;
+  const csrfField = document.querySelector("#verdict input[name=csrf]");
+  const neverBlurred = subject !== null && subject.classList.contains("blur-none");
+  let clearSince = null;
+  let unreported = 0;
+
+  function clearNow(on) {
+    const now = performance.now();
+    if (clearSince !== null) unreported += (now - clearSince) / 1000;
+    clearSince = on ? now : null;
+  }
+
+  function report(leaving) {
+    if (!reportUrl || !csrfField) return;
+    if (clearSince !== null) clearNow(true);
+    if (unreported < 0.05) return;
+    const form = new FormData();
+    form.append("csrf", csrfField.value);
+    form.append("seconds", unreported.toFixed(2));
+    unreported = 0;
+    if (leaving && navigator.sendBeacon) navigator.sendBeacon(reportUrl, form);
+    else fetch(reportUrl, { method: "POST", body: form, keepalive: true });
+  }
+
   function reveal(on) {
     for (const element of shielded) {
       element.classList.toggle("revealed", on);
       element.classList.toggle("shielded", !on);
     }
+    if (!neverBlurred && on !== (clearSince !== null)) {
+      clearNow(on);
+      if (!on) report(false);
+    }
+  }
+
+  function colour(on) {
+    for (const element of document.querySelectorAll(".shielded, .revealed")) element.classList.toggle("coloured", on);
+    if (colourButton) {
+      colourButton.setAttribute("aria-pressed", String(on));
+      colourButton.textContent = on ? "Back to grayscale" : "Show colour";
+    }
+  }
+
+  if (neverBlurred && !document.hidden) clearNow(true);
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) { reveal(false); if (neverBlurred) clearNow(false); report(true); }
+    else if (neverBlurred) clearNow(true);
+  });
+  window.addEventListener("pagehide", function () { clearNow(false); report(true); });
+  setInterval(function () { if (clearSince !== null) report(false); }, 15000);
+  if (colourButton) {
+    colourButton.addEventListener("click", function () { colour(colourButton.getAttribute("aria-pressed") !== "true"); });
   }
 
   function press(id) {
@@ -33,6 +88,7 @@
     if (event.key === "a") press("approve");
     else if (event.key === "r") press("remove");
     else if (event.key === "s") skip();
+    else if (event.key === "c" && colourButton) colourButton.click();
     else if (event.key === "?") { if (help) help.hidden = !help.hidden; }
     else if (event.key === "Escape" && help) help.hidden = true;
   });
