@@ -36,15 +36,19 @@ async def test_the_queue_list_shows_due_dates_and_the_reviewers_own_exposure(
 ) -> None:
     now = datetime.now(UTC)
     await service.queue_job(job("late", "drugs", now - timedelta(hours=25)))
-    await service.queue_job(job("gore", "violence.gore", now - timedelta(minutes=10)))
+    await service.queue_job(job("gore", "violence.gore", now - timedelta(minutes=10), queue="gore"))
     async with dashboard(service, users[0]) as rita:
         csrf = await log_in(rita, "rita")
         page = (await rita.get("/")).text
         assert '<td class="num late">1</td>' in page  # one job past due
         assert "1 h 0 min ago" in page  # the late one fell due an hour ago
         claimed = await rita.post("/claim", data={"csrf": csrf})
-        assert claimed.headers["location"] == "/jobs/late"
-        await rita.post("/jobs/late/skip", data={"csrf": csrf})  # the next due: the severe one
+        assert claimed.headers["location"] == "/jobs/late?next=due"
+        page = (await rita.get("/jobs/late?next=due")).text
+        assert page.count('<input type="hidden" name="following" value="due">') == 2  # verdict and skip
+        # The next due of every queue, not of the job's own: the severe one, in another queue.
+        skipped = await rita.post("/jobs/late/skip", data={"csrf": csrf, "following": "due"})
+        assert skipped.headers["location"] == "/jobs/gore?next=due"
         shown = await rita.post("/jobs/gore/unblurred", data={"csrf": csrf, "seconds": "42.5"})
         assert shown.status_code == 204
         page = (await rita.get("/")).text

@@ -217,3 +217,27 @@ async def test_an_image_counts_once_and_only_its_holder_reports_capped_seconds(s
     exposure = await service.exposure_today("lena")
     assert exposure.seen == {"severe": 1, "standard": 0}
     assert exposure.unblurred_seconds == {"severe": MAX_REPORT_SECONDS, "standard": 0.0}
+
+
+async def test_jobs_queued_before_due_dates_get_one_at_start_and_are_not_starved(queues: ReviewQueues) -> None:
+    """An upgrade: jobs ordered by the old rule (1e10 x a priority step + the enqueue time) would
+    sort after every new job for ever; the service gives them a standard due date when it starts."""
+    queued = T0 - timedelta(hours=2)
+    for name, step in (("old-held", 2000), ("old-pending", 1000)):
+        await queues.enqueue(job(name, at=queued))
+        legacy = step * 1e10 + queued.timestamp()
+        await queues._redis.hset(f"{queues._prefix}job:{name}", "order", repr(legacy))  # type: ignore[misc]
+        await queues._redis.zadd(f"{queues._prefix}pending:q", {name: legacy})
+        if name == "old-held":
+            held = await queues.claim("q", "rita", now=T0.timestamp())
+            assert held is not None and held[0].job_id == "old-held"
+    await queues.enqueue(job("new", at=T0))
+    assert await drain(queues, "q", T0) == ["new", "old-pending"]  # the old rule: new jobs first
+    await queues.enqueue(job("newer", at=T0 + timedelta(minutes=1)))
+    await queues.enqueue(job("old-again", at=queued))
+    legacy = 1000 * 1e10 + queued.timestamp()
+    await queues._redis.hset(f"{queues._prefix}job:old-again", "order", repr(legacy))  # type: ignore[misc]
+    await queues._redis.zadd(f"{queues._prefix}pending:q", {"old-again": legacy})
+    assert await queues.reorder_legacy(24 * 3600) == 2  # the pending one and the held one
+    await queues.stats(now=T0.timestamp() + 601)  # rita's lease ran out: the held one is back, in order
+    assert await drain(queues, "q", T0 + timedelta(minutes=11)) == ["old-again", "old-held", "newer"]

@@ -214,6 +214,33 @@ return out
 """
 )
 
+# Jobs queued before due dates were ordered by priority (a score of 1e10 x a priority step plus
+# the enqueue time): from then on every order is an epoch of seconds, under 1e11. ARGV: prefix,
+# seconds to add to a legacy job's enqueue time (its due target).
+_REORDER_LEGACY = """
+local prefix, within = ARGV[1], tonumber(ARGV[2])
+local moved = 0
+for _, queue in ipairs(redis.call('SMEMBERS', prefix .. 'queues')) do
+  local pending = prefix .. 'pending:' .. queue
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', pending, 1e11, '+inf')) do
+    local job = prefix .. 'job:' .. id
+    local due = tonumber(redis.call('HGET', job, 'enqueued')) + within
+    redis.call('HSET', job, 'order', due)
+    redis.call('ZADD', pending, due, id)
+    moved = moved + 1
+  end
+  for _, id in ipairs(redis.call('ZRANGE', prefix .. 'leases:' .. queue, 0, -1)) do
+    local job = prefix .. 'job:' .. id
+    local order = tonumber(redis.call('HGET', job, 'order'))
+    if order and order >= 1e11 then
+      redis.call('HSET', job, 'order', tonumber(redis.call('HGET', job, 'enqueued')) + within)
+      moved = moved + 1
+    end
+  end
+end
+return moved
+"""
+
 # A showing of a gold item: a job leased at once to one reviewer, never pending, gone when
 # its lease ends however it ends. ARGV: prefix, id, queue, data, gold item, reviewer, now, expires.
 _LEASE_GOLD = """
@@ -260,6 +287,7 @@ class ReviewQueues:
         self._stats = client.register_script(_STATS)
         self._erase = client.register_script(_ERASE)
         self._lease_gold = client.register_script(_LEASE_GOLD)
+        self._reorder_legacy = client.register_script(_REORDER_LEGACY)
 
     @classmethod
     def of(cls, client: "aioredis.Redis", settings: Settings) -> "ReviewQueues":
@@ -323,6 +351,11 @@ class ReviewQueues:
             first_claim=bool(found[2]),
         )
         return job, lease
+
+    async def reorder_legacy(self, within_seconds: float) -> int:
+        """Give jobs queued before due dates existed (pending or held) the due date ``within_seconds``
+        after their queueing (their severity was never known); how many."""
+        return int(await self._reorder_legacy(args=[self._prefix, repr(within_seconds)]))
 
     async def lease_gold(self, showing: ReviewJob, item: str, reviewer: str, now: float | None = None) -> Lease:
         """Lease ``showing``, a new job showing gold item ``item``, to ``reviewer`` at once."""

@@ -12,6 +12,7 @@ second review's verdict is only a ``review.verdict`` (no ``human_decision_id``):
 verdict stays the final decision, and the two measure how much reviewers agree.
 """
 
+import logging
 import random
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,7 @@ from modstream.review.jobs import Lease, QueueStats, ReviewJob, Verdict, Verdict
 from modstream.review.queue import LeaseLost, ReviewQueues, SevereRefused
 from modstream.review.stats import DecisionCounts, HourCounts
 
+log = logging.getLogger("modstream.review")
 PUBLISH_GRACE_SECONDS = 60.0
 REPORT_GRACE_SECONDS = 120.0  # a page's report of time unblurred is taken this long after its verdict
 
@@ -119,6 +121,9 @@ class ReviewService:
         self._publisher: KafkaPublisher | None = None
 
     async def start(self) -> None:
+        moved = await self.queues.reorder_legacy(self.review_rules("").due.within("standard").total_seconds())
+        if moved:
+            log.warning("review jobs from before due dates given one", extra={"jobs": moved})
         # Made here, not in __init__: aiokafka binds to the event loop that is running.
         self._producer = AIOKafkaProducer(**producer_options(self.settings))
         await self._producer.start()

@@ -21,6 +21,8 @@ from modstream.review.web.reading import shown_lines
 from modstream.review.web.shared import Shared
 
 router = APIRouter()
+# A reviewer who took the job due soonest of all queues gets the next due of all after it.
+ALL_QUEUES = "due"
 APPEALS_LISTED = 500  # the appeals page lists the ones due soonest
 
 
@@ -81,6 +83,7 @@ async def job_page(request: Request, job_id: str, session: Page, dashboard: Shar
         mine=holder == session.user,
         blur=await dashboard.sessions.blur(session.user),
         lines=shown_lines(job.text, job.text_matches),
+        following=ALL_QUEUES if request.query_params.get("next") == ALL_QUEUES else "",
         offered=await service.offered_labels(job),
         verdicts=[v.value for v in Verdict],
         banks=sorted(service.bank_names()),
@@ -114,6 +117,7 @@ async def verdict_form(
     labels: Annotated[list[str] | None, Form()] = None,
     add_to_bank: Annotated[str, Form()] = "",
     phrase: Annotated[str, Form()] = "",
+    following: Annotated[str, Form()] = "",
 ) -> Response:
     service = dashboard.service
     job = await held_job(service, job_id, session)
@@ -133,23 +137,26 @@ async def verdict_form(
         raise HTTPException(422, exc.errors()[0]["msg"]) from exc
     except (UnknownLabels, CannotBank) as exc:
         raise HTTPException(422, str(exc)) from exc
-    return await _next_job(service, job.queue, session.user, empty="done")
+    return await _next_job(service, _next_from(following, job.queue), session.user, empty="done")
 
 
 @router.post("/jobs/{job_id}/skip")
-async def skip_form(job_id: str, session: Posted, dashboard: Shared) -> Response:
+async def skip_form(
+    job_id: str, session: Posted, dashboard: Shared, following: Annotated[str, Form()] = ""
+) -> Response:
     service = dashboard.service
     job = await held_job(service, job_id, session)
+    queue = _next_from(following, job.queue)
     # Claim the next job before giving this one back, so a skip never returns it.
     try:
-        following = await service.claim_next(job.queue, session.user)
+        claimed = await service.claim_next(queue, session.user)
     except OnBreak:
         await service.skip(job_id, session.user)
         return RedirectResponse("/?notice=break", status_code=303)
     await service.skip(job_id, session.user)
-    if following is None:
+    if claimed is None:
         return RedirectResponse("/?notice=empty", status_code=303)
-    return RedirectResponse(f"/jobs/{following[0].job_id}", status_code=303)
+    return RedirectResponse(_job_url(claimed[0].job_id, queue), status_code=303)
 
 
 async def _next_job(service: ReviewService, queue: str | None, reviewer: str, *, empty: str) -> Response:
@@ -159,4 +166,13 @@ async def _next_job(service: ReviewService, queue: str | None, reviewer: str, *,
         return RedirectResponse("/?notice=break", status_code=303)
     if claimed is None:
         return RedirectResponse(f"/?notice={empty}", status_code=303)
-    return RedirectResponse(f"/jobs/{claimed[0].job_id}", status_code=303)
+    return RedirectResponse(_job_url(claimed[0].job_id, queue), status_code=303)
+
+
+def _next_from(following: str, queue: str) -> str | None:
+    """The queue the next job comes from (None: every queue), as the job page's forms say."""
+    return None if following == ALL_QUEUES else queue
+
+
+def _job_url(job_id: str, queue: str | None) -> str:
+    return f"/jobs/{job_id}" + (f"?next={ALL_QUEUES}" if queue is None else "")
