@@ -178,6 +178,19 @@ def test_tenant_override_changes_only_what_it_names(tmp_path: Path) -> None:
             "default",
             "the model has no label 'gore'",
         ),
+        (
+            "tenants/kids.yaml",
+            'version: "k"\nreview:\n  severe: [nsfl, gore]\n',
+            "kids",
+            "review.severe names labels the policy does not have: gore",
+        ),
+        ("tenants/kids.yaml", 'version: "k"\nreview:\n  due: {severe_hours: 0}\n', "kids", "review.due.severe_hours"),
+        (
+            "tenants/kids.yaml",
+            'version: "k"\nreview:\n  exposure: {severe_unblurred_hours_per_day: 25}\n',
+            "kids",
+            "review.exposure.severe_unblurred_hours_per_day",
+        ),
     ],
 )
 def test_a_bad_policy_is_refused_naming_file_tenant_and_field(
@@ -249,3 +262,13 @@ def test_a_process_that_must_run_answers_with_the_defaults_while_the_files_are_i
     broken.write_text('version: "y"\nappeals: {window_days: 365, queue: appeals-acme}\n')
     assert rules("acme").window_days == 365 and rules("acme").queue == "appeals-acme"
     assert rules("kids") == AppealRules()  # a tenant that sets none: the defaults
+
+
+def test_a_tenant_changes_the_review_section_key_by_key(tmp_path: Path) -> None:
+    write(tmp_path, "default.yaml", DEFAULT + "review:\n  severe: [nsfl]\n  due: {severe_hours: 2}\n")
+    write(tmp_path, "tenants/kids.yaml", 'version: "k1"\nreview:\n  exposure: {break_after_severe: 5}\n')
+    policies = load_policies(tmp_path, ["nsfl", "nsfw", "sfw"])
+    kids = policies.for_tenant("kids").review
+    assert kids.severe == {"nsfl"} and kids.due.severe_hours == 2  # kept from the default
+    assert kids.exposure.break_after_severe == 5 and policies.default.review.exposure.break_after_severe == 20
+    assert kids.severity_of(["nsfw", "nsfl"]) == "severe" and kids.severity_of(["nsfw"]) == "standard"
