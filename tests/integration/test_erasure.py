@@ -1,7 +1,8 @@
 """Erasure on the real stack (Kafka, S3, Redis, Triton, a worker, the dashboard, the archiver):
 a subject's uploads are first seen everywhere the system keeps something of them (the image,
-the archive's tables and files, review jobs, the restriction and appeal records, a bank entry
-made by a reviewer's remove, a worker's score cache, the dashboard), the erasure is refused
+its occlusion maps, the archive's tables and files, review jobs, the restriction and appeal
+records, a bank entry made by a reviewer's remove, a worker's score cache, the dashboard), the
+erasure is refused
 while an appeal on one is in progress, then, once the appeal is decided, nothing of them is left
 in any of those places, the receipt says what was removed where, and another person's upload
 is untouched."""
@@ -25,6 +26,8 @@ from modstream.core.ports import free_ports
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectStore
 from modstream.core.topics import ensure_topics
+from modstream.explain.served import Saliency
+from modstream.explain.store import PREFIX, SaliencyStore
 from modstream.ingest.sdk import UploadClient
 from modstream.review.appeals import DUE, RESTRICTION
 from modstream.review.audit import STREAM
@@ -164,6 +167,27 @@ def held_in(store: "redis.Redis", key: bytes) -> list[bytes]:
     return []
 
 
+def maps_of(settings: Settings, event_id: str) -> list[str]:
+    return sorted(ObjectStore(settings).keys(settings.archive_bucket, f"{PREFIX}{event_id}/"))
+
+
+async def kept_maps(browser: httpx.AsyncClient, settings: Settings, ours: str, other: str) -> dict[str, list[str]]:
+    """Occlusion maps of ``ours`` as a reviewer's heat map toggle makes them (the dashboard keeps
+    them), and as another model version's would be kept beside them; a copy of the same maps
+    under ``other``'s id, another person's upload, which the erasure must leave. The keys of each."""
+    shown = await browser.get(f"/jobs/{ours}/saliency")
+    assert shown.status_code == 200 and shown.json()["maps"], shown.text
+    (made,) = maps_of(settings, ours)
+    saliency = Saliency.model_validate_json(ObjectStore(settings).get(settings.archive_bucket, made, 1_000_000))
+    older = saliency.model.model_copy(update={"version": f"{saliency.model.version}-before"})
+    store = SaliencyStore(ObjectStore(settings), settings.archive_bucket)
+    await store.put(ours, saliency.model_copy(update={"model": older}))
+    await store.put(other, saliency)
+    kept = {ours: maps_of(settings, ours), other: maps_of(settings, other)}
+    assert len(kept[ours]) == 2 and len(kept[other]) == 1, kept
+    return kept
+
+
 async def tombstoned(settings: Settings, key: str) -> bool:
     """Whether the last record under ``key`` on the banks topic is a tombstone."""
     last: bytes | None = b"none seen"
@@ -220,6 +244,7 @@ async def test_a_subjects_uploads_leave_every_place_once_their_appeal_is_decided
         async with httpx.AsyncClient(base_url=str(rita.base_url)) as browser:
             assert (await try_log_in(browser, "ada", "ada-password")).status_code == 303
             assert (await browser.get(f"/jobs/{e1}/image")).status_code == 200
+            kept = await kept_maps(browser, settings, e1, e3)
 
             # An appeal in progress: refused, naming it, and nothing is removed.
             refused = modstream(settings, "erase", "--subject", subject)
@@ -245,6 +270,7 @@ async def test_a_subjects_uploads_leave_every_place_once_their_appeal_is_decided
             # Nothing of them is left anywhere.
             assert objects.versions(settings.uploads_bucket, key1) == []
             assert objects.versions(settings.uploads_bucket, key2) == []
+            assert maps_of(settings, e1) == [] and maps_of(settings, e3) == kept[e3]
             for table in ("decisions", "verdicts", "shadow"):
                 assert archived(settings, table, ours) == 0
             for table in ("decisions", "verdicts"):
@@ -276,6 +302,7 @@ async def test_a_subjects_uploads_leave_every_place_once_their_appeal_is_decided
         assert receipt["event_ids"] == sorted(ours) and receipt["requested_by"] == "ada"
         places = {p["name"]: p for p in receipt["places"]}
         assert places["image versions (object store)"]["removed"] == 2
+        assert places["occlusion maps (archive bucket)"]["removed"] == len(kept[e1]) == 2
         assert places["archive: decisions"]["removed"] == 4 and places["archive: verdicts"]["removed"] == 3
         assert places["review jobs"]["removed"] == 3  # two reviews and the appeal
         assert places["appeal records"]["removed"] >= 2 and places["bank entries taken from them"]["removed"] == 1

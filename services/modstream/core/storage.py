@@ -91,12 +91,9 @@ class ObjectStore:
         """The version ids the store holds of ``key`` (one, None, on a bucket without versioning);
         empty when there is no such object. Delete markers count: they name the key too."""
         with _storage_errors(bucket, key):
-            try:
-                listed = self._client.list_objects(bucket, prefix=key, include_version=True)
-                return [o.version_id for o in listed if o.object_name == key]
-            except S3Error as exc:
-                if exc.code != "NotImplemented":
-                    raise
+            listed = self._listed_versions(bucket, key, recursive=False)
+            if listed is not None:
+                return [version for name, version in listed if name == key]
             # A store without versioning at all: the object, if it is there.
             try:
                 self._client.stat_object(bucket, key)
@@ -114,6 +111,31 @@ class ObjectStore:
             for version in held:
                 self._client.remove_object(bucket, key, version_id=version)
         return len(held)
+
+    def erase_under(self, bucket: str, prefix: str) -> int:
+        """Remove every object under ``prefix``, at any depth, and every version of each (delete
+        markers too, as ``erase``); how many versions were removed (0 when there is no bucket)."""
+        try:
+            with _storage_errors(bucket, prefix):
+                held = self._listed_versions(bucket, prefix, recursive=True)
+                if held is None:  # a store without versioning at all: the objects there are
+                    held = [(name, None) for name in self.keys(bucket, prefix)]
+                for name, version in held:
+                    self._client.remove_object(bucket, name, version_id=version)
+        except ObjectMissing:
+            return 0  # no bucket: nothing was ever kept there
+        return len(held)
+
+    def _listed_versions(self, bucket: str, prefix: str, recursive: bool) -> list[tuple[str, str | None]] | None:
+        """(key, version id) of every version under ``prefix``; None from a store that cannot list
+        versions (it keeps none)."""
+        try:
+            listed = self._client.list_objects(bucket, prefix=prefix, recursive=recursive, include_version=True)
+            return [(o.object_name or "", o.version_id) for o in listed]
+        except S3Error as exc:
+            if exc.code != "NotImplemented":
+                raise
+            return None
 
     def get(self, bucket: str, key: str, max_bytes: int) -> bytes:
         """The object's bytes; refused from the response headers if it is over ``max_bytes``."""

@@ -28,6 +28,7 @@ from modstream.core.events import check_ids
 from modstream.core.settings import Settings
 from modstream.core.storage import ObjectMissing, ObjectStore
 from modstream.erasure.receipt import ErasureReceipt, Kept, Place
+from modstream.explain.store import SaliencyStore
 from modstream.review.appeals import AppealBook
 from modstream.review.exposure import ExposureBook
 from modstream.review.gold import GoldBook
@@ -88,6 +89,7 @@ class Erasure:
         self.decided = DecidedEvents(settings)
         self.erased_images = ErasedImages(self.redis, settings.score_cache_ttl_seconds)
         self.objects = ObjectStore(settings)
+        self.maps = SaliencyStore(self.objects, settings.archive_bucket)
 
     async def close(self) -> None:
         await self.decided.close()
@@ -123,6 +125,7 @@ class Erasure:
             places.extend(place.model_copy(update={"seconds": round(share, 3)}) for place in done)
 
         await step("removing the images and every version of them", lambda: self._images(archived, jobs))
+        await step("removing the occlusion maps made of them", lambda: self._maps(uploads))
         await step(
             "deleting the archive's rows, then every file that held them", lambda: self._archive(uploads, archived)
         )
@@ -175,6 +178,12 @@ class Erasure:
         images = {(h.bucket, h.key) for h in archived} | {(j.bucket, j.key) for j in jobs}
         versions = sum([await asyncio.to_thread(self.objects.erase, bucket, key) for bucket, key in sorted(images)])
         return [Place(name="image versions (object store)", found=versions, removed=versions)]
+
+    async def _maps(self, uploads: list[str]) -> list[Place]:
+        """Occlusion maps, made on the review page or for a block: a coarse picture of where the
+        image's content is, kept under the event's id in the archive bucket."""
+        versions = await self.maps.erase(uploads)
+        return [Place(name="occlusion maps (archive bucket)", found=versions, removed=versions)]
 
     async def _archive(self, uploads: list[str], archived: list[Held]) -> list[Place]:
         return [

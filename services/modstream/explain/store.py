@@ -8,7 +8,7 @@ decision by another model version never gets an older version's maps.
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,12 @@ MAX_BYTES = 2 * 1024 * 1024  # ~20 labels of 14x14 cells take ~60 KB
 
 def saliency_key(event_id: str, model: ModelRef, method: str) -> str:
     digest = hashlib.sha256(f"{model.name}\n{model.version}\n{method}".encode()).hexdigest()[:20]
-    return f"{PREFIX}{event_id}/{digest}.json"
+    return f"{event_prefix(event_id)}{digest}.json"
+
+
+def event_prefix(event_id: str) -> str:
+    """Where every map of one event is kept, whatever model version or method made it."""
+    return f"{PREFIX}{event_id}/"
 
 
 class SaliencyStore:
@@ -47,6 +52,14 @@ class SaliencyStore:
         ref = self.ref(event_id, saliency)
         await asyncio.to_thread(self._store.put, self._bucket, ref.key, data, "application/json")
         return ref
+
+    async def erase(self, event_ids: Iterable[str]) -> int:
+        """Every map kept of these events, each version of each object (an erasure: GDPR Art.
+        17); how many versions were removed."""
+        removed = 0
+        for event_id in sorted(set(event_ids)):
+            removed += await asyncio.to_thread(self._store.erase_under, self._bucket, event_prefix(event_id))
+        return removed
 
     def ref(self, event_id: str, saliency: Saliency) -> SaliencyRef:
         return SaliencyRef(
