@@ -29,19 +29,27 @@ TRACED_TENANT = "traced-e2e"  # reviews everything too, in a queue of its own
 TRACED_QUEUE = "e2e-traced"
 NOTIFIED_BUCKET = "e2e-notified"
 RAISED_TENANT = "raised-e2e"  # test_raised_audit_rate.py raises its audit rate
+# Both block every image the models score (test_pipeline.py); the first keeps occlusion maps of
+# its blocks, the second does not ask for them.
+MAPS_TENANT = "maps-e2e"
+BLOCKS_TENANT = "blocks-e2e"
 
 
 @pytest.fixture(scope="session")
 def worker_settings(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     queues = {REVIEW_TENANT: REVIEW_QUEUE, TRACED_TENANT: TRACED_QUEUE}
     policies = policies_reviewing(tmp_path_factory.mktemp("policies"), queues, "e2e-1")
+    for tenant, maps in ((MAPS_TENANT, "\nsaliency_on_block: true"), (BLOCKS_TENANT, "")):
+        (policies / "tenants" / f"{tenant}.yaml").write_text(
+            f'version: "{tenant}-1"{maps}\nlabels:\n  sexual.any: {{review_at: 0.0, block_at: 0.0}}\n'
+        )
     settings = stack_settings.model_copy(
         update={
             "max_image_bytes": WORKER_MAX_IMAGE_BYTES,
             "consumer_group": "e2e-worker",
             "policies_dir": policies,
             # Only the tenants these tests use: any other is refused at intake.
-            "tenants": ["e2e", REVIEW_TENANT, TRACED_TENANT, "reload-e2e", RAISED_TENANT],
+            "tenants": ["e2e", REVIEW_TENANT, TRACED_TENANT, "reload-e2e", RAISED_TENANT, MAPS_TENANT, BLOCKS_TENANT],
             "trace_exporter": "otlp",
             # Bucket notifications (test_event_sources.py): one bucket mapped to a tenant, and
             # the uploads bucket, whose keys start with the tenant.

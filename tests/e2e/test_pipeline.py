@@ -12,10 +12,12 @@ from aiokafka import TopicPartition
 from modstream.core.events import DeadLetter, ImageUploaded, ModerationDecision, Outcome
 from modstream.core.kafka import kafka_consumer, kafka_producer
 from modstream.core.settings import Settings
+from modstream.core.storage import ObjectStore
+from modstream.explain.store import SaliencyStore, event_prefix, explainer_for, saliency_key
 from modstream.ingest.sdk import UploadClient
 
 from tests import images
-from tests.e2e.conftest import DECIDED_LABELS, WORKER_MAX_IMAGE_BYTES
+from tests.e2e.conftest import BLOCKS_TENANT, DECIDED_LABELS, MAPS_TENANT, WORKER_MAX_IMAGE_BYTES
 from tests.offsets import records_so_far, wait_until_committed_to_end
 from tests.records import decisions_for, first_records
 from tests.workers import log_line, log_size
@@ -197,3 +199,43 @@ async def test_replayed_event_is_not_decided_twice(
     # The replay is handled (skipped): any decision it made is on the topic by now.
     so_far = await records_so_far(worker_settings, worker_settings.topic_decisions, ModerationDecision)
     assert [d.decision_id for d in so_far[event.event_id]] == [first.decision_id]
+
+
+async def test_a_policy_asking_for_maps_of_blocks_gets_them_kept_and_named_by_the_decision(
+    worker_settings: Settings, worker: subprocess.Popen[bytes]
+) -> None:
+    """Two tenants that block the same photo, one with ``saliency_on_block``: its decision names
+    maps kept where it says, the ones the review page would be served for that event and model
+    version; the other's decision names none and none are kept of it."""
+    settings, photo = worker_settings, images.varied_images(1, seed=11)[0][1]
+    async with UploadClient(settings) as client:
+        plain = await client.upload_image(photo, BLOCKS_TENANT)
+        mapped = await client.upload_image(photo, MAPS_TENANT)
+    decided = await first_records(
+        settings, settings.topic_decisions, ModerationDecision, [plain.event_id, mapped.event_id]
+    )
+    blocked, with_maps = decided[plain.event_id], decided[mapped.event_id]
+    assert blocked.decision is with_maps.decision is Outcome.BLOCK, (blocked.reasons, with_maps.reasons)
+    assert with_maps.model is not None and with_maps.saliency is not None, "the block names no maps"
+
+    ref = with_maps.saliency
+    assert ref.bucket == settings.archive_bucket
+    assert ref.key == saliency_key(mapped.event_id, with_maps.model, ref.method)
+    kept = await SaliencyStore(ObjectStore(settings), settings.archive_bucket).get(
+        mapped.event_id, with_maps.model, ref.method
+    )
+    assert kept is not None, f"nothing kept at s3://{ref.bucket}/{ref.key}"
+    assert kept.model == with_maps.model and sorted(kept.maps) == ref.labels
+    assert "sexual.any" in ref.labels and kept.maps["sexual.any"].cells  # the label that blocked has a map
+    # What the dashboard's heat map toggle answers for this event and model: these maps, kept.
+    explainer = explainer_for(settings)
+    try:
+        served = await explainer.document(mapped.event_id, photo, with_maps.model)
+    finally:
+        await explainer.close()
+    assert served["cached"] is True and served["maps"] == kept.model_dump(mode="json")["maps"]
+
+    # The tenant without the key: its block was decided (after which the worker makes no map of
+    # it), and nothing is kept under its id.
+    assert blocked.saliency is None
+    assert ObjectStore(settings).keys(settings.archive_bucket, event_prefix(plain.event_id)) == []
