@@ -1,8 +1,14 @@
 """Occlusion maps, the pure part: the copies, the fall of each label's score, the mass in a region,
-and the reasons the review page gives for a label without a map."""
+the reasons the review page gives for a label without a map, and the archive's record of where a
+decision's maps are kept."""
+
+import random
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from modstream.core.archive import DECISIONS
+from modstream.core.events import SaliencyRef
 from modstream.explain.occlusion import (
     MAP_SIDE,
     NEUTRAL,
@@ -13,7 +19,10 @@ from modstream.explain.occlusion import (
     mass_share,
     occluded,
 )
+from modstream.explain.store import saliency_key
 from modstream.review.web.saliency import without_map
+
+from tests.archive import decision
 
 
 def test_each_copy_hides_its_patch_with_grey_and_keeps_the_rest() -> None:
@@ -81,3 +90,19 @@ def test_labels_without_a_map_say_why() -> None:
     assert "text rules" in without_map("text.scam")
     assert "ocr step" in without_map("text.present")
     assert "no score for the occluded copies" in without_map("sexual.any")
+
+
+def test_the_archived_decision_says_where_its_maps_are_kept() -> None:
+    blocked = decision(random.Random(3), datetime(2026, 12, 8, tzinfo=UTC), nsfw=0.97)
+    assert blocked.model is not None
+    method = Occlusion().name
+    ref = SaliencyRef(
+        bucket="archive",
+        key=saliency_key(blocked.event_id, blocked.model, method),
+        method=method,
+        labels=["nsfw", "sfw"],
+        seconds=2.31,
+    )
+    rows = DECISIONS.rows([blocked.model_copy(update={"saliency": ref}), blocked]).to_pylist()
+    assert SaliencyRef.model_validate(rows[0]["saliency"]) == ref
+    assert rows[1]["saliency"] is None

@@ -37,6 +37,17 @@ TEXT_MATCHES = pa.list_(
         ]
     )
 )
+# Where a block's occlusion maps are kept (events.SaliencyRef): the key alone cannot be found
+# again from the row, since it hashes the masking method too.
+SALIENCY = pa.struct(
+    [
+        ("bucket", pa.string()),
+        ("key", pa.string()),
+        ("method", pa.string()),
+        ("labels", pa.list_(pa.string())),
+        ("seconds", pa.float64()),
+    ]
+)
 
 Column = tuple[str, pa.DataType, Callable[[Any], Any]]
 
@@ -130,6 +141,7 @@ DECISIONS = Table(
         ("text_regions", pa.int32(), _part("text", "regions")),
         ("text_lines", TEXT_LINES, lambda d: None if d.text is None else [line.model_dump() for line in d.text.lines]),
         ("text_matches", TEXT_MATCHES, lambda d: [m.model_dump() for m in d.text_matches]),
+        ("saliency", SALIENCY, lambda d: None if d.saliency is None else d.saliency.model_dump()),
         *_columns(
             ("policy_id", pa.string()),
             ("policy_version", pa.string()),
