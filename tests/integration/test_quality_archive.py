@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 import yaml
 from modstream.core.events import ModerationDecision, Record, ReviewVerdict
 from modstream.core.evidence import Pair, Period, review_pairs, sampled_verdicts
+from modstream.core.gold import GoldAnswer
 from modstream.core.labels import LabelRegistry, label_definition
 from modstream.core.lake import open_archive
 from modstream.core.settings import Settings
@@ -23,8 +24,10 @@ from modstream.policy.loader import load_policies
 from modstream.quality.advice import advise
 from modstream.quality.agreement import agreement_report
 from modstream.quality.report import quality_report
+from modstream.review.gold import GoldBook, GoldItem
 
 from tests.archive import Produce, archive_in_process, private_archive, traffic
+from tests.review_jobs import review_job
 
 # A label a new model version scores and the policy ignores until its thresholds are set.
 SEEDED_POLICY = """id: default
@@ -98,7 +101,15 @@ async def test_the_report_agreement_and_advice_come_from_what_was_archived(
     assert sorted(pairs, key=lambda p: p.item) == sorted(expected_pairs, key=lambda p: p.item)
     assert len(pairs) >= 30  # enough for a kappa
 
-    # The CLI prints the same numbers from the same files.
+    # The CLI prints the same numbers from the same files, and reviewers' accuracy on gold items
+    # from the review room's tallies in Redis (nsfw: 12 of 25 right, under 80 % of at least 20).
+    client = aioredis.Redis.from_url(settings.redis_url)
+    item = GoldItem(
+        "e", review_job("e", "nsfw"), GoldAnswer("remove", frozenset({"nsfw"})), "ada", datetime.now(UTC), "rita"
+    )
+    for right in range(25):
+        await GoldBook(client).record(f"gold-{right % 3}", item, {"nsfw": right < 12})
+    await client.aclose()
     env = {**os.environ, **settings.as_env()}
     command = [sys.executable, "-m", "modstream.cli", "quality", "report", "--json"]
     done = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True)
@@ -108,6 +119,11 @@ async def test_the_report_agreement_and_advice_come_from_what_was_archived(
     assert json.loads(json.dumps(expected, default=str)) == {k: printed[k] for k in expected}
     kappa = agreement_report(expected_pairs, sorted(sample.labels)).by_label["nsfw"]
     assert printed["reviewers"]["by_label"]["nsfw"]["value"] == pytest.approx(kappa.value)
+    assert {k: printed["gold"]["nsfw"][k] for k in ("answers", "right")} == {"answers": 25, "right": 12}
+    text = await asyncio.to_thread(
+        subprocess.run, command[:-1], env=env | {"COLUMNS": "200"}, capture_output=True, text=True
+    )
+    assert "nsfw: 48% [" in text.stdout and "unreliable: under 80%" in text.stdout, text.stdout
     assert kappa.value is not None and 0.4 < kappa.value < 0.95  # the second reviewer agrees 85 % of the time
 
     # Advice from the same archive, written as a proposal that the policy loader accepts once
