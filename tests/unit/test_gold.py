@@ -42,3 +42,20 @@ def test_too_low_only_over_enough_answers() -> None:
     assert not accuracy("remy", "drugs", 19, 0).below(rules.min_accuracy, rules.min_answers)
     assert not accuracy("remy", "drugs", 20, 16).below(rules.min_accuracy, rules.min_answers)
     assert GoldRules(queues={"gore": 0.1}).rate_of("gore") == 0.1 and GoldRules().rate_of("other") == 0.02
+
+
+def test_the_alerts_gauge_holds_each_reviewer_against_each_tenants_own_threshold() -> None:
+    from modstream.review import gauges
+
+    tallies = [
+        Tally("remy", "strict", VERDICT, 30, 26),  # 87 %: under strict's 90 %
+        Tally("remy", "relaxed", VERDICT, 30, 26),  # over relaxed's 80 %
+        Tally("rita", "strict", VERDICT, 10, 5),  # 50 %, but over too few answers
+        Tally("rita", "strict", "drugs", 30, 0),  # a label: the alert is on verdicts
+    ]
+    rules = {"strict": GoldRules(min_accuracy=0.9), "relaxed": GoldRules()}
+    gauges.remember_gold(tallies, rules.__getitem__)
+    below = {(r["tenant"], r["reviewer"]): v for v, r in gauges._gold_readings(below=True)}
+    assert below == {("strict", "remy"): 1.0, ("relaxed", "remy"): 0.0, ("strict", "rita"): 0.0}
+    shares = {(r["tenant"], r["reviewer"]): round(v, 2) for v, r in gauges._gold_readings(below=False)}
+    assert shares == {("strict", "remy"): 0.87, ("relaxed", "remy"): 0.87, ("strict", "rita"): 0.5}
