@@ -43,8 +43,10 @@ async def run_pipeline(
     events: int | None = None,
     quiet_seconds: float = 0.0,
     on_decided: Callable[[ModerationDecision], None] = lambda d: None,
+    tenant_of: Callable[[int], str] = lambda index: "bench",
 ) -> PipelineResult:
-    """One event per image, or ``events`` events cycling over the stored images.
+    """One event per image, or ``events`` events cycling over the stored images; event ``index``
+    is ``tenant_of(index)``'s upload (whose policy decides it).
 
     With ``quiet_seconds``, decisions are still read after every event has one, until none
     of these events has had a record for that long: a duplicate that comes late is counted.
@@ -93,7 +95,9 @@ async def run_pipeline(
             if rate > 0:  # a steady rate: latency without a queue of our own making
                 await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
             key, data = keys[index % len(keys)], images[index % len(images)]
-            event = ImageUploaded.new(tenant="bench", bucket=settings.uploads_bucket, key=key, size_bytes=len(data))
+            event = ImageUploaded.new(
+                tenant=tenant_of(index), bucket=settings.uploads_bucket, key=key, size_bytes=len(data)
+            )
             published[event.event_id] = time.perf_counter()
             await client.send(event)
         with contextlib.suppress(TimeoutError):

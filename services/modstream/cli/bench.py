@@ -109,6 +109,17 @@ def bench(
             "photos (e.g. 6), each mapped 3 times; and what a map of every block costs in uploads",
         ),
     ] = 0,
+    saliency_on_block: Annotated[
+        float,
+        typer.Option(
+            metavar="SHARE",
+            min=0.0,
+            max=1.0,
+            help="instead: what maps of every block cost the pipeline: --images uploads (e.g. 300) through a "
+            "worker of the bench's own whose policy blocks this share of them (e.g. 0.1), with the policy's "
+            "saliency_on_block off and on, alternating, medians of 3 each: images/s, p50/p95 latency",
+        ),
+    ] = 0.0,
     learning: Annotated[
         str | None,
         typer.Option(
@@ -146,6 +157,9 @@ def bench(
         _erasure(settings, erasure, out)
         return
     pool = sample_images(settings.state_dir / "cache")
+    if saliency_on_block:
+        _saliency_on_block(settings, pool, images, saliency_on_block, out)
+        return
     if chaos:
         _chaos(settings, pool, chaos, seed, rate, out)
         return
@@ -285,6 +299,56 @@ def _saliency(settings: "Settings", count: int, out: Path | None) -> None:
             str(row["uploads_per_second"]),
             str(row["uploads_per_map"]),
         )
+    console.print(table)
+    console.print(f"report: {path}")
+
+
+def _saliency_on_block(settings: "Settings", pool: list[bytes], count: int, share: float, out: Path | None) -> None:
+    """The bench's own worker (the stack room starts and stops it) over the stack's servers."""
+    import tempfile
+
+    from modstream.bench.run import write_report
+    from modstream.bench.saliency_cost import private_settings, run_saliency_cost_bench
+    from modstream.stack import StackError, start_service, stop_stack
+
+    with tempfile.TemporaryDirectory(prefix="modstream-bench-") as folder:
+        private = private_settings(settings, Path(folder))
+        console.print(f"starting a worker of the bench's own (policies and topics in {folder})")
+        try:
+            start_service(private, "worker", timeout=120)
+        except StackError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+        try:
+            report = run_saliency_cost_bench(private, pool, count, share, on_stage=console.print)
+        finally:
+            stop_stack(private, only=["worker"])
+    path = write_report(report, "saliency-pipeline-bench", out)
+    medians = report["medians"]
+    table = Table(
+        "maps of blocks",
+        "images/s",
+        "latency p50 (ms)",
+        "latency p95 (ms)",
+        "blocks / with maps",
+        "s per map",
+        title=f"{report['uploads_per_run']} uploads per run, {report['blocked_per_run']} blocked "
+        f"({report['blocked_share']:.0%}), medians of {report['repetitions']}, {report['ensemble']}",
+    )
+    for name in ("off", "on"):
+        row = medians[name]
+        table.add_row(
+            name,
+            str(row["images_per_second"]),
+            str(row["latency_ms_p50"]),
+            str(row["latency_ms_p95"]),
+            f"{row['blocks']} / {row['blocks_with_maps']}",
+            "-" if row["seconds_per_map_median"] is None else str(row["seconds_per_map_median"]),
+        )
+    ratio = report["on_vs_off"]
+    table.add_row(
+        "on / off", str(ratio["images_per_second"]), str(ratio["latency_ms_p50"]), str(ratio["latency_ms_p95"]), "", ""
+    )
     console.print(table)
     console.print(f"report: {path}")
 
