@@ -19,6 +19,7 @@ from modstream.core.ports import free_port
 from modstream.core.retention import KINDS
 from modstream.core.settings import PROJECT_ROOT, Settings
 from modstream.core.storage import ObjectStore
+from modstream.explain.store import event_prefix
 from modstream.stack import start_service, stop_stack
 
 from tests.archive import (
@@ -84,6 +85,11 @@ async def test_each_kind_older_than_its_limit_goes_and_nothing_else(stack_settin
         producer.record("verdicts", verdict_for(d, rng).model_copy(update={"occurred_at": d.occurred_at}))
     producer.flush()
     await archive_in_process(settings)
+    # Occlusion maps made of three images (as the explain room keeps them): they go with theirs.
+    mapped = [made[(KEEPER, 100)], made[(KEEPER, 15)], restricted]
+    for d in mapped:
+        objects.put(settings.archive_bucket, f"{event_prefix(d.event_id)}m/1.json", b"{}", "application/json")
+    assert all(objects.versions(settings.archive_bucket, f"{event_prefix(d.event_id)}m/1.json") for d in mapped)
     # Positive signals: every decision, verdict, embedding and image is there first.
     everything = {d.event_id for d in [*made.values(), restricted]}
     assert set(rows(settings, DECISIONS)) == set(rows(settings, VERDICTS)) == everything
@@ -117,6 +123,8 @@ async def test_each_kind_older_than_its_limit_goes_and_nothing_else(stack_settin
     gone = {d: not objects.versions(made[(KEEPER, d)].bucket, made[(KEEPER, d)].key) for d in AGES}
     assert gone == {400: True, 100: True, 15: False, 1: False}
     assert objects.versions(restricted.bucket, restricted.key)  # appealable: held back
+    maps_left = [bool(objects.versions(settings.archive_bucket, f"{event_prefix(d.event_id)}m/1.json")) for d in mapped]
+    assert maps_left == [False, True, True]  # the 100-day image's map went with it
     assert all(objects.versions(made[(FOREVER, d)].bucket, made[(FOREVER, d)].key) for d in AGES)
 
     again = modstream(settings, "archive", "retain")

@@ -9,10 +9,11 @@ room does not read policies). Every archived tenant is visited:
   the rows that still have one; files holding none are never read again: Iceberg's null counts
   prune them);
 - images older than theirs are removed from the object store with every version, found by
-  their automatic decisions. An image whose restriction can still be appealed (a block within
-  the tenant's appeal window) is held back and visited again once the window has closed. Which
-  upload times have been visited, and which images are held back, is kept per tenant in the
-  archive bucket (``retention/images-<tenant>.json``), so each run reads only the new hours.
+  their automatic decisions, and what was made of them (occlusion maps) with them. An image
+  whose restriction can still be appealed (a block within the tenant's appeal window) is held
+  back and visited again once the window has closed. Which upload times have been visited, and
+  which images are held back, is kept per tenant in the archive bucket
+  (``retention/images-<tenant>.json``), so each run reads only the new hours.
 
 What each run removed is logged and counted (``modstream.erased.items``, cause retention).
 """
@@ -47,14 +48,22 @@ class Retained:
     before: datetime  # removed: what is older than this
     removed: int  # rows, embeddings or image versions
     held: int = 0  # images kept back while their restriction can be appealed
+    derived: int = 0  # objects made of the images removed (occlusion maps), removed with them
+
+
+def _nothing_derived(event_ids: list[str]) -> int:
+    return 0
 
 
 @dataclass(frozen=True)
 class Rules:
-    """A tenant's retention, and its appeal rules (an appealable image stays)."""
+    """A tenant's retention, and its appeal rules (an appealable image stays); and what else was
+    made of uploads' images, to go with them (``derived``: event ids -> how many removed; the
+    composer hands over the explain room's occlusion maps)."""
 
     retention: Callable[[str], Retention]
     appeals: Callable[[str], AppealRules]
+    derived: Callable[[list[str]], int] = _nothing_derived
 
 
 class _Held(BaseModel):
@@ -76,7 +85,7 @@ def enforce(settings: Settings, rules: Rules, now: datetime | None = None) -> li
     for tenant in _tenants(settings):
         for kind, before in rules.retention(tenant).cutoffs(now).items():
             if kind == "images":
-                done.append(_images(settings, tenant, before, rules.appeals(tenant), now))
+                done.append(_images(settings, tenant, before, rules, now))
                 continue
             older = f"tenant = '{tenant}' AND occurred_at < '{before.isoformat()}'"
             if kind == "embeddings":
@@ -114,8 +123,9 @@ def _clear_embeddings(settings: Settings, matching: str) -> int:
     return len(rows)
 
 
-def _images(settings: Settings, tenant: str, before: datetime, appeals: AppealRules, now: datetime) -> Retained:
+def _images(settings: Settings, tenant: str, before: datetime, rules: Rules, now: datetime) -> Retained:
     objects = ObjectStore(settings)
+    appeals = rules.appeals(tenant)
     state = _read_state(objects, settings, tenant)
     due = [h for h in state.held if h.until <= now]
     held = [h for h in state.held if h.until > now]
@@ -130,9 +140,10 @@ def _images(settings: Settings, tenant: str, before: datetime, appeals: AppealRu
                 due.append(upload)
         state.visited_until = before
     removed = sum(objects.erase(h.bucket, h.key) for h in due)
+    derived = rules.derived([h.event_id for h in due]) if due else 0
     state.held = held
     _write_state(objects, settings, tenant, state)
-    return Retained(tenant, "images", before, removed, held=len(held))
+    return Retained(tenant, "images", before, removed, held=len(held), derived=derived)
 
 
 def _uploads(settings: Settings, tenant: str, since: datetime, before: datetime) -> list[_Held]:

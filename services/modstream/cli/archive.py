@@ -76,6 +76,7 @@ def retain() -> None:
         console.print("no tenant's policy limits how long anything is kept")
     for retained in done:
         held = f", {retained.held} held while appealable" if retained.kind == "images" else ""
+        held += f", {retained.derived} occlusion maps with them" if retained.derived else ""
         console.print(
             f"{retained.tenant}: {retained.removed} {retained.kind} from before "
             f"{retained.before:%Y-%m-%d %H:%M} removed{held}"
@@ -120,15 +121,24 @@ def migrate(
 
 def retention_rules(settings: "Settings") -> "Rules":
     """Each tenant's retention and appeal sections, read leniently (the last valid ones while
-    the policy files are invalid, as the dashboard reads appeals)."""
+    the policy files are invalid, as the dashboard reads appeals), and the occlusion maps made of
+    an image, which retention removes with it."""
     from modstream.archive.retention import Rules
     from modstream.core.appeals import AppealRules
     from modstream.core.retention import Retention
+    from modstream.core.storage import ObjectStore
+    from modstream.explain.store import event_prefix
     from modstream.policy.watcher import Sections
+
+    def maps_of(event_ids: list[str]) -> int:
+        # The explain room's occlusion maps of an image go when the image goes.
+        store = ObjectStore(settings)
+        return sum(store.erase_under(settings.archive_bucket, event_prefix(event_id)) for event_id in event_ids)
 
     return Rules(
         retention=Sections(settings.policies_dir, lambda policy: policy.retention, Retention()),
         appeals=Sections(settings.policies_dir, lambda policy: policy.appeals, AppealRules()),
+        derived=maps_of,
     )
 
 
