@@ -172,8 +172,12 @@ class ReviewService:
     ) -> tuple[ReviewJob, Lease] | None:
         """Now and then (the queue's gold rate) a gold item of the queue whose job is due soonest,
         as a job of its own: only while real jobs wait, so that it tells itself apart by nothing."""
+        gold = self.review_rules("").gold
+        roll = self._random()
+        if roll >= max([gold.rate, *gold.queues.values()]):
+            return None  # most claims: no need to look at the queues' heads
         target = await self.queues.soonest(queues)
-        if target is None or self._random() >= self.review_rules("").gold.rate_of(target):
+        if target is None or roll >= gold.rate_of(target):
             return None
 
         def allowed(job: ReviewJob) -> bool:
