@@ -90,6 +90,7 @@ async def test_a_redis_outage_is_waited_out_and_every_request_becomes_one_job(fe
         "appeals": 1,
         "queue-depths": 1,
         "queue-gauges": 1,
+        "legacy-order": 1,
     }
     retries = total(scrape(metrics_url(settings)), "modstream_dependency_retries_total", dependency="redis")
     lines = log_lines(settings)
@@ -188,7 +189,7 @@ def health(settings: Settings) -> tuple[int, dict[str, Any]]:
 
 def healthz(settings: Settings) -> bool:
     status, report = health(settings)
-    feeds = {"review-requests", "decisions", "appeals", "queue-depths", "queue-gauges"}
+    feeds = {"review-requests", "decisions", "appeals", "queue-depths", "queue-gauges", "legacy-order"}
     return status == 200 and set(report["feeds"]) == feeds
 
 

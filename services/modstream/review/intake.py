@@ -182,6 +182,7 @@ async def run_feeds(settings: Settings, service: ReviewService, stop: asyncio.Ev
         _consume(settings, "appeals", settings.topic_appeals, APPEALS_GROUP, _lodge(service), stop),
         _every("queue-depths", DEPTH_SAMPLE_SECONDS, service.queues.record_depths, stop),
         _every("queue-gauges", gauges.REFRESH_SECONDS, lambda: _refresh_gauges(service), stop),
+        _every("legacy-order", DEPTH_SAMPLE_SECONDS, service.order_legacy_jobs, stop),
     ]
     tasks = [asyncio.create_task(loop) for loop in loops]
     try:

@@ -120,10 +120,14 @@ class ReviewService:
         self._producer: AIOKafkaProducer | None = None
         self._publisher: KafkaPublisher | None = None
 
-    async def start(self) -> None:
+    async def order_legacy_jobs(self) -> None:
+        """Give jobs queued before due dates existed (by this version during an upgrade, or by an
+        older dashboard still running beside it) a standard due date: the feeds do it every minute."""
         moved = await self.queues.reorder_legacy(self.review_rules("").due.within("standard").total_seconds())
         if moved:
             log.warning("review jobs from before due dates given one", extra={"jobs": moved})
+
+    async def start(self) -> None:
         # Made here, not in __init__: aiokafka binds to the event loop that is running.
         self._producer = AIOKafkaProducer(**producer_options(self.settings))
         await self._producer.start()
