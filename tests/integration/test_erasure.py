@@ -241,7 +241,8 @@ async def test_a_subjects_uploads_leave_every_place_once_their_appeal_is_decided
         banks = await read_banks(settings)
         assert [e.source_event_id for e in banks.entries.values() if e.bank == running.bank] == [e1]
         assert (await ada.get(f"/api/jobs/{e1}")).status_code == 200
-        async with httpx.AsyncClient(base_url=str(rita.base_url)) as browser:
+        # A map is made on demand (2-3 s alone; far longer while the other test worker loads Triton).
+        async with httpx.AsyncClient(base_url=str(rita.base_url), timeout=120) as browser:
             assert (await try_log_in(browser, "ada", "ada-password")).status_code == 303
             assert (await browser.get(f"/jobs/{e1}/image")).status_code == 200
             kept = await kept_maps(browser, settings, e1, e3)
