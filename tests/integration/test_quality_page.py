@@ -22,7 +22,6 @@ from modstream.quality.drift import DECISIONS, drift, tally, window_of
 from modstream.quality.page import QualityPage
 from modstream.quality.report import QualityReport, quality_report
 from modstream.review.gold import GoldBook, GoldItem
-from modstream.review.jobs import ReviewJob
 from modstream.review.service import ReviewService
 from modstream.review.web.app import create_app
 
@@ -30,6 +29,7 @@ from tests.archive import private_archive
 from tests.dashboard_helpers import dashboard, log_in
 from tests.integration.test_dashboard import INLINE
 from tests.quality_seed import DRIFT, decisions_of, reviewed_traffic, tally_drift, write_archive
+from tests.review_jobs import review_job
 
 pytestmark = pytest.mark.integration
 HOURS = 20
@@ -223,23 +223,14 @@ async def test_a_label_whose_reviewers_fail_gold_items_is_flagged_beside_its_pre
     """The review room's tallies in Redis, handed to the page as ``modstream dashboard`` does."""
     client = aioredis.Redis.from_url(seeded.settings.redis_url)
     book = GoldBook(client, prefix=f"quality-gold-{uuid.uuid4().hex}:")
-    job = ReviewJob(
-        job_id="e",
-        queue="q",
-        decision_id="d",
-        tenant=seeded.tenant,
-        bucket="b",
-        key="k",
-        scores={},
-        triggered=[],
-        reasons=[],
-        model=None,
-        policy_id="p",
-        policy_version="1",
-        uploaded_at=datetime.now(UTC),
-        enqueued_at=datetime.now(UTC),
+    item = GoldItem(
+        "e",
+        review_job("e", "nsfw", tenant=seeded.tenant),
+        GoldAnswer("remove", frozenset({"nsfw"})),
+        "ada",
+        datetime.now(UTC),
+        "rita",
     )
-    item = GoldItem("e", job, GoldAnswer("remove", frozenset({"nsfw"})), "ada", datetime.now(UTC), "rita")
     for right in [True] * 10 + [False] * 15:  # remy: 10 of 25 on nsfw, under 80 % over at least 20
         await book.record("remy", item, {VERDICT: True, "nsfw": right})
     for _ in range(5):  # rita: right every time, but over too few to judge

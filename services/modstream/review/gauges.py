@@ -40,8 +40,8 @@ def remember_gold(tallies: list[Tally], rules_of: Callable[[str], GoldRules]) ->
 
 def _gold_readings(below: bool) -> Iterable[tuple[float, dict[str, str]]]:
     return [
-        (float(low) if below else share, {"tenant": tenant, "reviewer": reviewer})
-        for (tenant, reviewer), (share, low) in _gold.items()
+        (float(under) if below else share, {"tenant": tenant, "reviewer": reviewer})
+        for (tenant, reviewer), (share, under) in _gold.items()
     ]
 
 

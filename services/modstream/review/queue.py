@@ -54,6 +54,10 @@ class SevereRefused:
     def of(self, tenant: str) -> bool:
         return self.tenants.get(tenant, self.default)
 
+    def allows(self, job: ReviewJob) -> bool:
+        """Whether ``job`` may go to the reviewer (the claim script's ``may_take``, but for exclusions)."""
+        return job.severity != "severe" or not self.of(job.tenant)
+
     def to_json(self) -> str:
         return json.dumps({"default": self.default, "tenants": self.tenants or {}})
 

@@ -183,11 +183,7 @@ class ReviewService:
         target = await self.queues.soonest(queues)
         if target is None or roll >= gold.rate_of(target):
             return None
-
-        def allowed(job: ReviewJob) -> bool:
-            return not (job.severity == "severe" and refused.of(job.tenant))
-
-        item = await self.gold.draw(target, reviewer, allowed)
+        item = await self.gold.draw(target, reviewer, refused.allows)
         if item is None:
             return None
         fresh = {"job_id": new_id(), "enqueued_at": now, "due_at": None, "trace_context": {}, "double_review_rate": 0.0}

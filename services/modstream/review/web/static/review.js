@@ -53,7 +53,7 @@
   }
 
   function colour(on) {
-    for (const element of document.querySelectorAll(".shielded, .revealed")) element.classList.toggle("coloured", on);
+    for (const element of shielded) element.classList.toggle("coloured", on);
     if (colourButton) {
       colourButton.setAttribute("aria-pressed", String(on));
       colourButton.textContent = on ? "Back to grayscale" : "Show colour";
