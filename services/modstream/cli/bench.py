@@ -166,6 +166,15 @@ def bench(
     if soak:
         _soak(settings, pool, soak, soak_quiet, out)
         return
+    from modstream.stack.probes import worker_answers
+
+    if not worker_answers(settings.worker_web_port):
+        # Else the run waits out its whole timeout for decisions that never come.
+        err.print(
+            f"[red]the pipeline bench needs a running worker (none answers on port {settings.worker_web_port}): "
+            "modstream stack up --worker[/red]"
+        )
+        raise typer.Exit(1)
     with progress_bar() as progress:
         task = progress.add_task("decisions", total=images * (2 if duplicates else 1))
         try:
